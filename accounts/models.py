@@ -1,0 +1,120 @@
+from datetime import time
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractUser
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+CODE_VALIDATOR = RegexValidator(r"^[A-Z0-9-]{2,12}$", "Use 2 to 12 capital letters, digits or '-'.")
+MOBILE_VALIDATOR = RegexValidator(
+    r"^[6-9][0-9]{9}$", "Enter a 10-digit Indian mobile number starting with 6, 7, 8 or 9."
+)
+
+
+class Region(models.Model):
+    code = models.CharField(max_length=12, unique=True, validators=[CODE_VALIDATOR])
+    name = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class Area(models.Model):
+    code = models.CharField(max_length=12, unique=True, validators=[CODE_VALIDATOR])
+    name = models.CharField(max_length=100)
+    region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="areas")
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class Branch(models.Model):
+    code = models.CharField(max_length=12, unique=True, validators=[CODE_VALIDATOR])
+    name = models.CharField(max_length=100)
+    area = models.ForeignKey(Area, on_delete=models.PROTECT, related_name="branches")
+    state = models.CharField(max_length=50)
+    cash_in_hand_limit = models.DecimalField(
+        max_digits=14,
+        decimal_places=2,
+        default=Decimal("200000.00"),
+        validators=[MinValueValidator(Decimal("0"))],
+    )
+    cutoff_time = models.TimeField(
+        default=time(18, 0), help_text="Payments after this IST time count for the next day."
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "branches"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cash_in_hand_limit__gte=0), name="branch_cash_limit_not_negative"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class User(AbstractUser):
+    """A member of staff. Their place in the hierarchy decides what they may see."""
+
+    class Level(models.TextChoices):
+        BRANCH = "BRANCH", "Branch"
+        AREA = "AREA", "Area"
+        REGION = "REGION", "Region"
+        HEAD_OFFICE = "HEAD_OFFICE", "Head office"
+
+    employee_code = models.CharField(max_length=20, unique=True, null=True, blank=True)
+    mobile = models.CharField(max_length=10, blank=True, validators=[MOBILE_VALIDATOR])
+    level = models.CharField(max_length=12, choices=Level.choices, default=Level.HEAD_OFFICE)
+    home_branch = models.ForeignKey(
+        Branch, null=True, blank=True, on_delete=models.PROTECT, related_name="staff"
+    )
+    home_area = models.ForeignKey(
+        Area, null=True, blank=True, on_delete=models.PROTECT, related_name="staff"
+    )
+    home_region = models.ForeignKey(
+        Region, null=True, blank=True, on_delete=models.PROTECT, related_name="staff"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="user_home_matches_level",
+                condition=(
+                    Q(
+                        level="BRANCH",
+                        home_branch__isnull=False,
+                        home_area__isnull=True,
+                        home_region__isnull=True,
+                    )
+                    | Q(
+                        level="AREA",
+                        home_branch__isnull=True,
+                        home_area__isnull=False,
+                        home_region__isnull=True,
+                    )
+                    | Q(
+                        level="REGION",
+                        home_branch__isnull=True,
+                        home_area__isnull=True,
+                        home_region__isnull=False,
+                    )
+                    | Q(
+                        level="HEAD_OFFICE",
+                        home_branch__isnull=True,
+                        home_area__isnull=True,
+                        home_region__isnull=True,
+                    )
+                ),
+            )
+        ]

@@ -1,0 +1,38 @@
+"""Test settings: the real services, isolated from development data.
+
+Postgres: Django's test database. Redis: its own database number. DynamoDB: a table
+prefix unique to this test run (and to each xdist worker), tables dropped at the end.
+"""
+
+import os
+import uuid
+from urllib.parse import urlparse, urlunparse
+
+from .settings import *  # noqa: F403
+from .settings import REDIS_URL
+
+DEBUG = False
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
+ALLOWED_HOSTS = ["*"]
+
+_redis = urlparse(REDIS_URL)
+REDIS_URL = urlunparse(_redis._replace(path=f"/{os.environ.get('TEST_REDIS_DB', '15')}"))
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"test{uuid.uuid4().hex[:8]}",
+    }
+}
+CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
+
+DYNAMODB_TABLE_PREFIX = f"test_{uuid.uuid4().hex[:10]}_"
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}

@@ -1,0 +1,43 @@
+"""Low-level DynamoDB clients built from the same settings as the models.
+
+``TransactWrite``/``TransactGet`` need a PynamoDB ``Connection`` (otherwise they talk to
+real AWS); table administration and health checks use a boto3 client.
+"""
+
+from __future__ import annotations
+
+import boto3
+from botocore.config import Config
+from django.conf import settings
+from pynamodb.connection import Connection
+
+
+def pynamodb_connection() -> Connection:
+    return Connection(
+        region=settings.DYNAMODB_REGION,
+        host=settings.DYNAMODB_ENDPOINT,
+        connect_timeout_seconds=settings.DYNAMODB_CONNECT_TIMEOUT,
+        read_timeout_seconds=settings.DYNAMODB_READ_TIMEOUT,
+        max_retry_attempts=settings.DYNAMODB_MAX_RETRIES,
+        aws_access_key_id=settings.DYNAMODB_ACCESS_KEY,
+        aws_secret_access_key=settings.DYNAMODB_SECRET_KEY,
+    )
+
+
+def boto3_client(*, connect_timeout: float | None = None, retries: int | None = None):
+    config = Config(
+        connect_timeout=connect_timeout or settings.DYNAMODB_CONNECT_TIMEOUT,
+        read_timeout=settings.DYNAMODB_READ_TIMEOUT,
+        retries={
+            "max_attempts": settings.DYNAMODB_MAX_RETRIES if retries is None else retries,
+            "mode": "standard",
+        },
+    )
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=settings.DYNAMODB_ENDPOINT,
+        region_name=settings.DYNAMODB_REGION,
+        aws_access_key_id=settings.DYNAMODB_ACCESS_KEY,
+        aws_secret_access_key=settings.DYNAMODB_SECRET_KEY,
+        config=config,
+    )

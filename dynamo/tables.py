@@ -1,0 +1,120 @@
+"""Create, describe and delete the tables of every registered model, idempotently."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pynamodb.models import Model
+
+from . import registry
+from .connection import boto3_client
+
+
+@dataclass
+class TableReport:
+    name: str
+    action: str
+    detail: str = ""
+
+
+def _gsi_definitions(model: type[Model]) -> dict[str, dict]:
+    schema = model._get_schema()
+    return {index["index_name"]: index for index in schema["global_secondary_indexes"]}
+
+
+def ensure_table(model: type[Model]) -> TableReport:
+    """Create the table if missing; add missing GSIs and TTL to an existing one."""
+    client = boto3_client()
+    name = model.Meta.table_name
+    if not model.exists():
+        model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+        return TableReport(name, "created", _summary(model))
+    described = client.describe_table(TableName=name)["Table"]
+    existing = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])}
+    added = []
+    schema = model._get_schema()
+    attr_types = {a["AttributeName"]: a["AttributeType"] for a in schema["attribute_definitions"]}
+    for index_name, index in _gsi_definitions(model).items():
+        if index_name in existing:
+            continue
+        key_schema = index["key_schema"]
+        client.update_table(
+            TableName=name,
+            AttributeDefinitions=[
+                {
+                    "AttributeName": k["AttributeName"],
+                    "AttributeType": attr_types[k["AttributeName"]],
+                }
+                for k in key_schema
+            ],
+            GlobalSecondaryIndexUpdates=[
+                {
+                    "Create": {
+                        "IndexName": index_name,
+                        "KeySchema": key_schema,
+                        "Projection": {"ProjectionType": index["projection"]["ProjectionType"]},
+                    }
+                }
+            ],
+        )
+        client.get_waiter("table_exists").wait(TableName=name)
+        added.append(index_name)
+    _ensure_ttl(model, client)
+    if added:
+        return TableReport(name, "updated", f"added indexes {', '.join(added)}")
+    return TableReport(name, "exists", _summary(model))
+
+
+def _ensure_ttl(model: type[Model], client) -> None:
+    ttl = model._ttl_attribute()
+    if ttl is None:
+        return
+    described = client.describe_time_to_live(TableName=model.Meta.table_name)
+    if described["TimeToLiveDescription"].get("TimeToLiveStatus") in {"ENABLED", "ENABLING"}:
+        return
+    client.update_time_to_live(
+        TableName=model.Meta.table_name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl.attr_name},
+    )
+
+
+def _summary(model: type[Model]) -> str:
+    indexes = sorted(_gsi_definitions(model))
+    ttl = model._ttl_attribute()
+    parts = [f"indexes: {', '.join(indexes) or 'none'}"]
+    if ttl is not None:
+        parts.append(f"ttl: {ttl.attr_name}")
+    return "; ".join(parts)
+
+
+def describe_table(model: type[Model]) -> TableReport:
+    client = boto3_client()
+    name = model.Meta.table_name
+    if not model.exists():
+        return TableReport(name, "missing")
+    table = client.describe_table(TableName=name)["Table"]
+    ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    indexes = ", ".join(
+        f"{i['IndexName']} ({i['IndexStatus']})" for i in table.get("GlobalSecondaryIndexes", [])
+    )
+    detail = (
+        f"status {table['TableStatus']}, ~{table.get('ItemCount', 0)} items, "
+        f"indexes: {indexes or 'none'}, ttl: {ttl.get('TimeToLiveStatus', 'DISABLED')}"
+    )
+    return TableReport(name, "exists", detail)
+
+
+def delete_table(model: type[Model]) -> TableReport:
+    name = model.Meta.table_name
+    if not model.exists():
+        return TableReport(name, "missing")
+    model.delete_table()
+    return TableReport(name, "deleted")
+
+
+def ensure_all() -> list[TableReport]:
+    return [ensure_table(model) for model in registry.models()]
+
+
+def delete_all() -> list[TableReport]:
+    return [delete_table(model) for model in registry.models()]

@@ -1,0 +1,61 @@
+import uuid
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from dynamo import registry, tables
+from dynamo.connection import boto3_client
+from sessions_ddb.ddb_models import SessionItem
+
+
+@pytest.fixture
+def fresh_prefix():
+    prefix = f"t{uuid.uuid4().hex[:8]}_"
+    with override_settings(DYNAMODB_TABLE_PREFIX=prefix):
+        yield prefix
+        tables.delete_all()
+
+
+def test_models_take_prefixed_names_from_settings(fresh_prefix):
+    assert SessionItem.Meta.table_name == f"{fresh_prefix}sessions"
+    assert SessionItem in registry.models()
+
+
+def test_create_is_idempotent_and_describes_indexes_and_ttl(fresh_prefix, capsys):
+    call_command("ddb_tables", "create")
+    first = capsys.readouterr().out
+    assert f"{fresh_prefix}sessions: created" in first
+    call_command("ddb_tables", "create")
+    second = capsys.readouterr().out
+    assert f"{fresh_prefix}sessions: exists" in second
+    call_command("ddb_tables", "describe")
+    described = capsys.readouterr().out
+    assert "user_id (ACTIVE)" in described
+    assert "ttl: ENABLED" in described
+
+
+def test_create_adds_a_missing_index_to_an_existing_table(fresh_prefix):
+    client = boto3_client()
+    name = f"{fresh_prefix}sessions"
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "session_key", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "session_key", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    report = tables.ensure_table(SessionItem)
+    assert report.action == "updated"
+    described = client.describe_table(TableName=name)["Table"]
+    assert [i["IndexName"] for i in described["GlobalSecondaryIndexes"]] == ["user_id"]
+    ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] == "ENABLED"
+
+
+def test_delete_needs_confirmation(fresh_prefix):
+    call_command("ddb_tables", "create")
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("ddb_tables", "delete")
+    assert SessionItem.exists()
+    call_command("ddb_tables", "delete", "--yes")
+    assert not SessionItem.exists()
