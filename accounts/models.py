@@ -13,6 +13,8 @@ MOBILE_VALIDATOR = RegexValidator(
 
 
 class Region(models.Model):
+    SCOPE_BRANCH_PATH = "areas__branches__id"
+
     code = models.CharField(max_length=12, unique=True, validators=[CODE_VALIDATOR])
     name = models.CharField(max_length=100)
 
@@ -24,6 +26,8 @@ class Region(models.Model):
 
 
 class Area(models.Model):
+    SCOPE_BRANCH_PATH = "branches__id"
+
     code = models.CharField(max_length=12, unique=True, validators=[CODE_VALIDATOR])
     name = models.CharField(max_length=100)
     region = models.ForeignKey(Region, on_delete=models.PROTECT, related_name="areas")
@@ -36,6 +40,8 @@ class Area(models.Model):
 
 
 class Branch(models.Model):
+    SCOPE_BRANCH_PATH = "id"
+
     code = models.CharField(max_length=12, unique=True, validators=[CODE_VALIDATOR])
     name = models.CharField(max_length=100)
     area = models.ForeignKey(Area, on_delete=models.PROTECT, related_name="branches")
@@ -72,6 +78,8 @@ class User(AbstractUser):
         AREA = "AREA", "Area"
         REGION = "REGION", "Region"
         HEAD_OFFICE = "HEAD_OFFICE", "Head office"
+
+    SCOPE_BRANCH_PATH = "home_branch"
 
     employee_code = models.CharField(max_length=20, unique=True, null=True, blank=True)
     mobile = models.CharField(max_length=10, blank=True, validators=[MOBILE_VALIDATOR])

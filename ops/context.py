@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import contextvars
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
 class RequestContext:
+    """``user`` is the request's (lazy) user or a task's acting user; None for the system."""
+
     request_id: str
     ip: str | None = None
-    user_id: int | None = None
+    user: Any = None
+
+    @property
+    def actor(self):
+        user = self.user
+        if user is None or not getattr(user, "is_authenticated", False):
+            return None
+        return user
 
 
 _current: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
@@ -33,6 +45,17 @@ def current() -> RequestContext:
 
 def bind(ctx: RequestContext) -> contextvars.Token:
     return _current.set(ctx)
+
+
+@contextmanager
+def acting_as(user, *, request_id: str | None = None) -> Iterator[RequestContext]:
+    """Run code (a task, a command) on behalf of ``user`` so that audit events name them."""
+    ctx = RequestContext(request_id=request_id or current().request_id, user=user)
+    token = bind(ctx)
+    try:
+        yield ctx
+    finally:
+        reset(token)
 
 
 def reset(token: contextvars.Token) -> None:

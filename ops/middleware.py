@@ -16,7 +16,8 @@ def client_ip(request) -> str | None:
 
 
 class RequestContextMiddleware:
-    """Gives every request an id (kept from X-Request-ID when well-formed) and its client IP."""
+    """Gives every request an id (kept from X-Request-ID when well-formed), its client IP and
+    its (lazy) user; placed after AuthenticationMiddleware."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -25,7 +26,11 @@ class RequestContextMiddleware:
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if _REQUEST_ID.match(incoming) else context.new_request_id()
         request.request_id = request_id
-        token = context.bind(context.RequestContext(request_id=request_id, ip=client_ip(request)))
+        token = context.bind(
+            context.RequestContext(
+                request_id=request_id, ip=client_ip(request), user=getattr(request, "user", None)
+            )
+        )
         try:
             response = self.get_response(request)
         finally:

@@ -1,0 +1,76 @@
+"""The one function that decides what a user may see.
+
+Every branch-owned model names the path from itself to its ``Branch`` in a class
+attribute ``SCOPE_BRANCH_PATH`` (``"branch"`` for a loan account, ``"loan__branch"``
+for an instalment, ``"id"`` for a branch itself). The admin, the workflow screens and
+the API all filter through :func:`scope_queryset`; nothing else filters by branch.
+
+- Branch staff and branch managers: their branch.
+- Area level: the branches of their area.
+- Region level: the branches of their region's areas.
+- Head office, the Auditor role and superusers: everything.
+- An inactive or anonymous user: nothing.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Model, QuerySet
+
+from .models import Branch, User
+
+AUDITOR_GROUP = "Auditor"
+
+
+def sees_everything(user: User) -> bool:
+    if user.is_superuser or user.level == User.Level.HEAD_OFFICE:
+        return True
+    return any(group.name == AUDITOR_GROUP for group in user.groups.all())
+
+
+def visible_branch_ids(user: User) -> set[int] | None:
+    """The ids of the branches a user may see, or ``None`` for all of them."""
+    if not user.is_authenticated or not user.is_active:
+        return set()
+    cached = getattr(user, "_visible_branch_ids", False)
+    if cached is not False:
+        return cached
+    if sees_everything(user):
+        result = None
+    elif user.level == User.Level.BRANCH:
+        result = {user.home_branch_id}
+    elif user.level == User.Level.AREA:
+        result = set(Branch.objects.filter(area_id=user.home_area_id).values_list("id", flat=True))
+    elif user.level == User.Level.REGION:
+        result = set(
+            Branch.objects.filter(area__region_id=user.home_region_id).values_list("id", flat=True)
+        )
+    else:
+        result = set()
+    user._visible_branch_ids = result
+    return result
+
+
+def scope_path(model: type[Model]) -> str:
+    try:
+        return model.SCOPE_BRANCH_PATH
+    except AttributeError:
+        raise TypeError(f"{model.__name__} does not declare SCOPE_BRANCH_PATH") from None
+
+
+def scope_queryset(queryset: QuerySet, user: User) -> QuerySet:
+    """Restrict any queryset of a branch-owned model to what ``user`` may see."""
+    branch_ids = visible_branch_ids(user)
+    if branch_ids is None:
+        return queryset
+    if not branch_ids:
+        return queryset.none()
+    path = scope_path(queryset.model)
+    lookup = f"{path}__in" if path == "id" or path.endswith("__id") else f"{path}_id__in"
+    queryset = queryset.filter(**{lookup: sorted(branch_ids)})
+    # Region and Area reach their branches through a reverse relation (small tables).
+    return queryset.distinct() if "__id" in path else queryset
+
+
+def can_see_branch(user: User, branch_id: int) -> bool:
+    branch_ids = visible_branch_ids(user)
+    return branch_ids is None or branch_id in branch_ids
