@@ -1,14 +1,29 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from sessions_ddb.services import user_sessions_end
+
+from .admin_base import ScopedModelAdmin, ScopedRelatedFilter
 from .models import Area, Branch, Region, User
+from .services import user_created
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
-    list_display = ["username", "employee_code", "first_name", "last_name", "level", "is_active"]
-    list_filter = ["level", "is_active", "groups"]
+class UserAdmin(ScopedModelAdmin, DjangoUserAdmin):
+    list_display = [
+        "username",
+        "employee_code",
+        "first_name",
+        "last_name",
+        "level",
+        "home_branch",
+        "is_active",
+    ]
+    list_select_related = ["home_branch"]
+    list_filter = ["level", "is_active", "groups", ("home_branch", ScopedRelatedFilter)]
     search_fields = ["username", "employee_code", "first_name", "last_name"]
+    autocomplete_fields = ["home_branch"]
+    actions = ["end_sessions"]
     fieldsets = (
         *DjangoUserAdmin.fieldsets,
         (
@@ -25,6 +40,64 @@ class UserAdmin(DjangoUserAdmin):
             },
         ),
     )
+    add_fieldsets = (
+        (None, {"fields": ("username", "usable_password", "password1", "password2")}),
+        (
+            "Who and where",
+            {
+                "fields": (
+                    "first_name",
+                    "last_name",
+                    "email",
+                    "employee_code",
+                    "mobile",
+                    "level",
+                    "home_branch",
+                    "home_area",
+                    "home_region",
+                    "groups",
+                )
+            },
+        ),
+    )
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            user_created(user=obj)
+
+    @admin.action(description="End all sessions of the selected users")
+    def end_sessions(self, request, queryset):
+        for user in queryset:
+            ended = user_sessions_end(user_id=user.pk)
+            self.message_user(request, f"{user}: {ended} session(s) ended", messages.SUCCESS)
 
 
-admin.site.register([Region, Area, Branch])
+@admin.register(Region)
+class RegionAdmin(ScopedModelAdmin):
+    list_display = ["code", "name"]
+    search_fields = ["code", "name"]
+
+
+@admin.register(Area)
+class AreaAdmin(ScopedModelAdmin):
+    list_display = ["code", "name", "region"]
+    list_select_related = ["region"]
+    list_filter = ["region"]
+    search_fields = ["code", "name"]
+
+
+@admin.register(Branch)
+class BranchAdmin(ScopedModelAdmin):
+    list_display = [
+        "code",
+        "name",
+        "area",
+        "state",
+        "cash_in_hand_limit",
+        "cutoff_time",
+        "is_active",
+    ]
+    list_select_related = ["area"]
+    list_filter = ["area__region", "area", "state", "is_active"]
+    search_fields = ["code", "name"]

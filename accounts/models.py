@@ -2,6 +2,7 @@ from datetime import time
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -70,6 +71,9 @@ class Branch(models.Model):
         return f"{self.code} {self.name}"
 
 
+HOME_FIELD_BY_LEVEL = {"BRANCH": "home_branch", "AREA": "home_area", "REGION": "home_region"}
+
+
 class User(AbstractUser):
     """A member of staff. Their place in the hierarchy decides what they may see."""
 
@@ -126,3 +130,16 @@ class User(AbstractUser):
                 ),
             )
         ]
+
+    def clean(self) -> None:
+        super().clean()
+        wanted = HOME_FIELD_BY_LEVEL.get(self.level)
+        errors = {}
+        for level, field in HOME_FIELD_BY_LEVEL.items():
+            is_set = getattr(self, f"{field}_id") is not None
+            if field == wanted and not is_set:
+                errors[field] = f"Choose the {level.lower()} of a {level.lower()}-level user."
+            elif field != wanted and is_set:
+                errors[field] = f"Only a {level.lower()}-level user has a {level.lower()}."
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,101 @@
+"""The roles (Django groups) and their permission sets, as data.
+
+Patterns are ``app_label.codename`` with ``*`` as a wildcard. ``sync_roles`` is run by a
+data migration (so a fresh database has the roles, exactly as defined) and, adding only,
+after every ``migrate`` (so models added later join the sets, while permissions an
+administrator removed from a role in the admin stay removed until the definition changes).
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+LOAN_MASTER = ["customer", "customerbankaccount", "loanaccount", "coborrower"]
+
+ROLES: dict[str, list[str]] = {
+    "Branch Staff": [
+        *(f"loans.{verb}_{model}" for model in LOAN_MASTER for verb in ("view", "add", "change")),
+        "loans.view_instalment",
+        "loans.view_loanproduct",
+        "loans.view_bankingpartner",
+        "accounts.view_branch",
+        "mandates.view_*",
+        "mandates.add_mandate",
+        "mandates.change_mandate",
+        "reconciliation.view_*",
+        "reconciliation.add_deposit",
+        "reconciliation.change_deposit",
+        "payments.view_*",
+        "notifications.view_notificationtemplate",
+    ],
+    "Branch Manager": [
+        "@Branch Staff",
+        "loans.delete_coborrower",
+        "loans.delete_customerbankaccount",
+        "accounts.view_user",
+        "mandates.*",
+        "reconciliation.*",
+        "payments.*",
+        "audit.view_*",
+    ],
+    "Area Manager": [
+        "@Branch Manager",
+        "accounts.view_area",
+        "accounts.view_region",
+    ],
+    "Operations": [
+        "loans.view_*",
+        "loans.change_bankingpartner",
+        "loans.add_bankingpartner",
+        "loans.*_collectionaccount",
+        "loans.*_loanproduct",
+        "accounts.view_*",
+        "mandates.*",
+        "payments.*",
+        "reconciliation.view_*",
+        "notifications.*",
+        "audit.view_*",
+    ],
+    "Finance": [
+        "loans.view_*",
+        "loans.*_collectionaccount",
+        "accounts.view_*",
+        "payments.*",
+        "reconciliation.*",
+        "mandates.view_*",
+        "audit.view_*",
+    ],
+    "Auditor": ["*.view_*"],
+    "Admin": ["*.*"],
+}
+
+
+def expand(role: str, seen: frozenset[str] = frozenset()) -> list[str]:
+    patterns = []
+    for pattern in ROLES[role]:
+        if pattern.startswith("@"):
+            parent = pattern[1:]
+            if parent in seen:
+                raise ValueError(f"role {role!r} includes itself through {parent!r}")
+            patterns.extend(expand(parent, seen | {role}))
+        else:
+            patterns.append(pattern)
+    return patterns
+
+
+def sync_roles(group_model, permission_model, *, replace: bool) -> None:
+    permissions = list(permission_model.objects.select_related("content_type"))
+    for role in ROLES:
+        patterns = expand(role)
+        wanted = [
+            perm
+            for perm in permissions
+            if any(
+                fnmatchcase(f"{perm.content_type.app_label}.{perm.codename}", p) for p in patterns
+            )
+        ]
+        group, created = group_model.objects.get_or_create(name=role)
+        if replace or created:
+            group.permissions.set(wanted)
+        else:
+            group.permissions.add(*wanted)

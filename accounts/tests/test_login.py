@@ -1,0 +1,76 @@
+import pytest
+from django.urls import reverse
+
+from accounts.models import User
+from accounts.tests.factories import PASSWORD, BranchFactory, UserFactory, branch_user
+
+pytestmark = pytest.mark.django_db
+
+LOGIN = "/admin/login/?next=/admin/"
+
+
+def _login(client, username, password):
+    return client.post(LOGIN, {"username": username, "password": password})
+
+
+def test_staff_log_in_with_their_password(client):
+    user = branch_user(BranchFactory())
+    response = _login(client, user.username, PASSWORD)
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+
+
+def test_repeated_failed_logins_lock_the_account_out(client, settings):
+    user = branch_user(BranchFactory())
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert _login(client, user.username, "wrong-password").status_code == 200
+    locked = _login(client, user.username, "wrong-password")
+    assert locked.status_code == 429
+    # even the right password is refused while locked out
+    assert _login(client, user.username, PASSWORD).status_code == 429
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_lockout_is_per_user_not_for_everyone(client, settings):
+    victim, other = branch_user(BranchFactory()), branch_user(BranchFactory())
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        _login(client, victim.username, "nope")
+    assert _login(client, other.username, PASSWORD).status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [("12345678", "entirely numeric"), ("password1", "too common"), ("Ab1!", "too short")],
+)
+def test_weak_passwords_are_refused_when_creating_a_user(client, password, message):
+    client.force_login(UserFactory(is_superuser=True))
+    response = client.post(
+        reverse("admin:accounts_user_add"),
+        {
+            "username": "new.clerk",
+            "usable_password": "true",
+            "password1": password,
+            "password2": password,
+            "level": "HEAD_OFFICE",
+        },
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not User.objects.filter(username="new.clerk").exists()
+
+
+def test_a_user_level_needs_its_matching_home(client):
+    client.force_login(UserFactory(is_superuser=True))
+    response = client.post(
+        reverse("admin:accounts_user_add"),
+        {
+            "username": "new.clerk",
+            "usable_password": "true",
+            "password1": "Pune@Branch2026",
+            "password2": "Pune@Branch2026",
+            "level": "BRANCH",
+        },
+    )
+    assert response.status_code == 200
+    assert "Choose the branch" in response.content.decode()
+    assert not User.objects.filter(username="new.clerk").exists()

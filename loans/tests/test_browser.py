@@ -1,0 +1,90 @@
+"""Branch staff use the admin in headless Chromium, as a person would."""
+
+import os
+import shutil
+
+import pytest
+from django.urls import reverse
+
+from accounts.tests.factories import PASSWORD, BranchFactory, branch_user
+from loans.models import Customer, LoanAccount
+from loans.tests.factories import LoanProductFactory, make_loan
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
+    # between browser steps are still plain synchronous calls.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS
+        )
+        page = browser.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+        browser.close()
+    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+
+
+def test_branch_staff_create_a_customer_and_a_loan_and_cannot_open_another_branch(
+    live_server, page
+):
+    branch = BranchFactory(name="Pune Camp")
+    staff = branch_user(branch, username="staff.pune")
+    LoanProductFactory(code="MSME", name="Small business loan")
+    foreign_loan = make_loan(branch=BranchFactory(name="Chennai"))
+
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", staff.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+
+    page.goto(f"{live_server.url}{reverse('admin:loans_customer_add')}")
+    page.fill("#id_name", "Asha Kulkarni")
+    page.fill("#id_mobile", "9823012345")
+    page.fill("#id_pan", "AKLPK1234Q")
+    assert page.locator("#id_branch option:checked").inner_text().endswith("Pune Camp")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+    customer = Customer.objects.get(name="Asha Kulkarni")
+    assert customer.branch == branch
+
+    page.goto(f"{live_server.url}{reverse('admin:loans_loanaccount_add')}")
+    page.click("#id_customer + .select2 .select2-selection")
+    page.fill(".select2-search__field", "Asha")
+    page.click(".select2-results__option >> text=Asha Kulkarni")
+    page.select_option("#id_product", label="MSME Small business loan")
+    page.fill("#id_sanctioned_amount", "200000")
+    page.fill("#id_disbursed_amount", "200000")
+    page.fill("#id_tenure_months", "36")
+    page.fill("#id_due_day", "7")
+    page.fill("#id_disbursed_on", "2026-11-02")
+    page.click("input[name=_save]")
+    page.wait_for_selector(".messagelist .success")
+    loan = LoanAccount.objects.get(customer=customer)
+    assert loan.instalments.count() == 36
+
+    page.goto(f"{live_server.url}{reverse('admin:loans_loanaccount_changelist')}")
+    rows = page.locator("#result_list tbody tr").all_inner_texts()
+    assert any(loan.loan_number in row for row in rows)
+    assert not any(foreign_loan.loan_number in row for row in rows)
+
+    page.goto(
+        f"{live_server.url}{reverse('admin:loans_loanaccount_change', args=[foreign_loan.pk])}"
+    )
+    assert "doesn’t exist" in page.locator(".messagelist").inner_text()
+    assert foreign_loan.loan_number not in page.content()
