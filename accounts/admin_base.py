@@ -10,6 +10,8 @@ from django.core.paginator import Paginator
 from django.db import connections
 from django.utils.functional import cached_property
 
+from audit.admin import AuditHistoryAdminMixin
+
 from .scoping import scope_queryset, visible_branch_ids
 
 
@@ -48,8 +50,9 @@ class ScopedRelatedFilter(admin.RelatedFieldListFilter):
         return [(obj.pk, str(obj)) for obj in queryset]
 
 
-class ScopedModelAdmin(admin.ModelAdmin):
-    """Rows, foreign-key choices and autocomplete results are scoped to the user's branches."""
+class ScopedModelAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
+    """Rows, foreign-key choices and autocomplete results are scoped to the user's branches;
+    the History page shows the object's audit trail."""
 
     paginator = EstimatedCountPaginator
     show_full_result_count = False

@@ -4,3 +4,16 @@ from django.apps import AppConfig
 class LoansConfig(AppConfig):
     name = "loans"
     verbose_name = "Loans"
+
+    def ready(self) -> None:
+        from audit.tracking import track
+
+        track("loans.LoanProduct")
+        track("loans.BankingPartner")
+        track("loans.CollectionAccount", masked=("account_number",))
+        track("loans.Customer", masked=("pan", "mobile", "email", "date_of_birth", "address"))
+        track("loans.CustomerBankAccount", masked=("account_number",))
+        track("loans.LoanAccount", exclude=("updated_at",))
+        track("loans.CoBorrower")
+        # Instalments are the generated schedule: the loan's own event and the ledger's
+        # postings record why they change; tracking each row would repeat them.

@@ -86,5 +86,5 @@ def test_branch_staff_create_a_customer_and_a_loan_and_cannot_open_another_branc
     page.goto(
         f"{live_server.url}{reverse('admin:loans_loanaccount_change', args=[foreign_loan.pk])}"
     )
-    assert "doesn’t exist" in page.locator(".messagelist").inner_text()
+    assert "Perhaps it was deleted?" in page.locator(".messagelist").inner_text()
     assert foreign_loan.loan_number not in page.content()
