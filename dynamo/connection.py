@@ -11,8 +11,26 @@ from botocore.config import Config
 from django.conf import settings
 from pynamodb.connection import Connection
 
+_connections: dict[tuple, Connection] = {}
+
 
 def pynamodb_connection() -> Connection:
+    """A shared Connection (its botocore client is thread-safe and costly to build)."""
+    key = (
+        settings.DYNAMODB_ENDPOINT,
+        settings.DYNAMODB_REGION,
+        settings.DYNAMODB_ACCESS_KEY,
+        settings.DYNAMODB_CONNECT_TIMEOUT,
+        settings.DYNAMODB_READ_TIMEOUT,
+        settings.DYNAMODB_MAX_RETRIES,
+    )
+    connection = _connections.get(key)
+    if connection is None:
+        connection = _connections[key] = _new_connection()
+    return connection
+
+
+def _new_connection() -> Connection:
     return Connection(
         region=settings.DYNAMODB_REGION,
         host=settings.DYNAMODB_ENDPOINT,

@@ -1,0 +1,15 @@
+from ops.errors import ApplicationError, Conflict
+
+
+class MakerCannotCheck(ApplicationError):
+    code = "maker_cannot_check"
+    status = 403
+
+
+class NotAllowed(ApplicationError):
+    code = "not_allowed"
+    status = 403
+
+
+class AlreadyDecided(Conflict):
+    code = "already_decided"

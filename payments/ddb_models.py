@@ -1,0 +1,106 @@
+"""Payment transactions, idempotency keys and the posting queue, in DynamoDB.
+
+Amounts are integer paise (``NumberAttribute`` holding ints only, never floats).
+Times used as sort keys are UTC ISO strings of one fixed format, so that they sort.
+"""
+
+from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from dynamo.registry import register
+
+
+class BranchDayIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "branch_day"
+        projection = AllProjection()
+
+    branch_day = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+class LoanAccountIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "loan_account"
+        projection = AllProjection()
+
+    loan_number = UnicodeAttribute(hash_key=True)
+    created_at = UnicodeAttribute(range_key=True)
+
+
+@register
+class TransactionItem(Model):
+    class Meta:
+        table_name = "transactions"
+
+    txn_id = UnicodeAttribute(hash_key=True)
+    branch_day = UnicodeAttribute()  # "{branch_id}#{business_date}"
+    created_at = UnicodeAttribute()
+    loan_number = UnicodeAttribute()
+    loan_id = NumberAttribute()
+    branch_id = NumberAttribute()
+    business_date = UnicodeAttribute()
+    amount_paise = NumberAttribute()
+    mode = UnicodeAttribute()
+    status = UnicodeAttribute()  # RECEIVED, POSTED, FAILED, REVERSED
+    receipt_number = UnicodeAttribute(null=True)
+    collector = UnicodeAttribute(null=True)
+    external_reference = UnicodeAttribute(null=True)
+    source = UnicodeAttribute()  # who sent it: "api:<client>", "user:<id>", "nach:<partner>"
+    failure_reason = UnicodeAttribute(null=True)
+    posted_at = UnicodeAttribute(null=True)
+    reversed_at = UnicodeAttribute(null=True)
+
+    by_branch_day = BranchDayIndex()
+    by_loan = LoanAccountIndex()
+
+
+@register
+class DedupItem(Model):
+    """One idempotency key: the request's hash, a claim while in flight, then the response."""
+
+    class Meta:
+        table_name = "dedup"
+
+    dedup_key = UnicodeAttribute(hash_key=True)  # sha256(source + idempotency key)
+    request_hash = UnicodeAttribute()
+    state = UnicodeAttribute()  # IN_FLIGHT, DONE
+    claim_token = UnicodeAttribute()
+    lease_until = NumberAttribute()  # epoch seconds
+    txn_id = UnicodeAttribute(null=True)
+    response_status = NumberAttribute(null=True)
+    response_body = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    expires_at = TTLAttribute()
+
+
+class QueueStatusIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "queue_status"
+        projection = AllProjection()
+
+    queue_status = UnicodeAttribute(hash_key=True)  # "{queue_type}#{status}"
+    next_attempt_at = UnicodeAttribute(range_key=True)
+
+
+@register
+class QueueItem(Model):
+    """Posting work: READY > LEASED > DONE, back to READY with backoff, or DEAD."""
+
+    class Meta:
+        table_name = "txn_queue"
+
+    item_id = UnicodeAttribute(hash_key=True)
+    queue_status = UnicodeAttribute()
+    next_attempt_at = UnicodeAttribute()
+    txn_id = UnicodeAttribute()
+    loan_number = UnicodeAttribute()
+    branch_id = NumberAttribute()
+    attempts = NumberAttribute(default=0)
+    lease_owner = UnicodeAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+    by_status = QueueStatusIndex()

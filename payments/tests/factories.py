@@ -1,0 +1,21 @@
+from datetime import date
+from decimal import Decimal
+
+from accounts.tests.factories import UserFactory
+from payments.services import PaymentInput
+
+
+def head_office():
+    return UserFactory(is_superuser=True)
+
+
+def payment(loan, amount="1000.00", mode="CASH", business_date: date | None = None, **kw):
+    return PaymentInput(
+        loan_number=loan.loan_number,
+        amount=Decimal(amount),
+        mode=mode,
+        business_date=business_date,
+        receipt_number=kw.pop("receipt_number", "R-1"),
+        collector=kw.pop("collector", "Field agent 7"),
+        external_reference=kw.pop("external_reference", ""),
+    )

@@ -1,0 +1,130 @@
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from accounts.tests.factories import BranchFactory, branch_user
+from loans.models import LoanAccount
+from loans.tests.factories import make_loan
+from payments.ddb_models import DedupItem, QueueItem, TransactionItem
+from payments.exceptions import (
+    IdempotencyKeyReused,
+    LoanNotFound,
+    PaymentRejected,
+    RequestInFlight,
+)
+from payments.services import payment_ingest
+from payments.tests.factories import head_office, payment
+
+pytestmark = pytest.mark.django_db
+
+
+def _ingest(loan, key="key-1", principal=None, **kw):
+    return payment_ingest(
+        payment=payment(loan, **kw),
+        idempotency_key=key,
+        principal=principal or head_office(),
+        source="test",
+    )
+
+
+def test_a_payment_is_stored_with_its_dedup_key_and_queue_item_in_paise():
+    loan = make_loan()
+    result = _ingest(loan, amount="1234.50")
+    assert result.status == 201 and not result.replayed
+    txn = TransactionItem.get(result.body["txn_id"])
+    assert txn.amount_paise == 123450 and isinstance(txn.amount_paise, int)
+    assert txn.status == "RECEIVED"
+    assert txn.branch_day == f"{loan.branch_id}#{txn.business_date}"
+    assert result.body["amount"] == "1234.50"
+    assert QueueItem.get(txn.txn_id).queue_status == "POSTING#READY"
+    assert DedupItem.count() == 1
+
+
+def test_same_key_same_body_replays_the_first_response():
+    loan = make_loan()
+    principal = head_office()
+    first = _ingest(loan, principal=principal)
+    second = _ingest(loan, principal=principal)
+    assert second.replayed and second.status == 201
+    assert second.body == first.body
+    assert TransactionItem.count() == 1
+
+
+def test_same_key_different_body_is_a_conflict():
+    loan = make_loan()
+    principal = head_office()
+    _ingest(loan, principal=principal, amount="100.00")
+    with pytest.raises(IdempotencyKeyReused):
+        _ingest(loan, principal=principal, amount="200.00")
+    assert TransactionItem.count() == 1
+
+
+def test_a_key_in_flight_gets_a_conflict():
+    loan = make_loan()
+    principal = head_office()
+    # A first request has claimed the key and not finished yet.
+    from payments import services
+
+    token = services._claim(
+        services._hash("test\nkey-1"), services._hash(payment(loan).canonical())
+    )
+    assert isinstance(token, str)
+    with pytest.raises(RequestInFlight):
+        _ingest(loan, principal=principal)
+    assert TransactionItem.count() == 0
+
+
+def test_refused_payments_write_nothing_and_free_the_key():
+    loan = make_loan()
+    LoanAccount.objects.filter(pk=loan.pk).update(status="CLOSED")
+    with pytest.raises(PaymentRejected) as caught:
+        _ingest(loan)
+    assert caught.value.code == "loan_not_active"
+    assert TransactionItem.count() == 0 and QueueItem.count() == 0 and DedupItem.count() == 0
+
+
+def test_another_branchs_loan_is_not_found_for_branch_staff():
+    loan = make_loan()
+    outsider = branch_user(BranchFactory())
+    with pytest.raises(LoanNotFound):
+        _ingest(loan, principal=outsider)
+    assert TransactionItem.count() == 0
+
+
+def test_a_future_business_date_is_refused():
+    import datetime
+
+    loan = make_loan()
+    with pytest.raises(PaymentRejected) as caught:
+        _ingest(loan, business_date=datetime.date.today() + datetime.timedelta(days=5))
+    assert caught.value.field == "business_date"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicates_store_one_transaction():
+    loan = make_loan()
+    principal = head_office()
+    results, errors = [], []
+    barrier = threading.Barrier(8)
+
+    def send():
+        barrier.wait()
+        try:
+            results.append(_ingest(loan, key="same-key", principal=principal))
+        except RequestInFlight as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert TransactionItem.count() == 1
+    assert len(results) + len(errors) == 8
+    assert len({r.body["txn_id"] for r in results}) == 1
+    assert sum(not r.replayed for r in results) <= 1
+    assert Decimal(results[0].body["amount"]) == Decimal("1000.00") if results else True

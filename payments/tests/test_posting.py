@@ -1,0 +1,176 @@
+import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from loans.models import Instalment, LoanAccount
+from loans.tests.factories import make_loan
+from notifications.ddb_models import NotificationItem
+from payments import services
+from payments.ddb_models import QueueItem, TransactionItem
+from payments.models import LedgerSwitch, Posting
+from payments.services import iso, payment_ingest, payments_post_due
+from payments.tests.factories import head_office, payment
+
+pytestmark = pytest.mark.django_db
+
+
+def _ingest(loan, amount="1000.00", key=None, principal=None):
+    return payment_ingest(
+        payment=payment(loan, amount=amount),
+        idempotency_key=key or f"k-{time.time_ns()}",
+        principal=principal or head_office(),
+        source="test",
+    ).body["txn_id"]
+
+
+def test_posting_pays_the_oldest_dues_first_interest_before_principal():
+    loan = make_loan(disbursed_amount=Decimal("100000.00"), sanctioned_amount=Decimal("100000.00"))
+    first, second = loan.instalments.order_by("number")[:2]
+    Instalment.objects.filter(pk=second.pk).update(charges_due=Decimal("590.00"))
+    amount = first.total_due + Decimal("600.00")
+    txn_id = _ingest(loan, amount=str(amount))
+    assert payments_post_due() == {"posted": 1}
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.status == "PAID"
+    # the rest went to the second instalment: its charges first, then interest
+    assert second.charges_paid == Decimal("590.00")
+    assert second.interest_paid == Decimal("10.00")
+    assert second.principal_paid == Decimal("0.00")
+    assert second.status == "PARTIALLY_PAID"
+    posting = Posting.objects.get(txn_id=txn_id)
+    assert posting.amount == amount
+    assert posting.charges + posting.interest + posting.principal == amount
+    loan.refresh_from_db()
+    assert loan.outstanding_principal == Decimal("100000.00") - first.principal_due
+    txn = TransactionItem.get(txn_id)
+    assert txn.status == "POSTED" and txn.posted_at
+    assert QueueItem.get(txn_id).queue_status == "POSTING#DONE"
+
+
+def test_posting_queues_a_receipt_for_the_customer():
+    loan = make_loan()
+    txn_id = _ingest(loan)
+    payments_post_due()
+    receipts = [n for n in NotificationItem.scan() if n.entity == f"payments.transaction#{txn_id}"]
+    assert len(receipts) == 1
+    assert receipts[0].template_code == "receipt"
+    assert "1,000.00" in receipts[0].body
+
+
+def test_posting_the_same_transaction_twice_changes_nothing():
+    loan = make_loan()
+    txn_id = _ingest(loan)
+    txn = TransactionItem.get(txn_id)
+    posting, created = services.ledger_post(txn=txn)
+    again, created_again = services.ledger_post(txn=txn)
+    assert created and not created_again and again.pk == posting.pk
+    assert Posting.objects.count() == 1
+    loan.refresh_from_db()
+    assert loan.outstanding_principal + loan.outstanding_interest == (
+        sum(i.total_due for i in loan.instalments.all()) - Decimal("1000.00")
+    )
+
+
+def test_a_worker_dying_after_the_ledger_commit_is_finished_by_the_next_one():
+    loan = make_loan()
+    txn_id = _ingest(loan)
+    services.queue_claim_due(limit=10, worker="dead-worker")
+    services.ledger_post(txn=TransactionItem.get(txn_id))  # committed, then the worker died
+    QueueItem(txn_id).update(
+        actions=[QueueItem.next_attempt_at.set(iso(timezone.now() - timedelta(seconds=1)))]
+    )
+    assert payments_post_due() == {"noop": 1}
+    assert Posting.objects.count() == 1
+    assert TransactionItem.get(txn_id).status == "POSTED"
+
+
+def test_a_payment_on_a_loan_closed_meanwhile_ends_failed_with_its_reason():
+    loan = make_loan()
+    txn_id = _ingest(loan)
+    LoanAccount.objects.filter(pk=loan.pk).update(status="CLOSED")
+    assert payments_post_due() == {"failed": 1}
+    txn = TransactionItem.get(txn_id)
+    assert txn.status == "FAILED"
+    assert "closed" in txn.failure_reason
+    assert not Posting.objects.exists()
+
+
+def test_maintenance_backs_off_then_drains_and_dead_letters_can_be_retried(settings):
+    settings.PAYMENTS_POSTING_BACKOFF_SECONDS = 0
+    settings.PAYMENTS_POSTING_MAX_ATTEMPTS = 2
+    LedgerSwitch.objects.create(pk=1, maintenance=True, reason="month-end")
+    loan = make_loan()
+    txn_id = _ingest(loan)
+    assert payments_post_due() == {"retry": 1}
+    item = QueueItem.get(txn_id)
+    assert item.queue_status == "POSTING#READY"
+    assert "maintenance" in item.last_error
+    assert payments_post_due() == {"dead": 1}
+    assert QueueItem.get(txn_id).queue_status == "POSTING#DEAD"
+    assert payments_post_due() == {}  # dead letters wait for staff
+    LedgerSwitch.objects.filter(pk=1).update(maintenance=False)
+    services.queue_item_retry(item_id=txn_id, actor=head_office())
+    assert payments_post_due() == {"posted": 1}
+    assert Posting.objects.filter(txn_id=txn_id).exists()
+
+
+def test_backoff_waits_before_the_next_attempt(settings):
+    settings.PAYMENTS_POSTING_BACKOFF_SECONDS = 60
+    LedgerSwitch.objects.create(pk=1, maintenance=True)
+    txn_id = _ingest(make_loan())
+    payments_post_due()
+    LedgerSwitch.objects.filter(pk=1).update(maintenance=False)
+    assert payments_post_due() == {}  # not due yet
+    assert QueueItem.get(txn_id).next_attempt_at > iso(timezone.now() + timedelta(seconds=50))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_workers_post_each_payment_exactly_once():
+    loans = [make_loan() for _ in range(3)]
+    principal = head_office()
+    txn_ids = [_ingest(loans[i % 3], amount="500.00", principal=principal) for i in range(24)]
+    barrier = threading.Barrier(4)
+
+    def work():
+        barrier.wait()
+        try:
+            for _ in range(5):
+                payments_post_due(limit=5)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    payments_post_due()
+    assert Posting.objects.count() == 24
+    assert {TransactionItem.get(t).status for t in txn_ids} == {"POSTED"}
+    for loan in loans:
+        loan.refresh_from_db()
+        paid = sum(i.total_paid for i in loan.instalments.all())
+        assert paid == Decimal("4000.00")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sweep_task_runs_through_an_embedded_worker():
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+    from payments.tasks import payments_post_due_task
+
+    txn_id = _ingest(make_loan())
+    with start_worker(app, perform_ping_check=False, pool="solo", shutdown_timeout=10):
+        payments_post_due_task.delay()
+        deadline = time.monotonic() + 20
+        while not Posting.objects.filter(txn_id=txn_id).exists():
+            assert time.monotonic() < deadline, "the task did not post"
+            time.sleep(0.2)
+    assert TransactionItem.get(txn_id).status == "POSTED"
