@@ -176,7 +176,26 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # The static schedule; run exactly one beat. Daily jobs also guard themselves in Postgres.
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "ops.tasks.heartbeat_task", "schedule": 60.0},
+    # sends scheduled and backed-off notifications; a run older than its interval is dropped
+    "notifications-dispatch": {
+        "task": "notifications.tasks.notifications_dispatch_task",
+        "schedule": 30.0,
+        "options": {"expires": 30.0},
+    },
 }
+
+# --- Notifications (SMS, email, push; see notifications/) -------------------------------
+# SMS and push provider: "development" sends nothing and records each message in Redis
+# (list notifications:dev_outbox, shown in the admin); or the dotted path of an adapter class.
+NOTIFICATIONS_SMS_PROVIDER = env.str("NOTIFICATIONS_SMS_PROVIDER", default="development")
+NOTIFICATIONS_PUSH_PROVIDER = env.str("NOTIFICATIONS_PUSH_PROVIDER", default="development")
+# A failed send is retried after 30 s, 60 s, 120 s... (capped at 1 h), then marked FAILED.
+NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=5)
+NOTIFICATIONS_RETRY_BASE_SECONDS = env.int("NOTIFICATIONS_RETRY_BASE_SECONDS", default=30)
+# How long notifications are kept (DynamoDB TTL); expired ones are never read or sent.
+NOTIFICATIONS_RETENTION_DAYS = env.int("NOTIFICATIONS_RETENTION_DAYS", default=180)
+# The lender's name as templates sign off ({{ lender_name }}).
+NOTIFICATIONS_LENDER_NAME = env.str("NOTIFICATIONS_LENDER_NAME", default="Example Finance Ltd")
 
 # --- Auth, sessions, login lock-out -----------------------------------------------------
 

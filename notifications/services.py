@@ -1,0 +1,384 @@
+"""Every write to notifications: queue, send (with claim, retry and backoff), dispatch, retry.
+
+For other apps, from inside the service that makes the domain change::
+
+    notification_queue(
+        template_code="receipt", channel=Channel.SMS, recipient=customer.mobile,
+        context={"customer_name": ..., "amount": Decimal("1234.56"), "loan_number": ...,
+                 "paid_on": business_date, "receipt_number": ..., "mode": "UPI"},
+        entity=notification_entity(loan_account),
+    )
+
+Delivery is at least once towards the provider and never twice from here: a worker claims a
+notification with a conditional update (a lease), and only the holder of the current claim
+records the outcome. A notification queued inside a Postgres transaction stays PENDING until
+that transaction commits, so a rolled-back payment never sends its receipt (the price: a
+process that dies between its commit and the release leaves the notification PENDING; it
+is logged, and expires after a day).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from itertools import chain
+from typing import Any
+
+from django.conf import settings
+from django.db import models, transaction
+from django.utils import timezone
+from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBConnectionError, UpdateError
+from ulid import ULID
+
+from .channels import adapter_for
+from .ddb_models import NotificationItem, iso, status_channel
+from .exceptions import (
+    ChannelError,
+    NotificationError,
+    NotificationNotFound,
+    NotificationNotRetryable,
+    NotificationStoreUnavailable,
+    PermanentChannelError,
+)
+from .models import Channel, NotificationStatus
+from .recipients import recipient_clean, recipient_mask
+from .rendering import template_render
+
+logger = logging.getLogger(__name__)
+
+Status = NotificationStatus
+LEASE = dt.timedelta(seconds=60)
+PENDING_TTL = dt.timedelta(days=1)
+MAX_BACKOFF = dt.timedelta(hours=1)
+_ERROR_LENGTH = 1000
+
+
+def notification_entity(instance: models.Model) -> str:
+    """The ``entity`` of a notification about a Postgres row: ``"accounts.user#5"``."""
+    return f"{instance._meta.label_lower}#{instance.pk}"
+
+
+def _condition_failed(exc: PutError | UpdateError) -> bool:
+    return exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+def _store_unavailable(exc: Exception) -> NotificationStoreUnavailable:
+    return NotificationStoreUnavailable(f"DynamoDB: {exc}")
+
+
+def _backoff(attempts: int) -> dt.timedelta:
+    delay = dt.timedelta(seconds=settings.NOTIFICATIONS_RETRY_BASE_SECONDS * 2 ** (attempts - 1))
+    return min(delay, MAX_BACKOFF)
+
+
+# --- Queue --------------------------------------------------------------------------------
+
+
+def notification_queue(
+    *,
+    template_code: str,
+    channel: str,
+    recipient: str,
+    context: Mapping[str, Any],
+    entity: str = "",
+    scheduled_at: dt.datetime | None = None,
+) -> NotificationItem | None:
+    """Render the (template_code, channel) template and store the notification.
+
+    It is sent at ``scheduled_at`` (default: now), once the caller's Postgres transaction
+    commits; a rollback leaves it PENDING, and it is never sent. Returns ``None`` when staff
+    switched the template off. Money in ``context`` is a Decimal or a string, never a float.
+
+    Raises ``TemplateNotFound``, ``TemplateRenderError``, ``InvalidRecipient`` or
+    ``NotificationStoreUnavailable`` (all ``NotificationError``).
+    """
+    if channel not in Channel.values:
+        raise NotificationError(f"unknown channel {channel!r}")
+    if scheduled_at is not None and timezone.is_naive(scheduled_at):
+        raise NotificationError("scheduled_at must be timezone-aware")
+    address = recipient_clean(channel=channel, recipient=recipient)
+    rendered = template_render(code=template_code, channel=channel, context=context)
+    if rendered is None:
+        logger.info("notification %s/%s not queued: template switched off", template_code, channel)
+        return None
+    now = timezone.now()
+    due = scheduled_at or now
+    item = NotificationItem(
+        str(ULID()),
+        channel=channel,
+        template_code=template_code,
+        recipient=address,
+        recipient_masked=recipient_mask(channel=channel, recipient=address),
+        subject=rendered.subject or None,
+        body=rendered.body,
+        entity=entity or None,
+        status=Status.PENDING,
+        status_channel=status_channel(Status.PENDING, channel),
+        scheduled_at=iso(due),
+        attempts=0,
+        created_at=now,
+        # a rolled-back caller leaves the item PENDING: gone after a day, not the retention
+        expires_at=now + PENDING_TTL,
+    )
+    try:
+        item.save(condition=NotificationItem.notification_id.does_not_exist())
+    except PynamoDBConnectionError as exc:
+        raise _store_unavailable(exc) from exc
+    transaction.on_commit(functools.partial(_notification_release, item, due), robust=True)
+    return item
+
+
+def _notification_release(item: NotificationItem, due: dt.datetime) -> None:
+    """After commit: PENDING -> QUEUED, and a send task now when it is due (the dispatcher
+    sends the scheduled ones, and any whose task got lost). A failure here is logged by
+    ``on_commit(robust=True)``: the caller's transaction has committed already."""
+    try:
+        item.update(
+            actions=[
+                NotificationItem.status.set(Status.QUEUED),
+                NotificationItem.status_channel.set(status_channel(Status.QUEUED, item.channel)),
+                NotificationItem.expires_at.set(
+                    timezone.now() + dt.timedelta(days=settings.NOTIFICATIONS_RETENTION_DAYS)
+                ),
+            ],
+            condition=NotificationItem.status == Status.PENDING,
+        )
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return
+        raise
+    if due <= timezone.now():
+        _send_task_enqueue(item.notification_id)
+
+
+def _send_task_enqueue(notification_id: str) -> None:
+    from .tasks import notification_send_task
+
+    try:
+        notification_send_task.delay(notification_id)
+    except Exception:
+        # The notification is QUEUED in DynamoDB: the dispatcher sends it on its next round.
+        logger.warning("notification %s: send task not enqueued", notification_id, exc_info=True)
+
+
+def welcome_notification_queue(*, user: models.Model) -> list[NotificationItem]:
+    """Queue the welcome EMAIL (if the user has an email) and SMS (if they have a mobile)."""
+    context = {"name": user.get_full_name() or user.get_username(), "username": user.get_username()}
+    entity = notification_entity(user)
+    queued = []
+    if user.email:
+        queued.append(
+            notification_queue(
+                template_code="welcome",
+                channel=Channel.EMAIL,
+                recipient=user.email,
+                context=context,
+                entity=entity,
+            )
+        )
+    if getattr(user, "mobile", ""):
+        queued.append(
+            notification_queue(
+                template_code="welcome",
+                channel=Channel.SMS,
+                recipient=user.mobile,
+                context=context,
+                entity=entity,
+            )
+        )
+    return [item for item in queued if item is not None]
+
+
+# --- Send ---------------------------------------------------------------------------------
+
+
+def notification_send(*, notification_id: str) -> NotificationItem | None:
+    """Claim the notification, send it through its channel, record the outcome.
+
+    Does nothing (returns ``None``) unless the notification is QUEUED and due, or SENDING
+    under an expired lease (its worker was lost); so a redelivered task, a second worker or
+    an expired notification sends nothing. A ``ChannelError`` puts it back in the queue with
+    exponential backoff until ``NOTIFICATIONS_MAX_ATTEMPTS``, then it is FAILED.
+    """
+    now = timezone.now()
+    try:
+        item = NotificationItem.get(notification_id, consistent_read=True)
+    except DoesNotExist:
+        logger.info("notification %s does not exist", notification_id)
+        return None
+    except PynamoDBConnectionError as exc:
+        raise _store_unavailable(exc) from exc
+    if item.is_expired(now):
+        return None
+    max_attempts = settings.NOTIFICATIONS_MAX_ATTEMPTS
+    if (
+        item.status == Status.SENDING
+        and item.lease_until is not None
+        and item.lease_until < now
+        and item.attempts >= max_attempts
+    ):
+        return _record_outcome(
+            item,
+            Status.FAILED,
+            error=f"worker lost while sending; gave up after {item.attempts} attempts",
+        )
+    if not _claim(item, now):
+        return None
+    try:
+        provider_message_id = adapter_for(item.channel).send(item)
+    except PermanentChannelError as exc:
+        return _record_outcome(item, Status.FAILED, error=str(exc))
+    except Exception as exc:
+        if not isinstance(exc, ChannelError):
+            logger.exception("notification %s: unexpected error while sending", notification_id)
+        error = str(exc) if isinstance(exc, ChannelError) else f"{type(exc).__name__}: {exc}"
+        if item.attempts >= max_attempts:
+            return _record_outcome(item, Status.FAILED, error=error)
+        return _record_outcome(
+            item, Status.QUEUED, error=error, retry_at=now + _backoff(item.attempts)
+        )
+    return _record_outcome(item, Status.SENT, provider_message_id=provider_message_id)
+
+
+def _claim(item: NotificationItem, now: dt.datetime) -> bool:
+    due = (NotificationItem.status == Status.QUEUED) & (NotificationItem.scheduled_at <= iso(now))
+    abandoned = (NotificationItem.status == Status.SENDING) & (NotificationItem.lease_until < now)
+    try:
+        item.update(
+            actions=[
+                NotificationItem.status.set(Status.SENDING),
+                NotificationItem.status_channel.set(status_channel(Status.SENDING, item.channel)),
+                NotificationItem.lease_until.set(now + LEASE),
+                NotificationItem.attempts.add(1),
+            ],
+            condition=(NotificationItem.expires_at > now) & (due | abandoned),
+        )
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            return False
+        raise _store_unavailable(exc) from exc
+    return True
+
+
+def _record_outcome(
+    item: NotificationItem,
+    status: str,
+    *,
+    error: str = "",
+    provider_message_id: str = "",
+    retry_at: dt.datetime | None = None,
+) -> NotificationItem:
+    """Move a SENDING notification on, only if this worker's claim still stands (the attempt
+    number fences out a worker whose lease expired and was taken over)."""
+    actions = [
+        NotificationItem.status.set(status),
+        NotificationItem.status_channel.set(status_channel(status, item.channel)),
+        NotificationItem.lease_until.remove(),
+    ]
+    if error:
+        actions.append(NotificationItem.last_error.set(error[:_ERROR_LENGTH]))
+    if status == Status.SENT:
+        actions += [
+            NotificationItem.provider_message_id.set(provider_message_id),
+            NotificationItem.sent_at.set(timezone.now()),
+        ]
+    if retry_at is not None:
+        actions.append(NotificationItem.scheduled_at.set(iso(retry_at)))
+    try:
+        item.update(
+            actions=actions,
+            condition=(NotificationItem.status == Status.SENDING)
+            & (NotificationItem.attempts == item.attempts),
+        )
+    except UpdateError as exc:
+        if not _condition_failed(exc):
+            raise _store_unavailable(exc) from exc
+        logger.warning(
+            "notification %s: claim lost before recording %s", item.notification_id, status
+        )
+        return item
+    log = logger.warning if status == Status.FAILED else logger.info
+    log(
+        "notification %s (%s to %s) attempt %s: %s%s",
+        item.notification_id,
+        item.channel,
+        item.recipient_masked,
+        item.attempts,
+        status,
+        f" ({error})" if error else "",
+    )
+    return item
+
+
+def notifications_dispatch_due(*, limit: int = 200) -> dict[str, int]:
+    """Send what is due: per channel, up to ``limit`` QUEUED notifications whose
+    ``scheduled_at`` has come, and SENDING ones whose worker was lost (expired lease).
+
+    Queries the ``status_channel`` index (never a scan). Returns counts by outcome
+    (SENT, QUEUED for a retry, FAILED, and ``skipped`` when another worker had it).
+    """
+    now = timezone.now()
+    live = NotificationItem.expires_at > now
+    outcomes: Counter[str] = Counter()
+    for channel in Channel.values:
+        try:
+            due = NotificationItem.by_status_channel.query(
+                status_channel(Status.QUEUED, channel),
+                NotificationItem.scheduled_at <= iso(now),
+                filter_condition=live,
+                limit=limit,
+            )
+            abandoned = NotificationItem.by_status_channel.query(
+                status_channel(Status.SENDING, channel),
+                filter_condition=live & (NotificationItem.lease_until < now),
+                limit=limit,
+            )
+            for entry in chain(due, abandoned):
+                result = notification_send(notification_id=entry.notification_id)
+                outcomes[result.status if result is not None else "skipped"] += 1
+        except PynamoDBConnectionError as exc:
+            raise _store_unavailable(exc) from exc
+    return dict(outcomes)
+
+
+# --- Staff actions ------------------------------------------------------------------------
+
+
+def notification_retry(*, notification_id: str, actor: Any = None) -> NotificationItem:
+    """Put a FAILED notification back in the queue with a fresh set of attempts."""
+    now = timezone.now()
+    try:
+        item = NotificationItem.get(notification_id, consistent_read=True)
+    except DoesNotExist:
+        raise NotificationNotFound(f"no notification {notification_id}") from None
+    except PynamoDBConnectionError as exc:
+        raise _store_unavailable(exc) from exc
+    if item.is_expired(now):
+        raise NotificationNotFound(f"no notification {notification_id}")
+    if item.status != Status.FAILED:
+        raise NotificationNotRetryable(
+            f"only a failed notification can be retried, not {item.status}"
+        )
+    try:
+        item.update(
+            actions=[
+                NotificationItem.status.set(Status.QUEUED),
+                NotificationItem.status_channel.set(status_channel(Status.QUEUED, item.channel)),
+                NotificationItem.scheduled_at.set(iso(now)),
+                NotificationItem.attempts.set(0),
+            ],
+            condition=(NotificationItem.status == Status.FAILED)
+            & (NotificationItem.expires_at > now),
+        )
+    except UpdateError as exc:
+        if _condition_failed(exc):
+            raise NotificationNotRetryable("the notification changed meanwhile") from None
+        raise _store_unavailable(exc) from exc
+    logger.info(
+        "notification %s re-queued by %s", notification_id, getattr(actor, "pk", None) or "system"
+    )
+    transaction.on_commit(functools.partial(_send_task_enqueue, notification_id), robust=True)
+    return item
