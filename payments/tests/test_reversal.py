@@ -1,0 +1,124 @@
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from accounts.models import User
+from accounts.tests.factories import BranchFactory, UserFactory, branch_user
+from approvals.exceptions import AlreadyDecided, MakerCannotCheck, NotAllowed
+from approvals.models import ApprovalRequest
+from approvals.services import approval_decide
+from audit.models import AuditOutbox
+from loans.tests.factories import make_loan
+from payments.ddb_models import TransactionItem
+from payments.models import Posting
+from payments.services import (
+    payment_ingest,
+    payment_reversal_request,
+    payment_reversals_sync_pending,
+    payments_post_due,
+)
+from payments.tests.factories import head_office, payment
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def posted():
+    branch = BranchFactory()
+    loan = make_loan(branch=branch)
+    txn_id = payment_ingest(
+        payment=payment(loan, amount="5000.00"),
+        idempotency_key="r1",
+        principal=head_office(),
+        source="t",
+    ).body["txn_id"]
+    payments_post_due()
+    manager = branch_user(branch, role="Branch Manager")
+    finance = UserFactory(role="Finance", level=User.Level.HEAD_OFFICE)
+    return loan, txn_id, manager, finance
+
+
+def test_an_approved_reversal_reopens_the_dues_it_paid(posted):
+    loan, txn_id, manager, finance = posted
+    before = {i.pk: i.total_paid for i in loan.instalments.all()}
+    request = payment_reversal_request(txn_id=txn_id, reason="cheque bounced", actor=manager)
+    assert Posting.objects.get(txn_id=txn_id).reversed_at is None  # nothing before approval
+    approval_decide(request_id=request.pk, approve=True, actor=finance, remarks="ok")
+    posting = Posting.objects.get(txn_id=txn_id)
+    assert posting.reversed_at and posting.reversed_by == finance
+    assert all(i.total_paid == 0 for i in loan.instalments.all())
+    assert sum(before.values()) == Decimal("5000.00")
+    loan.refresh_from_db()
+    assert loan.total_outstanding == sum(i.total_due for i in loan.instalments.all())
+    assert payment_reversals_sync_pending() == 1
+    assert TransactionItem.get(txn_id).status == "REVERSED"
+    assert AuditOutbox.objects.filter(
+        entity=f"payments.posting#{posting.pk}", action="transition"
+    ).exists()
+
+
+def test_the_maker_cannot_approve_their_own_reversal(posted):
+    loan, txn_id, manager, _ = posted
+    manager.groups.add(*User.objects.get(pk=posted[3].pk).groups.all())  # even with Finance's role
+    request = payment_reversal_request(txn_id=txn_id, reason="duplicate", actor=manager)
+    with pytest.raises(MakerCannotCheck):
+        approval_decide(request_id=request.pk, approve=True, actor=manager)
+    assert ApprovalRequest.objects.get(pk=request.pk).status == "PENDING"
+
+
+def test_only_permitted_roles_ask_and_approve(posted):
+    loan, txn_id, manager, finance = posted
+    staff = branch_user(loan.branch)
+    with pytest.raises(NotAllowed):
+        payment_reversal_request(txn_id=txn_id, reason="x", actor=staff)
+    request = payment_reversal_request(txn_id=txn_id, reason="x", actor=manager)
+    other_manager = branch_user(loan.branch, role="Branch Manager")
+    with pytest.raises(NotAllowed):
+        approval_decide(request_id=request.pk, approve=True, actor=other_manager)
+
+
+def test_returning_needs_remarks_and_a_second_request_waits_for_the_first(posted):
+    loan, txn_id, manager, finance = posted
+    request = payment_reversal_request(txn_id=txn_id, reason="x", actor=manager)
+    with pytest.raises(AlreadyDecided):
+        payment_reversal_request(txn_id=txn_id, reason="again", actor=manager)
+    with pytest.raises(NotAllowed):
+        approval_decide(request_id=request.pk, approve=False, actor=finance, remarks="")
+    approval_decide(request_id=request.pk, approve=False, actor=finance, remarks="not proven")
+    assert Posting.objects.get(txn_id=txn_id).reversed_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_checkers_at_once_one_decision_one_audit_event(posted):
+    loan, txn_id, manager, finance = posted
+    second_finance = UserFactory(role="Finance", level=User.Level.HEAD_OFFICE)
+    request = payment_reversal_request(txn_id=txn_id, reason="x", actor=manager)
+    outcomes = []
+    barrier = threading.Barrier(2)
+
+    def decide(user):
+        barrier.wait()
+        try:
+            approval_decide(request_id=request.pk, approve=True, actor=user, remarks="ok")
+            outcomes.append("won")
+        except AlreadyDecided as exc:
+            outcomes.append(str(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=decide, args=(u,)) for u in (finance, second_finance)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes)[0].startswith("Already approved by")
+    assert outcomes.count("won") == 1
+    assert (
+        AuditOutbox.objects.filter(
+            entity=f"approvals.approvalrequest#{request.pk}", action="transition"
+        ).count()
+        == 1
+    )
+    assert Posting.objects.filter(txn_id=txn_id, reversed_at__isnull=False).count() == 1
