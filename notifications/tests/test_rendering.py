@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from notifications.exceptions import NotificationError, TemplateNotFound, TemplateRenderError
 from notifications.models import Channel, NotificationTemplate
 from notifications.rendering import format_day, format_inr, render_text, template_render
+from ops.errors import ApplicationError
 
 from .factories import receipt_context
 
@@ -120,3 +121,9 @@ def test_email_template_needs_a_subject():
     with pytest.raises(ValidationError) as caught:
         template.full_clean()
     assert "subject" in caught.value.message_dict
+
+
+def test_notification_errors_are_application_errors_with_stable_codes():
+    with pytest.raises(ApplicationError) as caught:
+        template_render(code="no_such_thing", channel=Channel.SMS, context={})
+    assert caught.value.code == "notification_template_not_found"
