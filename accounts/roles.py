@@ -26,6 +26,7 @@ ROLES: dict[str, list[str]] = {
         "reconciliation.add_deposit",
         "reconciliation.change_deposit",
         "payments.view_*",
+        "payments.add_posting",  # record a payment (API through the session)
         "notifications.view_notificationtemplate",
     ],
     "Branch Manager": [

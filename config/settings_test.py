@@ -26,6 +26,8 @@ CACHES = {
     }
 }
 CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
+# Each run's embedded worker consumes only its own run's tasks.
+CELERY_TASK_DEFAULT_QUEUE = f"test-{uuid.uuid4().hex[:8]}"
 
 DYNAMODB_TABLE_PREFIX = f"test_{uuid.uuid4().hex[:10]}_"
 

@@ -1,0 +1,111 @@
+import re
+from decimal import Decimal
+
+from django.conf import settings
+from rest_framework import serializers
+
+from payments.services import MODES, PaymentInput
+
+AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+
+
+class AmountField(serializers.Field):
+    """Money as a string with at most two decimals ("1500", "1500.5", "1500.50"), never a
+    JSON number: a float cannot carry paise exactly."""
+
+    default_error_messages = {
+        "not_a_string": 'Send the amount as a string, e.g. "1500.00".',
+        "invalid": "Enter a positive amount with at most two decimals.",
+        "not_positive": "The amount must be more than zero.",
+        "too_large": "The amount is above the limit of {limit}.",
+    }
+
+    def to_internal_value(self, data) -> Decimal:
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        if not AMOUNT.match(data.strip()):
+            self.fail("invalid")
+        amount = Decimal(data.strip()).quantize(Decimal("0.01"))
+        if amount <= 0:
+            self.fail("not_positive")
+        limit = Decimal(settings.PAYMENTS_MAX_AMOUNT)
+        if amount > limit:
+            self.fail("too_large", limit=f"{limit:.2f}")
+        return amount
+
+    def to_representation(self, value) -> str:
+        return f"{value:.2f}"
+
+
+class PaymentInSerializer(serializers.Serializer):
+    loan_account = serializers.RegexField(
+        r"^[A-Za-z]{2}\d{10}$", max_length=12, help_text="Loan account number, e.g. LN0000000042."
+    )
+    amount = AmountField(help_text='Rupees as a string with at most two decimals: "1500.00".')
+    mode = serializers.ChoiceField(choices=MODES)
+    business_date = serializers.DateField(
+        required=False,
+        allow_null=True,
+        help_text="The date the payment counts for; by default from the branch's cut-off.",
+    )
+    receipt_number = serializers.CharField(max_length=40, required=False, allow_blank=True)
+    collector = serializers.CharField(max_length=80, required=False, allow_blank=True)
+    external_reference = serializers.CharField(max_length=80, required=False, allow_blank=True)
+
+    def to_payment(self) -> PaymentInput:
+        data = self.validated_data
+        return PaymentInput(
+            loan_number=data["loan_account"].upper(),
+            amount=data["amount"],
+            mode=data["mode"],
+            business_date=data.get("business_date"),
+            receipt_number=data.get("receipt_number", ""),
+            collector=data.get("collector", ""),
+            external_reference=data.get("external_reference", ""),
+        )
+
+
+class BatchItemSerializer(PaymentInSerializer):
+    idempotency_key = serializers.CharField(
+        max_length=100,
+        required=False,
+        help_text="This item's own key; by default the batch's key and the item's position.",
+    )
+
+
+class BatchInSerializer(serializers.Serializer):
+    items = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=100)
+
+
+class TransactionSerializer(serializers.Serializer):
+    """The response body of a transaction (built by payments.services.transaction_body)."""
+
+    txn_id = serializers.CharField()
+    status = serializers.ChoiceField(choices=["RECEIVED", "POSTED", "FAILED", "REVERSED"])
+    loan_account = serializers.CharField()
+    amount = serializers.CharField(help_text="Rupees with two decimals.")
+    mode = serializers.ChoiceField(choices=MODES)
+    business_date = serializers.DateField()
+    receipt_number = serializers.CharField(allow_blank=True)
+    collector = serializers.CharField(allow_blank=True)
+    external_reference = serializers.CharField(allow_blank=True)
+    created_at = serializers.CharField()
+    posted_at = serializers.CharField(allow_null=True)
+    failure_reason = serializers.CharField(allow_null=True)
+
+
+class BatchResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    status = serializers.IntegerField(help_text="The HTTP status this item would have alone.")
+    replayed = serializers.BooleanField()
+    transaction = TransactionSerializer(required=False)
+    error = serializers.DictField(required=False)
+
+
+class BatchOutSerializer(serializers.Serializer):
+    results = BatchResultSerializer(many=True)
+
+
+class TransactionListSerializer(serializers.Serializer):
+    results = TransactionSerializer(many=True)
+    next = serializers.CharField(allow_null=True)

@@ -1,0 +1,299 @@
+"""Reads of payments for the staff screens: transactions and the posting queue from
+DynamoDB (always a Query on a key or an index, never a Scan), postings from Postgres.
+
+DynamoDB pages are newest first (the queue: soonest due first) and continue from a
+cursor: PynamoDB's ``last_evaluated_key`` of the page, signed with ``django.core.signing``
+and bound to the query it came from, so that a user can neither forge a start key nor
+carry one over to another loan, branch or queue. Every read takes the user and shows only
+what ``accounts.scoping`` lets them see.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from itertools import islice
+from typing import Any
+
+from django.core import signing
+from django.db.models import QuerySet
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
+
+from accounts.models import Branch
+from accounts.scoping import can_see_branch, scope_queryset, visible_branch_ids
+from approvals.models import ApprovalRequest
+from approvals.selectors import register_request_detail
+from dynamo.errors import is_unavailable
+from loans.models import Instalment, LoanAccount
+from ops.errors import ApplicationError
+
+from .ddb_models import QueueItem, TransactionItem
+from .exceptions import LoanNotFound, StoreUnavailable, TransactionNotFound
+from .models import Posting
+from .services import POSTING, QueueStatus, transaction_body, transaction_get
+
+PAGE_SIZE = 50
+QUEUE_STATUSES = (QueueStatus.READY, QueueStatus.LEASED, QueueStatus.DEAD)
+_CURSOR_SALT = "payments.selectors.cursor"
+_IN_LIMIT = 100  # DynamoDB's IN takes at most 100 values
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of plain rows and the signed cursor of the next page (None on the last)."""
+
+    rows: list[dict[str, Any]]
+    next_cursor: str | None = None
+
+
+class InvalidCursor(ApplicationError):
+    code = "invalid_cursor"
+    status = 400
+
+
+# --- Transactions (DynamoDB) ------------------------------------------------------------
+
+
+def transaction_row(txn: TransactionItem) -> dict[str, Any]:
+    """``transaction_body`` plus what staff screens need: ids, source, reversal, times as
+    aware datetimes (shown in IST by the templates)."""
+    return {
+        **transaction_body(txn),
+        "loan_id": int(txn.loan_id),
+        "branch_id": int(txn.branch_id),
+        "source": txn.source,
+        "reversed_at": txn.reversed_at,
+        "created": _moment(txn.created_at),
+        "posted": _moment(txn.posted_at),
+        "reversed": _moment(txn.reversed_at),
+    }
+
+
+def transactions_for_loan(
+    *, loan: LoanAccount, user, limit: int = PAGE_SIZE, cursor: str | None = None
+) -> Page:
+    """A loan's transactions, newest first (the ``loan_account`` index)."""
+    if not can_see_branch(user, loan.branch_id):
+        raise LoanNotFound(f"No loan account {loan.loan_number} that you may see.")
+    namespace = f"loan:{loan.loan_number}"
+    results = TransactionItem.by_loan.query(
+        loan.loan_number,
+        scan_index_forward=False,
+        limit=limit + 1,
+        last_evaluated_key=_cursor_read(cursor, namespace),
+    )
+    items, next_key = _page(results, limit)
+    # A loan moved to another branch keeps its old transactions under the old branch.
+    rows = [transaction_row(t) for t in items if can_see_branch(user, int(t.branch_id))]
+    return Page(rows, _cursor_write(next_key, namespace))
+
+
+def transactions_for_branch_day(
+    *,
+    branch_id: int,
+    business_date: datetime.date,
+    user,
+    limit: int = PAGE_SIZE,
+    cursor: str | None = None,
+) -> Page:
+    """A branch's transactions of one business date, newest first (the ``branch_day``
+    index, one partition per branch and day)."""
+    if not can_see_branch(user, branch_id):
+        raise ApplicationError(
+            "No such branch that you may see.", code="branch_not_found", status=404
+        )
+    partition = f"{int(branch_id)}#{business_date.isoformat()}"
+    namespace = f"branch_day:{partition}"
+    results = TransactionItem.by_branch_day.query(
+        partition,
+        scan_index_forward=False,
+        limit=limit + 1,
+        last_evaluated_key=_cursor_read(cursor, namespace),
+    )
+    items, next_key = _page(results, limit)
+    return Page([transaction_row(t) for t in items], _cursor_write(next_key, namespace))
+
+
+def transaction_for_user(*, txn_id: str, user) -> dict[str, Any]:
+    """One transaction by id; one of a branch the user may not see does not exist for them."""
+    txn_id = txn_id.strip().upper()
+    if not txn_id or len(txn_id) > 40:
+        raise TransactionNotFound(f"No transaction {txn_id}.")
+    txn = transaction_get(txn_id=txn_id)
+    if not can_see_branch(user, int(txn.branch_id)):
+        raise TransactionNotFound(f"No transaction {txn_id}.")
+    return transaction_row(txn)
+
+
+# --- The posting queue (DynamoDB) -----------------------------------------------------
+
+
+def queue_row(item: QueueItem) -> dict[str, Any]:
+    return {
+        "item_id": item.item_id,
+        "txn_id": item.txn_id,
+        "loan_account": item.loan_number,
+        "branch_id": int(item.branch_id),
+        "status": item.queue_status.partition("#")[2],
+        "attempts": int(item.attempts or 0),
+        "next_attempt": _moment(item.next_attempt_at),
+        "lease_owner": item.lease_owner or "",
+        "last_error": item.last_error or "",
+        "created": _moment(item.created_at),
+        "updated": _moment(item.updated_at),
+    }
+
+
+def queue_items(*, status: str, user, limit: int = PAGE_SIZE, cursor: str | None = None) -> Page:
+    """Posting work by status (the ``queue_status`` index): READY and LEASED soonest due
+    first, DEAD latest first. Only items of branches the user may see."""
+    if status not in QUEUE_STATUSES:
+        raise ApplicationError(f"Unknown queue status {status!r}.", code="invalid", field="status")
+    branch_ids = visible_branch_ids(user)
+    if branch_ids is not None and not branch_ids:
+        return Page([])
+    partition = f"{POSTING}#{status}"
+    namespace = f"queue:{partition}"
+    filter_condition = None
+    if branch_ids is not None and len(branch_ids) <= _IN_LIMIT:
+        filter_condition = QueueItem.branch_id.is_in(*sorted(branch_ids))
+    results = QueueItem.by_status.query(
+        partition,
+        scan_index_forward=status != QueueStatus.DEAD,
+        filter_condition=filter_condition,
+        limit=limit + 1,
+        last_evaluated_key=_cursor_read(cursor, namespace),
+    )
+    items, next_key = _page(results, limit)
+    # Beyond 100 branches the filter happens here (pages may then be short).
+    rows = [queue_row(i) for i in items if can_see_branch(user, int(i.branch_id))]
+    return Page(rows, _cursor_write(next_key, namespace))
+
+
+def queue_item_for_user(*, item_id: str, user) -> dict[str, Any] | None:
+    """One queue item, or None when it does not exist or its branch is not visible."""
+    try:
+        item = _store(lambda: QueueItem.get(item_id, consistent_read=True))
+    except DoesNotExist:
+        return None
+    if not can_see_branch(user, int(item.branch_id)):
+        return None
+    return queue_row(item)
+
+
+# --- Postgres -------------------------------------------------------------------------
+
+
+def postings_visible(*, user) -> QuerySet[Posting]:
+    return scope_queryset(Posting.objects.select_related("loan", "branch"), user)
+
+
+def postings_for_loan(*, loan: LoanAccount, user, limit: int = 20) -> list[Posting]:
+    return list(postings_visible(user=user).filter(loan=loan).order_by("-posted_at")[:limit])
+
+
+def loan_for_user(*, loan_number: str, user) -> LoanAccount | None:
+    return (
+        scope_queryset(LoanAccount.objects.select_related("branch"), user)
+        .filter(loan_number=loan_number.strip().upper())
+        .first()
+    )
+
+
+def branches_visible(*, user) -> QuerySet[Branch]:
+    return scope_queryset(Branch.objects.all(), user).order_by("code")
+
+
+def posting_allocation_rows(posting: Posting) -> list[dict[str, Any]]:
+    """The posting's split per instalment (oldest first), with each instalment's due date."""
+    due_dates = dict(
+        Instalment.objects.filter(
+            pk__in=[a["instalment"] for a in posting.allocations]
+        ).values_list("pk", "due_date")
+    )
+    rows = []
+    for allocation in posting.allocations:
+        parts = {c: Decimal(allocation[c]) for c in ("charges", "interest", "principal")}
+        rows.append(
+            {
+                "number": allocation["number"],
+                "due_date": due_dates.get(allocation["instalment"]),
+                **parts,
+                "total": sum(parts.values(), Decimal("0.00")),
+            }
+        )
+    return rows
+
+
+def reversal_requests_for(posting: Posting) -> QuerySet[ApprovalRequest]:
+    return ApprovalRequest.objects.filter(
+        kind=ApprovalRequest.Kind.PAYMENT_REVERSAL, entity=f"payments.posting#{posting.pk}"
+    )
+
+
+def _reversal_detail(*, approval: ApprovalRequest, user) -> dict[str, Any] | None:
+    """The approvals detail page of a payment reversal shows the posting's allocation."""
+    txn_id = (approval.payload or {}).get("txn_id")
+    posting = postings_visible(user=user).filter(txn_id=txn_id).first() if txn_id else None
+    if posting is None:
+        return None
+    return {
+        "template": "admin/payments/posting/_allocation.html",
+        "posting": posting,
+        "allocations": posting_allocation_rows(posting),
+    }
+
+
+register_request_detail(ApprovalRequest.Kind.PAYMENT_REVERSAL, _reversal_detail)
+
+
+# --- Internals ------------------------------------------------------------------------
+
+
+def _store(fn: Callable[[], Any]) -> Any:
+    """Run a DynamoDB read; an unreachable or overloaded store becomes ``StoreUnavailable``."""
+    try:
+        return fn()
+    except PynamoDBException as exc:
+        if is_unavailable(exc):
+            raise StoreUnavailable("The payments store is unavailable; retry shortly.") from exc
+        raise
+
+
+def _page(results: Iterable, limit: int) -> tuple[list, dict | None]:
+    """Up to ``limit`` items of a query run with ``limit + 1``, and the key to continue
+    after the last of them (None when nothing follows)."""
+
+    def read() -> tuple[list, dict | None]:
+        items = list(islice(results, limit))
+        key = results.last_evaluated_key  # after the last item taken, mid-page or not
+        more = len(items) == limit and next(results, None) is not None
+        return items, key if more else None
+
+    return _store(read)
+
+
+def _cursor_write(key: dict | None, namespace: str) -> str | None:
+    if not key:
+        return None
+    return signing.dumps({"n": namespace, "k": key}, salt=_CURSOR_SALT, compress=True)
+
+
+def _cursor_read(cursor: str | None, namespace: str) -> dict | None:
+    if not cursor:
+        return None
+    try:
+        payload = signing.loads(cursor, salt=_CURSOR_SALT)
+    except signing.BadSignature:
+        payload = None
+    if not isinstance(payload, dict) or payload.get("n") != namespace:
+        raise InvalidCursor("This page link is not valid (any more); start from the first page.")
+    return payload["k"]
+
+
+def _moment(text: str | None) -> datetime.datetime | None:
+    if not text:
+        return None
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)

@@ -1,0 +1,33 @@
+"""The admin header's "Approvals (n)" link (``templates/admin/base_site.html``).
+
+It belongs to the approvals app (``approvals.selectors`` does all the work) and lives in
+this library only because approvals has no template tag package yet; move it to
+``approvals/templatetags/`` unchanged when it gets one.
+"""
+
+from __future__ import annotations
+
+from django import template
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+
+from approvals.selectors import inbox_count
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def approvals_link(context) -> str:
+    """``Approvals (3) /`` for staff; nothing where the inbox is not routed (test URLconfs).
+    Costs the count query of each inbox source (one for maker-checker requests)."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not (user.is_active and user.is_staff):
+        return ""
+    try:
+        url = reverse("approvals:inbox")
+    except NoReverseMatch:
+        return ""
+    count = inbox_count(user)
+    label = f"Approvals ({count})" if count else "Approvals"
+    return format_html('<a href="{}" id="approvals-link">{}</a> / ', url, label)
