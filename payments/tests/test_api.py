@@ -1,4 +1,4 @@
-"""POST/GET /api/v1/transactions: idempotent ingestion and scoped reads, as integrations use them."""
+"""POST/GET /api/v1/transactions: idempotent ingestion and scoped reads."""
 
 import json
 
