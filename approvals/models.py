@@ -19,6 +19,8 @@ class ApprovalRequest(models.Model):
     class Kind(models.TextChoices):
         PAYMENT_REVERSAL = "PAYMENT_REVERSAL", "Payment reversal"
         CHARGE_WAIVER = "CHARGE_WAIVER", "Charge waiver"
+        MANDATE_SUSPENSION = "MANDATE_SUSPENSION", "Mandate suspension"
+        MANDATE_CANCELLATION = "MANDATE_CANCELLATION", "Mandate cancellation"
 
     class Status(models.TextChoices):
         PENDING = "PENDING", "Pending"

@@ -8,6 +8,10 @@ class LoansConfig(AppConfig):
     def ready(self) -> None:
         from audit.tracking import track
 
+        from .services import register_approval_kinds
+
+        register_approval_kinds()
+
         track("loans.LoanProduct")
         track("loans.BankingPartner")
         track("loans.CollectionAccount", masked=("account_number",))
@@ -15,5 +19,6 @@ class LoansConfig(AppConfig):
         track("loans.CustomerBankAccount", masked=("account_number",))
         track("loans.LoanAccount", exclude=("updated_at",))
         track("loans.CoBorrower")
+        track("loans.LoanCharge")
         # Instalments are the generated schedule: the loan's own event and the ledger's
         # postings record why they change; tracking each row would repeat them.

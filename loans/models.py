@@ -368,3 +368,38 @@ class Instalment(models.Model):
     @property
     def total_paid(self) -> Decimal:
         return self.principal_paid + self.interest_paid + self.charges_paid
+
+
+class LoanCharge(models.Model):
+    """A charge raised on a loan (a NACH bounce), added to an instalment's charges due so
+    that the next payment's allocation collects it first; waived only through
+    maker-checker."""
+
+    SCOPE_BRANCH_PATH = "loan__branch"
+
+    class Kind(models.TextChoices):
+        BOUNCE = "BOUNCE", "Bounce charge"
+
+    loan = models.ForeignKey(LoanAccount, on_delete=models.PROTECT, related_name="charges")
+    instalment = models.ForeignKey(Instalment, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind)
+    amount = money_field()
+    gst = money_field()
+    total = money_field()
+    reference = models.CharField(
+        max_length=60, unique=True, help_text="What raised it (e.g. the NACH execution id)."
+    )
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    waived_amount = money_field(default=ZERO)
+    waived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("request_waiver", "Can ask to waive a charge"),
+            ("approve_waiver", "Can approve a charge waiver"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ₹{self.total} on {self.loan}"

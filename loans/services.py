@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 
 from accounts.models import User
+from ops.errors import ApplicationError
 
-from .models import Customer, Instalment, LoanAccount
+from .models import Customer, Instalment, LoanAccount, LoanCharge
 from .schedule import build_schedule
 
 ZERO = Decimal("0.00")
+PAISA = Decimal("0.01")
+
+
+class ChargeNotWaivable(ApplicationError):
+    code = "charge_not_waivable"
 
 
 NUMBER_SEQUENCES = {
@@ -125,3 +131,115 @@ def loan_outstanding_refresh(*, loan: LoanAccount) -> LoanAccount:
         ]
     )
     return loan
+
+
+# --- Charges --------------------------------------------------------------------------
+
+
+def loan_charge_raise(
+    *,
+    loan: LoanAccount,
+    instalment: Instalment,
+    kind: str,
+    amount: Decimal,
+    gst_rate: Decimal,
+    reference: str,
+    reason: str,
+) -> tuple[LoanCharge, bool]:
+    """Raise a charge (plus GST) on an instalment, once per ``reference``. Call inside the
+    transaction of what caused it; the loan row must be locked by the caller."""
+    existing = LoanCharge.objects.filter(reference=reference).first()
+    if existing is not None:
+        return existing, False
+    gst = (amount * gst_rate / 100).quantize(PAISA, ROUND_HALF_UP)
+    charge = LoanCharge.objects.create(
+        loan=loan,
+        instalment=instalment,
+        kind=kind,
+        amount=amount,
+        gst=gst,
+        total=amount + gst,
+        reference=reference,
+        reason=reason,
+    )
+    Instalment.objects.filter(pk=instalment.pk).update(charges_due=F("charges_due") + charge.total)
+    _instalment_status_refresh(instalment.pk)
+    loan_outstanding_refresh(loan=loan)
+    return charge, True
+
+
+def _instalment_status_refresh(instalment_id: int) -> None:
+    inst = Instalment.objects.get(pk=instalment_id)
+    status = (
+        Instalment.Status.DUE
+        if inst.total_paid == 0
+        else Instalment.Status.PAID
+        if inst.total_paid >= inst.total_due
+        else Instalment.Status.PARTIALLY_PAID
+    )
+    if status != inst.status:
+        Instalment.objects.filter(pk=instalment_id).update(status=status)
+
+
+def loan_charge_waiver_request(*, charge_id: int, reason: str, actor: User):
+    from accounts.scoping import scope_queryset
+    from approvals.services import approval_request_create
+
+    charge = (
+        scope_queryset(LoanCharge.objects.select_related("loan"), actor)
+        .filter(pk=charge_id)
+        .first()
+    )
+    if charge is None:
+        raise ChargeNotWaivable("No such charge that you may see.", code="not_found", status=404)
+    if charge.waived_at:
+        raise ChargeNotWaivable("This charge is already waived.")
+    return approval_request_create(
+        kind="CHARGE_WAIVER",
+        branch_id=charge.loan.branch_id,
+        entity=f"loans.loancharge#{charge.pk}",
+        entity_repr=f"{charge.get_kind_display()} ₹{charge.total} on {charge.loan.loan_number}",
+        reason=reason,
+        payload={"charge_id": charge.pk},
+        actor=actor,
+    )
+
+
+def loan_charge_waive(*, charge_id: int, actor: User) -> LoanCharge:
+    """Waive what is still unpaid of a charge (runs inside the approval's transaction)."""
+    from django.utils import timezone
+
+    charge = LoanCharge.objects.select_for_update().get(pk=charge_id)
+    if charge.waived_at:
+        raise ChargeNotWaivable("This charge is already waived.")
+    loan = LoanAccount.objects.select_for_update().get(pk=charge.loan_id)
+    inst = Instalment.objects.select_for_update().get(pk=charge.instalment_id)
+    unpaid = inst.charges_due - inst.charges_paid
+    waived = min(charge.total, unpaid)
+    if waived <= 0:
+        raise ChargeNotWaivable("This charge has been paid already; nothing to waive.")
+    inst.charges_due -= waived
+    inst.save(update_fields=["charges_due"])
+    _instalment_status_refresh(inst.pk)
+    charge.waived_amount = waived
+    charge.waived_at = timezone.now()
+    charge.save(update_fields=["waived_amount", "waived_at"])
+    loan_outstanding_refresh(loan=loan)
+    return charge
+
+
+def _apply_waiver(*, request, actor) -> None:
+    loan_charge_waive(charge_id=request.payload["charge_id"], actor=actor)
+
+
+def register_approval_kinds() -> None:
+    from approvals.services import KindHandler, register_kind
+
+    register_kind(
+        "CHARGE_WAIVER",
+        KindHandler(
+            maker_permission="loans.request_waiver",
+            checker_permission="loans.approve_waiver",
+            apply=_apply_waiver,
+        ),
+    )

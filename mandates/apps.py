@@ -4,3 +4,18 @@ from django.apps import AppConfig
 class MandatesConfig(AppConfig):
     name = "mandates"
     verbose_name = "Mandates"
+
+    def ready(self) -> None:
+        from audit.tracking import track
+
+        from . import services  # noqa: F401 - registers the suspension/cancellation kinds
+
+        # Status changes are recorded as transitions by mandates.services._mandate_move.
+        track(
+            "mandates.Mandate",
+            masked=("account_number",),
+            exclude=("status", "status_changed_at", "maker", "checker"),
+        )
+        track("mandates.BankHoliday")
+        track("mandates.ReturnCodePolicy")
+        track("mandates.SandboxBounceRule", masked=("account_number",))

@@ -1,0 +1,268 @@
+import threading
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from accounts.models import User
+from accounts.tests.factories import BranchFactory, UserFactory
+from approvals.services import approval_decide
+from loans.models import Instalment, LoanCharge
+from loans.services import loan_charge_waiver_request
+from loans.tests.factories import make_loan
+from mandates import services
+from mandates.ddb_models import MandateExecutionItem
+from mandates.models import (
+    BankHoliday,
+    ExecutionResult,
+    Mandate,
+    PresentationBatch,
+    PresentationRun,
+    SandboxBounceRule,
+    ScheduledPresentation,
+)
+from mandates.tests.factories import active_mandate, actors
+from notifications.ddb_models import NotificationItem
+from ops.errors import Conflict
+from payments.ddb_models import TransactionItem
+from payments.models import Posting
+from payments.services import payments_post_due
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world():
+    branch = BranchFactory()
+    loan = make_loan(branch=branch, disbursed_on=date(2026, 10, 1), tenure_months=12)
+    people = actors(branch)
+    mandate = active_mandate(loan, people)
+    first = ScheduledPresentation.objects.filter(mandate=mandate).order_by("due_date").first()
+    return {"loan": loan, "people": people, "mandate": mandate, "first": first}
+
+
+def _present(world):
+    run = services.mandates_present_due(run_date=world["first"].presentation_date)
+    world["first"].refresh_from_db()
+    return run
+
+
+def _execution(world):
+    return services.execution_id_for(world["first"], world["first"].attempts)
+
+
+def test_schedule_follows_the_loan_and_skips_sundays_and_bank_holidays(world):
+    rows = list(ScheduledPresentation.objects.filter(mandate=world["mandate"]))
+    instalments = Instalment.objects.filter(loan=world["loan"], due_date__gte=date.today())
+    assert {r.instalment_id for r in rows} == {i.pk for i in instalments}
+    assert all(r.presentation_date.weekday() != 6 for r in rows)
+    first = world["first"]
+    BankHoliday.objects.create(date=first.presentation_date, name="Bank holiday")
+    services.presentations_reschedule()
+    first.refresh_from_db()
+    assert first.presentation_date > first.due_date
+    assert first.presentation_date.weekday() != 6
+
+
+def test_presentation_creates_executions_batched_per_partner_once_per_date(world):
+    run = _present(world)
+    assert run.presented == 1
+    item = MandateExecutionItem.get(_execution(world))
+    assert item.status == "PRESENTED" and item.umrn == world["mandate"].umrn
+    assert item.amount_paise == int(world["first"].amount * 100)
+    assert PresentationBatch.objects.get().count == 1
+    assert world["first"].status == "PRESENTED"
+    assert services.mandates_present_due(run_date=world["first"].presentation_date) is None
+    assert MandateExecutionItem.count() == 1
+
+
+def test_a_pre_debit_notice_goes_out_before_the_presentation(world):
+    day_before = world["first"].presentation_date - timedelta(days=1)
+    run = services.mandates_present_due(run_date=day_before)
+    assert run.notices == 1 and run.presented == 0
+    notices = [n for n in NotificationItem.scan() if n.template_code == "pre_debit_notice"]
+    assert len(notices) == 1
+    assert world["loan"].loan_number in notices[0].body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_present_once(world):
+    barrier = threading.Barrier(2)
+    results = []
+
+    def run():
+        barrier.wait()
+        try:
+            results.append(services.mandates_present_due(run_date=world["first"].presentation_date))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r is not None for r in results) == 1
+    assert MandateExecutionItem.count() == 1
+
+
+def test_a_run_killed_half_way_is_resumed_without_presenting_twice(world):
+    _present(world)
+    # As if the run died after writing the execution and before recording it in Postgres:
+    ScheduledPresentation.objects.filter(pk=world["first"].pk).update(
+        status="SCHEDULED", attempts=0
+    )
+    PresentationRun.objects.update(finished_at=None, claimed_until=None)
+    run = services.mandates_present_due(run_date=world["first"].presentation_date)
+    assert run.presented == 1
+    assert MandateExecutionItem.count() == 1  # the same deterministic execution id
+
+
+def test_success_becomes_a_nach_payment_posted_once(world):
+    _present(world)
+    execution_id = _execution(world)
+    partner = world["mandate"].banking_partner.code
+    assert (
+        services.execution_result_apply(
+            partner_code=partner, execution_id=execution_id, status="SUCCESS"
+        )
+        == "applied"
+    )
+    assert (
+        services.execution_result_apply(
+            partner_code=partner, execution_id=execution_id, status="SUCCESS"
+        )
+        == "duplicate"
+    )
+    (txn,) = list(TransactionItem.scan())
+    assert txn.mode == "NACH" and txn.amount_paise == int(world["first"].amount * 100)
+    assert MandateExecutionItem.get(execution_id).txn_id == txn.txn_id
+    payments_post_due()
+    assert Posting.objects.get(txn_id=txn.txn_id).amount == world["first"].amount
+    world["first"].refresh_from_db()
+    assert world["first"].status == "SUCCEEDED"
+    with pytest.raises(Conflict):
+        services.execution_result_apply(
+            partner_code=partner, execution_id=execution_id, status="BOUNCED", return_code="04"
+        )
+
+
+def test_a_retryable_bounce_charges_the_loan_and_is_represented(world):
+    _present(world)
+    partner = world["mandate"].banking_partner.code
+    services.execution_result_apply(
+        partner_code=partner, execution_id=_execution(world), status="BOUNCED", return_code="04"
+    )
+    world["first"].refresh_from_db()
+    assert world["first"].status == "RETRY_SCHEDULED"
+    assert world["first"].presentation_date >= date.today() + timedelta(days=5)
+    charge = LoanCharge.objects.get()
+    assert (charge.amount, charge.gst, charge.total) == (
+        Decimal("500.00"),
+        Decimal("90.00"),
+        Decimal("590.00"),
+    )
+    instalment = Instalment.objects.get(pk=world["first"].instalment_id)
+    assert instalment.charges_due == Decimal("590.00")
+    world["loan"].refresh_from_db()
+    assert world["loan"].outstanding_charges == Decimal("590.00")
+    assert MandateExecutionItem.get(_execution(world)).return_code == "04"
+    assert any(n.template_code == "bounce_notice" for n in NotificationItem.scan())
+    # re-presented later as attempt 2, and after the policy's limit it stops
+    for attempt in (2, 3):
+        services.mandates_present_due(run_date=world["first"].presentation_date)
+        world["first"].refresh_from_db()
+        assert world["first"].attempts == attempt
+        services.execution_result_apply(
+            partner_code=partner, execution_id=_execution(world), status="BOUNCED", return_code="04"
+        )
+        world["first"].refresh_from_db()
+        PresentationRun.objects.all().delete()
+    assert world["first"].status == "STOPPED"
+    assert LoanCharge.objects.count() == 3
+
+
+@pytest.mark.parametrize(("code", "status"), [("01", "CANCELLED"), ("03", "SUSPENDED")])
+def test_a_terminal_bounce_stops_presentations_and_flags_the_mandate(world, code, status):
+    _present(world)
+    services.execution_result_apply(
+        partner_code=world["mandate"].banking_partner.code,
+        execution_id=_execution(world),
+        status="BOUNCED",
+        return_code=code,
+    )
+    assert Mandate.objects.get(pk=world["mandate"].pk).status == status
+    assert not ScheduledPresentation.objects.filter(
+        mandate=world["mandate"], status__in=["SCHEDULED", "RETRY_SCHEDULED"]
+    ).exists()
+
+
+def test_unknown_code_and_foreign_partner_are_refused(world):
+    _present(world)
+    with pytest.raises(services.ResultRejected):
+        services.execution_result_apply(
+            partner_code=world["mandate"].banking_partner.code,
+            execution_id=_execution(world),
+            status="BOUNCED",
+            return_code="ZZ",
+        )
+    from ops.errors import NotFound
+
+    with pytest.raises(NotFound):
+        services.execution_result_apply(
+            partner_code="other-bank", execution_id=_execution(world), status="SUCCESS"
+        )
+    assert not ExecutionResult.objects.exists()
+
+
+def test_the_sandbox_reports_success_or_the_configured_return(world):
+    SandboxBounceRule.objects.create(
+        account_number=world["mandate"].account_number, return_code="04"
+    )
+    _present(world)
+    counts = services.sandbox_report(
+        partner_code=world["mandate"].banking_partner.code, execution_ids=[_execution(world)]
+    )
+    assert counts == {"applied": 1}
+    assert ExecutionResult.objects.get().return_code == "04"
+
+
+def test_a_bounce_charge_is_waived_only_through_maker_checker(world):
+    _present(world)
+    services.execution_result_apply(
+        partner_code=world["mandate"].banking_partner.code,
+        execution_id=_execution(world),
+        status="BOUNCED",
+        return_code="04",
+    )
+    charge = LoanCharge.objects.get()
+    manager = world["people"]["manager"]
+    request = loan_charge_waiver_request(charge_id=charge.pk, reason="bank error", actor=manager)
+    area = UserFactory(
+        role="Area Manager", level=User.Level.AREA, home_area=world["loan"].branch.area
+    )
+    approval_decide(request_id=request.pk, approve=True, actor=area)
+    charge.refresh_from_db()
+    assert charge.waived_amount == Decimal("590.00")
+    world["loan"].refresh_from_db()
+    assert world["loan"].outstanding_charges == Decimal("0.00")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_daily_task_runs_through_an_embedded_worker(world, settings):
+    import time
+
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+    from mandates.tasks import sandbox_report_task
+
+    _present(world)
+    with start_worker(app, perform_ping_check=False, pool="solo", shutdown_timeout=10):
+        sandbox_report_task.delay(world["mandate"].banking_partner.code, [_execution(world)])
+        deadline = time.monotonic() + 20
+        while not ExecutionResult.objects.exists():
+            assert time.monotonic() < deadline, "the sandbox report did not arrive"
+            time.sleep(0.2)
+    assert ExecutionResult.objects.get().status == "SUCCESS"
