@@ -8,6 +8,7 @@ by a row unique per execution id, and its DynamoDB side is re-synced idempotentl
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import date, timedelta
 from decimal import Decimal
@@ -427,7 +428,8 @@ def _present_batch(run_date: date, rows: list[ScheduledPresentation]) -> int:
             count=batch.count + len(rows), total=batch.total + total, acknowledged_at=now
         )
     for debit in debits:
-        try:
+        # A result may have got there first, or DynamoDB is down: the result sync repairs it.
+        with contextlib.suppress(PynamoDBException):
             MandateExecutionItem(debit.execution_id).update(
                 actions=[
                     MandateExecutionItem.status.set("PRESENTED"),
@@ -435,8 +437,6 @@ def _present_batch(run_date: date, rows: list[ScheduledPresentation]) -> int:
                 ],
                 condition=MandateExecutionItem.status == "SCHEDULED",
             )
-        except PynamoDBException:
-            pass  # a result got there first, or DynamoDB is down: the result sync repairs it
     return len(rows)
 
 
