@@ -176,6 +176,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # The static schedule; run exactly one beat. Daily jobs also guard themselves in Postgres.
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "ops.tasks.heartbeat_task", "schedule": 60.0},
+    # relays audit events from the Postgres outbox to DynamoDB; stale runs are dropped
+    "audit-relay": {
+        "task": "audit.tasks.audit_relay_task",
+        "schedule": 10.0,
+        "options": {"expires": 10.0},
+    },
     # sends scheduled and backed-off notifications; a run older than its interval is dropped
     "notifications-dispatch": {
         "task": "notifications.tasks.notifications_dispatch_task",

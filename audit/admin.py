@@ -1,0 +1,283 @@
+"""The audit trail in the admin: an object's history from DynamoDB (a mixin for any
+ModelAdmin) and the audit browser at /admin/audit/events/ (by entity, actor or day)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from django import forms
+from django.apps import apps
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.http import Http404, QueryDict
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils.text import capfirst
+from pynamodb.exceptions import PynamoDBException
+
+from .models import AuditOutbox, Events
+from .selectors import (
+    AuditEvent,
+    EventPage,
+    audit_events_browse,
+    audit_events_for_entity,
+    audit_pending_for_entity,
+    user_can_browse_audit,
+)
+from .tracking import entity_for, parse_entity
+
+logger = logging.getLogger(__name__)
+
+STORE_DOWN = "The audit store (DynamoDB) is unavailable; showing only changes not yet relayed."
+
+
+class AuditHistoryAdminMixin:
+    """Put first in a ModelAdmin's bases: its "History" page then shows the object's audit
+    events (who, when, what changed before/after, request id, IP) instead of Django's
+    LogEntry list, including changes still waiting in the outbox (flagged "pending").
+
+    The object is fetched with ``self.get_object`` (so the admin's scoping applies): an
+    object the user cannot see is a 404.
+    """
+
+    audit_history_template = "admin/audit/object_history.html"
+    audit_history_page_size = 50
+
+    def history_view(self, request, object_id, extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"No {self.opts.verbose_name} with id {object_id!r}")
+        if not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        entity = entity_for(obj)
+        try:
+            page = audit_events_for_entity(
+                entity=entity,
+                limit=self.audit_history_page_size,
+                page_token=request.GET.get("page"),
+            )
+        except PynamoDBException:
+            logger.warning("audit history of %s: DynamoDB unavailable", entity, exc_info=True)
+            messages.warning(request, STORE_DOWN)
+            page = EventPage(audit_pending_for_entity(entity=entity))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Change history: {obj}",
+            "subtitle": None,
+            "object": obj,
+            "opts": self.opts,
+            "module_name": str(capfirst(self.opts.verbose_name_plural)),
+            "preserved_filters": self.get_preserved_filters(request),
+            "entity": entity,
+            "rows": [_row(event, model=self.model) for event in page.events],
+            "next_url": _next_url(request, page.next_token),
+            "browser_url": _browser_url(request, self.admin_site.name),
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.audit_history_template, context)
+
+
+# --- The audit browser -----------------------------------------------------------------
+
+_ENTITY = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z0-9_]+#\S{1,100}$")
+
+
+class AuditSearchForm(forms.Form):
+    entity = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="app_label.model_name#id, e.g. loans.loanaccount#12",
+    )
+    actor = forms.CharField(required=False, max_length=150, help_text="username or user id")
+    day = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="the IST date",
+    )
+
+    def clean_entity(self) -> str:
+        value = self.cleaned_data["entity"].strip()
+        if not value:
+            return ""
+        label, sep, pk = value.partition("#")
+        value = f"{label.lower()}{sep}{pk}"
+        if not _ENTITY.match(value):
+            raise forms.ValidationError("Write it as app_label.model_name#id.")
+        return value
+
+    def clean_actor(self) -> int | None:
+        value = self.cleaned_data["actor"].strip()
+        if not value:
+            return None
+        if value.isdigit():
+            return int(value)  # also the id of a user deleted since
+        user_model = get_user_model()
+        pk = (
+            user_model._default_manager.filter(**{user_model.USERNAME_FIELD: value})
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if pk is None:
+            raise forms.ValidationError(f"No user named {value!r} (a user id also works).")
+        return pk
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors and not any(
+            cleaned.get(name) not in (None, "") for name in ("entity", "actor", "day")
+        ):
+            raise forms.ValidationError("Enter an entity, an actor or a day.")
+        return cleaned
+
+
+@admin.register(Events)
+class AuditEventsAdmin(admin.ModelAdmin):
+    """The audit browser. It reads DynamoDB through ``audit.selectors``; only users with
+    ``audit.view_auditoutbox`` may use it, and they see the events of what is in scope."""
+
+    page_size = 50
+
+    def has_module_permission(self, request) -> bool:
+        return user_can_browse_audit(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return user_can_browse_audit(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "",
+                self.admin_site.admin_view(self.changelist_view),
+                name="{}_{}_changelist".format(*info),
+            )
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        form = AuditSearchForm(request.GET if _has_criteria(request.GET) else None)
+        rows, next_url, hidden = None, None, 0
+        if form.is_bound and form.is_valid():
+            try:
+                page = audit_events_browse(
+                    user=request.user,
+                    entity=form.cleaned_data["entity"] or None,
+                    actor_id=form.cleaned_data["actor"],
+                    day=form.cleaned_data["day"],
+                    limit=self.page_size,
+                    page_token=request.GET.get("page"),
+                )
+            except PynamoDBException:
+                logger.warning("audit browser: DynamoDB unavailable", exc_info=True)
+                messages.error(request, "The audit store (DynamoDB) is unavailable.")
+            else:
+                rows = [_row(event) for event in page.events]
+                next_url = _next_url(request, page.next_token)
+                hidden = page.hidden
+        pending = AuditOutbox.objects.filter(relayed_at__isnull=True)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Audit events",
+            "subtitle": None,
+            "opts": self.opts,
+            "form": form,
+            "rows": rows,
+            "next_url": next_url,
+            "hidden": hidden,
+            "pending_count": pending.count(),
+            "oldest_pending": pending.order_by("id").values_list("occurred_at", flat=True).first(),
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/audit/events.html", context)
+
+
+# --- Presentation ----------------------------------------------------------------------
+
+
+def _has_criteria(params: QueryDict) -> bool:
+    return any(params.get(name) for name in ("entity", "actor", "day"))
+
+
+def _next_url(request, token: str | None) -> str | None:
+    if not token:
+        return None
+    params = request.GET.copy()
+    params["page"] = token
+    return f"?{params.urlencode()}"
+
+
+def _browser_url(request, site_name: str) -> str | None:
+    if not user_can_browse_audit(request.user):
+        return None
+    try:
+        return reverse("admin:audit_events_changelist", current_app=site_name)
+    except NoReverseMatch:
+        return None
+
+
+def _row(event: AuditEvent, *, model=None) -> dict[str, Any]:
+    """An event for the templates: changes in the model's field order, with field labels."""
+    in_history = model is not None
+    model = model or _model_of(event.entity)
+    order = {f.name: i for i, f in enumerate(model._meta.get_fields())} if model else {}
+    rows = sorted(event.change_rows, key=lambda change: (order.get(change[0], 999), change[0]))
+    return {
+        "event": event,
+        "changes": [
+            (_label(model, name), _shown(before), _shown(after)) for name, before, after in rows
+        ],
+        "object_url": None if in_history else _object_url(event.entity),
+    }
+
+
+def _model_of(entity: str):
+    try:
+        return apps.get_model(parse_entity(entity)[0])
+    except (ValueError, LookupError):
+        return None
+
+
+def _label(model, name: str) -> str:
+    if model is None:
+        return name
+    try:
+        return str(capfirst(model._meta.get_field(name).verbose_name))
+    except FieldDoesNotExist:
+        return name
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value) or "(none)"
+    if value == "":
+        return '""'
+    return str(value)
+
+
+def _object_url(entity: str) -> str | None:
+    try:
+        label, pk = parse_entity(entity)
+        app_label, model_name = label.split(".", 1)
+        return reverse(f"admin:{app_label}_{model_name}_change", args=[pk])
+    except (ValueError, NoReverseMatch):
+        return None
