@@ -15,7 +15,10 @@ class LoansConfig(AppConfig):
         track("loans.LoanProduct")
         track("loans.BankingPartner")
         track("loans.CollectionAccount", masked=("account_number",))
-        track("loans.Customer", masked=("pan", "mobile", "email", "date_of_birth", "address"))
+        track(
+            "loans.Customer",
+            masked={"pan": 4, "mobile": 4, "email": 0, "date_of_birth": 0, "address": 0},
+        )
         track("loans.CustomerBankAccount", masked=("account_number",))
         track("loans.LoanAccount", exclude=("updated_at",))
         track("loans.CoBorrower")

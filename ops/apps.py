@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class OpsConfig(AppConfig):
     name = "ops"
     verbose_name = "Operations"
+
+    def ready(self) -> None:
+        from . import celery_context  # noqa: F401 - connects the Celery signals

@@ -36,11 +36,12 @@ def new_request_id() -> str:
 
 
 def current() -> RequestContext:
+    """The bound context (a request's, a task's), or a fresh one for code outside both.
+
+    A fresh one is not kept: a long-lived thread must not reuse one request id forever.
+    Requests are bound by the middleware and Celery tasks by ``ops.celery_context``."""
     ctx = _current.get()
-    if ctx is None:
-        ctx = RequestContext(request_id=new_request_id())
-        _current.set(ctx)
-    return ctx
+    return ctx if ctx is not None else RequestContext(request_id=new_request_id())
 
 
 def bind(ctx: RequestContext) -> contextvars.Token:

@@ -2,6 +2,7 @@ import re
 from decimal import Decimal
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from payments.services import MODES, PaymentInput
@@ -9,6 +10,7 @@ from payments.services import MODES, PaymentInput
 AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
 
 
+@extend_schema_field({"type": "string", "pattern": r"^\d{1,12}(\.\d{1,2})?$", "example": "1500.00"})
 class AmountField(serializers.Field):
     """Money as a string with at most two decimals ("1500", "1500.5", "1500.50"), never a
     JSON number: a float cannot carry paise exactly."""

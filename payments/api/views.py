@@ -78,6 +78,7 @@ class TransactionsView(APIView):
 
     @extend_schema(
         summary="Record one payment",
+        operation_id="transactions_create",
         tags=["payments"],
         parameters=[KEY_PARAMETER],
         request=PaymentInSerializer,
@@ -100,6 +101,7 @@ class TransactionsView(APIView):
 
     @extend_schema(
         summary="List transactions of a loan, or of a branch on a business date",
+        operation_id="transactions_list",
         tags=["payments"],
         parameters=[
             OpenApiParameter("loan_account", OpenApiTypes.STR, description="Loan number"),
@@ -150,6 +152,7 @@ class TransactionBatchView(APIView):
 
     @extend_schema(
         summary="Record up to 100 payments, with a result per item",
+        operation_id="transactions_batch_create",
         description="Each item is handled as a single payment would be, with its own "
         "idempotency key (its `idempotency_key`, or the header's key and its position), so a "
         "retried batch replays what was stored and stores only what was not.",
@@ -207,6 +210,7 @@ class TransactionDetailView(APIView):
 
     @extend_schema(
         summary="Get one transaction",
+        operation_id="transactions_retrieve",
         tags=["payments"],
         responses={
             200: TransactionSerializer,
