@@ -24,8 +24,7 @@ ROLES: dict[str, list[str]] = {
         "mandates.change_mandate",
         "mandates.submit_mandate",
         "reconciliation.view_*",
-        "reconciliation.add_deposit",
-        "reconciliation.change_deposit",
+        "reconciliation.*_deposit",  # DBS: branch staff record the day's deposits
         "payments.view_*",
         "payments.add_posting",  # record a payment (API through the session)
         "notifications.view_notificationtemplate",
@@ -39,7 +38,9 @@ ROLES: dict[str, list[str]] = {
         "mandates.request_mandate_stop",
         "loans.request_waiver",
         "loans.view_loancharge",
-        "reconciliation.*",
+        "reconciliation.submit_dcr",  # DCR: the branch manager submits, an area manager approves
+        "reconciliation.submit_dbs",  # DBS: the branch manager submits, finance approves
+        "reconciliation.build_dcr",
         "payments.view_*",
         "payments.request_reversal",
         "approvals.view_*",
@@ -48,6 +49,7 @@ ROLES: dict[str, list[str]] = {
     "Area Manager": [
         "@Branch Manager",
         "loans.approve_waiver",
+        "reconciliation.approve_dcr",
         "accounts.view_area",
         "accounts.view_region",
     ],
@@ -72,7 +74,10 @@ ROLES: dict[str, list[str]] = {
         "accounts.view_*",
         "payments.*",
         "approvals.view_*",
-        "reconciliation.*",
+        "reconciliation.view_*",
+        "reconciliation.approve_dbs",
+        "reconciliation.build_dcr",
+        "reconciliation.*_statementupload",
         "mandates.view_*",
         "audit.view_*",
     ],

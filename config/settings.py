@@ -182,6 +182,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 10.0,
         "options": {"expires": 10.0},
     },
+    # DCRs: the intraday roll-up, the guarded daily build after each cut-off, late arrivals
+    "reconciliation-tick": {
+        "task": "reconciliation.tasks.reconciliation_tick_task",
+        "schedule": 900.0,
+        "options": {"expires": 900.0},
+    },
     # sends scheduled and backed-off notifications; a run older than its interval is dropped
     "notifications-dispatch": {
         "task": "notifications.tasks.notifications_dispatch_task",
@@ -252,6 +258,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
+# Chart.js for the reconciliation dashboard, from npm (package.json); never committed.
+STATICFILES_DIRS.append(("vendor/chartjs", BASE_DIR / "node_modules" / "chart.js" / "dist"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -1,0 +1,46 @@
+from approvals.exceptions import AlreadyDecided, MakerCannotCheck, NotAllowed
+from ops.errors import ApplicationError, Conflict, NotFound, ServiceUnavailable
+
+__all__ = [
+    "AlreadyDecided",
+    "BusinessDateOpen",
+    "DepositRejected",
+    "InvalidTransition",
+    "MakerCannotCheck",
+    "NotAllowed",
+    "ReportNotFound",
+    "StatementRejected",
+    "StoreUnavailable",
+]
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class BusinessDateOpen(ApplicationError):
+    code = "business_date_open"
+    status = 409
+
+
+class ReportNotFound(NotFound):
+    code = "not_found"
+
+
+class StoreUnavailable(ServiceUnavailable):
+    """DynamoDB cannot be read: the figures cannot be built now."""
+
+
+class DepositRejected(ApplicationError):
+    code = "invalid_deposit"
+
+
+class StatementRejected(ApplicationError):
+    """A statement file with errors: ``errors`` lists ``(line_number, message)``; nothing
+    was imported. Line 1 is the header."""
+
+    code = "invalid_statement"
+
+    def __init__(self, message: str, *, errors: list[tuple[int, str]]) -> None:
+        super().__init__(message)
+        self.errors = errors

@@ -1,0 +1,356 @@
+"""Reconciliation's workflow screens, on the admin's look: a DCR's and a DBS's detail page
+(figures, the drill-down to every receipt from DynamoDB, late arrivals, flags, history;
+Submit, Approve / Return), the dashboard with charts, the exports of the DCR and DBS
+lists (CSV, Excel), the bank statement upload and its matching.
+
+Staff only; a DCR or DBS outside the user's scope is a 404. Every write goes through
+``reconciliation.services``, whose refusals are shown as messages.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import logging
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from approvals.forms import DecisionForm
+from ops.errors import ApplicationError
+
+from . import selectors, services
+from .exceptions import StatementRejected
+from .forms import StatementUploadForm
+from .models import Dbs, Dcr, Status
+
+logger = logging.getLogger(__name__)
+
+VIEW_DCR = "reconciliation.view_dcr"
+VIEW_DBS = "reconciliation.view_dbs"
+RECEIPTS_PAGE = 100
+
+
+def _context(request, title: str, **extra) -> dict[str, Any]:
+    return {**admin.site.each_context(request), "title": title, "subtitle": None, **extra}
+
+
+def _need(request, permission: str) -> None:
+    if not request.user.has_perm(permission):
+        raise PermissionDenied
+
+
+# --- DCR -------------------------------------------------------------------------------
+
+
+@staff_member_required
+def dcr_detail(request, pk: int):
+    _need(request, VIEW_DCR)
+    dcr = selectors.dcr_for_user(pk=pk, user=request.user)
+    if dcr is None:
+        raise Http404("No such DCR")
+    return _dcr_render(request, dcr, DecisionForm())
+
+
+def _dcr_render(request, dcr: Dcr, form: DecisionForm):
+    receipts, receipts_error = None, None
+    try:
+        receipts = selectors.dcr_receipts(
+            dcr=dcr, user=request.user, cursor=request.GET.get("cursor"), limit=RECEIPTS_PAGE
+        )
+    except ApplicationError as exc:
+        receipts_error = str(exc)
+    user = request.user
+    context = _context(
+        request,
+        str(dcr),
+        dcr=dcr,
+        lines=selectors.dcr_lines(dcr),
+        late_arrivals=list(dcr.late_arrivals.all()),
+        history=list(dcr.history.select_related("actor")),
+        receipts=receipts,
+        receipts_error=receipts_error,
+        form=form,
+        may_decide=dcr.status == Status.SUBMITTED
+        and user.has_perm(services.APPROVE_DCR)
+        and dcr.submitted_by_id != user.pk,
+        is_maker=dcr.submitted_by_id == user.pk,
+        may_submit=dcr.status in (Status.DRAFT, Status.RETURNED)
+        and user.has_perm(services.SUBMIT_DCR),
+        dbs=Dbs.objects.filter(branch_id=dcr.branch_id, business_date=dcr.business_date).first(),
+    )
+    return TemplateResponse(request, "reconciliation/dcr_detail.html", context)
+
+
+@staff_member_required
+@require_POST
+def dcr_decide(request, pk: int):
+    _need(request, VIEW_DCR)
+    dcr = selectors.dcr_for_user(pk=pk, user=request.user)
+    if dcr is None:
+        raise Http404("No such DCR")
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return _dcr_render(request, dcr, form)
+    remarks = form.cleaned_data["remarks"]
+    try:
+        if form.approve:
+            services.dcr_approve(dcr_id=dcr.pk, actor=request.user, remarks=remarks)
+        else:
+            services.dcr_return(dcr_id=dcr.pk, actor=request.user, remarks=remarks)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+        return HttpResponseRedirect(reverse("reconciliation:dcr", args=[dcr.pk]))
+    messages.success(request, f"{dcr}: {'approved' if form.approve else 'returned'}.")
+    return HttpResponseRedirect(reverse("approvals:inbox"))
+
+
+@staff_member_required
+@require_POST
+def dcr_submit(request, pk: int):
+    try:
+        dcr = services.dcr_submit(dcr_id=pk, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{dcr} submitted for approval.")
+    return HttpResponseRedirect(reverse("reconciliation:dcr", args=[pk]))
+
+
+# --- DBS -------------------------------------------------------------------------------
+
+
+@staff_member_required
+def dbs_detail(request, pk: int):
+    _need(request, VIEW_DBS)
+    dbs = selectors.dbs_for_user(pk=pk, user=request.user)
+    if dbs is None:
+        raise Http404("No such DBS")
+    return _dbs_render(request, dbs, DecisionForm())
+
+
+def _dbs_render(request, dbs: Dbs, form: DecisionForm):
+    user = request.user
+    context = _context(
+        request,
+        str(dbs),
+        dbs=dbs,
+        deposits=selectors.deposits_with_match(dbs),
+        history=list(dbs.history.select_related("actor")),
+        form=form,
+        may_decide=dbs.status == Status.SUBMITTED
+        and user.has_perm(services.APPROVE_DBS)
+        and dbs.submitted_by_id != user.pk,
+        is_maker=dbs.submitted_by_id == user.pk,
+        may_submit=dbs.status in (Status.DRAFT, Status.RETURNED)
+        and user.has_perm(services.SUBMIT_DBS),
+    )
+    return TemplateResponse(request, "reconciliation/dbs_detail.html", context)
+
+
+@staff_member_required
+@require_POST
+def dbs_decide(request, pk: int):
+    _need(request, VIEW_DBS)
+    dbs = selectors.dbs_for_user(pk=pk, user=request.user)
+    if dbs is None:
+        raise Http404("No such DBS")
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return _dbs_render(request, dbs, form)
+    remarks = form.cleaned_data["remarks"]
+    try:
+        if form.approve:
+            services.dbs_approve(dbs_id=dbs.pk, actor=request.user, remarks=remarks)
+        else:
+            services.dbs_return(dbs_id=dbs.pk, actor=request.user, remarks=remarks)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+        return HttpResponseRedirect(reverse("reconciliation:dbs", args=[dbs.pk]))
+    messages.success(request, f"{dbs}: {'approved' if form.approve else 'returned'}.")
+    return HttpResponseRedirect(reverse("approvals:inbox"))
+
+
+@staff_member_required
+@require_POST
+def dbs_submit(request, pk: int):
+    try:
+        dbs = services.dbs_submit(dbs_id=pk, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{dbs} submitted for approval.")
+    return HttpResponseRedirect(reverse("reconciliation:dbs", args=[pk]))
+
+
+@staff_member_required
+def deposit_slip(request, pk: int):
+    """The scan of a deposit slip, for users who may see the deposit's branch."""
+    _need(request, "reconciliation.view_deposit")
+    deposit = get_object_or_404(selectors.deposits_visible(user=request.user), pk=pk)
+    if not deposit.slip_scan:
+        raise Http404("No scan")
+    return FileResponse(deposit.slip_scan.open("rb"), as_attachment=False)
+
+
+# --- Dashboard and exports ---------------------------------------------------------------
+
+
+@staff_member_required
+def dashboard(request):
+    _need(request, VIEW_DCR)
+    today = timezone.localdate()
+    data = selectors.dashboard_data(user=request.user, today=today)
+    charts = {
+        "per_day": data["per_day"],
+        "today": data["today"],
+        "cash": data["cash"],
+        "pending": data["pending"],
+        "not_submitted": data["not_submitted_chart"],
+    }
+    context = _context(request, "Collections dashboard", today=today, data=data, charts=charts)
+    return TemplateResponse(request, "reconciliation/dashboard.html", context)
+
+
+def _export_filters(request, queryset):
+    params = request.GET
+    for name, lookup in (("from", "business_date__gte"), ("to", "business_date__lte")):
+        if params.get(name):
+            try:
+                queryset = queryset.filter(**{lookup: datetime.date.fromisoformat(params[name])})
+            except ValueError:
+                raise Http404(f"bad {name} date") from None
+    if params.get("status") in Status.values:
+        queryset = queryset.filter(status=params["status"])
+    if params.get("branch"):
+        queryset = queryset.filter(branch__code=params["branch"].upper())
+    if not params.get("from") and not params.get("to"):
+        queryset = queryset.filter(
+            business_date__gte=timezone.localdate() - datetime.timedelta(days=30)
+        )
+    return queryset
+
+
+@staff_member_required
+def export(request, kind: str, fmt: str):
+    """The DCR or DBS list the user may see (last 30 days unless ``from``/``to``), as CSV
+    or Excel."""
+    if kind == "dcr":
+        _need(request, VIEW_DCR)
+        rows = selectors.dcr_export_rows(
+            _export_filters(request, selectors.dcrs_visible(user=request.user))
+        )
+    elif kind == "dbs":
+        _need(request, VIEW_DBS)
+        rows = selectors.dbs_export_rows(
+            _export_filters(request, selectors.dbss_visible(user=request.user))
+        )
+    else:
+        raise Http404
+    name = f"{kind}-{timezone.localdate():%Y%m%d}"
+    if fmt == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        writer = csv.writer(response)
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in row])
+        return response
+    if fmt == "xlsx":
+        return _xlsx(rows, name, title=kind.upper())
+    raise Http404
+
+
+def _xlsx(rows, name: str, *, title: str) -> HttpResponse:
+    from decimal import Decimal
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    workbook = Workbook(write_only=False)
+    sheet = workbook.active
+    sheet.title = title
+    for index, row in enumerate(rows):
+        sheet.append(row)
+        if index == 0:
+            for cell in sheet[1]:
+                cell.font = Font(bold=True)
+            continue
+        for cell, value in zip(sheet[sheet.max_row], row, strict=True):
+            if isinstance(value, Decimal):
+                cell.number_format = "#,##0.00"
+            elif isinstance(value, datetime.date):
+                cell.number_format = "yyyy-mm-dd"
+    sheet.freeze_panes = "A2"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    response = HttpResponse(
+        buffer.getvalue(),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+    response["Content-Disposition"] = f'attachment; filename="{name}.xlsx"'
+    return response
+
+
+# --- Bank statements -------------------------------------------------------------------
+
+
+@staff_member_required
+def statement_upload(request):
+    _need(request, services.ADD_STATEMENT)
+    errors: list[tuple[int, str]] = []
+    if request.method == "POST":
+        form = StatementUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                upload = services.statement_upload(
+                    collection_account_id=form.cleaned_data["collection_account"].pk,
+                    file=form.cleaned_data["file"],
+                    actor=request.user,
+                )
+            except StatementRejected as exc:
+                messages.error(request, str(exc))
+                errors = exc.errors
+            except ApplicationError as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(
+                    request, f"{upload.line_count} line(s) imported from {upload.file_name}."
+                )
+                return HttpResponseRedirect(reverse("reconciliation:statement", args=[upload.pk]))
+    else:
+        form = StatementUploadForm()
+    context = _context(request, "Upload a bank statement", form=form, errors=errors)
+    return TemplateResponse(
+        request, "reconciliation/statement_upload.html", context, status=400 if errors else 200
+    )
+
+
+@staff_member_required
+def statement_detail(request, pk: int):
+    _need(request, "reconciliation.view_statementupload")
+    upload = get_object_or_404(
+        selectors.statement_uploads_visible(user=request.user).select_related(
+            "collection_account__partner", "uploaded_by"
+        ),
+        pk=pk,
+    )
+    lines = list(upload.lines.select_related("matched_deposit__branch"))
+    context = _context(
+        request,
+        str(upload),
+        upload=upload,
+        matched=[line for line in lines if line.matched_deposit_id],
+        unmatched_lines=[line for line in lines if not line.matched_deposit_id],
+        notes=selectors.statement_line_notes(upload),
+        unmatched_deposits=selectors.statement_unmatched_deposits(upload),
+    )
+    return TemplateResponse(request, "reconciliation/statement_detail.html", context)
