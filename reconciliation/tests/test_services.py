@@ -278,7 +278,9 @@ def test_bad_deposits_are_refused_with_the_field(changes, field, text):
     assert Deposit.objects.count() == 1
 
 
-def test_a_deposit_with_a_scan_is_stored_and_staff_of_another_branch_are_refused(settings, tmp_path):
+def test_a_deposit_with_a_scan_is_stored_and_staff_of_another_branch_are_refused(
+    settings, tmp_path
+):
     settings.MEDIA_ROOT = tmp_path
     branch, _ = branch_with_loan()
     account = collection_account()
