@@ -9,6 +9,8 @@ the API all filter through :func:`scope_queryset`; nothing else filters by branc
 - Area level: the branches of their area.
 - Region level: the branches of their region's areas.
 - Head office, the Auditor role and superusers: everything.
+- An API client (a principal with ``is_api_client``, see ``api.principal``): every branch
+  when its client has ``all_branches``, else its client's ``allowed_branches``.
 - An inactive or anonymous user: nothing.
 """
 
@@ -22,6 +24,8 @@ AUDITOR_GROUP = "Auditor"
 
 
 def sees_everything(user: User) -> bool:
+    if getattr(user, "is_api_client", False):
+        return user.api_client.all_branches
     if user.is_superuser or user.level == User.Level.HEAD_OFFICE:
         return True
     return any(group.name == AUDITOR_GROUP for group in user.groups.all())
@@ -36,6 +40,8 @@ def visible_branch_ids(user: User) -> set[int] | None:
         return cached
     if sees_everything(user):
         result = None
+    elif getattr(user, "is_api_client", False):
+        result = set(user.api_client.allowed_branches.values_list("id", flat=True))
     elif user.level == User.Level.BRANCH:
         result = {user.home_branch_id}
     elif user.level == User.Level.AREA:

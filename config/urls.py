@@ -5,4 +5,11 @@ urlpatterns = [
     path("health/", include("ops.urls")),
     path("admin/", admin.site.urls),
     path("reconciliation/", include("reconciliation.urls")),
+    path("api/", include("api.urls")),
 ]
+
+# Django's error views: JSON under /api/ (the API's error format), the normal pages elsewhere.
+handler400 = "api.exceptions.handler400"
+handler403 = "api.exceptions.handler403"
+handler404 = "api.exceptions.handler404"
+handler500 = "api.exceptions.handler500"

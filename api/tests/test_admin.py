@@ -1,0 +1,120 @@
+"""The admin creates and rotates keys through the services and shows each raw key once."""
+
+import re
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from accounts.tests.factories import BranchFactory, UserFactory
+from api.models import ApiClient
+
+from .factories import key_header, make_api_client
+
+pytestmark = pytest.mark.django_db
+
+KEY = re.compile(r"bo_live_[A-Za-z0-9_-]{40,}")
+
+
+@pytest.fixture
+def admin_client(client):
+    client.force_login(UserFactory(is_superuser=True))
+    return client
+
+
+def _texts(response):
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_creating_a_client_shows_its_key_once(admin_client, client):
+    branch = BranchFactory()
+    response = admin_client.post(
+        reverse("admin:api_apiclient_add"),
+        {
+            "name": "Field collection app",
+            "kind": "INTEGRATION",
+            "scopes": ["transactions:write", "loans:read"],
+            "allowed_branches": [branch.pk],
+        },
+        follow=True,
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    keys = set(KEY.findall(html))
+    assert len(keys) == 1
+    (raw_key,) = keys
+    assert "Copy it now: it is not shown again" in html
+    created = ApiClient.objects.get(name="Field collection app")
+    assert created.scopes == ["loans:read", "transactions:write"]
+    assert list(created.allowed_branches.all()) == [branch]
+    assert created.key_prefix == raw_key[8:16]
+    assert raw_key not in str(ApiClient.objects.filter(pk=created.pk).values().get())
+    # the key works...
+    assert client.get("/api/v1/loans/", **key_header(raw_key)).status_code == 200
+    # ...and is never shown again, nor its hash
+    for url in (
+        reverse("admin:api_apiclient_changelist"),
+        reverse("admin:api_apiclient_change", args=[created.pk]),
+    ):
+        response = admin_client.get(url)
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert raw_key not in page and raw_key[8:] not in page
+        assert created.key_hash not in page
+        assert created.key_prefix in page
+    assert not any(raw_key in e.change_message for e in LogEntry.objects.all())
+    assert LogEntry.objects.filter(object_id=str(created.pk)).exists()
+
+
+def test_all_branches_and_a_list_of_branches_are_exclusive(admin_client):
+    response = admin_client.post(
+        reverse("admin:api_apiclient_add"),
+        {
+            "name": "HO",
+            "kind": "INTEGRATION",
+            "all_branches": "on",
+            "allowed_branches": [BranchFactory().pk],
+        },
+    )
+    assert response.status_code == 200
+    assert "needs no list of branches" in response.content.decode()
+    assert not ApiClient.objects.filter(name="HO").exists()
+
+
+def test_a_partner_client_needs_its_partner(admin_client):
+    response = admin_client.post(
+        reverse("admin:api_apiclient_add"),
+        {"name": "Bank", "kind": "BANKING_PARTNER", "scopes": ["partner:results"]},
+    )
+    assert response.status_code == 200
+    assert "Choose the banking partner" in response.content.decode()
+
+
+def test_the_rotate_action_shows_the_new_key_once_and_retires_the_old(admin_client, client):
+    api_client, old_key = make_api_client(all_branches=True)
+    response = admin_client.post(
+        reverse("admin:api_apiclient_changelist"),
+        {"action": "rotate_key", "_selected_action": [api_client.pk]},
+        follow=True,
+    )
+    (new_key,) = set(KEY.findall(response.content.decode()))
+    assert new_key != old_key
+    assert client.get("/api/v1/loans/", **key_header(old_key)).status_code == 401
+    assert client.get("/api/v1/loans/", **key_header(new_key)).status_code == 200
+    entry = LogEntry.objects.get(object_id=str(api_client.pk))
+    assert entry.get_change_message() == "Rotated the API key."
+    assert (
+        new_key not in admin_client.get(reverse("admin:api_apiclient_changelist")).content.decode()
+    )
+
+
+def test_the_deactivate_action_switches_the_key_off(admin_client, client):
+    api_client, raw_key = make_api_client(all_branches=True)
+    admin_client.post(
+        reverse("admin:api_apiclient_changelist"),
+        {"action": "deactivate", "_selected_action": [api_client.pk]},
+    )
+    api_client.refresh_from_db()
+    assert not api_client.is_active
+    assert client.get("/api/v1/loans/", **key_header(raw_key)).status_code == 401

@@ -1,0 +1,134 @@
+"""GET /api/v1/loans/ and /api/v1/loans/{loan_number}: scoped, filtered, PII-free."""
+
+from decimal import Decimal
+
+import pytest
+
+from accounts.tests.factories import BranchFactory, branch_user
+from api import scopes
+from loans.models import LoanAccount
+from loans.tests.factories import LoanProductFactory, make_customer, make_loan
+
+from .factories import key_header, make_api_client
+
+pytestmark = pytest.mark.django_db
+
+LOANS = "/api/v1/loans/"
+
+
+@pytest.fixture
+def world():
+    pune, thane, chennai = BranchFactory(), BranchFactory(), BranchFactory()
+    gold = LoanProductFactory(code="GOLD", name="Gold loan", min_tenure_months=3)
+    return {
+        "pune": pune,
+        "thane": thane,
+        "chennai": chennai,
+        "pune_loan": make_loan(branch=pune),
+        "pune_gold": make_loan(branch=pune, product=gold, tenure_months=6),
+        "thane_loan": make_loan(branch=thane),
+        "chennai_loan": make_loan(branch=chennai),
+    }
+
+
+def _numbers(response):
+    assert response.status_code == 200, response.content
+    return {row["loan_number"] for row in response.json()["results"]}
+
+
+def test_a_client_sees_the_loans_of_its_branches_only(client, world):
+    _, raw_key = make_api_client(branches=[world["pune"], world["thane"]])
+    seen = _numbers(client.get(LOANS, **key_header(raw_key)))
+    assert seen == {world[n].loan_number for n in ("pune_loan", "pune_gold", "thane_loan")}
+    own = client.get(LOANS + world["thane_loan"].loan_number, **key_header(raw_key))
+    assert own.status_code == 200
+    other = client.get(LOANS + world["chennai_loan"].loan_number, **key_header(raw_key))
+    assert other.status_code == 404
+    assert other.json()["error"]["code"] == "not_found"
+
+
+def test_a_client_with_all_branches_sees_every_loan(client, world):
+    _, raw_key = make_api_client(all_branches=True)
+    assert _numbers(client.get(LOANS, **key_header(raw_key))) == set(
+        LoanAccount.objects.values_list("loan_number", flat=True)
+    )
+    other = client.get(LOANS + world["chennai_loan"].loan_number, **key_header(raw_key))
+    assert other.status_code == 200
+
+
+def test_staff_sessions_are_scoped_by_their_place_in_the_hierarchy(client, world):
+    client.force_login(branch_user(world["chennai"]))
+    assert _numbers(client.get(LOANS)) == {world["chennai_loan"].loan_number}
+    assert client.get(LOANS + world["pune_loan"].loan_number).status_code == 404
+
+
+def test_filters_by_branch_status_and_product_code(client, world):
+    _, raw_key = make_api_client(all_branches=True)
+    auth = key_header(raw_key)
+    pune = {world["pune_loan"].loan_number, world["pune_gold"].loan_number}
+    assert _numbers(client.get(LOANS, {"branch": world["pune"].code}, **auth)) == pune
+    assert _numbers(client.get(LOANS, {"product": "GOLD"}, **auth)) == {
+        world["pune_gold"].loan_number
+    }
+    LoanAccount.objects.filter(pk=world["thane_loan"].pk).update(status="CLOSED")
+    assert _numbers(client.get(LOANS, {"status": "CLOSED"}, **auth)) == {
+        world["thane_loan"].loan_number
+    }
+    bad = client.get(LOANS, {"status": "NOPE"}, **auth)
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "invalid"
+    assert list(bad.json()["error"]["fields"]) == ["status"]
+
+
+def test_a_loan_shows_amounts_as_two_decimal_strings_and_no_pii(client):
+    customer = make_customer(name="Asha Patil", mobile="9876543210", pan="ABCPE1234F")
+    loan = make_loan(customer=customer, sanctioned_amount=Decimal("150000"))
+    _, raw_key = make_api_client(branches=[loan.branch])
+    response = client.get(LOANS + loan.loan_number, **key_header(raw_key))
+    body = response.json()
+    assert body["customer_name"] == "Asha Patil"
+    assert body["customer_number"] == customer.customer_number
+    assert body["branch_code"] == loan.branch.code
+    assert body["sanctioned_amount"] == "150000.00"
+    assert body["disbursed_amount"] == "100000.00"
+    assert body["interest_rate"] == "18.00"
+    assert body["total_outstanding"] == f"{loan.total_outstanding:.2f}"
+    money = [v for k, v in body.items() if k.endswith(("_amount", "outstanding", "_principal"))]
+    assert money and all(isinstance(v, str) and v.split(".")[1].__len__() == 2 for v in money)
+    text = response.content.decode()
+    for pii in ("9876543210", "ABCPE1234F", '"mobile', '"pan'):
+        assert pii not in text
+
+
+def test_lists_are_paginated_by_page_number(client, world):
+    _, raw_key = make_api_client(all_branches=True)
+    page = client.get(LOANS, {"page_size": 2}, **key_header(raw_key)).json()
+    assert page["count"] == 4 and len(page["results"]) == 2 and page["next"]
+    assert len(client.get(page["next"], **key_header(raw_key)).json()["results"]) == 2
+    huge = client.get(LOANS, {"page_size": 10_000}, **key_header(raw_key))
+    assert huge.status_code == 200  # capped at 200, not refused
+    beyond = client.get(LOANS, {"page": 99}, **key_header(raw_key))
+    assert beyond.status_code == 404 and beyond.json()["error"]["code"] == "not_found"
+
+
+def test_the_list_costs_a_fixed_number_of_queries(client, world, django_assert_num_queries):
+    _, raw_key = make_api_client(branches=[world["pune"], world["thane"]])
+    client.get(LOANS, **key_header(raw_key))  # records last use
+    for _ in range(5):
+        make_loan(branch=world["pune"])
+    # the client by key prefix, its branches, the count, the page
+    with django_assert_num_queries(4):
+        response = client.get(LOANS, **key_header(raw_key))
+    assert len(response.json()["results"]) == 8
+
+
+def test_a_client_of_a_banking_partner_needs_loans_read_too(client, world):
+    from loans.tests.factories import BankingPartnerFactory
+
+    _, raw_key = make_api_client(
+        kind="BANKING_PARTNER",
+        banking_partner=BankingPartnerFactory(),
+        scopes=[scopes.PARTNER_RESULTS],
+        all_branches=True,
+    )
+    assert client.get(LOANS, **key_header(raw_key)).status_code == 403
