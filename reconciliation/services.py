@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -135,10 +135,10 @@ def dcr_build_many(
             continue
         report.transactions += len(result.txns)
         try:
-            with transaction.atomic():
-                outcome, late = dcr_write(branch=branches[pair[0]], figures=result)
+            with transaction.atomic():  # one transaction per branch-day, no savepoints inside
+                outcome, late, dcr_ref = _dcr_write(branch=branches[pair[0]], figures=result)
                 if with_dbs and outcome == "written" and _is_closed(branches[pair[0]], pair[1]):
-                    dbs_refresh(branch_id=pair[0], business_date=pair[1])
+                    _dbs_refresh(branch_id=pair[0], business_date=pair[1], dcr_ref=dcr_ref)
         except DatabaseError as exc:
             report.failed[pair] = exc
             logger.warning("DCR %s %s: not written: %s", *pair, str(exc).splitlines()[0])
@@ -154,16 +154,71 @@ def dcr_write(*, branch: Branch, figures: DayFigures) -> tuple[str, int]:
     """Upsert one DCR from its figures: ``("written", 0)``, ``("frozen", late arrivals
     recorded)`` for a submitted or approved DCR, or ``("stale", 0)`` when a newer read
     has been written meanwhile."""
-    dcr = _dcr_locked(branch.pk, figures.business_date)
-    if dcr.status in FROZEN:
-        return "frozen", _late_arrivals_record(dcr, figures)
-    if dcr.read_started_at and dcr.read_started_at > figures.read_started_at:
-        return "stale", 0
+    outcome, late, _ = _dcr_write(branch=branch, figures=figures)
+    return outcome, late
+
+
+def _dcr_write(*, branch: Branch, figures: DayFigures) -> tuple[str, int, DcrRef | None]:
     totals = figures.totals()
-    _dcr_apply(dcr, branch, figures, totals)
-    dcr.save()
-    _dcr_lines_write(dcr, totals)
-    return "written", 0
+    by_mode, excluded = totals["MODE"], totals["EXCLUDED"]
+    cash = from_paise(by_mode.get("CASH", (0, 0))[1])
+    row = _dcr_upsert(
+        branch_id=branch.pk,
+        business_date=figures.business_date,
+        is_provisional=not _is_closed(branch, figures.business_date, figures.read_started_at),
+        collected_count=sum(count for count, _ in by_mode.values()),
+        collected_amount=from_paise(sum(paise for _, paise in by_mode.values())),
+        cash_amount=cash,
+        excluded_count=sum(count for count, _ in excluded.values()),
+        excluded_amount=from_paise(sum(paise for _, paise in excluded.values())),
+        txn_ids=figures.collected_ids(),
+        excluded_txn_ids=figures.excluded_ids(),
+        read_started_at=figures.read_started_at,
+        computed_at=timezone.now(),
+    )
+    if row is None:  # not written: frozen, or a newer read got there first
+        dcr = _dcr_locked(branch.pk, figures.business_date)
+        if dcr.status in FROZEN:
+            return "frozen", _late_arrivals_record(dcr, figures), None
+        return "stale", 0, None
+    dcr_id, status, inserted = row
+    _dcr_lines_write(Dcr(pk=dcr_id, status=status), totals, replace=not inserted)
+    return "written", 0, DcrRef(dcr_id, status, cash)
+
+
+@dataclass(frozen=True)
+class DcrRef:
+    """What a DBS needs of its DCR (never the DCR's long id lists)."""
+
+    pk: int
+    status: str
+    cash_amount: Decimal
+
+
+_UPSERT_COLUMNS = (
+    "is_provisional", "collected_count", "collected_amount", "cash_amount", "excluded_count",
+    "excluded_amount", "txn_ids", "excluded_txn_ids", "read_started_at", "computed_at",
+)  # fmt: skip
+_T = Dcr._meta.db_table
+# Identifiers come from the model, values are parameters.
+_UPSERT_SQL = (
+    f"INSERT INTO {_T} (branch_id, business_date, status, remarks, {', '.join(_UPSERT_COLUMNS)}) "  # noqa: S608
+    f"VALUES (%s, %s, %s, '', {', '.join(['%s'] * len(_UPSERT_COLUMNS))}) "
+    "ON CONFLICT (branch_id, business_date) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPSERT_COLUMNS)
+    + f" WHERE {_T}.status NOT IN (%s, %s) AND ({_T}.read_started_at IS NULL "
+    f"OR {_T}.read_started_at <= EXCLUDED.read_started_at) "
+    "RETURNING id, status, (xmax = 0)"
+)
+
+
+def _dcr_upsert(*, branch_id: int, business_date: datetime.date, **values) -> tuple | None:
+    """One statement: insert the DCR, or update it unless it is frozen or holds a newer
+    read. Returns (id, status, inserted), or None when it was left as it is."""
+    params = [branch_id, business_date, Status.DRAFT, *(values[c] for c in _UPSERT_COLUMNS)]
+    with connection.cursor() as cursor:
+        cursor.execute(_UPSERT_SQL, [*params, Status.SUBMITTED, Status.APPROVED])
+        return cursor.fetchone()
 
 
 def _dcr_locked(branch_id: int, business_date: datetime.date) -> Dcr:
@@ -191,20 +246,25 @@ def _dcr_apply(dcr: Dcr, branch: Branch, figures: DayFigures, totals: dict) -> N
     dcr.computed_at = timezone.now()
 
 
-def _dcr_lines_write(dcr: Dcr, totals: dict[str, dict[str, list[int]]]) -> None:
+def _dcr_lines_write(
+    dcr: Dcr, totals: dict[str, dict[str, list[int]]], *, replace: bool = True, resolve=False
+) -> None:
     lines: dict[tuple[str, str], list[int]] = {}
     for dimension, buckets in totals.items():
         for key, (count, paise) in buckets.items():
             merged = lines.setdefault((dimension, (key or "")[:KEY_LENGTH]), [0, 0])
             merged[0] += count
             merged[1] += paise
-    DcrLine.objects.filter(dcr=dcr).delete()
+    if replace:
+        DcrLine.objects.filter(dcr=dcr).delete()
     DcrLine.objects.bulk_create(
         DcrLine(dcr=dcr, dimension=d, key=k, count=c, amount=from_paise(p))
         for (d, k), (c, p) in sorted(lines.items())
     )
-    # a rebuilt (returned) DCR now includes what had arrived late
-    LateArrival.objects.filter(dcr=dcr, resolved_at__isnull=True).update(resolved_at=timezone.now())
+    if resolve or dcr.status == Status.RETURNED:  # rebuilt, it includes what arrived late
+        LateArrival.objects.filter(dcr=dcr, resolved_at__isnull=True).update(
+            resolved_at=timezone.now()
+        )
 
 
 def _late_arrivals_record(dcr: Dcr, figures: DayFigures) -> int:
@@ -502,7 +562,7 @@ def dcr_submit(*, dcr_id: int, actor) -> Dcr:
     _reopen_if_returned(dcr, actor)
     totals = figures.totals()
     _dcr_apply(dcr, dcr.branch, figures, totals)
-    _dcr_lines_write(dcr, totals)
+    _dcr_lines_write(dcr, totals, resolve=True)
     dcr.submitted_by, dcr.submitted_at = actor, timezone.now()
     dcr.decided_by, dcr.decided_at = None, None
     _move(dcr, Status.SUBMITTED, actor=actor)
@@ -585,14 +645,20 @@ def _dbs_locked(branch_id: int, business_date: datetime.date) -> Dbs:
 @transaction.atomic
 def dbs_refresh(*, branch_id: int, business_date: datetime.date) -> Dbs:
     """Compute (or recompute) a DBS unless it is submitted or approved."""
-    dbs = _dbs_locked(branch_id, business_date)
+    return _dbs_refresh(branch_id=branch_id, business_date=business_date)
+
+
+def _dbs_refresh(
+    *, branch_id: int, business_date: datetime.date, dcr_ref: DcrRef | None = None
+) -> Dbs:
+    dbs = _dbs_locked(branch_id, business_date)  # first: a deposit being recorded waits
     if dbs.status not in FROZEN:
-        _dbs_compute(dbs)
+        _dbs_compute(dbs, dcr_ref)
         dbs.save()
     return dbs
 
 
-def _dbs_compute(dbs: Dbs) -> None:
+def _dbs_compute(dbs: Dbs, dcr_ref: DcrRef | None = None) -> None:
     """opening (the previous DBS's closing) + cash collected (the DCR's CASH) - deposits
     = closing cash in hand, and the flags."""
     branch = dbs.branch
@@ -602,7 +668,7 @@ def _dbs_compute(dbs: Dbs) -> None:
         .values_list("closing_cash", flat=True)
         .first()
     )
-    dcr = Dcr.objects.filter(branch_id=branch.pk, business_date=dbs.business_date).first()
+    dcr = dcr_ref or _dcr_ref(branch.pk, dbs.business_date)
     deposits = list(
         Deposit.objects.filter(branch_id=branch.pk, deposit_date=dbs.business_date).order_by("id")
     )
@@ -612,12 +678,21 @@ def _dbs_compute(dbs: Dbs) -> None:
     dbs.deposit_count = len(deposits)
     dbs.closing_cash = dbs.opening_cash + dbs.cash_collected - dbs.deposits_total
     dbs.cash_limit = branch.cash_in_hand_limit
-    dbs.dcr = dcr
+    dbs.dcr_id = dcr.pk if dcr else None
     dbs.computed_at = timezone.now()
     dbs.flags = _dbs_flags(dbs, dcr, deposits)
 
 
-def _dbs_flags(dbs: Dbs, dcr: Dcr | None, deposits: list[Deposit]) -> list[dict[str, str]]:
+def _dcr_ref(branch_id: int, business_date: datetime.date) -> DcrRef | None:
+    found = (
+        Dcr.objects.filter(branch_id=branch_id, business_date=business_date)
+        .values_list("pk", "status", "cash_amount")
+        .first()
+    )
+    return DcrRef(*found) if found else None
+
+
+def _dbs_flags(dbs: Dbs, dcr: DcrRef | None, deposits: list[Deposit]) -> list[dict[str, str]]:
     flags = []
     if dbs.closing_cash > dbs.cash_limit:
         flags.append(

@@ -1,0 +1,266 @@
+"""The DCR aggregation over one business date of many branches, against the raw store.
+
+Run it from the project folder (the local services must be running):
+
+    .venv/bin/python bench/dcr_aggregation.py [--transactions 1000000] [--branches 400]
+                                              [--workers 8] [--rounds 2] [--reload]
+
+It loads ``--transactions`` payment transactions for one business date, spread evenly over
+``--branches`` branches, into the development DynamoDB (its own table prefix,
+``bench_dcr_``, so it never touches the development tables), with parallel batch writes
+and a progress bar; a second run finds them loaded and skips that (``--reload`` writes
+them again: the ids are fixed, so nothing is duplicated). The branches are rows of the
+development database (codes ``BN001``...), in an area of their own.
+
+Then, in the same run and alternating, ``--rounds`` times each:
+
+- raw: every branch's partition read with boto3 ``Query`` on the ``branch_day`` index,
+  projecting the same attributes, ``--workers`` threads, nothing done with the items;
+- aggregation: ``reconciliation.services.dcr_build_many`` over the same branch-days, as
+  the daily job runs it: the reads (PynamoDB, ``--workers`` threads), the sums, and the
+  DCR and DBS upserts in Postgres, one transaction per branch.
+
+It prints each one's wall time and transactions per second (best round), and the ratio
+aggregation / raw (the goal: at least 0.8). A benchmark, not a test: it asserts only
+that the aggregation counted every transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import logging
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.chdir(ROOT)
+os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+os.environ["DYNAMODB_TABLE_PREFIX"] = "bench_dcr_"  # never the development tables
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db.models import Sum  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from accounts.models import Area, Branch, Region  # noqa: E402
+from dynamo.connection import boto3_client  # noqa: E402
+from dynamo.tables import ensure_table  # noqa: E402
+from payments.ddb_models import TransactionItem  # noqa: E402
+from reconciliation.models import Dcr  # noqa: E402
+from reconciliation.selectors import READ_ATTRIBUTES  # noqa: E402
+from reconciliation.services import dcr_build_many  # noqa: E402
+
+GOAL = 0.8
+BUSINESS_DATE = datetime.date(2026, 1, 15)
+MODES = ("CASH", "UPI", "CHEQUE", "NEFT", "NACH")
+STATUSES = ("POSTED",) * 8 + ("RECEIVED", "FAILED")  # 10% RECEIVED, 10% FAILED
+
+
+def bench_branches(count: int) -> list[Branch]:
+    region, _ = Region.objects.get_or_create(code="BENCH", defaults={"name": "Benchmark"})
+    area, _ = Area.objects.get_or_create(
+        code="BENCH", defaults={"name": "Benchmark", "region": region}
+    )
+    Branch.objects.bulk_create(
+        [
+            Branch(code=f"BN{n:03d}", name=f"Bench branch {n}", area=area, state="Maharashtra")
+            for n in range(1, count + 1)
+        ],
+        ignore_conflicts=True,
+    )
+    return list(Branch.objects.filter(area=area).order_by("code")[:count])
+
+
+def item(n: int, branch_id: int) -> dict:
+    """A transaction as DynamoDB stores it (what payment_ingest writes)."""
+    created = datetime.datetime(2026, 1, 15, 4, 0) + datetime.timedelta(milliseconds=n)
+    return {
+        "txn_id": {"S": f"BENCH{n:021d}"},
+        "branch_day": {"S": f"{branch_id}#{BUSINESS_DATE.isoformat()}"},
+        "created_at": {"S": created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
+        "loan_number": {"S": f"LN{n % 50000:08d}"},
+        "loan_id": {"N": str(n % 50000 + 1)},
+        "branch_id": {"N": str(branch_id)},
+        "business_date": {"S": BUSINESS_DATE.isoformat()},
+        "amount_paise": {"N": str(10_000 + (n * 7919) % 5_000_000)},
+        "mode": {"S": MODES[n % len(MODES)]},
+        "status": {"S": STATUSES[n % len(STATUSES)]},
+        "receipt_number": {"S": f"R{n:09d}"},
+        "collector": {"S": f"Agent {n % 12}"},
+        "source": {"S": "bench"},
+    }
+
+
+def loaded_per_branch(branches: list[Branch]) -> int:
+    """How many items each branch has (item n goes to branch n % branches, so a load
+    that stopped part-way left the first and last branch with k and k or k-1)."""
+    client = boto3_client()
+    counts = []
+    for branch in (branches[0], branches[-1]):
+        count = 0
+        kwargs = {
+            "TableName": TransactionItem.Meta.table_name,
+            "IndexName": "branch_day",
+            "KeyConditionExpression": "branch_day = :k",
+            "ExpressionAttributeValues": {":k": {"S": f"{branch.pk}#{BUSINESS_DATE}"}},
+            "Select": "COUNT",
+        }
+        while True:
+            page = client.query(**kwargs)
+            count += page["Count"]
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        counts.append(count)
+    return min(counts)
+
+
+def load(branches: list[Branch], total: int, workers: int, start: int = 0) -> float:
+    """Parallel batch writes (25 items each) with a progress bar; returns items/s.
+    ``start`` resumes a load that stopped part-way (the ids are fixed)."""
+    table = TransactionItem.Meta.table_name
+    local = threading.local()
+
+    def write(start: int) -> int:
+        client = getattr(local, "client", None) or boto3_client()
+        local.client = client
+        end = min(start + 25, total)
+        requests = [
+            {"PutRequest": {"Item": item(n, branches[n % len(branches)].pk)}}
+            for n in range(start, end)
+        ]
+        while requests:
+            answer = client.batch_write_item(RequestItems={table: requests})
+            requests = answer.get("UnprocessedItems", {}).get(table, [])
+            if requests:
+                time.sleep(0.05)
+        return end - start
+
+    started = time.perf_counter()
+    with (
+        ThreadPoolExecutor(max_workers=workers) as pool,
+        tqdm(total=total, initial=start, unit="txn", desc="loading DynamoDB", smoothing=0.1) as bar,
+    ):
+        for written in pool.map(write, range(start, total, 25)):
+            bar.update(written)
+    return (total - start) / (time.perf_counter() - started)
+
+
+def raw_read(branches: list[Branch], workers: int) -> tuple[float, int]:
+    table = TransactionItem.Meta.table_name
+    local = threading.local()
+    projection = ", ".join(f"#a{i}" for i in range(len(READ_ATTRIBUTES)))
+    names = {f"#a{i}": name for i, name in enumerate(READ_ATTRIBUTES)}
+
+    def read(branch: Branch) -> int:
+        client = getattr(local, "client", None) or boto3_client()
+        local.client = client
+        kwargs = {
+            "TableName": table,
+            "IndexName": "branch_day",
+            "KeyConditionExpression": "branch_day = :k",
+            "ExpressionAttributeValues": {":k": {"S": f"{branch.pk}#{BUSINESS_DATE}"}},
+            "ProjectionExpression": projection,
+            "ExpressionAttributeNames": names,
+        }
+        count = 0
+        while True:
+            page = client.query(**kwargs)
+            count += len(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return count
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        count = sum(pool.map(read, branches))
+    return time.perf_counter() - started, count
+
+
+def aggregate(branches: list[Branch], workers: int) -> tuple[float, int]:
+    started = time.perf_counter()
+    report = dcr_build_many(pairs=[(b.pk, BUSINESS_DATE) for b in branches], workers=workers)
+    elapsed = time.perf_counter() - started
+    if report.failed:
+        raise SystemExit(f"error: {len(report.failed)} branch(es) failed: {report.failed}")
+    return elapsed, report.transactions
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--transactions", type=int, default=1_000_000)
+    parser.add_argument("--branches", type=int, default=400)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--reload", action="store_true", help="write the data set again")
+    parser.add_argument(
+        "--load-only", action="store_true", help="load (or finish loading) and stop"
+    )
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+    if args.transactions % args.branches:
+        raise SystemExit("error: --transactions must be a multiple of --branches")
+
+    ensure_table(TransactionItem)
+    branches = bench_branches(args.branches)
+    per_branch = args.transactions // args.branches
+    print(
+        f"data set: {args.transactions:,} transactions, {len(branches)} branches, "
+        f"{per_branch:,} each, business date {BUSINESS_DATE}, table "
+        f"{TransactionItem.Meta.table_name}"
+    )
+    have = 0 if args.reload else loaded_per_branch(branches)
+    if have < per_branch:
+        start = have * len(branches)
+        began = time.perf_counter()
+        rate = load(branches, args.transactions, args.workers, start=start)
+        print(
+            f"loaded {args.transactions - start:,} items in {time.perf_counter() - began:,.0f} s "
+            f"({rate:,.0f} items/s)"
+        )
+    elif have > per_branch:
+        raise SystemExit(f"error: {have:,} items per branch are loaded; use --reload")
+    else:
+        print("already loaded (--reload to write it again)")
+    if args.load_only:
+        return
+
+    raws, aggs = [], []
+    for round_number in range(1, args.rounds + 1):
+        raw_time, raw_count = raw_read(branches, args.workers)
+        agg_time, agg_count = aggregate(branches, args.workers)
+        if agg_count != raw_count or raw_count != args.transactions:
+            raise SystemExit(f"error: raw read {raw_count:,}, aggregation {agg_count:,}")
+        raws.append(raw_time)
+        aggs.append(agg_time)
+        print(
+            f"round {round_number}: raw {raw_time:.2f} s ({raw_count / raw_time:,.0f} txn/s), "
+            f"aggregation {agg_time:.2f} s ({agg_count / agg_time:,.0f} txn/s)"
+        )
+    raw_rate = args.transactions / min(raws)
+    agg_rate = args.transactions / min(aggs)
+    collected = Dcr.objects.filter(branch__in=branches, business_date=BUSINESS_DATE).aggregate(
+        total=Sum("collected_amount"), count=Sum("collected_count")
+    )
+    print(
+        f"DCRs: {len(branches)} written, {collected['count']:,} collected receipts, "
+        f"₹{collected['total'] or Decimal('0'):,}"
+    )
+    print(f"raw DynamoDB query rate: {raw_rate:,.0f} txn/s (best of {args.rounds})")
+    print(f"aggregation:             {agg_rate:,.0f} txn/s, {min(aggs):.2f} s wall (best)")
+    ratio = agg_rate / raw_rate
+    verdict = "met" if ratio >= GOAL else "MISSED"
+    print(f"ratio aggregation / raw: {ratio:.2f} (goal >= {GOAL}): {verdict}")
+
+
+if __name__ == "__main__":
+    main()
