@@ -16,6 +16,7 @@ urlpatterns = [
     path("docs/", ApiDocsView.as_view(), name="docs"),
     path("v1/", include("loans.api.urls")),
     path("v1/", include("payments.api.urls")),
+    path("v1/", include("mandates.api.urls")),
     # Keep last: any other /api/ URL is a JSON 404 (never Django's HTML page).
     re_path(r"", not_found),
 ]

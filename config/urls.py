@@ -6,6 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("reconciliation/", include("reconciliation.urls")),
     path("api/", include("api.urls")),
+    path("mandates/", include("mandates.urls")),
 ]
 
 # Django's error views: JSON under /api/ (the API's error format), the normal pages elsewhere.

@@ -1,9 +1,19 @@
 import re
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import CharField, Exists, OuterRef, Value
+from django.db.models.functions import Cast, Concat
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
+from ops.errors import ApplicationError
 
 from . import services
 from .models import (
@@ -14,6 +24,7 @@ from .models import (
     CustomerBankAccount,
     Instalment,
     LoanAccount,
+    LoanCharge,
     LoanProduct,
 )
 
@@ -286,3 +297,183 @@ class InstalmentAdmin(ScopedModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- Charges (bounce charges), waived only through maker-checker -------------------------
+
+WAIVER_KIND = "CHARGE_WAIVER"
+WAIVER_PERMISSION = "loans.request_waiver"
+
+
+class WaiverRequestForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        max_length=1000,
+        help_text="Why the charge should be waived (e.g. the bank's error). A checker reads it.",
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Give a reason for the waiver.")
+        return reason
+
+
+class WaivedFilter(admin.SimpleListFilter):
+    title = "waived"
+    parameter_name = "waived"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Waived"), ("no", "Not waived")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(waived_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(waived_at__isnull=True)
+        return queryset
+
+
+@admin.register(LoanCharge)
+class LoanChargeAdmin(ScopedModelAdmin):
+    """Read-only: charges are raised by their cause (a NACH bounce) and waived only when a
+    checker approves a waiver request (``loans.services.loan_charge_waiver_request``)."""
+
+    list_display = [
+        "loan",
+        "kind",
+        "amount",
+        "gst",
+        "total",
+        "created_at",
+        "waived",
+        "waiver",
+    ]
+    list_select_related = ["loan"]
+    list_filter = [
+        "kind",
+        WaivedFilter,
+        ("loan__branch", ScopedRelatedFilter),
+        ("created_at", admin.DateFieldListFilter),
+    ]
+    search_fields = ["=loan__loan_number", "=reference"]
+    search_help_text = "Loan number or reference (exact)."
+    sortable_by = ["created_at"]
+    fields = readonly_fields = [
+        "loan",
+        "instalment",
+        "kind",
+        "amount",
+        "gst",
+        "total",
+        "reference",
+        "reason",
+        "created_at",
+        "waived_amount",
+        "waived_at",
+        "waiver",
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        from approvals.models import ApprovalRequest
+
+        pending = ApprovalRequest.objects.filter(
+            kind=WAIVER_KIND,
+            status=ApprovalRequest.Status.PENDING,
+            entity=Concat(
+                Value("loans.loancharge#"),
+                Cast(OuterRef("pk"), CharField()),
+                output_field=CharField(),
+            ),
+        )
+        may_request = request.user.has_perm(WAIVER_PERMISSION)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(waiver_pending=Exists(pending), may_request_waiver=Value(may_request))
+        )
+
+    @admin.display(description="waived", boolean=True)
+    def waived(self, obj) -> bool:
+        return obj.waived_at is not None
+
+    @admin.display(description="waiver")
+    def waiver(self, obj):
+        if obj.waived_at:
+            return f"waived ₹{obj.waived_amount}"
+        if getattr(obj, "waiver_pending", False):
+            return "requested, waiting for a checker"
+        if getattr(obj, "may_request_waiver", False):
+            return format_html(
+                '<a href="{}" class="waiver-request-link">Request waiver</a>',
+                reverse("admin:loans_loancharge_waiver", args=[obj.pk]),
+            )
+        return "—"
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/waiver/",
+                self.admin_site.admin_view(self.waiver_view),
+                name="{}_{}_waiver".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def waiver_view(self, request, object_id):
+        charge = self.get_object(request, unquote(object_id))
+        if charge is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not request.user.has_perm(WAIVER_PERMISSION):
+            raise PermissionDenied
+        change_url = reverse("admin:loans_loancharge_change", args=[charge.pk])
+        form = WaiverRequestForm(request.POST if request.method == "POST" else None)
+        if form.is_bound and form.is_valid():
+            try:
+                approval = services.loan_charge_waiver_request(
+                    charge_id=charge.pk, reason=form.cleaned_data["reason"], actor=request.user
+                )
+            except ApplicationError as exc:
+                self.message_user(request, f"Waiver not requested: {exc}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    format_html(
+                        'Waiver requested; it waits for a checker (<a href="{}">#{}</a>).',
+                        reverse("approvals:detail", args=[approval.pk]),
+                        approval.pk,
+                    ),
+                    messages.SUCCESS,
+                )
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Request a waiver",
+            "subtitle": None,
+            "opts": self.opts,
+            "original": charge,
+            "intro": "The waiver removes what is still unpaid of this charge from the loan. "
+            "It happens only when another person with the checker's permission approves it.",
+            "rows": [
+                ("Loan", charge.loan.loan_number),
+                ("Charge", charge.get_kind_display()),
+                ("Total", f"₹{charge.total} (₹{charge.amount} + GST ₹{charge.gst})"),
+                ("Raised for", charge.reason),
+            ],
+            "form": form,
+            "submit_label": "Request waiver",
+            "change_url": change_url,
+        }
+        request.current_app = self.admin_site.name
+        # The template lives in mandates/templates (shared with the mandates screens).
+        return TemplateResponse(request, "mandates/reason_form.html", context)

@@ -1,0 +1,228 @@
+"""Reads of mandates for the admin, the review page, the approvals inbox and the API.
+
+Everything a user sees goes through :func:`accounts.scoping.scope_queryset`. Importing
+this module registers the "mandates" source of the approvals inbox (mandates waiting for
+the user's approval) and the detail section of suspension and cancellation requests; it
+is imported by ``mandates.admin`` and ``mandates.urls``, so at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.scoping import scope_queryset
+from approvals.models import ApprovalRequest
+from approvals.selectors import (
+    SOURCE_LIMIT,
+    InboxEntry,
+    register_inbox_source,
+    register_request_detail,
+)
+from loans.models import Instalment
+from payments.services import from_paise
+
+from .ddb_models import MandateExecutionItem
+from .models import ExecutionResult, Mandate, MandateTransition
+
+logger = logging.getLogger(__name__)
+
+APPROVE_PERMISSION = "mandates.approve_mandate"
+S = Mandate.Status
+
+
+def mandates_visible(*, user) -> QuerySet[Mandate]:
+    return scope_queryset(Mandate.objects.all(), user)
+
+
+def mandate_for_review(*, user, mandate_id: int) -> Mandate | None:
+    """A mandate with what its review page shows, or None when the user may not see it."""
+    return (
+        mandates_visible(user=user)
+        .select_related(
+            "loan__customer",
+            "loan__branch",
+            "payer",
+            "banking_partner",
+            "created_by",
+            "maker",
+            "checker",
+        )
+        .filter(pk=mandate_id)
+        .first()
+    )
+
+
+def mandate_upcoming_instalments(*, mandate: Mandate, today: date | None = None, limit: int = 60):
+    """The loan's unpaid instalments due within the mandate's dates, from today on: what
+    the mandate will collect once active."""
+    today = today or timezone.localdate()
+    return list(
+        Instalment.objects.filter(
+            loan_id=mandate.loan_id,
+            due_date__gte=max(today, mandate.start_date),
+            due_date__lte=mandate.end_date,
+        )
+        .exclude(status=Instalment.Status.PAID)
+        .order_by("due_date")[:limit]
+    )
+
+
+def mandate_transitions(*, mandate: Mandate) -> QuerySet[MandateTransition]:
+    return MandateTransition.objects.filter(mandate=mandate).select_related("actor")
+
+
+def mandate_pending_stop_request(*, mandate: Mandate) -> ApprovalRequest | None:
+    return (
+        ApprovalRequest.objects.filter(
+            entity=f"mandates.mandate#{mandate.pk}",
+            kind__in=[
+                ApprovalRequest.Kind.MANDATE_SUSPENSION,
+                ApprovalRequest.Kind.MANDATE_CANCELLATION,
+            ],
+            status=ApprovalRequest.Status.PENDING,
+        )
+        .select_related("maker")
+        .first()
+    )
+
+
+# --- Executions (DynamoDB) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExecutionRow:
+    execution_id: str
+    due_date: str
+    attempt: int
+    amount: Any
+    status: str
+    return_code: str
+    return_reason: str
+    batch_reference: str
+    presented_at: str
+    result_at: str
+    txn_id: str
+
+
+def mandate_executions(*, mandate: Mandate, limit: int = 100) -> list[ExecutionRow]:
+    """The mandate's presentations and their results, newest due date first: one Query
+    on the ``by_mandate`` index. Raises PynamoDBException when DynamoDB is down."""
+    items = MandateExecutionItem.by_mandate.query(
+        str(mandate.pk), scan_index_forward=False, limit=limit
+    )
+    return [
+        ExecutionRow(
+            execution_id=item.execution_id,
+            due_date=item.due_date,
+            attempt=int(item.attempt),
+            amount=from_paise(int(item.amount_paise)),
+            status=item.status,
+            return_code=item.return_code or "",
+            return_reason=item.return_reason or "",
+            batch_reference=item.batch_reference or "",
+            presented_at=item.presented_at or "",
+            result_at=item.result_at or "",
+            txn_id=item.txn_id or "",
+        )
+        for item in items
+    ]
+
+
+def executions_by_id(execution_ids: list[str]) -> dict[str, MandateExecutionItem]:
+    """The executions of these ids that exist (BatchGetItem, consistent reads)."""
+    found: dict[str, MandateExecutionItem] = {}
+    unique = list(dict.fromkeys(execution_ids))
+    for start in range(0, len(unique), 100):
+        for item in MandateExecutionItem.batch_get(
+            unique[start : start + 100], consistent_read=True
+        ):
+            found[item.execution_id] = item
+    return found
+
+
+def recorded_results(execution_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """``{execution_id: (status, return_code)}`` of results already applied."""
+    return {
+        execution_id: (status, return_code)
+        for execution_id, status, return_code in ExecutionResult.objects.filter(
+            execution_id__in=execution_ids
+        ).values_list("execution_id", "status", "return_code")
+    }
+
+
+# --- The approvals inbox ------------------------------------------------------------------
+
+
+def mandates_waiting_for(*, user) -> QuerySet[Mandate]:
+    """Mandates pending approval in the user's scope that they may approve and did not
+    submit themselves."""
+    if not user.has_perm(APPROVE_PERMISSION):
+        return Mandate.objects.none()
+    return mandates_visible(user=user).filter(status=S.PENDING_APPROVAL).exclude(maker=user)
+
+
+def mandate_review_url(mandate: Mandate) -> str:
+    return reverse("mandates:review", args=[mandate.pk])
+
+
+def mandate_inbox_entries(user) -> list[InboxEntry]:
+    rows = (
+        mandates_waiting_for(user=user)
+        .select_related("loan__branch", "loan__customer", "maker")
+        .order_by("status_changed_at", "pk")[:SOURCE_LIMIT]
+    )
+    return [
+        InboxEntry(
+            kind_label="Mandate registration",
+            subject=f"{mandate.get_mandate_type_display()} mandate {mandate.pk} on "
+            f"{mandate.loan.loan_number} ({mandate.loan.customer.name}), "
+            f"up to ₹{mandate.max_amount}",
+            branch=str(mandate.loan.branch),
+            maker=(
+                mandate.maker.get_full_name() or mandate.maker.get_username()
+                if mandate.maker
+                else "—"
+            ),
+            submitted_at=mandate.status_changed_at,
+            url=mandate_review_url(mandate),
+            source="mandates",
+        )
+        for mandate in rows
+    ]
+
+
+def mandate_inbox_count(user) -> int:
+    if not user.has_perm(APPROVE_PERMISSION):
+        return 0  # no query for those who cannot approve
+    return mandates_waiting_for(user=user).count()
+
+
+register_inbox_source("mandates", mandate_inbox_entries, count=mandate_inbox_count)
+
+
+# --- Suspension and cancellation requests on the approvals detail page --------------------
+
+
+def _stop_request_detail(*, approval: ApprovalRequest, user) -> dict[str, Any] | None:
+    mandate_id = (approval.payload or {}).get("mandate_id")
+    mandate = mandate_for_review(user=user, mandate_id=mandate_id) if mandate_id else None
+    if mandate is None:
+        return None
+    return {
+        "template": "mandates/_stop_request_detail.html",
+        "mandate": mandate,
+        "upcoming": mandate.presentations.filter(
+            status__in=["SCHEDULED", "RETRY_SCHEDULED"]
+        ).count(),
+    }
+
+
+register_request_detail(ApprovalRequest.Kind.MANDATE_SUSPENSION, _stop_request_detail)
+register_request_detail(ApprovalRequest.Kind.MANDATE_CANCELLATION, _stop_request_detail)
