@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.contrib.postgres",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -66,6 +68,7 @@ INSTALLED_APPS = [
     "notifications",
     "sessions_ddb",
     "loans",
+    "approvals",
     "payments",
     "mandates",
     "reconciliation",
@@ -178,6 +181,20 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # The static schedule; run exactly one beat. Daily jobs also guard themselves in Postgres.
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "ops.tasks.heartbeat_task", "schedule": 60.0},
+    "mandates-daily": {
+        "task": "mandates.tasks.mandates_daily_task",
+        "schedule": crontab(minute=0, hour=env.int("MANDATES_PRESENTATION_HOUR", default=9)),
+    },
+    "mandates-results-sync": {
+        "task": "mandates.tasks.execution_results_sync_task",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+    "payments-post-due": {
+        "task": "payments.tasks.payments_post_due_task",
+        "schedule": 5.0,
+        "options": {"expires": 5.0},
+    },
     # relays audit events from the Postgres outbox to DynamoDB; stale runs are dropped
     "audit-relay": {
         "task": "audit.tasks.audit_relay_task",
@@ -210,6 +227,26 @@ NOTIFICATIONS_RETRY_BASE_SECONDS = env.int("NOTIFICATIONS_RETRY_BASE_SECONDS", d
 NOTIFICATIONS_RETENTION_DAYS = env.int("NOTIFICATIONS_RETENTION_DAYS", default=180)
 # The lender's name as templates sign off ({{ lender_name }}).
 NOTIFICATIONS_LENDER_NAME = env.str("NOTIFICATIONS_LENDER_NAME", default="Example Finance Ltd")
+
+# --- Payments ---------------------------------------------------------------------------
+
+PAYMENTS_MAX_AMOUNT = env.str("PAYMENTS_MAX_AMOUNT", default="1000000.00")  # Decimal string
+PAYMENTS_BACKDATE_DAYS = env.int("PAYMENTS_BACKDATE_DAYS", default=3)
+PAYMENTS_IDEMPOTENCY_DAYS = env.int("PAYMENTS_IDEMPOTENCY_DAYS", default=7)
+# A posting that finds the ledger unavailable retries after 5 s, 10 s, 20 s... (capped at
+# 15 minutes) and becomes a dead letter after the last attempt.
+PAYMENTS_POSTING_BACKOFF_SECONDS = env.int("PAYMENTS_POSTING_BACKOFF_SECONDS", default=5)
+PAYMENTS_POSTING_MAX_ATTEMPTS = env.int("PAYMENTS_POSTING_MAX_ATTEMPTS", default=10)
+
+# --- Mandates ---------------------------------------------------------------------------
+
+# Adapter class per banking partner code; "default" for partners not listed.
+MANDATES_PARTNER_ADAPTERS = {"default": "mandates.partners.SandboxPartner"}
+MANDATES_SANDBOX_REPORT_DELAY_SECONDS = env.int("MANDATES_SANDBOX_REPORT_DELAY_SECONDS", default=5)
+# The payer is notified this many days before each presentation (pre-debit notice).
+MANDATES_PRE_DEBIT_NOTICE_DAYS = env.int("MANDATES_PRE_DEBIT_NOTICE_DAYS", default=1)
+# The hour (IST) of the daily presentation run.
+MANDATES_PRESENTATION_HOUR = env.int("MANDATES_PRESENTATION_HOUR", default=9)
 
 # --- Auth, sessions, login lock-out -----------------------------------------------------
 
