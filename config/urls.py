@@ -6,6 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("reconciliation/", include("reconciliation.urls")),
     path("api/", include("api.urls")),
+    path("approvals/", include("approvals.urls")),
     path("mandates/", include("mandates.urls")),
 ]
 

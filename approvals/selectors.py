@@ -1,0 +1,162 @@
+"""Reads of the approvals inbox: one list of what waits for a user, whatever the workflow.
+
+The inbox is a registry of sources. A source is a function ``fn(user) -> list[InboxEntry]``
+registered under a name with :func:`register_inbox_source` (optionally with a cheap
+``count(user) -> int`` for the admin header); maker-checker requests are the first source,
+and workflows with a status of their own (mandates, DCR, DBS) add theirs from their app::
+
+    register_inbox_source("dcr", dcrs_waiting_for, count=dcrs_waiting_count)
+
+Each source applies the one scoping function and its own checker permission, and never
+lists what the user made themselves.
+
+A request's detail page may show more about its subject: an app registers a section
+for a kind with :func:`register_request_detail` (payments shows a reversal's allocation).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+from django.urls import reverse
+
+from accounts.scoping import scope_queryset
+
+from .models import ApprovalRequest
+from .services import handler_for
+
+logger = logging.getLogger(__name__)
+
+SOURCE_LIMIT = 200  # entries a source lists at most; the count tells the rest
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    kind_label: str
+    subject: str
+    branch: str
+    maker: str
+    submitted_at: datetime.datetime
+    url: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class InboxSource:
+    name: str
+    entries: Callable[[Any], list[InboxEntry]]
+    count: Callable[[Any], int] | None = None
+
+
+_sources: dict[str, InboxSource] = {}
+_detail_sections: dict[str, Callable[..., dict[str, Any] | None]] = {}
+
+
+def register_inbox_source(
+    name: str, fn: Callable[[Any], list[InboxEntry]], *, count: Callable[[Any], int] | None = None
+) -> None:
+    """Add (or replace) a source of the inbox. Without ``count``, counting lists the entries."""
+    _sources[name] = InboxSource(name, fn, count)
+
+
+def inbox_sources() -> list[InboxSource]:
+    return list(_sources.values())
+
+
+def inbox_entries(user) -> list[InboxEntry]:
+    """Everything waiting for ``user``, the longest waiting first."""
+    if not _is_staff(user):
+        return []
+    entries = [entry for source in _sources.values() for entry in source.entries(user)]
+    return sorted(entries, key=lambda e: e.submitted_at)
+
+
+def inbox_count(user) -> int:
+    if not _is_staff(user):
+        return 0
+    return sum(
+        source.count(user) if source.count else len(source.entries(user))
+        for source in _sources.values()
+    )
+
+
+def register_request_detail(kind: str, fn: Callable[..., dict[str, Any] | None]) -> None:
+    """``fn(*, approval, user)`` returns ``{"template": ..., **context}`` (or None) for the
+    detail page of a request of ``kind``."""
+    _detail_sections[str(kind)] = fn
+
+
+def request_detail_section(*, approval: ApprovalRequest, user) -> dict[str, Any] | None:
+    fn = _detail_sections.get(approval.kind)
+    return fn(approval=approval, user=user) if fn else None
+
+
+# --- Maker-checker requests -----------------------------------------------------------
+
+
+def checkable_kinds(user) -> list[str]:
+    """The kinds of request whose checker permission ``user`` has."""
+    kinds = []
+    for kind in ApprovalRequest.Kind.values:
+        try:
+            handler = handler_for(kind)
+        except KeyError:  # a kind no app has registered yet
+            continue
+        if user.has_perm(handler.checker_permission):
+            kinds.append(kind)
+    return kinds
+
+
+def approval_requests_waiting(*, user) -> QuerySet[ApprovalRequest]:
+    """Pending requests in the user's scope, of kinds they may check, not made by them."""
+    kinds = checkable_kinds(user)
+    if not kinds:
+        return ApprovalRequest.objects.none()
+    queryset = ApprovalRequest.objects.filter(
+        status=ApprovalRequest.Status.PENDING, kind__in=kinds
+    ).exclude(maker_id=user.pk)
+    return scope_queryset(queryset, user)
+
+
+def approval_requests_visible(*, user) -> QuerySet[ApprovalRequest]:
+    return scope_queryset(ApprovalRequest.objects.all(), user)
+
+
+def approval_requests_made_by(*, user) -> QuerySet[ApprovalRequest]:
+    return ApprovalRequest.objects.filter(maker_id=user.pk).select_related("branch", "checker")
+
+
+def approval_request_url(approval: ApprovalRequest) -> str:
+    return reverse("approvals:detail", args=[approval.pk])
+
+
+def _approval_request_entries(user) -> list[InboxEntry]:
+    waiting = approval_requests_waiting(user=user).select_related("branch", "maker")
+    return [
+        InboxEntry(
+            kind_label=approval.get_kind_display(),
+            subject=approval.entity_repr,
+            branch=str(approval.branch),
+            maker=approval.maker.get_full_name() or approval.maker.get_username(),
+            submitted_at=approval.made_at,
+            url=approval_request_url(approval),
+            source="approval_requests",
+        )
+        for approval in waiting.order_by("made_at")[:SOURCE_LIMIT]
+    ]
+
+
+def _approval_request_count(user) -> int:
+    return approval_requests_waiting(user=user).count()
+
+
+register_inbox_source("approval_requests", _approval_request_entries, count=_approval_request_count)
+
+
+def _is_staff(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_active and user.is_staff)

@@ -1,0 +1,217 @@
+"""The approvals workflow screens, on the admin's look: the inbox of what waits for the
+user, a request's detail page with Approve / Return, and the user's own requests.
+
+Staff only (others go to the admin login); a request outside the user's scope is a 404.
+Decisions go through ``approvals.services.approval_decide``, which enforces maker-checker,
+the checker's permission and "decided once"; its refusals are shown as messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
+from pynamodb.exceptions import PynamoDBException
+
+from audit.selectors import EventPage, audit_events_for_entity, audit_pending_for_entity
+from audit.tracking import entity_for, parse_entity
+from ops.errors import ApplicationError
+
+from . import selectors
+from .forms import DecisionForm
+from .models import ApprovalRequest
+from .services import approval_decide, handler_for
+
+logger = logging.getLogger(__name__)
+
+VIEW_PERMISSION = "approvals.view_approvalrequest"
+MY_REQUESTS_PAGE_SIZE = 50
+HISTORY_SIZE = 50
+
+
+@staff_member_required
+def inbox(request):
+    entries = selectors.inbox_entries(request.user)
+    context = _context(
+        request,
+        "Approvals waiting for you",
+        entries=entries,
+        total=selectors.inbox_count(request.user),
+    )
+    return TemplateResponse(request, "approvals/inbox.html", context)
+
+
+@staff_member_required
+def my_requests(request):
+    paginator = Paginator(
+        selectors.approval_requests_made_by(user=request.user).order_by("-made_at", "-pk"),
+        MY_REQUESTS_PAGE_SIZE,
+    )
+    page = paginator.get_page(request.GET.get("page"))
+    context = _context(request, "My requests", page=page)
+    return TemplateResponse(request, "approvals/mine.html", context)
+
+
+@staff_member_required
+def request_detail(request, pk: int):
+    approval = _approval_for(request, pk)
+    return _render_detail(request, approval, DecisionForm())
+
+
+@staff_member_required
+@require_POST
+def request_decide(request, pk: int):
+    approval = _approval_for(request, pk)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return _render_detail(request, approval, form)
+    try:
+        decided = approval_decide(
+            request_id=approval.pk,
+            approve=form.approve,
+            actor=request.user,
+            remarks=form.cleaned_data["remarks"],
+        )
+    except ApplicationError as exc:
+        messages.error(request, str(exc))
+        return HttpResponseRedirect(reverse("approvals:detail", args=[approval.pk]))
+    outcome = "Approved" if decided.status == ApprovalRequest.Status.APPROVED else "Returned"
+    messages.success(
+        request,
+        format_html(
+            '{}: <a href="{}">{}</a>.',
+            outcome,
+            reverse("approvals:detail", args=[decided.pk]),
+            str(decided),
+        ),
+    )
+    return HttpResponseRedirect(reverse("approvals:inbox"))
+
+
+# --- Helpers ----------------------------------------------------------------------------
+
+
+def _approval_for(request, pk: int) -> ApprovalRequest:
+    """The request if it is in the user's scope (else 404) and they may look at it: they
+    made it, may view requests, or may check its kind (else 403)."""
+    approval = get_object_or_404(
+        selectors.approval_requests_visible(user=request.user).select_related(
+            "branch", "maker", "checker"
+        ),
+        pk=pk,
+    )
+    user = request.user
+    if approval.maker_id == user.pk or user.has_perm(VIEW_PERMISSION):
+        return approval
+    if _checker_permission(approval) and user.has_perm(_checker_permission(approval)):
+        return approval
+    raise PermissionDenied
+
+
+def _checker_permission(approval: ApprovalRequest) -> str | None:
+    try:
+        return handler_for(approval.kind).checker_permission
+    except KeyError:
+        return None
+
+
+def _may_decide(user, approval: ApprovalRequest) -> bool:
+    permission = _checker_permission(approval)
+    return (
+        approval.status == ApprovalRequest.Status.PENDING
+        and approval.maker_id != user.pk
+        and permission is not None
+        and user.has_perm(permission)
+    )
+
+
+def _render_detail(request, approval: ApprovalRequest, form: DecisionForm):
+    context = _context(
+        request,
+        str(approval),
+        approval=approval,
+        payload=_readable(approval.payload),
+        subject_url=_subject_url(approval.entity),
+        section_html=_section_html(request, approval),
+        history=_history(request, approval),
+        form=form,
+        may_decide=_may_decide(request.user, approval),
+        is_maker=approval.maker_id == request.user.pk,
+    )
+    return TemplateResponse(request, "approvals/detail.html", context)
+
+
+def _section_html(request, approval: ApprovalRequest) -> str:
+    """What the subject's app shows about it (e.g. a reversal's allocation), if anything."""
+    section = selectors.request_detail_section(approval=approval, user=request.user)
+    if not section:
+        return ""
+    context = dict(section)
+    return render_to_string(context.pop("template"), context, request=request)
+
+
+def _history(request, approval: ApprovalRequest) -> list[dict[str, Any]]:
+    """The request's audit trail, newest first, as rows of audit's event template."""
+    entity = entity_for(approval)
+    try:
+        page = audit_events_for_entity(entity=entity, limit=HISTORY_SIZE)
+    except PynamoDBException:
+        logger.warning("approval history of %s: DynamoDB unavailable", entity, exc_info=True)
+        messages.warning(
+            request, "The audit store (DynamoDB) is unavailable; showing only recent changes."
+        )
+        page = EventPage(audit_pending_for_entity(entity=entity))
+    return [
+        {
+            "event": event,
+            "changes": [
+                (name.replace("_", " ").capitalize(), _shown(before), _shown(after))
+                for name, before, after in event.change_rows
+            ],
+            "object_url": None,
+        }
+        for event in page.events
+    ]
+
+
+def _readable(payload: dict | None) -> list[tuple[str, str]]:
+    return [
+        (str(key).replace("_", " ").capitalize(), _shown(value))
+        for key, value in sorted((payload or {}).items())
+    ]
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(_shown(v) for v in value) or "(none)"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_shown(v)}" for k, v in sorted(value.items()))
+    return str(value)
+
+
+def _subject_url(entity: str) -> str | None:
+    try:
+        label, pk = parse_entity(entity)
+        app_label, model_name = label.split(".", 1)
+        return reverse(f"admin:{app_label}_{model_name}_change", args=[pk])
+    except (ValueError, NoReverseMatch):
+        return None
+
+
+def _context(request, title: str, **extra) -> dict[str, Any]:
+    return {**admin.site.each_context(request), "title": title, "subtitle": None, **extra}
