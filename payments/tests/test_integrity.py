@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
@@ -12,9 +14,10 @@ pytestmark = pytest.mark.django_db
 
 
 def _run(capsys, *extra):
-    today = timezone.localdate().isoformat()
+    today = timezone.localdate()
+    start = (today - timedelta(days=7)).isoformat()
     with pytest.raises(SystemExit) as exited:
-        call_command("payments_integrity", "--from", "2020-01-01", "--to", today, *extra)
+        call_command("payments_integrity", "--from", start, "--to", today.isoformat(), *extra)
         raise SystemExit(0)
     out = capsys.readouterr().out.strip().splitlines()
     return exited.value.code, out
