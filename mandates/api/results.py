@@ -13,9 +13,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db import IntegrityError
 from pynamodb.exceptions import PynamoDBException
 
-from ops.errors import ApplicationError, ServiceUnavailable
+from ops.errors import ApplicationError, Conflict, ServiceUnavailable
 
 from .. import services
 from ..selectors import recorded_results
@@ -47,6 +48,11 @@ def result_apply(*, partner_code: str, result: PartnerResult) -> ResultOutcome:
             return_code=result.return_code,
             reason=result.reason,
         )
+    except IntegrityError:
+        raced = _raced(result)
+        if raced is None:
+            raise
+        return raced
     except PynamoDBException as exc:
         return _unavailable(result, exc)
     except ApplicationError as exc:
@@ -54,6 +60,27 @@ def result_apply(*, partner_code: str, result: PartnerResult) -> ResultOutcome:
             return _unavailable(result, exc)
         return ResultOutcome(result.execution_id, error=exc)
     return ResultOutcome(result.execution_id, outcome=outcome)
+
+
+def _raced(result: PartnerResult) -> ResultOutcome | None:
+    """Two deliveries of a result for one execution at once: the service's check for an
+    existing result ran before the other committed, so the unique execution id refused the
+    second. What was recorded decides: the same result is a duplicate, another a conflict
+    (None: nothing was recorded, the IntegrityError was about something else)."""
+    recorded = recorded_results([result.execution_id]).get(result.execution_id)
+    if recorded is None:
+        return None
+    if recorded == (result.status, result.return_code):
+        return ResultOutcome(result.execution_id, outcome="duplicate")
+    return ResultOutcome(
+        result.execution_id,
+        error=Conflict(
+            f"Execution {result.execution_id} already has the result "
+            f"{recorded[0]} {recorded[1]}".strip()
+            + ".",
+            code="result_conflict",
+        ),
+    )
 
 
 def _unavailable(result: PartnerResult, exc: Exception) -> ResultOutcome:

@@ -2,12 +2,14 @@
 applied once, an outcome or an error per result."""
 
 import json
+import threading
 from datetime import date
 from decimal import Decimal
 
 import pytest
 import yaml
 from django.core.management import call_command
+from django.db import connection
 
 from accounts.tests.factories import BranchFactory, UserFactory, branch_user
 from api import scopes
@@ -16,6 +18,7 @@ from api.tests.factories import key_header, make_api_client
 from loans.models import LoanCharge
 from loans.tests.factories import BankingPartnerFactory, make_loan
 from mandates import services
+from mandates.api.results import PartnerResult, result_apply
 from mandates.models import ExecutionResult, ScheduledPresentation
 from mandates.tests.factories import active_mandate, actors
 from payments.ddb_models import TransactionItem
@@ -147,6 +150,32 @@ def test_a_conflicting_result_is_that_items_error(client, world):
     assert fourth["error"]["fields"] == {"return_code": ["A bounce needs its return code."]}
     assert ExecutionResult.objects.get(execution_id=ok).status == "SUCCESS"
     assert not LoanCharge.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_result_delivered_twice_at_once_is_applied_once(world):
+    _, bounce = world["ids"]
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def deliver():
+        barrier.wait()
+        try:
+            outcome = result_apply(
+                partner_code=world["partner"].code,
+                result=PartnerResult(bounce, "BOUNCED", "04"),
+            )
+            outcomes.append(outcome.outcome or outcome.error.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["applied", "duplicate"]
+    assert ExecutionResult.objects.count() == 1 and LoanCharge.objects.count() == 1
 
 
 def test_another_partners_client_is_refused(client, world):
