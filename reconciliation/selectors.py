@@ -87,16 +87,22 @@ def branch_day_figures(*, branch_id: int, business_date: datetime.date) -> DayFi
     ``branch_day`` index. Amounts stay integer paise here."""
     figures = DayFigures(branch_id, business_date, timezone.now())
     txns = figures.txns
+    results = TransactionItem.by_branch_day.query(
+        branch_day_partition(branch_id, business_date), attributes_to_get=READ_ATTRIBUTES
+    )
     try:
-        for item in TransactionItem.by_branch_day.query(
-            branch_day_partition(branch_id, business_date), attributes_to_get=READ_ATTRIBUTES
-        ):
-            txns[item.txn_id] = (
-                item.mode,
-                item.status,
-                item.collector or "",
-                int(item.amount_paise),
-            )
+        # The query's own pages (PynamoDB pages with the key conditions, the projection and
+        # LastEvaluatedKey): items as DynamoDB sends them, read directly instead of being
+        # built into model instances one by one, which costs more than the rest together.
+        for page in results.page_iter:
+            for raw in page.get("Items", ()):
+                collector = raw.get("collector")
+                txns[raw["txn_id"]["S"]] = (
+                    raw["mode"]["S"],
+                    raw["status"]["S"],
+                    collector["S"] if collector and "S" in collector else "",
+                    int(raw["amount_paise"]["N"]),
+                )
     except PynamoDBException as exc:
         if is_unavailable(exc):
             raise StoreUnavailable("The transactions store is unavailable; retry shortly.") from exc
@@ -225,8 +231,15 @@ def dbss_waiting_for(*, user) -> QuerySet[Dbs]:
     return dbss_visible(user=user).filter(status=Status.SUBMITTED).exclude(submitted_by=user)
 
 
+DEFERRED = {Dcr: ("txn_ids", "excluded_txn_ids")}  # long lists a list never shows
+
+
 def _entries(queryset: QuerySet, label: str, url_name: str, source: str) -> list[InboxEntry]:
-    rows = queryset.select_related("branch", "submitted_by").order_by("submitted_at")
+    rows = (
+        queryset.select_related("branch", "submitted_by")
+        .defer(*DEFERRED.get(queryset.model, ()))
+        .order_by("submitted_at")
+    )
     return [
         InboxEntry(
             kind_label=label,
@@ -272,6 +285,7 @@ def dcr_export_rows(queryset: QuerySet[Dcr]) -> Iterator[list[Any]]:
     }
     rows = (
         queryset.select_related("branch", "submitted_by", "decided_by")
+        .defer("txn_ids", "excluded_txn_ids")
         .annotate(**mode_sums, late_count=Count("late_arrivals", distinct=True))
         .order_by("-business_date", "branch__code")
     )
@@ -441,6 +455,7 @@ def dcrs_not_submitted(*, user, since: datetime.date) -> list[Dcr]:
     candidates = (
         dcrs_visible(user=user)
         .filter(status__in=[Status.DRAFT, Status.RETURNED], business_date__gte=since)
+        .defer("txn_ids", "excluded_txn_ids")
         .select_related("branch")
         .order_by("business_date", "branch__code")
     )
