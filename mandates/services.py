@@ -536,6 +536,13 @@ def execution_result_apply(
 
 @transaction.atomic
 def _apply_in_ledger(item, status: str, return_code: str, reason: str, policy) -> str:
+    # Lock the presentation first: the same result delivered twice at once waits here and
+    # then finds the first one's row.
+    row = (
+        ScheduledPresentation.objects.select_for_update()
+        .select_related("mandate__loan__product", "mandate__payer")
+        .get(pk=item.presentation_id)
+    )
     existing = ExecutionResult.objects.filter(execution_id=item.execution_id).first()
     if existing is not None:
         if (existing.status, existing.return_code) != (status, return_code or ""):
@@ -546,11 +553,6 @@ def _apply_in_ledger(item, status: str, return_code: str, reason: str, policy) -
                 code="result_conflict",
             )
         return "duplicate"
-    row = (
-        ScheduledPresentation.objects.select_for_update()
-        .select_related("mandate__loan__product", "mandate__payer")
-        .get(pk=item.presentation_id)
-    )
     ExecutionResult.objects.create(
         execution_id=item.execution_id,
         presentation=row,

@@ -261,7 +261,7 @@ def test_the_daily_task_runs_through_an_embedded_worker(world, settings):
     _present(world)
     with start_worker(app, perform_ping_check=False, pool="solo", shutdown_timeout=10):
         sandbox_report_task.delay(world["mandate"].banking_partner.code, [_execution(world)])
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while not ExecutionResult.objects.exists():
             assert time.monotonic() < deadline, "the sandbox report did not arrive"
             time.sleep(0.2)

@@ -169,7 +169,7 @@ def test_the_sweep_task_runs_through_an_embedded_worker():
     txn_id = _ingest(make_loan())
     with start_worker(app, perform_ping_check=False, pool="solo", shutdown_timeout=10):
         payments_post_due_task.delay()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while not Posting.objects.filter(txn_id=txn_id).exists():
             assert time.monotonic() < deadline, "the task did not post"
             time.sleep(0.2)
