@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from accounts.models import Branch
@@ -632,7 +632,23 @@ def dbs_return(*, dbs_id: int, actor, remarks: str) -> Dbs:
 
 
 def _dbs_locked(branch_id: int, business_date: datetime.date) -> Dbs:
-    locked = Dbs.objects.select_for_update(of=("self",)).select_related("branch")
+    """The DBS row, locked, with what its figures need in the same round trip: the
+    previous closing cash, and whether the date has any deposit."""
+    previous = (
+        Dbs.objects.filter(
+            branch_id=OuterRef("branch_id"), business_date__lt=OuterRef("business_date")
+        )
+        .order_by("-business_date")
+        .values("closing_cash")[:1]
+    )
+    deposits = Deposit.objects.filter(
+        branch_id=OuterRef("branch_id"), deposit_date=OuterRef("business_date")
+    )
+    locked = (
+        Dbs.objects.select_for_update(of=("self",))
+        .select_related("branch")
+        .annotate(previous_closing=Subquery(previous), has_deposits=Exists(deposits))
+    )
     dbs = locked.filter(branch_id=branch_id, business_date=business_date).first()
     if dbs is None:
         Dbs.objects.bulk_create(
@@ -662,16 +678,23 @@ def _dbs_compute(dbs: Dbs, dcr_ref: DcrRef | None = None) -> None:
     """opening (the previous DBS's closing) + cash collected (the DCR's CASH) - deposits
     = closing cash in hand, and the flags."""
     branch = dbs.branch
-    previous = (
-        Dbs.objects.filter(branch_id=branch.pk, business_date__lt=dbs.business_date)
-        .order_by("-business_date")
-        .values_list("closing_cash", flat=True)
-        .first()
-    )
+    if hasattr(dbs, "previous_closing"):  # read with the lock (_dbs_locked)
+        previous = dbs.previous_closing
+    else:
+        previous = (
+            Dbs.objects.filter(branch_id=branch.pk, business_date__lt=dbs.business_date)
+            .order_by("-business_date")
+            .values_list("closing_cash", flat=True)
+            .first()
+        )
     dcr = dcr_ref or _dcr_ref(branch.pk, dbs.business_date)
-    deposits = list(
-        Deposit.objects.filter(branch_id=branch.pk, deposit_date=dbs.business_date).order_by("id")
-    )
+    deposits = []
+    if getattr(dbs, "has_deposits", True):
+        deposits = list(
+            Deposit.objects.filter(branch_id=branch.pk, deposit_date=dbs.business_date).order_by(
+                "id"
+            )
+        )
     dbs.opening_cash = previous if previous is not None else ZERO
     dbs.cash_collected = dcr.cash_amount if dcr else ZERO
     dbs.deposits_total = sum((d.amount for d in deposits), ZERO)
