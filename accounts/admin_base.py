@@ -29,6 +29,16 @@ class EstimatedCountPaginator(Paginator):
             return bounded
         return max(bounded, planner_estimate(queryset))
 
+    def page(self, number):
+        """A deferred join: find the page's ids on the index alone, then fetch (and join)
+        only those rows, instead of joining every row that OFFSET skips."""
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        queryset = self.object_list
+        ids = list(queryset.values_list("pk", flat=True)[bottom : bottom + self.per_page])
+        rows = {obj.pk: obj for obj in queryset.filter(pk__in=ids)}
+        return self._get_page([rows[pk] for pk in ids if pk in rows], number, self)
+
 
 def planner_estimate(queryset) -> int:
     sql, params = queryset.order_by().query.sql_with_params()

@@ -8,11 +8,12 @@ masked in lists, logs, audit events and the API (``*_masked`` properties).
 from datetime import date
 from decimal import Decimal
 
-from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from accounts.models import MOBILE_VALIDATOR, Branch
 from audit.masking import mask_value
@@ -145,7 +146,8 @@ class Customer(models.Model):
         indexes = [
             models.Index(fields=["branch", "-id"], name="customer_branch_recent"),
             models.Index(fields=["mobile"], name="customer_mobile"),
-            GinIndex(fields=["name"], name="customer_name_trgm", opclasses=["gin_trgm_ops"]),
+            # The admin's name search is icontains, i.e. UPPER(name) LIKE: index that.
+            GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="customer_name_upper_trgm"),
         ]
 
     def __str__(self) -> str:
