@@ -4,15 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('approvals', '0001_initial'),
+        ("approvals", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='approvalrequest',
-            name='kind',
-            field=models.CharField(choices=[('PAYMENT_REVERSAL', 'Payment reversal'), ('CHARGE_WAIVER', 'Charge waiver'), ('MANDATE_SUSPENSION', 'Mandate suspension'), ('MANDATE_CANCELLATION', 'Mandate cancellation')], max_length=20),
+            model_name="approvalrequest",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("PAYMENT_REVERSAL", "Payment reversal"),
+                    ("CHARGE_WAIVER", "Charge waiver"),
+                    ("MANDATE_SUSPENSION", "Mandate suspension"),
+                    ("MANDATE_CANCELLATION", "Mandate cancellation"),
+                ],
+                max_length=20,
+            ),
         ),
     ]
