@@ -175,14 +175,16 @@ def _dcr_write(*, branch: Branch, figures: DayFigures) -> tuple[str, int, DcrRef
         excluded_txn_ids=figures.excluded_ids(),
         read_started_at=figures.read_started_at,
         computed_at=timezone.now(),
+        lines=_line_rows(totals),
     )
     if row is None:  # not written: frozen, or a newer read got there first
         dcr = _dcr_locked(branch.pk, figures.business_date)
         if dcr.status in FROZEN:
             return "frozen", _late_arrivals_record(dcr, figures), None
         return "stale", 0, None
-    dcr_id, status, inserted = row
-    _dcr_lines_write(Dcr(pk=dcr_id, status=status), totals, replace=not inserted)
+    dcr_id, status = row
+    if status == Status.RETURNED:
+        _late_arrivals_resolve(dcr_id)
     return "written", 0, DcrRef(dcr_id, status, cash)
 
 
@@ -200,24 +202,39 @@ _UPSERT_COLUMNS = (
     "excluded_amount", "txn_ids", "excluded_txn_ids", "read_started_at", "computed_at",
 )  # fmt: skip
 _T = Dcr._meta.db_table
-# Identifiers come from the model, values are parameters.
-_UPSERT_SQL = (
-    f"INSERT INTO {_T} (branch_id, business_date, status, remarks, {', '.join(_UPSERT_COLUMNS)}) "  # noqa: S608
+# Identifiers come from the models, values are parameters.
+_L = DcrLine._meta.db_table
+_SET = ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPSERT_COLUMNS)
+_UPSERT_SQL = (  # the DCR's upsert, then its lines: one statement
+    f"WITH up AS (INSERT INTO {_T} (branch_id, business_date, status, remarks, "  # noqa: S608
+    f"{', '.join(_UPSERT_COLUMNS)}) "
     f"VALUES (%s, %s, %s, '', {', '.join(['%s'] * len(_UPSERT_COLUMNS))}) "
-    "ON CONFLICT (branch_id, business_date) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _UPSERT_COLUMNS)
-    + f" WHERE {_T}.status NOT IN (%s, %s) AND ({_T}.read_started_at IS NULL "
+    f"ON CONFLICT (branch_id, business_date) DO UPDATE SET {_SET} "
+    f"WHERE {_T}.status NOT IN (%s, %s) AND ({_T}.read_started_at IS NULL "
     f"OR {_T}.read_started_at <= EXCLUDED.read_started_at) "
-    "RETURNING id, status, (xmax = 0)"
+    "RETURNING id, status, (xmax = 0) AS inserted), "
+    "new_lines AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::int[], %s::numeric[]) "
+    "AS l(dimension, key, count, amount)), "
+    f"gone AS (DELETE FROM {_L} d USING up WHERE d.dcr_id = up.id AND NOT up.inserted "
+    "AND (d.dimension, d.key) NOT IN (SELECT dimension, key FROM new_lines)), "
+    f"put AS (INSERT INTO {_L} (dcr_id, dimension, key, count, amount) "
+    "SELECT up.id, n.dimension, n.key, n.count, n.amount FROM up, new_lines n "
+    "ON CONFLICT (dcr_id, dimension, key) DO UPDATE "
+    "SET count = EXCLUDED.count, amount = EXCLUDED.amount) "
+    "SELECT id, status FROM up"
 )
 
 
-def _dcr_upsert(*, branch_id: int, business_date: datetime.date, **values) -> tuple | None:
-    """One statement: insert the DCR, or update it unless it is frozen or holds a newer
-    read. Returns (id, status, inserted), or None when it was left as it is."""
+def _dcr_upsert(
+    *, branch_id: int, business_date: datetime.date, lines: list[tuple], **values
+) -> tuple | None:
+    """One statement (so one round trip, atomic by itself): insert the DCR, or update it
+    unless it is frozen or holds a newer read, and put its lines. Returns (id, status), or
+    None when the DCR was left as it is (its lines too)."""
     params = [branch_id, business_date, Status.DRAFT, *(values[c] for c in _UPSERT_COLUMNS)]
+    columns = [list(column) for column in zip(*lines, strict=True)] if lines else [[]] * 4
     with connection.cursor() as cursor:
-        cursor.execute(_UPSERT_SQL, [*params, Status.SUBMITTED, Status.APPROVED])
+        cursor.execute(_UPSERT_SQL, [*params, Status.SUBMITTED, Status.APPROVED, *columns])
         return cursor.fetchone()
 
 
@@ -246,25 +263,31 @@ def _dcr_apply(dcr: Dcr, branch: Branch, figures: DayFigures, totals: dict) -> N
     dcr.computed_at = timezone.now()
 
 
-def _dcr_lines_write(
-    dcr: Dcr, totals: dict[str, dict[str, list[int]]], *, replace: bool = True, resolve=False
-) -> None:
+def _line_rows(totals: dict[str, dict[str, list[int]]]) -> list[tuple[str, str, int, Decimal]]:
+    """(dimension, key, count, amount) of every line; keys cut to the column's length
+    (merged if two collectors differ only beyond it)."""
     lines: dict[tuple[str, str], list[int]] = {}
     for dimension, buckets in totals.items():
         for key, (count, paise) in buckets.items():
             merged = lines.setdefault((dimension, (key or "")[:KEY_LENGTH]), [0, 0])
             merged[0] += count
             merged[1] += paise
-    if replace:
-        DcrLine.objects.filter(dcr=dcr).delete()
+    return [(d, k, c, from_paise(p)) for (d, k), (c, p) in sorted(lines.items())]
+
+
+def _dcr_lines_write(dcr: Dcr, totals: dict[str, dict[str, list[int]]]) -> None:
+    DcrLine.objects.filter(dcr=dcr).delete()
     DcrLine.objects.bulk_create(
-        DcrLine(dcr=dcr, dimension=d, key=k, count=c, amount=from_paise(p))
-        for (d, k), (c, p) in sorted(lines.items())
+        DcrLine(dcr=dcr, dimension=d, key=k, count=c, amount=a) for d, k, c, a in _line_rows(totals)
     )
-    if resolve or dcr.status == Status.RETURNED:  # rebuilt, it includes what arrived late
-        LateArrival.objects.filter(dcr=dcr, resolved_at__isnull=True).update(
-            resolved_at=timezone.now()
-        )
+    _late_arrivals_resolve(dcr.pk)
+
+
+def _late_arrivals_resolve(dcr_id: int) -> None:
+    """A rebuilt (returned, or resubmitted) DCR includes what had arrived late."""
+    LateArrival.objects.filter(dcr_id=dcr_id, resolved_at__isnull=True).update(
+        resolved_at=timezone.now()
+    )
 
 
 def _late_arrivals_record(dcr: Dcr, figures: DayFigures) -> int:
@@ -562,7 +585,7 @@ def dcr_submit(*, dcr_id: int, actor) -> Dcr:
     _reopen_if_returned(dcr, actor)
     totals = figures.totals()
     _dcr_apply(dcr, dcr.branch, figures, totals)
-    _dcr_lines_write(dcr, totals, resolve=True)
+    _dcr_lines_write(dcr, totals)
     dcr.submitted_by, dcr.submitted_at = actor, timezone.now()
     dcr.decided_by, dcr.decided_at = None, None
     _move(dcr, Status.SUBMITTED, actor=actor)
