@@ -174,7 +174,11 @@ class MandateAdmin(ScopedModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             # A draft's details (MandateForm checked, under a row lock, that it still is one).
-            return super().save_model(request, obj, form, change)
+            # Only what the form changed: status, maker and checker are the services' to set.
+            changed = [name for name in form.changed_data if name in MANDATE_FIELDS]
+            if changed:
+                obj.save(update_fields=changed)
+            return None
         created = services.mandate_create(
             actor=request.user, **{name: form.cleaned_data[name] for name in MANDATE_FIELDS}
         )

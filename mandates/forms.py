@@ -155,7 +155,11 @@ class ResponseFileForm(forms.Form):
     def _parse(self, text: str) -> None:
         codes = set(ReturnCodePolicy.objects.values_list("code", flat=True))
         seen: dict[str, tuple[int, str, str]] = {}
-        for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+        try:
+            rows = list(csv.reader(io.StringIO(text)))
+        except csv.Error as exc:
+            raise ValidationError(f"The file is not valid CSV: {exc}.") from None
+        for number, row in enumerate(rows, start=1):
             if number > MAX_LINES:
                 self._bad(number, f"The file has more than {MAX_LINES} lines: split it.")
                 return

@@ -19,7 +19,7 @@ from loans.models import LoanCharge
 from loans.tests.factories import BankingPartnerFactory, make_loan
 from mandates import services
 from mandates.api.results import PartnerResult, result_apply
-from mandates.models import ExecutionResult, ScheduledPresentation
+from mandates.models import ExecutionResult, ReturnCodePolicy, ScheduledPresentation
 from mandates.tests.factories import active_mandate, actors
 from payments.ddb_models import TransactionItem
 
@@ -155,6 +155,11 @@ def test_a_conflicting_result_is_that_items_error(client, world):
 @pytest.mark.django_db(transaction=True)
 def test_the_same_result_delivered_twice_at_once_is_applied_once(world):
     _, bounce = world["ids"]
+    # An earlier transactional test may have flushed the seeded return codes.
+    ReturnCodePolicy.objects.get_or_create(
+        code="04",
+        defaults={"description": "Balance insufficient", "retryable": True, "max_presentations": 3},
+    )
     barrier = threading.Barrier(2)
     outcomes = []
 
