@@ -8,7 +8,10 @@ class MandatesConfig(AppConfig):
     def ready(self) -> None:
         from audit.tracking import track
 
-        from . import services  # noqa: F401 - registers the suspension/cancellation kinds
+        from . import (  # noqa: F401 - register the approval kinds and the inbox source
+            selectors,
+            services,
+        )
 
         # Status changes are recorded as transitions by mandates.services._mandate_move.
         track(
