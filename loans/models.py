@@ -371,6 +371,15 @@ class Instalment(models.Model):
     def total_paid(self) -> Decimal:
         return self.principal_paid + self.interest_paid + self.charges_paid
 
+    @property
+    def derived_status(self) -> str:
+        """What the status should be, from the amounts due and paid."""
+        if self.total_paid == 0:
+            return self.Status.DUE
+        if self.total_paid >= self.total_due:
+            return self.Status.PAID
+        return self.Status.PARTIALLY_PAID
+
 
 class LoanCharge(models.Model):
     """A charge raised on a loan (a NACH bounce), added to an instalment's charges due so

@@ -430,7 +430,7 @@ def ledger_post(*, txn: TransactionItem) -> tuple[Posting, bool]:
         inst.charges_paid += allocation.charges
         inst.interest_paid += allocation.interest
         inst.principal_paid += allocation.principal
-        inst.status = _instalment_status(inst)
+        inst.status = inst.derived_status
     Instalment.objects.bulk_update(
         [by_id[a.instalment_id] for a in allocations],
         ["charges_paid", "interest_paid", "principal_paid", "status"],
@@ -454,14 +454,6 @@ def ledger_post(*, txn: TransactionItem) -> tuple[Posting, bool]:
         loan.save(update_fields=["status", "updated_at"])
     _receipt_queue(loan=loan, txn=txn, amount=amount)
     return posting, True
-
-
-def _instalment_status(inst: Instalment) -> str:
-    if inst.total_paid == 0:
-        return Instalment.Status.DUE
-    if inst.total_paid >= inst.total_due:
-        return Instalment.Status.PAID
-    return Instalment.Status.PARTIALLY_PAID
 
 
 def _receipt_queue(*, loan: LoanAccount, txn: TransactionItem, amount: Decimal) -> None:
@@ -668,7 +660,7 @@ def payment_reverse(*, txn_id: str, actor) -> Posting:
         inst.charges_paid -= Decimal(allocation["charges"])
         inst.interest_paid -= Decimal(allocation["interest"])
         inst.principal_paid -= Decimal(allocation["principal"])
-        inst.status = _instalment_status(inst)
+        inst.status = inst.derived_status
     Instalment.objects.bulk_update(
         list(instalments.values()), ["charges_paid", "interest_paid", "principal_paid", "status"]
     )

@@ -1,8 +1,6 @@
 """The admin header's "Approvals (n)" link (``templates/admin/base_site.html``).
 
-It belongs to the approvals app (``approvals.selectors`` does all the work) and lives in
-this library only because approvals has no template tag package yet; move it to
-``approvals/templatetags/`` unchanged when it gets one.
+All the work is done by ``approvals.selectors``.
 """
 
 from __future__ import annotations
