@@ -170,15 +170,8 @@ def loan_charge_raise(
 
 def _instalment_status_refresh(instalment_id: int) -> None:
     inst = Instalment.objects.get(pk=instalment_id)
-    status = (
-        Instalment.Status.DUE
-        if inst.total_paid == 0
-        else Instalment.Status.PAID
-        if inst.total_paid >= inst.total_due
-        else Instalment.Status.PARTIALLY_PAID
-    )
-    if status != inst.status:
-        Instalment.objects.filter(pk=instalment_id).update(status=status)
+    if inst.derived_status != inst.status:
+        Instalment.objects.filter(pk=instalment_id).update(status=inst.derived_status)
 
 
 def loan_charge_waiver_request(*, charge_id: int, reason: str, actor: User):
