@@ -1,6 +1,7 @@
 """The OpenAPI schema and its Swagger UI (served from drf-spectacular-sidecar's static
 files: no CDN). Both need an authenticated caller (SPECTACULAR_SETTINGS SERVE_PERMISSIONS):
-staff with their admin session, or a client with its key."""
+staff with their admin session, or a client with its key. The UI's start-up script is
+its own same-origin URL (``?script``), not inline, for the Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from urllib.parse import urlencode
 
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 
@@ -27,7 +28,7 @@ class ApiSchemaView(JsonErrorsMixin, SpectacularAPIView):
     pass
 
 
-class ApiDocsView(JsonErrorsMixin, SpectacularSwaggerView):
+class ApiDocsView(JsonErrorsMixin, SpectacularSwaggerSplitView):
     url_name = "api:schema"
 
     def handle_exception(self, exc):
