@@ -22,14 +22,23 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
-        "KEY_PREFIX": f"test{uuid.uuid4().hex[:8]}",
+        "KEY_PREFIX": os.environ.get("TEST_CACHE_PREFIX") or f"test{uuid.uuid4().hex[:8]}",
     }
 }
 CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
-# Each run's embedded worker consumes only its own run's tasks.
-CELERY_TASK_DEFAULT_QUEUE = f"test-{uuid.uuid4().hex[:8]}"
+# Each run's embedded worker consumes only its own run's tasks. The TEST_* variables let a
+# subprocess (the fault-injection suite's real Celery workers and servers) join a run:
+# its queue, tables and cache keys.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("TEST_CELERY_QUEUE") or f"test-{uuid.uuid4().hex[:8]}"
+if os.environ.get("TEST_CELERY_VISIBILITY_TIMEOUT"):  # a killed worker's task comes back soon
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405
+        "visibility_timeout": int(os.environ["TEST_CELERY_VISIBILITY_TIMEOUT"]),
+        "unacked_restore_interval": 1,
+        "unacked_restore_throttle": 1,
+    }
 
-DYNAMODB_TABLE_PREFIX = f"test_{uuid.uuid4().hex[:10]}_"
+DYNAMODB_TABLE_PREFIX = os.environ.get("TEST_DYNAMODB_PREFIX") or f"test_{uuid.uuid4().hex[:10]}_"
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

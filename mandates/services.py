@@ -13,6 +13,7 @@ import logging
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -324,7 +325,7 @@ def presentations_reschedule(*, today: date | None = None) -> int:
 
 # --- Daily presentation ---------------------------------------------------------------
 
-RUN_LEASE = timedelta(minutes=30)
+RUN_LEASE = timedelta(seconds=settings.MANDATES_PRESENTATION_LEASE_SECONDS)
 
 
 def _claim_run(run_date: date) -> PresentationRun | None:
@@ -441,8 +442,6 @@ def _present_batch(run_date: date, rows: list[ScheduledPresentation]) -> int:
 
 
 def _pre_debit_notices(run_date: date) -> int:
-    from django.conf import settings
-
     from notifications.services import notification_queue
 
     horizon = run_date + timedelta(days=settings.MANDATES_PRE_DEBIT_NOTICE_DAYS)

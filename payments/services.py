@@ -55,7 +55,7 @@ PAISA = Decimal("0.01")
 MODES = ("CASH", "UPI", "CHEQUE", "NEFT", "NACH")
 POSTING = "POSTING"
 CLAIM_LEASE = timedelta(seconds=15)
-POSTING_LEASE = timedelta(seconds=60)
+POSTING_LEASE = timedelta(seconds=settings.PAYMENTS_POSTING_LEASE_SECONDS)
 
 
 class TxnStatus:

@@ -78,7 +78,8 @@ CHANGE_DEPOSIT = "reconciliation.change_deposit"
 DELETE_DEPOSIT = "reconciliation.delete_deposit"
 ADD_STATEMENT = "reconciliation.add_statementupload"
 
-JOB_LEASE = datetime.timedelta(minutes=30)  # a RUNNING job silent this long is taken over
+# a RUNNING job silent this long is taken over
+JOB_LEASE = datetime.timedelta(seconds=settings.RECONCILIATION_JOB_LEASE_SECONDS)
 KEY_LENGTH = DcrLine._meta.get_field("key").max_length
 SLIP_SCAN_MAX_BYTES = 5 * 1024 * 1024
 SLIP_SCAN_TYPES = {  # extension: the file's first bytes
