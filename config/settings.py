@@ -239,6 +239,9 @@ PAYMENTS_IDEMPOTENCY_DAYS = env.int("PAYMENTS_IDEMPOTENCY_DAYS", default=7)
 # 15 minutes) and becomes a dead letter after the last attempt.
 PAYMENTS_POSTING_BACKOFF_SECONDS = env.int("PAYMENTS_POSTING_BACKOFF_SECONDS", default=5)
 PAYMENTS_POSTING_MAX_ATTEMPTS = env.int("PAYMENTS_POSTING_MAX_ATTEMPTS", default=10)
+# A worker that dies holding queue items leaves them leased; another takes them over after
+# this many seconds (longer than any single posting takes).
+PAYMENTS_POSTING_LEASE_SECONDS = env.int("PAYMENTS_POSTING_LEASE_SECONDS", default=60)
 
 # --- Mandates ---------------------------------------------------------------------------
 
@@ -249,6 +252,13 @@ MANDATES_SANDBOX_REPORT_DELAY_SECONDS = env.int("MANDATES_SANDBOX_REPORT_DELAY_S
 MANDATES_PRE_DEBIT_NOTICE_DAYS = env.int("MANDATES_PRE_DEBIT_NOTICE_DAYS", default=1)
 # The hour (IST) of the daily presentation run.
 MANDATES_PRESENTATION_HOUR = env.int("MANDATES_PRESENTATION_HOUR", default=9)
+# A presentation run that died is resumed by the next run after this many seconds.
+MANDATES_PRESENTATION_LEASE_SECONDS = env.int("MANDATES_PRESENTATION_LEASE_SECONDS", default=1800)
+
+# --- Reconciliation ---------------------------------------------------------------------
+
+# A daily DCR job silent this many seconds (its worker died) is taken over by the next tick.
+RECONCILIATION_JOB_LEASE_SECONDS = env.int("RECONCILIATION_JOB_LEASE_SECONDS", default=1800)
 
 # --- Auth, sessions, login lock-out -----------------------------------------------------
 
