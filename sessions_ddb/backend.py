@@ -4,18 +4,62 @@
 - ``create`` is a conditional put (a key collision retries with a new key);
 - ``save`` of a session deleted meanwhile (logout elsewhere) raises ``UpdateError``
   instead of bringing it back, which SessionMiddleware turns into SessionInterrupted.
+
+Reads go through a Redis cache in front of DynamoDB (as Django's ``cached_db`` does for
+the database backend): an admin page would otherwise pay a DynamoDB round trip on every
+request. DynamoDB stays the store of record, and the cache never outlives it:
+
+- a cache entry carries the session's expiry and is kept at most
+  ``SESSIONS_DDB_CACHE_SECONDS`` (default 300), never past the expiry;
+- ``save`` writes DynamoDB (conditionally) and then drops the cache entry, so the next
+  read refills it from the store;
+- ``delete`` (logout, ending all sessions of a user) writes a tombstone to the cache, and
+  a refill only ever *adds* an entry, so a read that raced with the delete cannot put the
+  deleted session back into the cache;
+- a Redis outage falls back to DynamoDB (logged), it never fails a request.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+from django.core.cache import caches
 from django.utils import timezone
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
 from .ddb_models import SessionItem
+
+logger = logging.getLogger(__name__)
+
+CACHE_PREFIX = "sessions_ddb:"
+TOMBSTONE = "deleted"
+
+
+def _cache():
+    return caches[settings.SESSION_CACHE_ALIAS]
+
+
+def _cache_seconds() -> int:
+    return getattr(settings, "SESSIONS_DDB_CACHE_SECONDS", 300)
+
+
+def _cache_call(method: str, *args, **kwargs):
+    """Call the cache; an unreachable Redis is logged and reads as a miss."""
+    try:
+        return getattr(_cache(), method)(*args, **kwargs)
+    except Exception as exc:  # any cache failure falls back to DynamoDB
+        logger.warning("session cache unavailable (%s): %s", method, type(exc).__name__)
+        return None
+
+
+def forget(session_key: str) -> None:
+    """Mark a session as gone in the cache (before or after deleting it from DynamoDB)."""
+    _cache_call("set", CACHE_PREFIX + session_key, TOMBSTONE, _cache_seconds())
 
 
 def _condition_failed(exc: PutError) -> bool:
@@ -34,15 +78,37 @@ class SessionStore(SessionBase):
             return None
         return item
 
-    def load(self) -> dict:
-        item = self._get_item(self.session_key)
+    def _get_data(self, session_key: str | None) -> str | None:
+        """The encoded data of a live session, from the cache or else from DynamoDB."""
+        if not session_key:
+            return None
+        cached = _cache_call("get", CACHE_PREFIX + session_key)
+        if cached == TOMBSTONE:
+            return None
+        now = timezone.now()
+        if cached is not None:
+            data, expires_at = cached
+            if datetime.fromisoformat(expires_at) > now:
+                return data
+            return None
+        item = self._get_item(session_key)
         if item is None:
+            return None
+        seconds = min(_cache_seconds(), int((item.expires_at - now).total_seconds()))
+        if seconds > 0:
+            entry = (item.session_data, item.expires_at.isoformat())
+            _cache_call("add", CACHE_PREFIX + session_key, entry, seconds)
+        return item.session_data
+
+    def load(self) -> dict:
+        data = self._get_data(self.session_key)
+        if data is None:
             self._session_key = None
             return {}
-        return self.decode(item.session_data)
+        return self.decode(data)
 
     def exists(self, session_key: str) -> bool:
-        return self._get_item(session_key) is not None
+        return self._get_data(session_key) is not None
 
     def create(self) -> None:
         while True:
@@ -77,11 +143,14 @@ class SessionStore(SessionBase):
             if not _condition_failed(exc):
                 raise
             raise CreateError if must_create else UpdateError from exc
+        if not must_create:
+            _cache_call("delete", CACHE_PREFIX + self.session_key)
 
     def delete(self, session_key: str | None = None) -> None:
         session_key = session_key or self.session_key
         if session_key is None:
             return
+        forget(session_key)
         with contextlib.suppress(DeleteError):
             SessionItem(session_key).delete()
 
