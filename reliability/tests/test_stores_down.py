@@ -1,0 +1,352 @@
+"""A store stopped in the middle of the work, on the suite's own services.
+
+DynamoDB Local stopped during a burst of API ingestion, PostgreSQL stopped while the
+posting queue drains. Nothing is lost, nothing counts twice, and each scenario ends with
+the payments integrity check reporting no difference. Each prints its figures.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+from django.db import close_old_connections, connection
+from django.test import Client
+
+from accounts.tests.factories import BranchFactory
+from api import scopes
+from api.tests.factories import make_api_client
+from loans.tests.factories import make_loan
+from notifications.ddb_models import NotificationItem
+from payments.ddb_models import DedupItem, QueueItem, TransactionItem
+from payments.models import Posting
+from payments.services import payment_ingest, payments_post_due, to_paise
+from payments.tests.factories import head_office, payment
+from reliability.services import FaultInstanceError, FaultServices, figures, ledger_integrity
+
+pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
+
+URL = "/api/v1/transactions"
+OUTAGE_SECONDS = 4.0
+
+
+@pytest.fixture
+def stores() -> FaultServices:
+    try:
+        return FaultServices()
+    except FaultInstanceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def drain_posting_queue(*, timeout: float = 60.0) -> dict[str, int]:
+    """Run the posting sweep until nothing is due (backed-off items included)."""
+    totals: dict[str, int] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for outcome, count in payments_post_due(limit=100).items():
+            totals[outcome] = totals.get(outcome, 0) + count
+        waiting = [
+            item
+            for status in ("READY", "LEASED")
+            for item in QueueItem.by_status.query(f"POSTING#{status}")
+        ]
+        if not waiting:
+            return totals
+        time.sleep(0.5)
+    raise AssertionError(f"the posting queue did not drain within {timeout:.0f}s: {totals}")
+
+
+def assert_integrity(expected: int) -> str:
+    status, lines = ledger_integrity()
+    assert status == 0, lines
+    assert lines[-1].endswith(f"{expected} transactions, {expected} postings: agree"), lines
+    return lines[-1]
+
+
+# --- DynamoDB stopped during a burst of ingestion ---------------------------------------
+
+
+@dataclass
+class Request:
+    key: str
+    body: dict
+    status: int = 0
+    code: str = ""
+    retry_after: str | None = None
+    txn_id: str | None = None
+    replayed: bool = False
+
+    def send(self, client: Client, api_key: str) -> Request:
+        response = client.post(
+            URL,
+            data=json.dumps(self.body),
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Api-Key {api_key}",
+            HTTP_IDEMPOTENCY_KEY=self.key,
+        )
+        data = response.json()
+        outcome = Request(self.key, self.body, status=response.status_code)
+        outcome.code = data.get("error", {}).get("code", "")
+        outcome.retry_after = response.headers.get("Retry-After")
+        outcome.txn_id = data.get("txn_id")
+        outcome.replayed = response.headers.get("Idempotent-Replayed") == "true"
+        return outcome
+
+
+def _burst(requests, api_key, *, clients, stop_after, late_from, outage):
+    """Send ``requests`` from ``clients`` threads. The ``outage`` context begins once
+    ``stop_after`` answers are in, while the rest are in flight; requests from
+    ``late_from`` on wait until it has begun. It ends when every request was answered.
+    Returns the first answer to each request, and the measured outage."""
+    answers: list[Request | None] = [None] * len(requests)
+    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(requests)):
+        todo.put(index)
+    lock, answered = threading.Lock(), [0]
+    enough, stopped = threading.Event(), threading.Event()
+
+    def client_thread():
+        client = Client()
+        try:
+            while True:
+                try:
+                    index = todo.get_nowait()
+                except queue.Empty:
+                    return
+                if index >= late_from:
+                    stopped.wait(120)
+                answers[index] = requests[index].send(client, api_key)
+                with lock:
+                    answered[0] += 1
+                    if answered[0] >= stop_after:
+                        enough.set()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client_thread) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    assert enough.wait(120), "the burst did not start"
+    with outage as measured:
+        stopped.set()
+        for thread in threads:
+            thread.join(120)
+    return answers, measured
+
+
+def _retry_until_done(request, client, api_key, *, deadline, refusals):
+    """A client's retry: the same request and key, again after each Retry-After.
+    Counts the refusals met on the way by code."""
+    while True:
+        answer = request.send(client, api_key)
+        if answer.status == 201 or answer.retry_after is None or time.monotonic() > deadline:
+            return answer
+        refusals[answer.code] = refusals.get(answer.code, 0) + 1
+        time.sleep(int(answer.retry_after))
+
+
+def test_dynamodb_stopped_during_an_ingestion_burst_stores_each_payment_once(stores):
+    branch = BranchFactory()
+    loans = [make_loan(branch=branch) for _ in range(3)]
+    _, api_key = make_api_client(
+        scopes=(scopes.TRANSACTIONS_WRITE, scopes.TRANSACTIONS_READ), branches=[branch]
+    )
+    total, late_from = 60, 40
+    requests = [
+        Request(
+            f"burst-{uuid.uuid4()}",
+            {
+                "loan_account": loans[i % 3].loan_number,
+                "amount": f"{100 + i}.00",
+                "mode": "CASH",
+                "receipt_number": f"R-{i}",
+            },
+        )
+        for i in range(total)
+    ]
+    first, outage = _burst(
+        requests,
+        api_key,
+        clients=4,
+        stop_after=20,
+        late_from=late_from,
+        outage=stores.down("dynamodb"),
+    )
+    restarted = time.monotonic()
+
+    # while it was down: a 503 with Retry-After, never a 500, never a 2xx for nothing
+    assert all(answer is not None for answer in first)
+    assert {a.status for a in first} <= {201, 503}, [(a.status, a.code) for a in first]
+    unavailable = [a for a in first if a.status == 503]
+    for answer in unavailable:
+        assert answer.code == "store_unavailable" and answer.retry_after.isdigit()
+    assert all(a.status == 503 for a in first[late_from:])
+    accepted = [a for a in first if a.status == 201]
+    for answer, request in zip(first, requests, strict=True):
+        if answer.status == 201:
+            stored = TransactionItem.get(answer.txn_id, consistent_read=True)
+            assert stored.amount_paise == to_paise(Decimal(request.body["amount"]))
+
+    # after the restart the same requests with the same keys complete, each exactly once
+    client = Client()
+    deadline = time.monotonic() + 90
+    refusals: dict[str, int] = {}
+    second = [
+        _retry_until_done(r, client, api_key, deadline=deadline, refusals=refusals)
+        for r in requests
+    ]
+    recovered_after = time.monotonic() - restarted
+    assert [a.status for a in second] == [201] * total, [(a.status, a.code) for a in second]
+    for before, after in zip(first, second, strict=True):
+        if before.status == 201:
+            assert after.txn_id == before.txn_id and after.replayed
+    txn_ids = {a.txn_id for a in second}
+    assert len(txn_ids) == total
+    assert TransactionItem.count() == total and QueueItem.count() == total
+    assert {d.state for d in DedupItem.scan()} == {"DONE"}
+
+    outcomes = drain_posting_queue()
+    assert Posting.objects.count() == total
+    assert set(Posting.objects.values_list("txn_id", flat=True)) == txn_ids
+    assert {t.status for t in TransactionItem.scan()} == {"POSTED"}
+    summary = assert_integrity(total)
+    figures(
+        "dynamodb stopped during ingestion",
+        requests=total,
+        clients=4,
+        accepted_before_stop=len(accepted),
+        answered_503=len(unavailable),
+        other_errors=total - len(accepted) - len(unavailable),
+        dynamodb_down_s=round(outage.down_for, 1),
+        dynamodb_ready_after_s=round(outage.ready_after, 1),
+        refused_after_restart=refusals,
+        all_completed_after_restart_s=round(recovered_after, 1),
+        transactions=TransactionItem.count(),
+        postings=Posting.objects.count(),
+        posting_outcomes=outcomes,
+        integrity=summary,
+    )
+
+
+# --- PostgreSQL stopped while the posting queue drains ----------------------------------
+
+
+class Sweeper(threading.Thread):
+    """The posting sweep, run again and again as a Celery worker runs its task: Django's
+    stale connections are closed around each run, as Celery's Django fix-up does."""
+
+    def __init__(self, batch: int) -> None:
+        super().__init__(daemon=True)
+        self.batch = batch
+        self.outcomes: dict[str, int] = {}
+        self.crashes: list[str] = []
+        self.finish = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.finish.is_set():
+                close_old_connections()
+                try:
+                    result = payments_post_due(limit=self.batch)
+                except Exception as exc:  # a crashed sweep is a finding, reported below
+                    self.crashes.append(f"{type(exc).__name__}: {exc}")
+                    result = {}
+                close_old_connections()
+                for outcome, count in result.items():
+                    self.outcomes[outcome] = self.outcomes.get(outcome, 0) + count
+                time.sleep(0.1)
+        finally:
+            connection.close()
+
+    def wait_for(self, outcome: str, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.outcomes.get(outcome, 0) < count:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+
+def _loan_ledger_balances(loan) -> bool:
+    """What a loan's instalments received plus any excess equals what was posted to it."""
+    loan.refresh_from_db()
+    paid = sum(i.charges_paid + i.interest_paid + i.principal_paid for i in loan.instalments.all())
+    postings = list(Posting.objects.filter(loan=loan))
+    return paid + sum(p.excess for p in postings) == sum(p.amount for p in postings)
+
+
+def test_postgres_stopped_while_the_queue_drains_backs_off_and_posts_each_once(stores, settings):
+    settings.PAYMENTS_POSTING_BACKOFF_SECONDS = 1
+    branch = BranchFactory()
+    loans = [make_loan(branch=branch) for _ in range(4)]
+    principal = head_office()
+    total = 40
+    txn_ids = {
+        payment_ingest(
+            payment=payment(loans[i % 4], amount=f"{200 + i}.00", receipt_number=f"Q-{i}"),
+            idempotency_key=f"drain-{uuid.uuid4()}",
+            principal=principal,
+            source="reliability",
+        ).body["txn_id"]
+        for i in range(total)
+    }
+    sweeper = Sweeper(batch=4)
+    sweeper.start()
+    try:
+        assert sweeper.wait_for("posted", 8, timeout=60), sweeper.outcomes
+        with stores.down("postgres") as outage:
+            posted_before = sweeper.outcomes.get("posted", 0)
+            assert sweeper.wait_for("retry", 8, timeout=30), sweeper.outcomes
+            time.sleep(max(0.0, OUTAGE_SECONDS - outage.down_for))  # a few rounds of backoff
+            # the items it could not post wait in DynamoDB, with their attempts and backoff
+            items = list(QueueItem.scan(consistent_read=True))
+            waiting = [i for i in items if i.queue_status == "POSTING#READY" and i.last_error]
+            assert len(items) == total
+            assert waiting, [(i.queue_status, i.last_error) for i in items]
+            for item in waiting:
+                assert "ledger database" in item.last_error
+                assert item.attempts >= 1 and item.next_attempt_at > item.updated_at
+            assert not [i for i in items if i.queue_status == "POSTING#DEAD"]
+            backed_off = len(waiting)
+            most_attempts = max(int(i.attempts) for i in items)
+        restarted = time.monotonic()
+        deadline = restarted + 90
+        while sum(t.status == "POSTED" for t in TransactionItem.scan()) < total:
+            assert time.monotonic() < deadline, sweeper.outcomes
+            time.sleep(0.5)
+        recovered_after = time.monotonic() - restarted
+    finally:
+        sweeper.finish.set()
+        sweeper.join(30)
+    assert not sweeper.crashes, sweeper.crashes
+    # the test's own connection was cut by the restart, as every other one
+    close_old_connections()
+    assert Posting.objects.count() == total
+    assert set(Posting.objects.values_list("txn_id", flat=True)) == txn_ids
+    assert {i.queue_status for i in QueueItem.scan()} == {"POSTING#DONE"}
+    assert all(_loan_ledger_balances(loan) for loan in loans)
+    receipts = [
+        n for n in NotificationItem.scan() if n.template_code == "receipt" and n.status != "PENDING"
+    ]
+    assert len({n.entity for n in receipts}) == len(receipts), "a receipt was released twice"
+    summary = assert_integrity(total)
+    figures(
+        "postgres stopped while the posting queue drains",
+        payments=total,
+        posted_before_stop=posted_before,
+        backed_off_items=backed_off,
+        most_attempts=most_attempts,
+        postgres_down_s=round(outage.down_for, 1),
+        postgres_ready_after_s=round(outage.ready_after, 1),
+        all_posted_after_restart_s=round(recovered_after, 1),
+        sweep_outcomes=sweeper.outcomes,
+        receipts_released=len(receipts),
+        postings=Posting.objects.count(),
+        integrity=summary,
+    )
