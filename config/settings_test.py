@@ -51,3 +51,14 @@ LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "W
 # The live server's threads would keep pooled connections open past the test database's
 # teardown; tests open plain connections (the pool itself is exercised by bin/run).
 DATABASES["default"]["OPTIONS"].pop("pool", None)  # noqa: F405
+
+# The replica alias is a test mirror of default (the same test database through another
+# connection), so every test could read it. Reports read it only in the tests that switch
+# REPORTING_DATABASE to it (ops/tests/test_db.py): a mirror does not see the uncommitted
+# rows of a test running inside a transaction.
+DATABASES["replica"] = {  # noqa: F405
+    **DATABASES["default"],  # noqa: F405
+    "OPTIONS": dict(DATABASES["default"]["OPTIONS"]),  # noqa: F405
+    "TEST": {"MIRROR": "default"},
+}
+REPORTING_DATABASE = "default"

@@ -21,6 +21,7 @@ from accounts.models import Branch
 from accounts.scoping import scope_queryset, sees_everything
 from approvals.selectors import InboxEntry, register_inbox_source
 from dynamo.errors import is_unavailable
+from ops.db import reporting, reporting_alias
 from payments.ddb_models import TransactionItem
 from payments.services import MODES
 
@@ -278,13 +279,15 @@ register_inbox_source(
 
 
 def dcr_export_rows(queryset: QuerySet[Dcr]) -> Iterator[list[Any]]:
-    """The header, then one row per DCR (one query: totals by mode pivoted in SQL)."""
+    """The header, then one row per DCR (one query: totals by mode pivoted in SQL), read
+    from the reporting database (the replica when there is one)."""
     mode_sums = {
         f"mode_{mode}": Sum("lines__amount", filter=Q(lines__dimension="MODE", lines__key=mode))
         for mode in MODES
     }
     rows = (
-        queryset.select_related("branch", "submitted_by", "decided_by")
+        queryset.using(reporting_alias())
+        .select_related("branch", "submitted_by", "decided_by")
         .defer("txn_ids", "excluded_txn_ids")
         .annotate(**mode_sums, late_count=Count("late_arrivals", distinct=True))
         .order_by("-business_date", "branch__code")
@@ -316,8 +319,10 @@ def dcr_export_rows(queryset: QuerySet[Dcr]) -> Iterator[list[Any]]:
 
 
 def dbs_export_rows(queryset: QuerySet[Dbs]) -> Iterator[list[Any]]:
-    rows = queryset.select_related("branch", "submitted_by", "decided_by").order_by(
-        "-business_date", "branch__code"
+    rows = (
+        queryset.using(reporting_alias())
+        .select_related("branch", "submitted_by", "decided_by")
+        .order_by("-business_date", "branch__code")
     )
     yield [
         "Branch", "Branch name", "Business date", "Status", "Opening cash", "Cash collected",
@@ -361,10 +366,12 @@ def _money(value: Decimal | None) -> str:
     return f"{(value or Decimal('0.00')):.2f}"
 
 
+@reporting()
 def dashboard_data(*, user, today: datetime.date, days: int = 30) -> dict[str, Any]:
     """Chart series for the user's scope: collections per day by mode (``days`` days to
     ``today``), today's collections by branch and mode, cash in hand against the limit
-    (each branch's latest DBS), pending approvals, and DCRs not submitted after cut-off."""
+    (each branch's latest DBS), pending approvals, and DCRs not submitted after cut-off.
+    Read from the reporting database (a replica may be a few seconds behind)."""
     start = today - datetime.timedelta(days=days - 1)
     dates = [start + datetime.timedelta(days=n) for n in range(days)]
     mode_lines = scope_queryset(DcrLine.objects.all(), user).filter(
