@@ -6,10 +6,16 @@ Run it from the project folder (the local services must be running):
                                               [--workers 8] [--rounds 2] [--reload]
 
 It loads ``--transactions`` payment transactions for one business date, spread evenly over
-``--branches`` branches, into the development DynamoDB (its own table prefix,
-``bench_dcr_``, so it never touches the development tables), with parallel batch writes
-and a progress bar; a second run finds them loaded and skips that (``--reload`` writes
-them again: the ids are fixed, so nothing is duplicated). The branches are rows of the
+``--branches`` branches, into a DynamoDB Local of its own that keeps its data in memory
+(``bin/services`` with ``LOCAL_SERVICES_DIR=.local/bench``, port 58100, table prefix
+``bench_dcr_``): DynamoDB Local on disk (SQLite) writes about 130 items a second on this
+kind of machine, a million in two hours; in memory about ten times faster. Raw reads and
+the aggregation both read that same instance, so the ratio compares like with like. It
+stays running for the next run (which finds the data loaded and skips loading; stop it
+with ``LOCAL_SERVICES_DIR=.local/bench LOCAL_DYNAMODB_PORT=58100 bin/services stop
+dynamodb``). ``BENCH_DYNAMODB_ENDPOINT`` points the benchmark at another DynamoDB
+instead. Loading uses parallel batch writes with a progress bar (``--reload`` writes the
+items again: the ids are fixed, so nothing is duplicated). The branches are rows of the
 development database (codes ``BN001``...), inactive, in an area of their own.
 
 Then, in the same run and alternating, ``--rounds`` times each:
@@ -31,6 +37,7 @@ import argparse
 import datetime
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -43,6 +50,30 @@ sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 os.environ["DYNAMODB_TABLE_PREFIX"] = "bench_dcr_"  # never the development tables
+BENCH_DDB_PORT = "58100"
+
+
+def start_bench_dynamodb() -> str:
+    """The benchmark's own in-memory DynamoDB Local (started once, left running)."""
+    env = dict(
+        os.environ,
+        LOCAL_SERVICES_DIR=".local/bench",
+        LOCAL_DYNAMODB_PORT=BENCH_DDB_PORT,
+        LOCAL_DYNAMODB_IN_MEMORY="1",
+        LOCAL_DYNAMODB_HEAP="6g",
+    )
+    env.pop("DYNAMODB_ENDPOINT", None)
+    result = subprocess.run(  # noqa: S603 - our own script, fixed arguments
+        [str(ROOT / "bin" / "services"), "start", "dynamodb"], env=env, text=True
+    )
+    if result.returncode:
+        raise SystemExit("error: could not start the benchmark's DynamoDB Local")
+    return f"http://127.0.0.1:{BENCH_DDB_PORT}"
+
+
+os.environ["DYNAMODB_ENDPOINT"] = os.environ.get("BENCH_DYNAMODB_ENDPOINT") or (
+    start_bench_dynamodb()
+)
 # DynamoDB Local under a bulk load answers slowly: wait rather than fail
 os.environ.setdefault("DYNAMODB_READ_TIMEOUT", "120")
 os.environ.setdefault("DYNAMODB_MAX_RETRIES", "10")
