@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from django.views.decorators.debug import sensitive_variables
 from rest_framework import authentication, exceptions
 
 from ops import context
@@ -29,6 +30,9 @@ INVALID_KEY = "Invalid or inactive API key."
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
+    # An error while checking a key is reported with each frame's variables (the mail to
+    # ADMINS, error trackers): these and every frame called from here show "****" instead.
+    @sensitive_variables("raw_key", "header", "parts", "value")
     def authenticate(self, request):
         raw_key = self.get_raw_key(request)
         if raw_key is None:

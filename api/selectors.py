@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from django.views.decorators.debug import sensitive_variables
+
 from .keys import is_well_formed, key_matches, key_prefix
 from .models import ApiClient
 
 
+@sensitive_variables("raw_key")
 def api_client_for_key(raw_key: str) -> ApiClient | None:
     """The active client whose key this is, or ``None`` (unknown, inactive, malformed).
 
