@@ -211,6 +211,7 @@ class ReturnCodePolicy(models.Model):
 
     class Meta:
         ordering = ["code"]
+        verbose_name_plural = "return code policies"
 
     def __str__(self) -> str:
         return f"{self.code} {self.description}"
@@ -279,6 +280,7 @@ class PresentationBatch(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "presentation batches"
         constraints = [
             models.UniqueConstraint(
                 fields=["partner", "run_date"], name="one_batch_per_partner_day"

@@ -73,6 +73,7 @@ class LedgerSwitch(models.Model):
 
     class Meta:
         verbose_name = "ledger maintenance switch"
+        verbose_name_plural = "ledger maintenance switches"
         constraints = [models.CheckConstraint(condition=Q(id=1), name="ledger_switch_single_row")]
 
     def __str__(self) -> str:

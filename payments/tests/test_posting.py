@@ -101,6 +101,18 @@ def test_a_payment_on_a_loan_closed_meanwhile_ends_failed_with_its_reason():
     assert not Posting.objects.exists()
 
 
+def test_a_payment_on_a_loan_without_a_schedule_is_kept_as_excess_and_does_not_close_it():
+    loan = make_loan()
+    loan.instalments.all().delete()  # as the bulk-loaded benchmark loans are
+    owed = loan.outstanding_principal
+    txn_id = _ingest(loan, amount="2500.00")
+    assert payments_post_due() == {"posted": 1}
+    loan.refresh_from_db()
+    assert loan.status == "ACTIVE"
+    assert loan.outstanding_principal == owed > 0
+    assert Posting.objects.get(txn_id=txn_id).excess == Decimal("2500.00")
+
+
 def test_maintenance_backs_off_then_drains_and_dead_letters_can_be_retried(settings):
     settings.PAYMENTS_POSTING_BACKOFF_SECONDS = 0
     settings.PAYMENTS_POSTING_MAX_ATTEMPTS = 2
