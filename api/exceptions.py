@@ -40,6 +40,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -195,7 +196,9 @@ def handler500(request):
     return defaults.server_error(request)
 
 
+@csrf_exempt
 def not_found(request, *args, **kwargs):
     """The last pattern of ``api.urls``: an unknown API URL is a JSON 404, also with DEBUG
-    on (when Django would otherwise show its HTML debug page)."""
+    on (when Django would otherwise show its HTML debug page). CSRF-exempt: it changes
+    nothing, and a POST there must be that 404, not the CSRF failure's HTML 403."""
     return _json("not_found", f"No API endpoint at {request.path}.", 404)

@@ -2,11 +2,11 @@
 and the schema class every API view uses (``DEFAULT_SCHEMA_CLASS``).
 
 :class:`ApiAutoSchema` adds the error responses an operation can give (401, 403; 400 for
-writes and filtered lists; 404 where the path names an object; 429 where throttled), each
-documented with the ``ErrorEnvelope`` component, unless the view declares that status
-itself with ``@extend_schema(responses={...})``; and it states the scope and permission
-:class:`api.permissions.HasScope` asks for in the operation's description. Views declare
-their own extra errors (409, 503...) with ``error_response("...")``::
+writes and filtered lists; 404 where the path names an object or a list has numbered pages;
+429 where throttled), each documented with the ``ErrorEnvelope`` component, unless the
+view declares that status itself with ``@extend_schema(responses={...})``; and it states
+the scope and permission :class:`api.permissions.HasScope` asks for in the operation's
+description. Views declare their own extra errors (409, 503...) with ``error_response("...")``::
 
     @extend_schema(responses={201: TransactionSerializer, 409: error_response("Replayed key")})
 """
@@ -17,6 +17,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 
 from .authentication import HEADER, KEYWORD
@@ -108,6 +109,8 @@ class ApiAutoSchema(AutoSchema):
             statuses.append(("403", "Missing scope or permission: `permission_denied`."))
         if "{" in self.path:
             statuses.append(("404", "No such object, or not in your branches: `not_found`."))
+        elif self._is_list_view() and isinstance(self._get_paginator(), PageNumberPagination):
+            statuses.append(("404", "No such page (`?page=` out of range): `not_found`."))
         if self.view.get_throttles():
             statuses.append(("429", "Too many requests: `throttled`; see `Retry-After`."))
         return statuses

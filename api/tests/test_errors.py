@@ -108,6 +108,12 @@ def test_an_unknown_api_url_is_a_json_404(api, client, settings):
     _error(client.get("/api/nothing/here"), 404, "not_found")
 
 
+def test_a_post_to_an_unknown_api_url_is_a_json_404_not_a_csrf_page():
+    strict = Client(enforce_csrf_checks=True)  # as a real client is: no CSRF cookie
+    _error(strict.post("/api/v1/banking-partners/not a slug/results"), 404, "not_found")
+    _error(strict.post("/api/nothing/here", {}), 404, "not_found")
+
+
 def test_django_errors_outside_drf_views_are_json_under_api_only():
     browser = Client(raise_request_exception=False)
     _error(browser.get("/api/test/django-boom"), 500, "internal_error")

@@ -132,3 +132,11 @@ def test_a_client_of_a_banking_partner_needs_loans_read_too(client, world):
         all_branches=True,
     )
     assert client.get(LOANS, **key_header(raw_key)).status_code == 403
+
+
+def test_a_loan_number_postgres_cannot_compare_is_a_404_not_a_server_error(client, world):
+    _, raw_key = make_api_client(all_branches=True)
+    for number in ("LN%00", "LN%C3%A9", "LN 1"):
+        response = client.get(LOANS + number, **key_header(raw_key))
+        assert response.status_code == 404, number
+        assert response.json()["error"]["code"] == "not_found"

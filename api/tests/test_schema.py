@@ -42,6 +42,14 @@ def test_the_schema_validates_without_warnings(tmp_path):
     assert not {"mobile", "pan"} & set(loan)
 
 
+def test_numbered_pages_document_the_404_of_a_page_out_of_range(tmp_path):
+    target = tmp_path / "schema.yml"
+    call_command("spectacular", "--file", str(target))
+    listing = yaml.safe_load(target.read_text())["paths"]["/api/v1/loans/"]["get"]
+    ref = listing["responses"]["404"]["content"]["application/json"]["schema"]["$ref"]
+    assert ref == "#/components/schemas/ErrorEnvelope"
+
+
 def test_the_schema_is_served_to_authenticated_callers_only(client):
     denied = client.get("/api/schema/")
     assert denied.status_code == 401

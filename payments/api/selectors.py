@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from accounts.models import Branch
@@ -11,6 +12,8 @@ from ops.errors import ApplicationError
 from payments.ddb_models import TransactionItem
 from payments.exceptions import LoanNotFound, TransactionNotFound
 from payments.services import _store_call, transaction_body, transaction_get
+
+TXN_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a ULID, as payment_ingest makes them
 
 
 def _page(result_iterator, limit: int) -> tuple[list[dict], dict | None]:
@@ -67,6 +70,9 @@ def transactions_of_branch_day_for_api(
 
 
 def transaction_for_api(*, user, txn_id: str) -> dict:
+    if not TXN_ID.match(txn_id):
+        # never stored, and DynamoDB refuses a key over 2 KB instead of finding nothing
+        raise TransactionNotFound(f"No transaction {txn_id[:40]}.")
     txn = transaction_get(txn_id=txn_id)
     if not can_see_branch(user, int(txn.branch_id)):
         raise TransactionNotFound(f"No transaction {txn_id}.")

@@ -108,6 +108,15 @@ class BatchOutSerializer(serializers.Serializer):
     results = BatchResultSerializer(many=True)
 
 
+class TransactionFilterSerializer(serializers.Serializer):
+    """The list's query parameters, checked as text (a NUL character, which PostgreSQL
+    refuses, is a 400 here); the selectors check what they mean."""
+
+    loan_account = serializers.CharField(required=False, allow_blank=True)
+    branch = serializers.CharField(required=False, allow_blank=True)
+    business_date = serializers.CharField(required=False, allow_blank=True)
+
+
 class TransactionListSerializer(serializers.Serializer):
     results = TransactionSerializer(many=True)
     next = serializers.CharField(allow_null=True)

@@ -29,6 +29,7 @@ from .serializers import (
     BatchItemSerializer,
     BatchOutSerializer,
     PaymentInSerializer,
+    TransactionFilterSerializer,
     TransactionListSerializer,
     TransactionSerializer,
 )
@@ -119,7 +120,9 @@ class TransactionsView(APIView):
         },
     )
     def get(self, request):
-        params = request.query_params
+        filters = TransactionFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        params = filters.validated_data
         limit = self.pagination.get_page_size(request)
         if params.get("loan_account"):
             namespace = f"loan:{params['loan_account'].upper()}"

@@ -172,6 +172,27 @@ def test_reads_by_id_by_loan_and_by_branch_day_are_scoped(client, setup):
     assert client.get(URL, **headers).json()["error"]["code"] == "filter_required"
 
 
+def test_a_transaction_id_that_cannot_exist_is_a_404_not_a_server_error(client, setup):
+    headers = key_header(setup["key"])
+    for txn_id in ("x" * 3000, "not-a-ulid", "%00"):
+        response = client.get(f"{URL}/{txn_id}", **headers)
+        assert response.status_code == 404, txn_id
+        assert response.json()["error"]["code"] == "transaction_not_found"
+
+
+def test_list_filters_with_a_nul_character_are_400_not_a_server_error(client, setup):
+    headers = key_header(setup["key"])
+    cases = [
+        ({"loan_account": "LN\x00"}, "loan_account"),
+        ({"branch": "B\x00", "business_date": "2026-01-05"}, "branch"),
+    ]
+    for params, field in cases:
+        response = client.get(URL, params, **headers)
+        assert response.status_code == 400, params
+        error = response.json()["error"]
+        assert error["code"] == "invalid" and list(error["fields"]) == [field]
+
+
 def test_branch_staff_post_through_their_session(client, setup):
     staff = branch_user(setup["branch"])
     client.force_login(staff)
