@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
@@ -348,7 +348,6 @@ def mandates_present_due(*, run_date: date) -> PresentationRun | None:
     if run is None:
         return None
     notices = _pre_debit_notices(run_date)
-    presented = 0
     due = (
         ScheduledPresentation.objects.filter(
             status__in=[P.SCHEDULED, P.RETRY_SCHEDULED],
@@ -362,9 +361,11 @@ def mandates_present_due(*, run_date: date) -> PresentationRun | None:
     for row in due:
         by_partner.setdefault(row.mandate.banking_partner_id, []).append(row)
     for rows in by_partner.values():
-        presented += _present_batch(run_date, rows)
+        _present_batch(run_date, rows)
+    # the date's batches, so that a resumed run also counts what the killed one presented
+    presented = PresentationBatch.objects.filter(run_date=run_date).aggregate(n=Sum("count"))["n"]
     PresentationRun.objects.filter(pk=run.pk).update(
-        finished_at=timezone.now(), presented=presented, notices=notices
+        finished_at=timezone.now(), presented=presented or 0, notices=notices
     )
     run.refresh_from_db()
     return run

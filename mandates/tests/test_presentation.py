@@ -113,6 +113,7 @@ def test_a_run_killed_half_way_is_resumed_without_presenting_twice(world):
     ScheduledPresentation.objects.filter(pk=world["first"].pk).update(
         status="SCHEDULED", attempts=0
     )
+    PresentationBatch.objects.update(count=0, total=0)  # rolled back with the rows
     PresentationRun.objects.update(finished_at=None, claimed_until=None)
     run = services.mandates_present_due(run_date=world["first"].presentation_date)
     assert run.presented == 1
