@@ -17,6 +17,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from ops import refdata
+
 
 @dataclass(frozen=True)
 class RegistrationOutcome:
@@ -65,14 +67,14 @@ class SandboxPartner:
 
 def sandbox_results(debits: list[tuple[str, str]]) -> list[dict]:
     """The sandbox's verdict for (execution_id, account_number) pairs."""
-    from .models import ReturnCodePolicy, SandboxBounceRule
+    from .models import SandboxBounceRule
 
     rules = dict(
         SandboxBounceRule.objects.filter(
             account_number__in=[account for _, account in debits]
         ).values_list("account_number", "return_code")
     )
-    reasons = dict(ReturnCodePolicy.objects.values_list("code", "description"))
+    reasons = {code: policy.description for code, policy in refdata.return_codes().items()}
     results = []
     for execution_id, account in debits:
         code = rules.get(account)

@@ -29,6 +29,7 @@ from approvals.services import (
 from audit.services import audit_record
 from loans.models import Instalment, LoanAccount, LoanCharge
 from loans.services import loan_charge_raise
+from ops import refdata
 from ops.errors import ApplicationError, Conflict, NotFound
 from payments.services import PaymentInput, from_paise, iso, payment_ingest, to_paise
 
@@ -526,7 +527,7 @@ def execution_result_apply(
         raise NotFound(f"No execution {execution_id} for this partner.", code="execution_not_found")
     policy = None
     if status == "BOUNCED":
-        policy = ReturnCodePolicy.objects.filter(code=return_code).first()
+        policy = refdata.return_code(return_code)  # cached, invalidated when the table changes
         if policy is None:
             raise ResultRejected(f"Unknown NACH return code {return_code!r}.", field="return_code")
     outcome = _apply_in_ledger(item, status, return_code, reason, policy)
@@ -537,10 +538,11 @@ def execution_result_apply(
 @transaction.atomic
 def _apply_in_ledger(item, status: str, return_code: str, reason: str, policy) -> str:
     # Lock the presentation first: the same result delivered twice at once waits here and
-    # then finds the first one's row.
+    # then finds the first one's row. (The product comes from the reference data cache: joined
+    # here, FOR UPDATE would lock the product's row for every bounce of every loan on it.)
     row = (
         ScheduledPresentation.objects.select_for_update()
-        .select_related("mandate__loan__product", "mandate__payer")
+        .select_related("mandate__loan", "mandate__payer")
         .get(pk=item.presentation_id)
     )
     existing = ExecutionResult.objects.filter(execution_id=item.execution_id).first()
@@ -567,7 +569,7 @@ def _apply_in_ledger(item, status: str, return_code: str, reason: str, policy) -
         return "applied"
     mandate = Mandate.objects.select_for_update().get(pk=row.mandate_id)
     loan = LoanAccount.objects.select_for_update().get(pk=mandate.loan_id)
-    product = row.mandate.loan.product
+    product = refdata.loan_product(loan.product_id)
     loan_charge_raise(
         loan=loan,
         instalment=row.instalment,
@@ -602,7 +604,7 @@ def _apply_in_ledger(item, status: str, return_code: str, reason: str, policy) -
 def _bounce_notice(row: ScheduledPresentation, return_code: str, policy) -> None:
     from notifications.services import notification_queue
 
-    product = row.mandate.loan.product
+    product = refdata.loan_product(row.mandate.loan.product_id)
     charge = product.bounce_charge * (1 + product.gst_rate_on_charges / 100)
     try:
         notification_queue(

@@ -7,3 +7,6 @@ class OpsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import celery_context  # noqa: F401 - connects the Celery signals
+        from .refdata import connect_signals
+
+        connect_signals()  # changes of reference data invalidate its cache (ops/refdata.py)

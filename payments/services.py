@@ -34,6 +34,7 @@ from dynamo.errors import cancellation_codes, is_unavailable
 from dynamo.transactions import transact_write
 from loans.models import Instalment, LoanAccount
 from loans.services import loan_outstanding_refresh
+from ops import refdata
 
 from .allocation import allocate
 from .ddb_models import DedupItem, QueueItem, TransactionItem
@@ -47,7 +48,7 @@ from .exceptions import (
     StoreUnavailable,
     TransactionNotFound,
 )
-from .models import LedgerSwitch, Posting
+from .models import Posting
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def business_date_for(branch: Branch, moment: datetime) -> date:
+def business_date_for(branch: Branch | refdata.BranchRef, moment: datetime) -> date:
     """The IST date a payment counts for: after the branch's cut-off, the next day."""
     local = timezone.localtime(moment)
     day = local.date()
@@ -401,8 +402,8 @@ def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
 
 
 def _ledger_open() -> None:
-    switch = LedgerSwitch.objects.filter(pk=1).first()
-    if switch is not None and switch.maintenance:
+    switch = refdata.ledger_state()  # cached: read by every posting, changed once in a while
+    if switch.maintenance:
         raise LedgerUnavailable(f"The ledger is in maintenance: {switch.reason or 'no reason'}")
 
 

@@ -30,6 +30,7 @@ from accounts.scoping import can_see_branch, scope_queryset
 from approvals.services import ensure_checker
 from audit.services import audit_record
 from loans.models import CollectionAccount
+from ops import refdata
 from payments.services import business_date_for, from_paise
 
 from .exceptions import (
@@ -127,7 +128,7 @@ def dcr_build_many(
     Postgres transaction (in this thread). A branch-day that fails is reported in
     ``failed`` (its transaction rolled back: no half-written DCR) and the others go on."""
     pairs = list(dict.fromkeys(pairs))
-    branches = Branch.objects.in_bulk({branch_id for branch_id, _ in pairs})
+    branches = refdata.branches({branch_id for branch_id, _ in pairs})  # cut-offs, cached
     report = BuildReport()
     for pair, result in branch_days_figures(pairs, workers=workers):
         if isinstance(result, BaseException):

@@ -1,0 +1,221 @@
+"""Reference data in Redis: the real cache, the real database, changes through the admin and
+through code, rollbacks, and a Redis that does not answer (a closed port, not a mock).
+
+Most tests commit (``transaction=True``): a cache is shared between connections, and what
+it must never hold is what another connection has not committed."""
+
+import datetime
+import socket
+import threading
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.test import Client, override_settings
+
+from accounts.tests.factories import BranchFactory
+from loans.tests.factories import LoanProductFactory, make_loan
+from mandates.models import ReturnCodePolicy
+from ops import refdata
+from payments import services as payments
+from payments.models import LedgerSwitch
+from payments.tests.factories import payment
+from reconciliation.tests.factories import head_office
+
+committed = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def redis_answers(monkeypatch):
+    """Each test starts with Redis trusted and nothing waiting to be announced."""
+    monkeypatch.setattr(refdata, "_bypass_until", 0.0)
+    monkeypatch.setattr(refdata, "_unannounced", set())
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_down():
+    url = f"redis://127.0.0.1:{_closed_port()}/0"
+    return override_settings(
+        CACHES={
+            "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+        }
+    )
+
+
+def _reference_rows():
+    branch = BranchFactory(cutoff_time=datetime.time(18, 0), cash_in_hand_limit=Decimal("5000.00"))
+    product = LoanProductFactory(bounce_charge=Decimal("450.00"))
+    ReturnCodePolicy.objects.update_or_create(
+        code="04", defaults={"description": "Balance insufficient", "retryable": True}
+    )
+    LedgerSwitch.objects.create(pk=1, maintenance=False)
+    return branch, product
+
+
+def _read_all(branch, product):
+    return (
+        refdata.branch(branch.pk),
+        refdata.loan_product(product.pk),
+        refdata.return_code("04"),
+        refdata.ledger_state(),
+    )
+
+
+@committed
+def test_a_cached_read_runs_no_query_the_second_time(django_assert_num_queries):
+    branch, product = _reference_rows()
+    with django_assert_num_queries(4):
+        first = _read_all(branch, product)
+    with django_assert_num_queries(0):
+        again = _read_all(branch, product)
+    assert again == first
+    ref, product_ref, code, ledger = again
+    assert (ref.code, ref.cutoff_time, ref.cash_in_hand_limit) == (
+        branch.code,
+        datetime.time(18, 0),
+        Decimal("5000.00"),
+    )
+    assert product_ref.bounce_charge == Decimal("450.00")
+    assert (code.description, code.retryable) == ("Balance insufficient", True)
+    assert ledger == refdata.LedgerState(maintenance=False, reason="")
+
+    other = BranchFactory()
+    with django_assert_num_queries(1):  # only the one not cached yet
+        found = refdata.branches([branch.pk, other.pk, 999_999])
+    assert set(found) == {branch.pk, other.pk}  # a missing id is simply absent
+    assert refdata.branch(999_999) is None
+
+
+@committed
+def test_a_change_through_the_admin_or_in_code_is_seen_at_once():
+    branch, product = _reference_rows()
+    _read_all(branch, product)  # cached
+    admin = Client()
+    admin.force_login(head_office())
+
+    response = admin.post(
+        "/admin/payments/ledgerswitch/1/change/",
+        {"maintenance": "on", "reason": "Month-end close"},
+    )
+    assert response.status_code == 302
+    assert refdata.ledger_state() == refdata.LedgerState(True, "Month-end close")
+
+    response = admin.post(
+        f"/admin/accounts/branch/{branch.pk}/change/",
+        {
+            "code": branch.code,
+            "name": branch.name,
+            "area": branch.area_id,
+            "state": branch.state,
+            "cash_in_hand_limit": "7500.00",
+            "cutoff_time": "16:30:00",
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    ref = refdata.branch(branch.pk)
+    assert (ref.cutoff_time, ref.cash_in_hand_limit) == (datetime.time(16, 30), Decimal("7500"))
+
+    policy = ReturnCodePolicy.objects.get(code="04")
+    policy.retryable = False
+    policy.save()
+    assert refdata.return_code("04").retryable is False
+    ReturnCodePolicy.objects.create(code="01", description="Account closed", retryable=False)
+    assert refdata.return_code("01").description == "Account closed"
+    ReturnCodePolicy.objects.filter(code="01").delete()  # a queryset delete sends the signals
+    assert refdata.return_code("01") is None
+
+    product.bounce_charge = Decimal("600.00")
+    product.save()
+    assert refdata.loan_product(product.pk).bounce_charge == Decimal("600.00")
+
+    # QuerySet.update() sends no signal: the code that uses it says what changed
+    LedgerSwitch.objects.filter(pk=1).update(maintenance=False, reason="upgrade done")
+    refdata.changed(refdata.LEDGER)
+    assert refdata.ledger_state() == refdata.LedgerState(False, "upgrade done")
+
+
+@committed
+def test_a_change_reaches_the_cache_only_once_committed(django_assert_num_queries):
+    branch, product = _reference_rows()
+    _read_all(branch, product)
+
+    with pytest.raises(RuntimeError), transaction.atomic():
+        LedgerSwitch.objects.filter(pk=1).update(maintenance=True, reason="abandoned")
+        refdata.changed(refdata.LEDGER)
+        switch = LedgerSwitch.objects.get(pk=1)
+        switch.reason = "abandoned twice"
+        switch.save()
+        # the transaction sees its own change, from the database, and caches nothing
+        assert refdata.ledger_state() == refdata.LedgerState(True, "abandoned twice")
+        raise RuntimeError("roll back")
+
+    with django_assert_num_queries(0):
+        assert refdata.ledger_state() == refdata.LedgerState(False, "")
+
+    seen_meanwhile = []
+
+    def reader():  # another connection, reading while the change is not committed yet
+        try:
+            seen_meanwhile.append(refdata.ledger_state())
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        LedgerSwitch.objects.filter(pk=1).update(maintenance=True, reason="close")
+        refdata.changed(refdata.LEDGER)
+        thread = threading.Thread(target=reader)
+        thread.start()
+        thread.join()
+    assert seen_meanwhile == [refdata.LedgerState(False, "")]  # the old row, now cached...
+    assert refdata.ledger_state() == refdata.LedgerState(True, "close")  # ...but not served
+
+
+@committed
+def test_a_maintenance_switch_stops_the_next_posting_at_once(settings):
+    settings.PAYMENTS_POSTING_BACKOFF_SECONDS = 0
+    LedgerSwitch.objects.create(pk=1)
+    loan, principal = make_loan(), head_office()
+    for n in range(2):
+        payments.payment_ingest(
+            payment=payment(loan, amount="100.00"),
+            idempotency_key=f"refdata-{n}",
+            principal=principal,
+            source="t",
+        )
+        if n == 0:
+            assert payments.payments_post_due() == {"posted": 1}  # the open ledger is cached
+            switch = LedgerSwitch.objects.get(pk=1)
+            switch.maintenance, switch.reason = True, "close"
+            switch.save()
+    assert payments.payments_post_due() == {"retry": 1}
+
+
+@committed
+def test_with_redis_down_reads_come_from_postgres_and_changes_wait_to_be_announced(caplog):
+    branch, product = _reference_rows()
+    expected = _read_all(branch, product)
+    with redis_down(), caplog.at_level("WARNING", logger="ops.refdata"):
+        assert _read_all(branch, product) == expected
+        assert _read_all(branch, product) == expected
+    warnings = [r.getMessage() for r in caplog.records if r.name == "ops.refdata"]
+    assert len(warnings) == 1, warnings  # then Redis is left alone for a while
+    assert warnings[0].startswith("reference data cache unavailable, reading PostgreSQL")
+
+    # a change committed while Redis is down is announced as soon as it answers
+    with redis_down(), caplog.at_level("WARNING", logger="ops.refdata"):
+        switch = LedgerSwitch.objects.get(pk=1)
+        switch.maintenance, switch.reason = True, "close"
+        switch.save()  # commits; the announcement fails and waits
+        assert refdata.ledger_state().maintenance is True  # from Postgres
+    assert any("not yet announced" in r.getMessage() for r in caplog.records)
+    assert cache.get(refdata._key(refdata.LEDGER, "version")) is not None  # Redis is back
+    refdata._bypass_until = 0.0  # the back-off is over
+    assert refdata.ledger_state().maintenance is True  # announced first, never the old value
+    assert refdata._unannounced == set()
