@@ -63,6 +63,7 @@ ROLES: dict[str, list[str]] = {
         "mandates.*",
         "payments.view_*",
         "payments.*_ledgerswitch",
+        "payments.retry_posting",  # send a dead-lettered posting back to the queue
         "approvals.view_*",
         "reconciliation.view_*",
         "notifications.*",
