@@ -13,6 +13,8 @@ import csv
 import datetime
 import io
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import admin, messages
@@ -49,19 +51,80 @@ def _need(request, permission: str) -> None:
         raise PermissionDenied
 
 
-# --- DCR -------------------------------------------------------------------------------
+# --- DCR and DBS: one workflow, two kinds of report ------------------------------------
 
 
-@staff_member_required
-def dcr_detail(request, pk: int):
-    _need(request, VIEW_DCR)
-    dcr = selectors.dcr_for_user(pk=pk, user=request.user)
-    if dcr is None:
-        raise Http404("No such DCR")
-    return _dcr_render(request, dcr, DecisionForm())
+@dataclass(frozen=True)
+class Workflow:
+    """What differs between the DCR's and the DBS's pages: the rest is the same flow."""
+
+    name: str  # the URL names' prefix and the template's: "dcr", "dbs"
+    view_permission: str
+    submit_permission: str
+    approve_permission: str
+    lookup: Callable[..., Any]  # selectors.<name>_for_user(pk=, user=)
+    submit: Callable[..., Any]  # services.<name>_submit(<name>_id=, actor=)
+    approve: Callable[..., Any]
+    reject: Callable[..., Any]
+    sections: Callable[[Any, Any], dict[str, Any]]  # (request, obj) -> template context
+
+    def get(self, request, pk: int):
+        _need(request, self.view_permission)
+        obj = self.lookup(pk=pk, user=request.user)
+        if obj is None:
+            raise Http404(f"No such {self.name.upper()}")
+        return obj
+
+    def render(self, request, obj, form: DecisionForm):
+        user = request.user
+        context = _context(
+            request,
+            str(obj),
+            **{self.name: obj},
+            **self.sections(request, obj),
+            history=list(obj.history.select_related("actor")),
+            form=form,
+            may_decide=obj.status == Status.SUBMITTED
+            and user.has_perm(self.approve_permission)
+            and obj.submitted_by_id != user.pk,
+            is_maker=obj.submitted_by_id == user.pk,
+            may_submit=obj.status in (Status.DRAFT, Status.RETURNED)
+            and user.has_perm(self.submit_permission),
+        )
+        return TemplateResponse(request, f"reconciliation/{self.name}_detail.html", context)
+
+    def detail(self, request, pk: int):
+        return self.render(request, self.get(request, pk), DecisionForm())
+
+    def decide(self, request, pk: int):
+        obj = self.get(request, pk)
+        form = DecisionForm(request.POST)
+        if not form.is_valid():
+            return self.render(request, obj, form)
+        remarks = form.cleaned_data["remarks"]
+        ids = {f"{self.name}_id": obj.pk}
+        try:
+            if form.approve:
+                self.approve(**ids, actor=request.user, remarks=remarks)
+            else:
+                self.reject(**ids, actor=request.user, remarks=remarks)
+        except ApplicationError as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(reverse(f"reconciliation:{self.name}", args=[obj.pk]))
+        messages.success(request, f"{obj}: {'approved' if form.approve else 'returned'}.")
+        return HttpResponseRedirect(reverse("approvals:inbox"))
+
+    def submit_view(self, request, pk: int):
+        try:
+            obj = self.submit(**{f"{self.name}_id": pk}, actor=request.user)
+        except ApplicationError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{obj} submitted for approval.")
+        return HttpResponseRedirect(reverse(f"reconciliation:{self.name}", args=[pk]))
 
 
-def _dcr_render(request, dcr: Dcr, form: DecisionForm):
+def _dcr_sections(request, dcr: Dcr) -> dict[str, Any]:
     receipts, receipts_error = None, None
     try:
         receipts = selectors.dcr_receipts(
@@ -69,127 +132,75 @@ def _dcr_render(request, dcr: Dcr, form: DecisionForm):
         )
     except ApplicationError as exc:
         receipts_error = str(exc)
-    user = request.user
-    context = _context(
-        request,
-        str(dcr),
-        dcr=dcr,
-        lines=selectors.dcr_lines(dcr),
-        late_arrivals=list(dcr.late_arrivals.all()),
-        history=list(dcr.history.select_related("actor")),
-        receipts=receipts,
-        receipts_error=receipts_error,
-        form=form,
-        may_decide=dcr.status == Status.SUBMITTED
-        and user.has_perm(services.APPROVE_DCR)
-        and dcr.submitted_by_id != user.pk,
-        is_maker=dcr.submitted_by_id == user.pk,
-        may_submit=dcr.status in (Status.DRAFT, Status.RETURNED)
-        and user.has_perm(services.SUBMIT_DCR),
-        dbs=Dbs.objects.filter(branch_id=dcr.branch_id, business_date=dcr.business_date).first(),
-    )
-    return TemplateResponse(request, "reconciliation/dcr_detail.html", context)
+    return {
+        "lines": selectors.dcr_lines(dcr),
+        "late_arrivals": list(dcr.late_arrivals.all()),
+        "receipts": receipts,
+        "receipts_error": receipts_error,
+        "dbs": Dbs.objects.filter(branch_id=dcr.branch_id, business_date=dcr.business_date).first(),
+    }
+
+
+def _dbs_sections(request, dbs: Dbs) -> dict[str, Any]:
+    return {"deposits": selectors.deposits_with_match(dbs)}
+
+
+DCR = Workflow(
+    name="dcr",
+    view_permission=VIEW_DCR,
+    submit_permission=services.SUBMIT_DCR,
+    approve_permission=services.APPROVE_DCR,
+    lookup=selectors.dcr_for_user,
+    submit=services.dcr_submit,
+    approve=services.dcr_approve,
+    reject=services.dcr_return,
+    sections=_dcr_sections,
+)
+DBS = Workflow(
+    name="dbs",
+    view_permission=VIEW_DBS,
+    submit_permission=services.SUBMIT_DBS,
+    approve_permission=services.APPROVE_DBS,
+    lookup=selectors.dbs_for_user,
+    submit=services.dbs_submit,
+    approve=services.dbs_approve,
+    reject=services.dbs_return,
+    sections=_dbs_sections,
+)
+
+
+@staff_member_required
+def dcr_detail(request, pk: int):
+    return DCR.detail(request, pk)
 
 
 @staff_member_required
 @require_POST
 def dcr_decide(request, pk: int):
-    _need(request, VIEW_DCR)
-    dcr = selectors.dcr_for_user(pk=pk, user=request.user)
-    if dcr is None:
-        raise Http404("No such DCR")
-    form = DecisionForm(request.POST)
-    if not form.is_valid():
-        return _dcr_render(request, dcr, form)
-    remarks = form.cleaned_data["remarks"]
-    try:
-        if form.approve:
-            services.dcr_approve(dcr_id=dcr.pk, actor=request.user, remarks=remarks)
-        else:
-            services.dcr_return(dcr_id=dcr.pk, actor=request.user, remarks=remarks)
-    except ApplicationError as exc:
-        messages.error(request, str(exc))
-        return HttpResponseRedirect(reverse("reconciliation:dcr", args=[dcr.pk]))
-    messages.success(request, f"{dcr}: {'approved' if form.approve else 'returned'}.")
-    return HttpResponseRedirect(reverse("approvals:inbox"))
+    return DCR.decide(request, pk)
 
 
 @staff_member_required
 @require_POST
 def dcr_submit(request, pk: int):
-    try:
-        dcr = services.dcr_submit(dcr_id=pk, actor=request.user)
-    except ApplicationError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"{dcr} submitted for approval.")
-    return HttpResponseRedirect(reverse("reconciliation:dcr", args=[pk]))
-
-
-# --- DBS -------------------------------------------------------------------------------
+    return DCR.submit_view(request, pk)
 
 
 @staff_member_required
 def dbs_detail(request, pk: int):
-    _need(request, VIEW_DBS)
-    dbs = selectors.dbs_for_user(pk=pk, user=request.user)
-    if dbs is None:
-        raise Http404("No such DBS")
-    return _dbs_render(request, dbs, DecisionForm())
-
-
-def _dbs_render(request, dbs: Dbs, form: DecisionForm):
-    user = request.user
-    context = _context(
-        request,
-        str(dbs),
-        dbs=dbs,
-        deposits=selectors.deposits_with_match(dbs),
-        history=list(dbs.history.select_related("actor")),
-        form=form,
-        may_decide=dbs.status == Status.SUBMITTED
-        and user.has_perm(services.APPROVE_DBS)
-        and dbs.submitted_by_id != user.pk,
-        is_maker=dbs.submitted_by_id == user.pk,
-        may_submit=dbs.status in (Status.DRAFT, Status.RETURNED)
-        and user.has_perm(services.SUBMIT_DBS),
-    )
-    return TemplateResponse(request, "reconciliation/dbs_detail.html", context)
+    return DBS.detail(request, pk)
 
 
 @staff_member_required
 @require_POST
 def dbs_decide(request, pk: int):
-    _need(request, VIEW_DBS)
-    dbs = selectors.dbs_for_user(pk=pk, user=request.user)
-    if dbs is None:
-        raise Http404("No such DBS")
-    form = DecisionForm(request.POST)
-    if not form.is_valid():
-        return _dbs_render(request, dbs, form)
-    remarks = form.cleaned_data["remarks"]
-    try:
-        if form.approve:
-            services.dbs_approve(dbs_id=dbs.pk, actor=request.user, remarks=remarks)
-        else:
-            services.dbs_return(dbs_id=dbs.pk, actor=request.user, remarks=remarks)
-    except ApplicationError as exc:
-        messages.error(request, str(exc))
-        return HttpResponseRedirect(reverse("reconciliation:dbs", args=[dbs.pk]))
-    messages.success(request, f"{dbs}: {'approved' if form.approve else 'returned'}.")
-    return HttpResponseRedirect(reverse("approvals:inbox"))
+    return DBS.decide(request, pk)
 
 
 @staff_member_required
 @require_POST
 def dbs_submit(request, pk: int):
-    try:
-        dbs = services.dbs_submit(dbs_id=pk, actor=request.user)
-    except ApplicationError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"{dbs} submitted for approval.")
-    return HttpResponseRedirect(reverse("reconciliation:dbs", args=[pk]))
+    return DBS.submit_view(request, pk)
 
 
 @staff_member_required
