@@ -51,9 +51,10 @@ class Command(BaseCommand):
         for line in result.differences:
             self.stdout.write(line)
         if not result.ok:
+            count = len(result.differences)
             raise CommandError(
-                f"the restored data differs from the backup in {len(result.differences)} "
-                "tables (listed above)"
+                "the restored data differs from the backup "
+                f"({count} {'difference' if count == 1 else 'differences'}, listed above)"
             )
         self.stdout.write(
             f"verified: {result.pg_tables} PostgreSQL tables ({result.pg_rows} rows) and "
