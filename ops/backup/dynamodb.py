@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from dynamo import tables
@@ -314,12 +315,12 @@ def import_table(
 
     Batch writes are right here, unlike in the application: the target was checked empty,
     and a put repeated by a retry writes the same item again."""
-    tables.ensure_table(model)
     table = model.Meta.table_name
     ddb = client()
     bar = progress(table, total)
     in_flight = workers * 4
     try:
+        tables.ensure_table(model)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = set()
             for batch in _batches(read_items(path, key_names(model))):
@@ -330,7 +331,7 @@ def import_table(
                         bar.update(future.result())
             for future in futures:
                 bar.update(future.result())
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, PynamoDBException) as exc:
         raise BackupError(f"writing DynamoDB table {table} failed: {_error(exc)}") from None
     finally:
         bar.close()

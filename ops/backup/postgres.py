@@ -97,11 +97,11 @@ class Database:
             )
         except psycopg.OperationalError as exc:
             raise BackupError(
-                f"cannot connect to PostgreSQL database {self.name!r}: {_first_line(exc)}"
+                f"cannot connect to PostgreSQL database {self.name!r}: {first_line(exc)}"
             ) from None
 
 
-def _first_line(exc: BaseException | str) -> str:
+def first_line(exc: BaseException | str) -> str:
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
 
@@ -227,7 +227,7 @@ def dump_start(db: Database, snapshot: Snapshot, path: Path) -> subprocess.Popen
 def dump_finish(process: subprocess.Popen) -> None:
     _, stderr = process.communicate()
     if process.returncode != 0:
-        raise BackupError(f"pg_dump failed: {_first_line(stderr or 'no message')}")
+        raise BackupError(f"pg_dump failed: {first_line(stderr or 'no message')}")
 
 
 def tool_version(name: str, major: int) -> str:
@@ -253,5 +253,5 @@ def restore(db: Database, dump: Path, *, replace: bool, major: int) -> None:
     if result.returncode != 0:
         raise BackupError(
             "pg_restore failed, nothing restored in PostgreSQL: "
-            f"{_first_line(result.stderr or 'no message')}"
+            f"{first_line(result.stderr or 'no message')}"
         )

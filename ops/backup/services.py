@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 from django.conf import settings
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from dynamo import registry, tables
@@ -102,6 +103,12 @@ def backup_create(
         if target.exists():
             target.rmdir()
         work.rename(target)
+    except psycopg.Error as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise BackupError(f"PostgreSQL failed during the backup: {pg.first_line(exc)}") from None
+    except PynamoDBException as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise BackupError(f"DynamoDB failed during the backup: {exc}") from None
     except OSError as exc:
         shutil.rmtree(work, ignore_errors=True)
         raise BackupError(f"cannot write the backup at {target}: {exc}") from None
@@ -122,10 +129,14 @@ def _write(work: Path, *, segments: int, progress: ddb.Progress) -> dict:
                 # the table checksums read the snapshot while the tables are scanned
                 pg_checksums = pool.submit(pg.checksums, snapshot.conn)
                 scan_started = _now()
-                dynamo_tables = {
-                    model.Meta.base_table_name: _export(model, work, segments, progress)
-                    for model in registry.models()
-                }
+                try:
+                    dynamo_tables = {
+                        model.Meta.base_table_name: _export(model, work, segments, progress)
+                        for model in registry.models()
+                    }
+                except BaseException:
+                    snapshot.conn.cancel_safe()  # do not wait for the checksums to finish
+                    raise
                 scan_finished = _now()
                 pg_tables = pg_checksums.result()
             pg.dump_finish(dump)
@@ -311,7 +322,34 @@ def backup_restore(
     data: PostgreSQL objects of the dump are dropped and recreated, DynamoDB tables emptied.
     """
     manifest = backup_check(directory=directory)
-    directory = Path(directory)
+    try:
+        return _restore(
+            manifest,
+            Path(directory),
+            replace=replace,
+            workers=workers,
+            segments=segments,
+            progress=progress,
+            report=report,
+        )
+    except psycopg.Error as exc:
+        raise BackupError(f"PostgreSQL failed during the restore: {pg.first_line(exc)}") from None
+    except PynamoDBException as exc:
+        raise BackupError(
+            f"DynamoDB failed during the restore: {exc}; the restore did NOT complete"
+        ) from None
+
+
+def _restore(
+    manifest: dict,
+    directory: Path,
+    *,
+    replace: bool,
+    workers: int,
+    segments: int,
+    progress: ddb.Progress,
+    report: Callable[[str], None],
+) -> Verification:
     db = pg.Database.from_django()
     known = _models_by_name()
     recorded = manifest["dynamodb"]["tables"]

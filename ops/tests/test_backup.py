@@ -252,6 +252,14 @@ def test_a_backup_is_refused_into_a_directory_with_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]  # no partial directory left
 
 
+def test_a_failed_backup_is_one_line_and_leaves_no_directory(tmp_path):
+    missing = override_settings(DYNAMODB_TABLE_PREFIX=f"missing_{uuid.uuid4().hex[:8]}_")
+    with missing, pytest.raises(CommandError) as raised:
+        call_command("backup_create", "--output", str(tmp_path / "backup"))
+    assert "ResourceNotFoundException" in _one_line(raised.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- Refusals -----------------------------------------------------------------------------------
 
 
