@@ -1,8 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from ops.metrics import metrics_view
+
 urlpatterns = [
     path("health/", include("ops.urls")),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("reconciliation/", include("reconciliation.urls")),
     path("api/", include("api.urls")),

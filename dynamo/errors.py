@@ -10,6 +10,8 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
+from ops.metrics import count_dynamodb_error
+
 # Error codes AWS answers when it is overloaded or a transaction collided; worth a retry.
 RETRYABLE_CODES = {
     "ThrottlingException",
@@ -22,6 +24,21 @@ RETRYABLE_CODES = {
 }
 # Reasons inside a cancelled transaction that are worth a retry.
 RETRYABLE_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
+# For /metrics (ops.metrics): what kind of error each code or reason is.
+THROTTLE_CODES = {
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+}
+CONFLICT_CODES = {
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "TransactionConflict",
+}
+# A failed condition is the store's answer to a conditional write, not an error.
+CONDITION_CODES = {"ConditionalCheckFailedException", "ConditionalCheckFailed"}
 
 
 def _chain(exc: BaseException):
@@ -32,8 +49,44 @@ def _chain(exc: BaseException):
         exc = exc.__cause__ or exc.__context__ or getattr(exc, "cause", None)
 
 
+def error_kind(exc: BaseException) -> str | None:
+    """throttle, conflict, unavailable or error; None for a failed condition or an
+    exception that is no DynamoDB error."""
+    codes = {code for code in cancellation_codes(exc) if code and code != "None"}
+    codes -= CONDITION_CODES
+    if not codes and cancellation_codes(exc):
+        return None
+    for code in codes:
+        if code in THROTTLE_CODES:
+            return "throttle"
+    if codes:
+        return "conflict" if codes & CONFLICT_CODES else "error"
+    for err in _chain(exc):
+        if isinstance(err, BotoConnectionError | HTTPClientError):
+            return "unavailable"
+        if isinstance(err, ClientError):
+            code = err.response.get("Error", {}).get("Code")
+            if code in CONDITION_CODES:
+                return None
+            if code in THROTTLE_CODES:
+                return "throttle"
+            if code in CONFLICT_CODES:
+                return "conflict"
+            return "unavailable" if code in RETRYABLE_CODES else "error"
+    return None
+
+
+def _count(exc: BaseException) -> None:
+    """Every DynamoDB error the application handles passes through the two classifiers
+    below; each is counted there once for /metrics."""
+    kind = error_kind(exc)
+    if kind is not None:
+        count_dynamodb_error(exc, kind)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """The store could not be reached or refused for load: the operation may be retried."""
+    _count(exc)
     for err in _chain(exc):
         if isinstance(err, BotoConnectionError | HTTPClientError):
             return True
@@ -48,6 +101,7 @@ def cancellation_codes(exc: BaseException) -> list[str | None]:
 
 
 def is_retryable_transaction(exc: BaseException) -> bool:
+    _count(exc)
     codes = {code for code in cancellation_codes(exc) if code and code != "None"}
     if codes and codes <= RETRYABLE_REASONS:
         return True

@@ -44,6 +44,11 @@ def current() -> RequestContext:
     return ctx if ctx is not None else RequestContext(request_id=new_request_id())
 
 
+def bound() -> RequestContext | None:
+    """The bound context, or None outside a request or task (log lines then carry no id)."""
+    return _current.get()
+
+
 def bind(ctx: RequestContext) -> contextvars.Token:
     return _current.set(ctx)
 
