@@ -8,6 +8,8 @@ from django.urls import re_path, reverse
 from django.views.decorators.http import require_POST
 from pynamodb.exceptions import PynamoDBConnectionError
 
+from accounts.scoping import sees_everything
+
 from .channels import PROVIDERS, provider_setting
 from .exceptions import NotificationError
 from .models import Channel, NotificationStatus, NotificationTemplate, Outbox
@@ -40,8 +42,11 @@ class OutboxAdmin(admin.ModelAdmin):
     default_channel = Channel.SMS
 
     # The index shows "Outbox" to whoever may view; there is nothing to add or delete.
+    # Notifications carry no branch (their bodies name customers and loans of every
+    # branch), so the outbox is head-office data, like bank statements: only users who
+    # see every branch may open it.
     def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(VIEW_PERMISSION)
+        return request.user.has_perm(VIEW_PERMISSION) and sees_everything(request.user)
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
@@ -53,7 +58,7 @@ class OutboxAdmin(admin.ModelAdmin):
         return False
 
     def can_retry(self, request) -> bool:
-        return request.user.has_perm(RETRY_PERMISSION)
+        return request.user.has_perm(RETRY_PERMISSION) and sees_everything(request.user)
 
     def get_urls(self):
         wrap = self.admin_site.admin_view

@@ -1,0 +1,650 @@
+"""Every role walks every admin URL, every workflow screen and every API endpoint; each
+answer is checked against the tables below, which say what each role may see and do.
+
+- ``ADMIN_ACCESS``: per admin model, what each role may do there (v view, a add, c
+  change, d delete); :func:`admin_expected` turns it into the answer of the changelist,
+  add, change, history and delete pages for an object in the user's scope and one
+  outside it, and of refused POSTs (Django's admin contract, written out there).
+- ``URL_ACCESS``: every other URL (the admin's own and custom views, autocomplete,
+  workflow screens, the API with the user's session), with each role's answer.
+- ``API_KEY_ACCESS``: the API with keys of limited scopes.
+
+Answers: 200, 302 (to the login for anonymous users; for staff the admin's "does not
+exist, perhaps deleted" redirect, or a workflow's redirect with a message), 401 (API
+without credentials), 403, 404 (a workflow screen or API object outside the scope),
+405. Nobody ever gets a 500. A URL pattern or an admin model that no table covers fails
+the walk, so a new screen gets its line here.
+
+The world: branch ``own`` (home of the branch users), ``near`` (same area: in the area
+manager's scope, not in the branch users') and ``far`` (another region), each with a
+customer, a loan, a co-borrower, a bank account, a mandate presented and bounced (its
+bounce charge and a waiver request), a payment posted, a DCR, a DBS and a deposit; and
+one of each head-office record. It is built once for the module, inside a transaction
+rolled back at the end; each role's test runs in a savepoint of it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from dataclasses import dataclass, field
+
+import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.test import Client
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory, branch_user
+from api import scopes
+from api.tests.factories import make_api_client
+from approvals.models import ApprovalRequest
+from audit.services import audit_relay_pending
+from dynamo import registry
+from loans.models import CoBorrower, CustomerBankAccount, LoanCharge
+from loans.services import loan_charge_waiver_request
+from loans.tests.factories import LoanProductFactory, make_customer, make_loan
+from mandates import services as mandate_services
+from mandates.models import (
+    BankHoliday,
+    ExecutionResult,
+    PresentationBatch,
+    PresentationRun,
+    ReturnCodePolicy,
+    SandboxBounceRule,
+    ScheduledPresentation,
+)
+from mandates.tests.factories import active_mandate
+from notifications.ddb_models import NotificationItem
+from notifications.models import NotificationTemplate
+from payments.models import LedgerSwitch, Posting
+from payments.services import payments_post_due
+from reconciliation import services as recon_services
+from reconciliation.models import Dbs, Dcr, JobRun
+from reconciliation.tests.factories import collection_account, days_ago, deposit, pay
+
+# --- Who ----------------------------------------------------------------------------------
+
+ROLES = {
+    "AN": "Anonymous",
+    "BS": "Branch Staff",
+    "BM": "Branch Manager",
+    "AM": "Area Manager",
+    "OP": "Operations",
+    "FI": "Finance",
+    "AU": "Auditor",
+    "AD": "Admin",
+}
+STAFF = [code for code in ROLES if code != "AN"]
+
+# Whose branches' objects each role sees: the branch users their branch, the area
+# manager their area; head office (and the auditor) everything.
+SCOPE = {"BS": {"own"}, "BM": {"own"}, "AM": {"own", "near"}}
+EVERYWHERE = {"own", "near", "far"}
+# Head-office records that only users who see every branch may open.
+HEAD_OFFICE_ONLY = {"reconciliation.statementupload", "reconciliation.jobrun"}
+
+# --- What each role may do in the admin -----------------------------------------------------
+# v view, a add, c change, d delete ("-" nothing). Anonymous users are sent to the login.
+# The DynamoDB browsers (audit events, notifications, transactions, posting queue) are
+# lists only.
+
+ADMIN_ACCESS = """
+model                              BS    BM    AM    OP    FI    AU    AD
+auth.group                         -     -     -     -     -     v     vacd
+axes.accessattempt                 -     -     -     -     -     v     vcd
+axes.accesslog                     -     -     -     -     -     v     vcd
+axes.accessfailurelog              -     -     -     -     -     v     vcd
+audit.events                       -     v     v     v     v     v     v
+api.apiclient                      -     -     -     -     -     v     vacd
+accounts.user                      -     v     v     v     v     v     vacd
+accounts.region                    -     -     v     v     v     v     vacd
+accounts.area                      -     -     v     v     v     v     vacd
+accounts.branch                    v     v     v     v     v     v     vacd
+notifications.notificationtemplate v     v     v     vacd  -     v     vacd
+notifications.outbox               -     -     -     v     -     v     v
+loans.loanproduct                  v     v     v     vacd  v     v     vacd
+loans.bankingpartner               v     v     v     vac   v     v     vacd
+loans.collectionaccount            -     -     -     vacd  vacd  v     vacd
+loans.customer                     vac   vac   vac   v     v     v     vacd
+loans.loanaccount                  vac   vac   vac   v     v     v     vacd
+loans.coborrower                   vac   vacd  vacd  v     v     v     vacd
+loans.customerbankaccount          vac   vacd  vacd  v     v     v     vacd
+loans.instalment                   v     v     v     v     v     v     v
+loans.loancharge                   -     v     v     v     v     v     v
+approvals.approvalrequest          -     v     v     v     v     v     v
+payments.posting                   v     v     v     v     v     v     v
+payments.ledgerswitch              v     v     v     vc    vc    v     vc
+payments.transactionrecord         v     v     v     v     v     v     v
+payments.postingqueueentry         v     v     v     v     v     v     v
+mandates.mandate                   vac   vac   vac   vac   v     v     vac
+mandates.bankholiday               v     v     v     vacd  v     v     vacd
+mandates.returncodepolicy          v     v     v     vac   v     v     vac
+mandates.sandboxbouncerule         v     v     v     vacd  v     v     vacd
+mandates.scheduledpresentation     v     v     v     v     v     v     v
+mandates.presentationbatch         v     v     v     v     v     v     v
+mandates.presentationrun           v     v     v     v     v     v     v
+mandates.executionresult           v     v     v     v     v     v     v
+reconciliation.dcr                 v     v     v     v     v     v     v
+reconciliation.dbs                 v     v     v     v     v     v     v
+reconciliation.deposit             vacd  vacd  vacd  v     v     v     vacd
+reconciliation.statementupload     v     v     v     v     v     v     v
+reconciliation.jobrun              v     v     v     v     v     v     v
+"""
+
+
+def _parse_admin_access() -> dict[str, dict[str, set[str]]]:
+    lines = [line.split() for line in ADMIN_ACCESS.strip().splitlines()]
+    header, rows = lines[0], lines[1:]
+    codes = header[1:]
+    return {
+        row[0]: {
+            code: set(letters.strip("-")) for code, letters in zip(codes, row[1:], strict=True)
+        }
+        for row in rows
+    }
+
+
+ADMIN = _parse_admin_access()
+
+
+def admin_expected(label: str, page: str, method: str, where: str, code: str) -> int:
+    """The admin's answer for a role, from what it may do (``ADMIN_ACCESS``) and whether
+    the object is in its scope. Django's contract: permission first (403), then the object
+    (the change and delete pages of an object outside the queryset redirect to the index
+    with "perhaps it was deleted", 302); the audit History page answers 404 for an object
+    outside the scope before it looks at permissions."""
+    if code == "AN":
+        return 302
+    may = ADMIN[label][code]
+    view = bool(may & {"v", "c"})
+    if page == "changelist":
+        if label == "payments.ledgerswitch" and view:
+            return 302  # one row: the list opens it
+        return 200 if view else 403
+    if page == "add":
+        if label == "reconciliation.statementupload":
+            return 302  # the upload screen, which checks the permission itself
+        return 200 if "a" in may else 403  # a POST without data: the form again, 200
+    needed = {"change": view, "history": view, "delete": "d" in may}[page]
+    if method == "POST":
+        needed = {"change": "c" in may, "delete": "d" in may}[page]
+    in_scope = _in_scope(label, where, code)
+    if page == "history" and not in_scope:
+        return 404
+    if not needed:
+        return 403
+    return 200 if in_scope else 302
+
+
+def _in_scope(label: str, where: str, code: str) -> bool:
+    if where == "single":
+        return label not in HEAD_OFFICE_ONLY or code not in SCOPE
+    return where in SCOPE.get(code, EVERYWHERE)
+
+
+# --- Every other URL ------------------------------------------------------------------------
+# {name} stands for an object of the world (see _placeholders); "own" and "far" objects.
+
+URL_ACCESS = """
+method url                                                   AN  BS  BM  AM  OP  FI  AU  AD
+GET  /admin/                                                 302 200 200 200 200 200 200 200
+GET  /admin/login/                                           200 302 302 302 302 302 302 302
+GET  /admin/password_change/                                 302 200 200 200 200 200 200 200
+POST /admin/password_change/                                 302 200 200 200 200 200 200 200
+GET  /admin/password_change/done/                            302 200 200 200 200 200 200 200
+GET  /admin/jsi18n/                                          302 200 200 200 200 200 200 200
+GET  /admin/r/{loan_ct}/{loan.own}/                          302 404 404 404 404 404 404 404
+GET  /admin/auth/                                            302 404 404 404 404 404 200 200
+GET  /admin/axes/                                            302 404 404 404 404 404 200 200
+GET  /admin/audit/                                           302 404 200 200 200 200 200 200
+GET  /admin/api/                                             302 404 404 404 404 404 200 200
+GET  /admin/accounts/                                        302 200 200 200 200 200 200 200
+GET  /admin/notifications/                                   302 200 200 200 200 404 200 200
+GET  /admin/loans/                                           302 200 200 200 200 200 200 200
+GET  /admin/approvals/                                       302 404 200 200 200 200 200 200
+GET  /admin/payments/                                        302 200 200 200 200 200 200 200
+GET  /admin/mandates/                                        302 200 200 200 200 200 200 200
+GET  /admin/reconciliation/                                  302 200 200 200 200 200 200 200
+GET  /admin/accounts/user/{user.own}/password/               302 403 403 403 403 403 403 200
+GET  /admin/accounts/user/{user.far}/password/               302 403 403 403 403 403 403 200
+GET  /admin/notifications/outbox/development/                302 403 403 403 200 403 200 200
+GET  /admin/notifications/outbox/{notification.own}/         302 403 403 403 200 403 200 200
+POST /admin/notifications/outbox/{notification.own}/retry/   302 403 403 403 302 403 403 302
+GET  /admin/loans/loancharge/{loancharge.own}/waiver/        302 403 200 200 403 403 403 200
+POST /admin/loans/loancharge/{loancharge.own}/waiver/        302 403 200 200 403 403 403 200
+GET  /admin/loans/loancharge/{loancharge.far}/waiver/        302 302 302 302 403 403 403 200
+GET  /admin/payments/posting/{posting.own}/reversal/         302 403 200 200 403 200 403 200
+POST /admin/payments/posting/{posting.own}/reversal/         302 403 200 200 403 200 403 200
+GET  /admin/payments/posting/{posting.far}/reversal/         302 302 302 302 403 200 403 200
+POST /admin/payments/postingqueueentry/01UNKNOWNITEM/retry/  302 403 403 403 302 302 403 302
+GET  /admin/mandates/mandate/{mandate.own}/stop-request/     302 405 405 405 405 405 405 405
+POST /admin/mandates/mandate/{mandate.own}/stop-request/     302 403 200 200 200 403 403 200
+POST /admin/mandates/mandate/{mandate.far}/stop-request/     302 302 302 302 200 403 403 200
+GET  /admin/mandates/executionresult/upload/                 302 403 403 403 200 403 403 200
+POST /admin/mandates/executionresult/upload/                 302 403 403 403 200 403 403 200
+GET  /admin/reconciliation/dcr/build/                        302 302 200 200 302 200 302 200
+POST /admin/reconciliation/dcr/build/                        302 302 200 200 302 200 302 200
+GET  /approvals/                                             302 200 200 200 200 200 200 200
+GET  /approvals/mine/                                        302 200 200 200 200 200 200 200
+GET  /approvals/requests/{approval.own}/                     302 403 200 200 200 200 200 200
+GET  /approvals/requests/{approval.far}/                     302 404 404 404 200 200 200 200
+POST /approvals/requests/{approval.own}/decide/              302 403 200 200 200 200 200 200
+POST /approvals/requests/{approval.far}/decide/              302 404 404 404 200 200 200 200
+GET  /mandates/{mandate.own}/review/                         302 200 200 200 200 200 200 200
+GET  /mandates/{mandate.far}/review/                         302 404 404 404 200 200 200 200
+POST /mandates/{mandate.own}/review/decide/                  302 200 200 200 200 200 200 200
+POST /mandates/{mandate.far}/review/decide/                  302 404 404 404 200 200 200 200
+GET  /reconciliation/dashboard/                              302 200 200 200 200 200 200 200
+GET  /reconciliation/dcr/{dcr.own}/                          302 200 200 200 200 200 200 200
+GET  /reconciliation/dcr/{dcr.far}/                          302 404 404 404 200 200 200 200
+POST /reconciliation/dcr/{dcr.own}/decide/                   302 200 200 200 200 200 200 200
+POST /reconciliation/dcr/{dcr.far}/decide/                   302 404 404 404 200 200 200 200
+POST /reconciliation/dcr/{dcr.far}/submit/                   302 302 302 302 302 302 302 302
+GET  /reconciliation/dbs/{dbs.own}/                          302 200 200 200 200 200 200 200
+GET  /reconciliation/dbs/{dbs.far}/                          302 404 404 404 200 200 200 200
+POST /reconciliation/dbs/{dbs.own}/decide/                   302 200 200 200 200 200 200 200
+POST /reconciliation/dbs/{dbs.far}/decide/                   302 404 404 404 200 200 200 200
+POST /reconciliation/dbs/{dbs.far}/submit/                   302 302 302 302 302 302 302 302
+GET  /reconciliation/deposits/{deposit.own}/slip/            302 404 404 404 404 404 404 404
+GET  /reconciliation/deposits/{deposit.far}/slip/            302 404 404 404 404 404 404 404
+GET  /reconciliation/export/dcr.csv                          302 200 200 200 200 200 200 200
+GET  /reconciliation/export/dbs.xlsx                         302 200 200 200 200 200 200 200
+GET  /reconciliation/statements/upload/                      302 403 403 403 403 200 403 200
+POST /reconciliation/statements/upload/                      302 403 403 403 403 200 403 200
+GET  /reconciliation/statements/{statement}/                 302 404 404 404 200 200 200 200
+GET  /health/live                                            200 200 200 200 200 200 200 200
+GET  /health/ready                                           200 200 200 200 200 200 200 200
+GET  /api/schema/                                            401 200 200 200 200 200 200 200
+GET  /api/docs/                                              302 200 200 200 200 200 200 200
+GET  /api/v1/loans/                                          401 200 200 200 200 200 200 200
+GET  /api/v1/loans/{loan_number.own}                         401 200 200 200 200 200 200 200
+GET  /api/v1/loans/{loan_number.far}                         401 404 404 404 200 200 200 200
+GET  /api/v1/transactions?loan_account={loan_number.own}     401 200 200 200 200 200 200 200
+GET  /api/v1/transactions?loan_account={loan_number.far}     401 404 404 404 200 200 200 200
+GET  /api/v1/transactions/{txn.own}                          401 200 200 200 200 200 200 200
+GET  /api/v1/transactions/{txn.far}                          401 404 404 404 200 200 200 200
+POST /api/v1/transactions                                    401 400 400 400 403 400 403 400
+POST /api/v1/transactions/batch                              401 400 400 400 403 400 403 400
+POST /api/v1/banking-partners/{partner}/results              401 403 403 403 403 403 403 403
+GET  /api/v1/no-such-endpoint                                404 404 404 404 404 404 404 404
+"""
+
+# API keys (no session). Columns: keys with these scopes, for the own branch only.
+API_KEY_ACCESS = """
+method url                                                   none loans txns partner
+GET  /api/schema/                                            200  200   200  200
+GET  /api/v1/loans/                                          403  200   403  403
+GET  /api/v1/loans/{loan_number.own}                         403  200   403  403
+GET  /api/v1/loans/{loan_number.far}                         403  404   403  403
+GET  /api/v1/transactions?loan_account={loan_number.own}     403  403   200  403
+GET  /api/v1/transactions?loan_account={loan_number.far}     403  403   404  403
+GET  /api/v1/transactions/{txn.own}                          403  403   200  403
+GET  /api/v1/transactions/{txn.far}                          403  403   404  403
+POST /api/v1/transactions                                    403  403   400  403
+POST /api/v1/transactions/batch                              403  403   400  403
+POST /api/v1/banking-partners/{partner}/results              403  403   403  400
+"""
+KEY_SCOPES = {
+    "none": [],
+    "loans": [scopes.LOANS_READ],
+    "txns": [scopes.TRANSACTIONS_READ, scopes.TRANSACTIONS_WRITE],
+    "partner": [scopes.PARTNER_RESULTS],
+}
+
+
+def _parse_url_table(text: str) -> tuple[list[str], list[tuple[str, str, list[int]]]]:
+    lines = [line.split() for line in text.strip().splitlines()]
+    columns = lines[0][2:]
+    return columns, [(row[0], row[1], [int(s) for s in row[2:]]) for row in lines[1:]]
+
+
+# --- The world ------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    branches: dict[str, object] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+    objects: dict[str, dict[str, object]] = field(default_factory=dict)  # label -> where -> obj
+    values: dict[str, object] = field(default_factory=dict)  # placeholders of URL_ACCESS
+
+
+def _head_office(role: str, username: str) -> User:
+    return UserFactory(username=username, role=role, level=User.Level.HEAD_OFFICE)
+
+
+def _branch_objects(world: World, where: str, branch, people, product, account) -> None:
+    loan = make_loan(branch=branch, product=product, disbursed_on=datetime.date(2026, 10, 1))
+    co_borrower = CoBorrower.objects.create(
+        loan=loan, customer=make_customer(branch=branch), relationship="SPOUSE"
+    )
+    bank_account = CustomerBankAccount.objects.create(
+        customer=loan.customer,
+        holder_name=loan.customer.name,
+        bank_name="State Bank of India",
+        account_number="123456789012",
+        ifsc="SBIN0001234",
+        is_primary=True,
+    )
+    mandate = active_mandate(loan, people)
+    world.values[f"txn.{where}"] = pay(loan, "1500.00", day=days_ago(1))
+    recon_services.dcr_build(branch_id=branch.pk, business_date=days_ago(1))
+    objects = {
+        "accounts.branch": branch,
+        "accounts.area": branch.area,
+        "accounts.region": branch.area.region,
+        "accounts.user": people["staff"],
+        "loans.customer": loan.customer,
+        "loans.loanaccount": loan,
+        "loans.coborrower": co_borrower,
+        "loans.customerbankaccount": bank_account,
+        "loans.instalment": loan.instalments.order_by("due_date").first(),
+        "mandates.mandate": mandate,
+        "mandates.scheduledpresentation": ScheduledPresentation.objects.filter(mandate=mandate)
+        .order_by("due_date")
+        .first(),
+        "reconciliation.dcr": Dcr.objects.get(branch=branch, business_date=days_ago(1)),
+        "reconciliation.dbs": Dbs.objects.get(branch=branch, business_date=days_ago(1)),
+        "reconciliation.deposit": deposit(branch, account, day=days_ago(1), actor=people["staff"]),
+    }
+    for label, obj in objects.items():
+        if where == "near" and label in ("accounts.area", "accounts.region"):
+            continue  # the same area and region as "own"
+        world.objects.setdefault(label, {})[where] = obj
+
+
+def _present_and_bounce(world: World, people_of: dict) -> None:
+    """One presentation run for every branch's mandate, each bounced: a bounce charge,
+    a notification, and the branch manager's waiver request."""
+    own_first = (
+        ScheduledPresentation.objects.filter(mandate__loan__branch=world.branches["own"])
+        .order_by("presentation_date")
+        .first()
+    )
+    run_date = own_first.presentation_date
+    mandate_services.mandates_present_due(run_date=run_date)
+    for where, branch in world.branches.items():
+        row = ScheduledPresentation.objects.get(
+            mandate__loan__branch=branch, presentation_date=run_date
+        )
+        mandate_services.execution_result_apply(
+            partner_code=row.mandate.banking_partner.code,
+            execution_id=mandate_services.execution_id_for(row, row.attempts),
+            status="BOUNCED",
+            return_code="04",
+        )
+        charge = LoanCharge.objects.get(loan__branch=branch)
+        loan_charge_waiver_request(
+            charge_id=charge.pk, reason="first bounce", actor=people_of[where]["manager"]
+        )
+        found = {
+            "loans.loancharge": charge,
+            "mandates.executionresult": ExecutionResult.objects.get(
+                presentation__mandate__loan__branch=branch
+            ),
+            "payments.posting": Posting.objects.get(loan__branch=branch),
+            "approvals.approvalrequest": ApprovalRequest.objects.get(branch=branch),
+        }
+        for label, obj in found.items():
+            world.objects.setdefault(label, {})[where] = obj
+
+
+def build_world() -> World:
+    world = World()
+    area = AreaFactory()
+    world.branches = {
+        "own": BranchFactory(area=area),
+        "near": BranchFactory(area=area),
+        "far": BranchFactory(),
+    }
+    own = world.branches["own"]
+    world.users = {
+        "BS": branch_user(own, role="Branch Staff", username="walk.staff"),
+        "BM": branch_user(own, role="Branch Manager", username="walk.manager"),
+        "AM": UserFactory(
+            username="walk.area", role="Area Manager", level=User.Level.AREA, home_area=area
+        ),
+        "OP": _head_office("Operations", "walk.ops"),
+        "FI": _head_office("Finance", "walk.finance"),
+        "AU": _head_office("Auditor", "walk.auditor"),
+        "AD": _head_office("Admin", "walk.admin"),
+    }
+    account = collection_account()
+    product = LoanProductFactory()
+    people_of = {}
+    for where, branch in world.branches.items():
+        if where == "own":
+            people = {"staff": world.users["BS"], "manager": world.users["BM"]}
+        else:
+            people = {
+                "staff": branch_user(branch),
+                "manager": branch_user(branch, "Branch Manager"),
+            }
+        people["ops"] = world.users["OP"]
+        people_of[where] = people
+        _branch_objects(world, where, branch, people, product, account)
+    payments_post_due()
+    _present_and_bounce(world, people_of)
+
+    axes_fields = {
+        "username": "someone",
+        "ip_address": "10.0.0.1",
+        "user_agent": "test",
+        "http_accept": "*/*",
+        "path_info": "/admin/login/",
+    }
+    singles = {
+        "auth.group": Group.objects.get(name="Branch Staff"),
+        "axes.accessattempt": AccessAttempt.objects.create(
+            **axes_fields, get_data="", post_data="", failures_since_start=1
+        ),
+        "axes.accesslog": AccessLog.objects.create(**axes_fields),
+        "axes.accessfailurelog": AccessFailureLog.objects.create(**axes_fields),
+        "api.apiclient": make_api_client(scopes=[scopes.LOANS_READ], all_branches=True)[0],
+        "notifications.notificationtemplate": NotificationTemplate.objects.first(),
+        "loans.loanproduct": product,
+        "loans.bankingpartner": account.partner,
+        "loans.collectionaccount": account,
+        "payments.ledgerswitch": LedgerSwitch.objects.get_or_create(pk=1)[0],
+        "mandates.bankholiday": BankHoliday.objects.create(
+            date=datetime.date(2027, 1, 26), name="Republic Day"
+        ),
+        "mandates.returncodepolicy": ReturnCodePolicy.objects.get(code="04"),
+        "mandates.sandboxbouncerule": SandboxBounceRule.objects.create(
+            account_number="999999999999", return_code="04"
+        ),
+        "mandates.presentationbatch": PresentationBatch.objects.first(),
+        "mandates.presentationrun": PresentationRun.objects.first(),
+        "reconciliation.statementupload": recon_services.statement_upload(
+            collection_account_id=account.pk,
+            file=SimpleUploadedFile(
+                "statement.csv",
+                f"date,narration,slip number,credit\n{days_ago(1)},CASH,S-1,500.00\n".encode(),
+            ),
+            actor=world.users["FI"],
+        ),
+        "reconciliation.jobrun": JobRun.objects.create(
+            job="dcr-daily",
+            business_date=days_ago(2),
+            state=JobRun.State.DONE,
+            started_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+        ),
+    }
+    for label, obj in singles.items():
+        assert obj is not None, f"the world has no {label}"
+        world.objects[label] = {"single": obj}
+
+    world.values.update(
+        loan_ct=ContentType.objects.get_for_model(world.objects["loans.loanaccount"]["own"]).pk,
+        statement=singles["reconciliation.statementupload"].pk,
+        partner=account.partner.code,
+    )
+    for where in EVERYWHERE:
+        for name, label in {
+            "loan": "loans.loanaccount",
+            "user": "accounts.user",
+            "loancharge": "loans.loancharge",
+            "posting": "payments.posting",
+            "mandate": "mandates.mandate",
+            "approval": "approvals.approvalrequest",
+            "dcr": "reconciliation.dcr",
+            "dbs": "reconciliation.dbs",
+            "deposit": "reconciliation.deposit",
+        }.items():
+            world.values[f"{name}.{where}"] = world.objects[label][where].pk
+        loan = world.objects["loans.loanaccount"][where]
+        world.values[f"loan_number.{where}"] = loan.loan_number
+    bounce = next(iter(NotificationItem.scan(limit=1)))
+    world.values["notification.own"] = bounce.notification_id
+    audit_relay_pending()  # the audit events are in DynamoDB, as in production
+    return world
+
+
+def _empty_dynamodb() -> None:
+    for model in registry.models():
+        with model.batch_write() as batch:
+            for item in model.scan():
+                batch.delete(item)
+
+
+@pytest.fixture(scope="module")
+def world(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+        try:
+            yield build_world()
+        finally:
+            transaction.set_rollback(True)
+            outer.__exit__(None, None, None)
+            _empty_dynamodb()
+            cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def clean_stores():
+    """Overrides the suite's: the module's world keeps its DynamoDB items between tests."""
+    yield
+
+
+# --- Walking --------------------------------------------------------------------------------
+
+
+def _admin_url(name: str, *args) -> str | None:
+    try:
+        return reverse(f"admin:{name}", args=args)
+    except NoReverseMatch:
+        return None
+
+
+def admin_visits(world: World, code: str) -> list[tuple[str, str, str, dict | None, int]]:
+    """(what, method, url, data, expected) for every admin model's pages."""
+    visits = []
+    for model in admin.site._registry:
+        label = model._meta.label_lower
+        assert label in ADMIN, f"{label} is in the admin but not in ADMIN_ACCESS"
+        info = f"{model._meta.app_label}_{model._meta.model_name}"
+        if url := _admin_url(f"{info}_changelist"):
+            expected = admin_expected(label, "changelist", "GET", "single", code)
+            visits.append((f"{label} changelist", "GET", url, None, expected))
+        if url := _admin_url(f"{info}_add"):
+            for method in ("GET", "POST"):
+                expected = admin_expected(label, "add", method, "single", code)
+                if method == "POST" and expected != 403 and code != "AN":
+                    continue  # an add that may succeed is not part of the walk
+                visits.append((f"{label} add", method, url, {}, expected))
+        for where, obj in world.objects.get(label, {}).items():
+            for page in ("change", "history", "delete"):
+                url = _admin_url(f"{info}_{page}", obj.pk)
+                if url is None:
+                    continue
+                what = f"{label} {page} {where}"
+                visits.append(
+                    (what, "GET", url, None, admin_expected(label, page, "GET", where, code))
+                )
+                if page == "history":
+                    continue
+                expected = admin_expected(label, page, "POST", where, code)
+                if expected in (403, 302):  # refused, or redirected away: nothing changes
+                    data = {"post": "yes"} if page == "delete" else {}
+                    visits.append((what, "POST", url, data, expected))
+    return visits
+
+
+def _fill(template: str, values: dict) -> str:
+    return re.sub(r"\{([^}]+)\}", lambda match: str(values[match.group(1)]), template)
+
+
+def url_visits(world: World, code: str, table: str = URL_ACCESS):
+    columns, rows = _parse_url_table(table)
+    column = columns.index(code)
+    return [
+        (f"{method} {template}", method, _fill(template, world.values), {}, statuses[column])
+        for method, template, statuses in rows
+    ]
+
+
+def _client(world: World, code: str) -> Client:
+    client = Client(raise_request_exception=False)
+    if code != "AN":
+        client.force_login(world.users[code])
+    return client
+
+
+def _request(client: Client, method: str, url: str, data: dict | None, **headers):
+    if method == "GET":
+        return client.get(url, **headers)
+    if url.startswith("/api/"):
+        return client.post(
+            url, data=json.dumps(data or {}), content_type="application/json", **headers
+        )
+    return client.post(url, data or {}, **headers)
+
+
+def walk(client: Client, visits, **headers) -> list[str]:
+    """Every visit; the list of answers that differ from the table."""
+    wrong = []
+    for what, method, url, data, expected in visits:
+        response = _request(client, method, url, data, **headers)
+        got = response.status_code
+        if got != expected or got >= 500:
+            wrong.append(f"{method} {url} ({what}): expected {expected}, got {got}")
+    return wrong
+
+
+# --- The tests ------------------------------------------------------------------------------
+
+
+def _unchanged(world: World) -> dict[str, str]:
+    """What a refused or redirected POST must not have changed."""
+    return {
+        f"{label} {where}": repr(type(obj).objects.filter(pk=obj.pk).values().first())
+        for label, objects in world.objects.items()
+        for where, obj in objects.items()
+        if where in ("near", "far", "single")
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("code", list(ROLES))
+def test_each_role_gets_exactly_the_access_of_the_tables(world, code):
+    before = _unchanged(world)
+    client = _client(world, code)
+    wrong = walk(client, admin_visits(world, code))
+    wrong += walk(client, url_visits(world, code))
+    assert not wrong, f"{ROLES[code]}:\n" + "\n".join(wrong)
+    if code in SCOPE:
+        # nothing outside the scope changed (the POSTs above were refused or redirected)
+        after = _unchanged(world)
+        changed = [key for key in before if before[key] != after[key] and "far" in key]
+        assert not changed, changed
