@@ -5,6 +5,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from api.schema import ErrorDetailSerializer
 from payments.services import MODES, PaymentInput
 
 AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
@@ -79,6 +80,14 @@ class BatchInSerializer(serializers.Serializer):
     items = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=100)
 
 
+class PaymentBatchSerializer(serializers.Serializer):
+    """The request body as documented (items are validated one by one, see the view)."""
+
+    items = BatchItemSerializer(
+        many=True, min_length=1, max_length=100, help_text="1 to 100 payments."
+    )
+
+
 class TransactionSerializer(serializers.Serializer):
     """The response body of a transaction (built by payments.services.transaction_body)."""
 
@@ -101,7 +110,7 @@ class BatchResultSerializer(serializers.Serializer):
     status = serializers.IntegerField(help_text="The HTTP status this item would have alone.")
     replayed = serializers.BooleanField()
     transaction = TransactionSerializer(required=False)
-    error = serializers.DictField(required=False)
+    error = ErrorDetailSerializer(required=False)
 
 
 class BatchOutSerializer(serializers.Serializer):

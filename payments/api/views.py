@@ -28,6 +28,7 @@ from .serializers import (
     BatchInSerializer,
     BatchItemSerializer,
     BatchOutSerializer,
+    PaymentBatchSerializer,
     PaymentInSerializer,
     TransactionFilterSerializer,
     TransactionListSerializer,
@@ -40,6 +41,7 @@ KEY_PARAMETER = OpenApiParameter(
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
     required=True,
+    pattern=IDEMPOTENCY_KEY.pattern,
     description="8 to 100 printable characters, unique per payment (a UUID is ideal).",
 )
 WRITE_ERRORS = {
@@ -51,6 +53,8 @@ WRITE_ERRORS = {
     422: error_response("The payment cannot be accepted (e.g. the loan is closed)"),
     503: error_response("The payments store is unavailable; retry with the same key"),
 }
+
+READ_UNAVAILABLE = error_response("The payments store is unavailable; retry shortly")
 
 
 def idempotency_key(request) -> str:
@@ -117,6 +121,7 @@ class TransactionsView(APIView):
             401: error_response("No valid API key or session"),
             403: error_response("Missing scope or permission"),
             404: error_response("No such loan or branch in the caller's scope"),
+            503: READ_UNAVAILABLE,
         },
     )
     def get(self, request):
@@ -161,7 +166,7 @@ class TransactionBatchView(APIView):
         "retried batch replays what was stored and stores only what was not.",
         tags=["payments"],
         parameters=[KEY_PARAMETER],
-        request=BatchInSerializer,
+        request=PaymentBatchSerializer,
         responses={200: BatchOutSerializer, **WRITE_ERRORS},
     )
     def post(self, request):
@@ -220,6 +225,7 @@ class TransactionDetailView(APIView):
             401: error_response("No valid API key or session"),
             403: error_response("Missing scope or permission"),
             404: error_response("No such transaction in the caller's branches"),
+            503: READ_UNAVAILABLE,
         },
     )
     def get(self, request, txn_id: str):

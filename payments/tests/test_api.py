@@ -3,6 +3,8 @@
 import json
 
 import pytest
+import yaml
+from django.core.management import call_command
 
 from accounts.tests.factories import BranchFactory, branch_user
 from api import scopes
@@ -191,6 +193,20 @@ def test_list_filters_with_a_nul_character_are_400_not_a_server_error(client, se
         assert response.status_code == 400, params
         error = response.json()["error"]
         assert error["code"] == "invalid" and list(error["fields"]) == [field]
+
+
+def test_the_schema_documents_batch_items_and_the_503_of_reads(tmp_path):
+    target = tmp_path / "schema.yml"
+    call_command("spectacular", "--file", str(target))
+    schema = yaml.safe_load(target.read_text())
+    batch = schema["paths"]["/api/v1/transactions/batch"]["post"]["requestBody"]
+    body = batch["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    items = schema["components"]["schemas"][body]["properties"]["items"]["items"]["$ref"]
+    assert items == "#/components/schemas/BatchItemRequest"
+    result = schema["components"]["schemas"]["BatchResult"]["properties"]["error"]
+    assert result == {"$ref": "#/components/schemas/ErrorDetail"}
+    for path in ("/api/v1/transactions", "/api/v1/transactions/{txn_id}"):
+        assert "503" in schema["paths"][path]["get"]["responses"], path
 
 
 def test_branch_staff_post_through_their_session(client, setup):
