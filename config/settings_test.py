@@ -49,8 +49,10 @@ STORAGES = {
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
 
 # The live server's threads would keep pooled connections open past the test database's
-# teardown; tests open plain connections (the pool itself is exercised by bin/run).
-DATABASES["default"]["OPTIONS"].pop("pool", None)  # noqa: F405
+# teardown; tests open plain connections (the pool itself is exercised by bin/run). A server
+# process of the fault suite (gunicorn, stopped before the teardown) keeps it: TEST_DB_POOL.
+if not os.environ.get("TEST_DB_POOL"):
+    DATABASES["default"]["OPTIONS"].pop("pool", None)  # noqa: F405
 
 # The replica alias is a test mirror of default (the same test database through another
 # connection), so every test could read it. Reports read it only in the tests that switch

@@ -265,7 +265,7 @@ def app_server(tmp_path):
             "--timeout", "120", "--log-level", "warning",
         ]  # fmt: skip
         log = tmp_path / f"gunicorn-{port}.log"
-        process = _spawn("gunicorn", args, run_env(**overrides), log)
+        process = _spawn("gunicorn", args, run_env(TEST_DB_POOL="1", **overrides), log)
         started.append(process)
         url = f"http://127.0.0.1:{port}"
 
@@ -327,13 +327,24 @@ class RowLocks:
             self.release(pid)
 
     def waiters(self) -> dict[int, int]:
-        """{waiting backend pid: the pid of our lock it waits for}."""
+        """{waiting backend pid: the pid of our lock it waits for}, also for a backend
+        queued behind another waiter of the same lock."""
         with self._connect(autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND wait_event_type = 'Lock'"
             ).fetchall()
-        return {pid: holder for pid, holders in rows for holder in holders if holder in self._held}
+        blocked_by = dict(rows)
+
+        def ours(pid: int, seen: frozenset = frozenset()) -> int | None:
+            for holder in blocked_by.get(pid, ()):
+                if holder in self._held:
+                    return holder
+                if holder not in seen and (found := ours(holder, seen | {pid})):
+                    return found
+            return None
+
+        return {pid: holder for pid in blocked_by if (holder := ours(pid))}
 
     def backend_alive(self, pid: int) -> bool:
         with self._connect(autocommit=True) as conn:
