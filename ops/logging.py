@@ -15,10 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 
 from celery import current_task
 from django.utils.functional import LazyObject, empty
+from gunicorn.glogging import Logger as GunicornBaseLogger
 
 from . import context
 
@@ -120,3 +122,18 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             line["stack"] = record.stack_info
         return json.dumps(line, default=str, ensure_ascii=False)
+
+
+class GunicornLogger(GunicornBaseLogger):
+    """gunicorn's own lines (start-up, workers, errors, and the access log if one is
+    kept) as JSON too: ``gunicorn --logger-class ops.logging.GunicornLogger``. The master
+    process has no Django settings, so it reads ``LOG_FORMAT`` from the environment."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        if os.environ.get("LOG_FORMAT", "json") != "json":
+            return
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                handler.setFormatter(JsonFormatter())
+                handler.addFilter(ContextFilter())

@@ -10,8 +10,8 @@ are the answering process's own (runserver, the tests).
 
 Figures of the stores (posting queue depth, age of the oldest due item, dead letters) are
 read from DynamoDB when ``/metrics`` is scraped, so every instance reports the same values:
-alert on ``max`` of them, not ``sum``. Pool use is each process's own, published after each
-request and task and at the scrape.
+alert on ``max`` of them, not ``sum``. Pool use is each process's own (a ``pid`` label in
+multiprocess mode), published when a request or task ends and at the scrape.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 
 from celery import signals
 from django.conf import settings
+from django.core.signals import request_finished
+from django.dispatch import receiver
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -113,7 +115,6 @@ class RequestMetricsMiddleware:
         view = (match.view_name or match.route) if match is not None else "unmatched"
         method = request.method if request.method in _METHODS else "other"
         REQUEST_DURATION.labels(view, method, str(response.status_code)).observe(elapsed)
-        observe_pools()
         logger.info(
             "%s %s %s",
             request.method,
@@ -129,6 +130,13 @@ class RequestMetricsMiddleware:
             },
         )
         return response
+
+
+@receiver(request_finished)
+def _request_finished(**kwargs) -> None:
+    # After Django's own receiver has given the request's connection back to the pool: what
+    # is still lent out belongs to the process's other requests.
+    observe_pools()
 
 
 # --- Celery tasks -------------------------------------------------------------------------

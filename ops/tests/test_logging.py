@@ -130,6 +130,22 @@ def test_secrets_never_reach_a_line(json_logs):
     assert all(line["request_id"] is None for line in lines)  # no request or task here
 
 
+def test_gunicorns_own_lines_are_json_too(monkeypatch):
+    from gunicorn.config import Config
+
+    from ops.logging import GunicornLogger
+
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    log = GunicornLogger(Config())
+    stream = io.StringIO()
+    for handler in log.error_log.handlers:
+        handler.setStream(stream)
+    log.info("Booting worker with pid: %s", 4242)
+    line = json.loads(stream.getvalue())
+    assert line["message"] == "Booting worker with pid: 4242"
+    assert line["logger"] == "gunicorn.error" and line["level"] == "INFO"
+
+
 def test_an_unknown_log_format_is_one_clear_error():
     result = subprocess.run(
         [sys.executable, "-c", "import config.settings"],
