@@ -28,7 +28,10 @@ def sees_everything(user: User) -> bool:
         return user.api_client.all_branches
     if user.is_superuser or user.level == User.Level.HEAD_OFFICE:
         return True
-    return any(group.name == AUDITOR_GROUP for group in user.groups.all())
+    auditor = getattr(user, "_is_auditor", None)  # one query per request, not per call
+    if auditor is None:
+        auditor = user._is_auditor = user.groups.filter(name=AUDITOR_GROUP).exists()
+    return auditor
 
 
 def visible_branch_ids(user: User) -> set[int] | None:

@@ -1,10 +1,47 @@
-from django.contrib import admin
+from collections.abc import Callable
+
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
+from ops.errors import ApplicationError
 
 from .models import ApprovalRequest
+
+
+def approval_request_submit(
+    modeladmin: admin.ModelAdmin,
+    request,
+    *,
+    form,
+    what: str,
+    make: Callable[[str], ApprovalRequest],
+    back_url: str,
+) -> HttpResponseRedirect | None:
+    """The POST of an admin page that asks for a maker-checker approval ("Request a
+    waiver", "Request the reversal"): ``make(reason)`` creates the request through the
+    app's service. Returns the redirect back to the object, or None while the form is
+    unbound or invalid (the caller renders it again)."""
+    if not (form.is_bound and form.is_valid()):
+        return None
+    try:
+        approval = make(form.cleaned_data["reason"])
+    except ApplicationError as exc:
+        modeladmin.message_user(request, f"{what} not requested: {exc}", messages.ERROR)
+    else:
+        modeladmin.message_user(
+            request,
+            format_html(
+                '{} requested; it waits for a checker (<a href="{}">#{}</a>).',
+                what,
+                reverse("approvals:detail", args=[approval.pk]),
+                approval.pk,
+            ),
+            messages.SUCCESS,
+        )
+    return HttpResponseRedirect(back_url)
 
 
 @admin.register(ApprovalRequest)

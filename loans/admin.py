@@ -1,19 +1,18 @@
 import re
 
 from django import forms
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import CharField, Exists, OuterRef, Value
 from django.db.models.functions import Cast, Concat
-from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
-from ops.errors import ApplicationError
+from approvals.admin import approval_request_submit
 
 from . import services
 from .models import (
@@ -442,24 +441,18 @@ class LoanChargeAdmin(ScopedModelAdmin):
             raise PermissionDenied
         change_url = reverse("admin:loans_loancharge_change", args=[charge.pk])
         form = WaiverRequestForm(request.POST if request.method == "POST" else None)
-        if form.is_bound and form.is_valid():
-            try:
-                approval = services.loan_charge_waiver_request(
-                    charge_id=charge.pk, reason=form.cleaned_data["reason"], actor=request.user
-                )
-            except ApplicationError as exc:
-                self.message_user(request, f"Waiver not requested: {exc}", messages.ERROR)
-            else:
-                self.message_user(
-                    request,
-                    format_html(
-                        'Waiver requested; it waits for a checker (<a href="{}">#{}</a>).',
-                        reverse("approvals:detail", args=[approval.pk]),
-                        approval.pk,
-                    ),
-                    messages.SUCCESS,
-                )
-            return HttpResponseRedirect(change_url)
+        done = approval_request_submit(
+            self,
+            request,
+            form=form,
+            what="Waiver",
+            make=lambda reason: services.loan_charge_waiver_request(
+                charge_id=charge.pk, reason=reason, actor=request.user
+            ),
+            back_url=change_url,
+        )
+        if done is not None:
+            return done
         context = {
             **self.admin_site.each_context(request),
             "title": "Request a waiver",

@@ -26,12 +26,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import path, re_path, reverse
-from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 from pynamodb.exceptions import PynamoDBException
 
 from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
 from accounts.models import Branch
+from approvals.admin import approval_request_submit
 from approvals.models import ApprovalRequest
 from approvals.services import handler_for
 from audit.admin import AuditHistoryAdminMixin
@@ -230,24 +230,18 @@ class PostingAdmin(ScopedModelAdmin):
             raise PermissionDenied
         change_url = reverse("admin:payments_posting_change", args=[posting.pk])
         form = ReversalRequestForm(request.POST if request.method == "POST" else None)
-        if form.is_bound and form.is_valid():
-            try:
-                approval = payment_reversal_request(
-                    txn_id=posting.txn_id, reason=form.cleaned_data["reason"], actor=request.user
-                )
-            except ApplicationError as exc:
-                self.message_user(request, f"Reversal not requested: {exc}", messages.ERROR)
-            else:
-                self.message_user(
-                    request,
-                    format_html(
-                        'Reversal requested; it waits for a checker (<a href="{}">#{}</a>).',
-                        reverse("approvals:detail", args=[approval.pk]),
-                        approval.pk,
-                    ),
-                    messages.SUCCESS,
-                )
-            return HttpResponseRedirect(change_url)
+        done = approval_request_submit(
+            self,
+            request,
+            form=form,
+            what="Reversal",
+            make=lambda reason: payment_reversal_request(
+                txn_id=posting.txn_id, reason=reason, actor=request.user
+            ),
+            back_url=change_url,
+        )
+        if done is not None:
+            return done
         context = {
             **self.admin_site.each_context(request),
             "title": f"Request the reversal of {posting.txn_id}",
