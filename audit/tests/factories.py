@@ -1,40 +1,16 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from accounts.models import Area, Branch, Region
+from accounts.tests.factories import AreaFactory, BranchFactory, RegionFactory
+
+__all__ = ["PASSWORD", "AreaFactory", "BranchFactory", "RegionFactory", "UserFactory"]
 
 PASSWORD = "Str0ng-pass-2026"
 
 
-class RegionFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Region
-
-    code = factory.Sequence(lambda n: f"R{n:03d}")
-    name = factory.Sequence(lambda n: f"Region {n}")
-
-
-class AreaFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Area
-
-    code = factory.Sequence(lambda n: f"A{n:03d}")
-    name = factory.Sequence(lambda n: f"Area {n}")
-    region = factory.SubFactory(RegionFactory)
-
-
-class BranchFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = Branch
-
-    code = factory.Sequence(lambda n: f"B{n:03d}")
-    name = factory.Sequence(lambda n: f"Branch {n}")
-    area = factory.SubFactory(AreaFactory)
-    state = "Karnataka"
-
-
 class UserFactory(factory.django.DjangoModelFactory):
-    """Built through ``create_user`` (a hashed password), as the real paths do."""
+    """Built through ``create_user`` (a hashed password), as the real paths do: the audit
+    tests follow a user from creation on (accounts' factory sets a role and a home)."""
 
     class Meta:
         model = get_user_model()
