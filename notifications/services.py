@@ -20,7 +20,6 @@ is logged, and expires after a day).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 from collections import Counter
 from collections.abc import Mapping
@@ -127,7 +126,9 @@ def notification_queue(
         item.save(condition=NotificationItem.notification_id.does_not_exist())
     except PynamoDBConnectionError as exc:
         raise _store_unavailable(exc) from exc
-    transaction.on_commit(functools.partial(_notification_release, item, due), robust=True)
+    # a lambda, not functools.partial: a robust hook that fails is logged by its
+    # __qualname__, which a partial lacks (the AttributeError would reach the committer)
+    transaction.on_commit(lambda: _notification_release(item, due), robust=True)
     return item
 
 
@@ -380,5 +381,5 @@ def notification_retry(*, notification_id: str, actor: Any = None) -> Notificati
     logger.info(
         "notification %s re-queued by %s", notification_id, getattr(actor, "pk", None) or "system"
     )
-    transaction.on_commit(functools.partial(_send_task_enqueue, notification_id), robust=True)
+    transaction.on_commit(lambda: _send_task_enqueue(notification_id), robust=True)
     return item

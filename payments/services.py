@@ -30,7 +30,7 @@ from accounts.models import Branch
 from accounts.scoping import scope_queryset
 from approvals.services import KindHandler, approval_request_create, register_kind
 from audit.services import audit_record
-from dynamo.errors import cancellation_codes, is_unavailable
+from dynamo.errors import RETRYABLE_REASONS, cancellation_codes, is_unavailable
 from dynamo.transactions import transact_write
 from loans.models import Instalment, LoanAccount
 from loans.services import loan_outstanding_refresh
@@ -325,7 +325,9 @@ def payment_ingest(
             raise RequestInFlight(
                 "Another request took over this Idempotency-Key; retry to get its result."
             ) from exc
-        if is_unavailable(exc) or not cancellation_codes(exc):
+        # conflicts or throttling that outlasted the retries: the client retries later
+        reasons = {code for code in cancellation_codes(exc) if code not in (None, "None")}
+        if is_unavailable(exc) or reasons <= RETRYABLE_REASONS:
             raise StoreUnavailable("The payments store is unavailable; retry shortly.") from exc
         raise
     _enqueue_posting(txn_id)
@@ -366,17 +368,25 @@ def _backoff(attempts: int) -> timedelta:
 
 def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
     """Lease up to ``limit`` due items: READY ones, and LEASED ones whose lease ran out
-    (their worker died). The conditional update makes a lease exclusive."""
+    (their worker died). The conditional update makes a lease exclusive. When DynamoDB
+    pushes back (throttling) after some items are leased, claiming stops there and those
+    are returned, to be posted now rather than wait for their lease to run out."""
     now = timezone.now()
     claimed: list[QueueItem] = []
     for status in (QueueStatus.READY, QueueStatus.LEASED):
-        candidates = _store_call(
-            lambda s=status: list(
-                QueueItem.by_status.query(
-                    f"{POSTING}#{s}", QueueItem.next_attempt_at <= iso(now), limit=limit
+        try:
+            candidates = _store_call(
+                lambda s=status: list(
+                    QueueItem.by_status.query(
+                        f"{POSTING}#{s}", QueueItem.next_attempt_at <= iso(now), limit=limit
+                    )
                 )
             )
-        )
+        except StoreUnavailable:
+            if not claimed:
+                raise
+            logger.warning("posting queue: claiming stopped by DynamoDB after %d", len(claimed))
+            return claimed
         for candidate in candidates:
             if len(claimed) >= limit:
                 return claimed
@@ -396,6 +406,9 @@ def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
             except PynamoDBException as exc:
                 if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
                     continue  # another worker leased it first
+                if claimed and is_unavailable(exc):
+                    logger.warning("posting queue: claiming stopped by DynamoDB: %s", exc)
+                    return claimed
                 raise
             claimed.append(item)
     return claimed

@@ -7,32 +7,35 @@ the payments integrity check reporting no difference. Each prints its figures.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+import redis
+from django.core.cache import cache
 from django.db import close_old_connections, connection
 from django.test import Client
 
-from accounts.tests.factories import BranchFactory
-from api import scopes
-from api.tests.factories import make_api_client
-from loans.tests.factories import make_loan
 from notifications.ddb_models import NotificationItem
 from payments.ddb_models import DedupItem, QueueItem, TransactionItem
 from payments.models import Posting
-from payments.services import payment_ingest, payments_post_due, to_paise
+from payments.services import payment_ingest, to_paise
 from payments.tests.factories import head_office, payment
-from reliability.services import FaultInstanceError, FaultServices, figures, ledger_integrity
+from reliability.payments import (
+    ApiPayment,
+    Sweeper,
+    assert_integrity,
+    drain_posting_queue,
+    integration,
+    payments_for,
+)
+from reliability.services import FaultInstanceError, FaultServices, figures
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
-URL = "/api/v1/transactions"
 OUTAGE_SECONDS = 4.0
 
 
@@ -44,59 +47,7 @@ def stores() -> FaultServices:
         pytest.fail(str(exc), pytrace=False)
 
 
-def drain_posting_queue(*, timeout: float = 60.0) -> dict[str, int]:
-    """Run the posting sweep until nothing is due (backed-off items included)."""
-    totals: dict[str, int] = {}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for outcome, count in payments_post_due(limit=100).items():
-            totals[outcome] = totals.get(outcome, 0) + count
-        waiting = [
-            item
-            for status in ("READY", "LEASED")
-            for item in QueueItem.by_status.query(f"POSTING#{status}")
-        ]
-        if not waiting:
-            return totals
-        time.sleep(0.5)
-    raise AssertionError(f"the posting queue did not drain within {timeout:.0f}s: {totals}")
-
-
-def assert_integrity(expected: int) -> str:
-    status, lines = ledger_integrity()
-    assert status == 0, lines
-    assert lines[-1].endswith(f"{expected} transactions, {expected} postings: agree"), lines
-    return lines[-1]
-
-
 # --- DynamoDB stopped during a burst of ingestion ---------------------------------------
-
-
-@dataclass
-class Request:
-    key: str
-    body: dict
-    status: int = 0
-    code: str = ""
-    retry_after: str | None = None
-    txn_id: str | None = None
-    replayed: bool = False
-
-    def send(self, client: Client, api_key: str) -> Request:
-        response = client.post(
-            URL,
-            data=json.dumps(self.body),
-            content_type="application/json",
-            HTTP_AUTHORIZATION=f"Api-Key {api_key}",
-            HTTP_IDEMPOTENCY_KEY=self.key,
-        )
-        data = response.json()
-        outcome = Request(self.key, self.body, status=response.status_code)
-        outcome.code = data.get("error", {}).get("code", "")
-        outcome.retry_after = response.headers.get("Retry-After")
-        outcome.txn_id = data.get("txn_id")
-        outcome.replayed = response.headers.get("Idempotent-Replayed") == "true"
-        return outcome
 
 
 def _burst(requests, api_key, *, clients, stop_after, late_from, outage):
@@ -104,7 +55,7 @@ def _burst(requests, api_key, *, clients, stop_after, late_from, outage):
     ``stop_after`` answers are in, while the rest are in flight; requests from
     ``late_from`` on wait until it has begun. It ends when every request was answered.
     Returns the first answer to each request, and the measured outage."""
-    answers: list[Request | None] = [None] * len(requests)
+    answers: list[ApiPayment | None] = [None] * len(requests)
     todo: queue.SimpleQueue[int] = queue.SimpleQueue()
     for index in range(len(requests)):
         todo.put(index)
@@ -140,36 +91,10 @@ def _burst(requests, api_key, *, clients, stop_after, late_from, outage):
     return answers, measured
 
 
-def _retry_until_done(request, client, api_key, *, deadline, refusals):
-    """A client's retry: the same request and key, again after each Retry-After.
-    Counts the refusals met on the way by code."""
-    while True:
-        answer = request.send(client, api_key)
-        if answer.status == 201 or answer.retry_after is None or time.monotonic() > deadline:
-            return answer
-        refusals[answer.code] = refusals.get(answer.code, 0) + 1
-        time.sleep(int(answer.retry_after))
-
-
 def test_dynamodb_stopped_during_an_ingestion_burst_stores_each_payment_once(stores):
-    branch = BranchFactory()
-    loans = [make_loan(branch=branch) for _ in range(3)]
-    _, api_key = make_api_client(
-        scopes=(scopes.TRANSACTIONS_WRITE, scopes.TRANSACTIONS_READ), branches=[branch]
-    )
+    loans, api_key = integration(loans=3)
     total, late_from = 60, 40
-    requests = [
-        Request(
-            f"burst-{uuid.uuid4()}",
-            {
-                "loan_account": loans[i % 3].loan_number,
-                "amount": f"{100 + i}.00",
-                "mode": "CASH",
-                "receipt_number": f"R-{i}",
-            },
-        )
-        for i in range(total)
-    ]
+    requests = payments_for(loans, total, tag="burst")
     first, outage = _burst(
         requests,
         api_key,
@@ -198,8 +123,7 @@ def test_dynamodb_stopped_during_an_ingestion_burst_stores_each_payment_once(sto
     deadline = time.monotonic() + 90
     refusals: dict[str, int] = {}
     second = [
-        _retry_until_done(r, client, api_key, deadline=deadline, refusals=refusals)
-        for r in requests
+        r.send_until_done(client, api_key, deadline=deadline, refusals=refusals) for r in requests
     ]
     recovered_after = time.monotonic() - restarted
     assert [a.status for a in second] == [201] * total, [(a.status, a.code) for a in second]
@@ -237,42 +161,6 @@ def test_dynamodb_stopped_during_an_ingestion_burst_stores_each_payment_once(sto
 # --- PostgreSQL stopped while the posting queue drains ----------------------------------
 
 
-class Sweeper(threading.Thread):
-    """The posting sweep, run again and again as a Celery worker runs its task: Django's
-    stale connections are closed around each run, as Celery's Django fix-up does."""
-
-    def __init__(self, batch: int) -> None:
-        super().__init__(daemon=True)
-        self.batch = batch
-        self.outcomes: dict[str, int] = {}
-        self.crashes: list[str] = []
-        self.finish = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.finish.is_set():
-                close_old_connections()
-                try:
-                    result = payments_post_due(limit=self.batch)
-                except Exception as exc:  # a crashed sweep is a finding, reported below
-                    self.crashes.append(f"{type(exc).__name__}: {exc}")
-                    result = {}
-                close_old_connections()
-                for outcome, count in result.items():
-                    self.outcomes[outcome] = self.outcomes.get(outcome, 0) + count
-                time.sleep(0.1)
-        finally:
-            connection.close()
-
-    def wait_for(self, outcome: str, count: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.outcomes.get(outcome, 0) < count:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
-
-
 def _loan_ledger_balances(loan) -> bool:
     """What a loan's instalments received plus any excess equals what was posted to it."""
     loan.refresh_from_db()
@@ -283,8 +171,7 @@ def _loan_ledger_balances(loan) -> bool:
 
 def test_postgres_stopped_while_the_queue_drains_backs_off_and_posts_each_once(stores, settings):
     settings.PAYMENTS_POSTING_BACKOFF_SECONDS = 1
-    branch = BranchFactory()
-    loans = [make_loan(branch=branch) for _ in range(4)]
+    loans, _ = integration(loans=4)
     principal = head_office()
     total = 40
     txn_ids = {
@@ -347,6 +234,79 @@ def test_postgres_stopped_while_the_queue_drains_backs_off_and_posts_each_once(s
         all_posted_after_restart_s=round(recovered_after, 1),
         sweep_outcomes=sweeper.outcomes,
         receipts_released=len(receipts),
+        postings=Posting.objects.count(),
+        integrity=summary,
+    )
+
+
+# --- Redis restarted --------------------------------------------------------------------
+
+
+def _pay(client: Client, api_key: str, loan, name: str) -> str:
+    answer = ApiPayment(
+        f"redis-{name}-{uuid.uuid4()}",
+        {"loan_account": loan.loan_number, "amount": "500.00", "mode": "UPI"},
+    ).send(client, api_key)
+    assert answer.status == 201, (name, answer.status, answer.code)
+    return answer.txn_id
+
+
+def _posted(*txn_ids: str) -> bool:
+    return all(TransactionItem.get(t, consistent_read=True).status == "POSTED" for t in txn_ids)
+
+
+def test_redis_restarted_the_system_recovers_by_itself(stores, celery_workers, wait_until, caplog):
+    (loan,), api_key = integration(loans=1)
+    client = Client()
+    # the production topology: a worker and beat, never restarted by hand
+    worker = celery_workers.start()
+    beat = celery_workers.start_beat()
+    before = _pay(client, api_key, loan, "before")
+    wait_until(lambda: _posted(before), timeout=30, what="the first payment posted")
+    assert client.get("/health/ready").status_code == 200
+
+    with stores.down("redis") as outage:
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["down"] == ["redis"]
+        with pytest.raises(redis.ConnectionError):
+            cache.get("reliability:probe")
+        # a payment is still accepted (DynamoDB holds it); its posting task cannot be sent
+        began = time.monotonic()
+        during = _pay(client, api_key, loan, "during")
+        accept_while_down_s = time.monotonic() - began
+        assert f"could not enqueue posting of {during}" in caplog.text
+        time.sleep(max(0.0, OUTAGE_SECONDS - outage.down_for))
+    restarted = time.monotonic()
+
+    ready_after = wait_until(
+        lambda: client.get("/health/ready").status_code == 200 and time.monotonic(),
+        timeout=30,
+        what="/health/ready answering 200 again",
+    )
+    # the web side's cache and task sending work again, without reconnecting by hand
+    cache.set("reliability:probe", "back")
+    assert cache.get("reliability:probe") == "back"
+    caplog.clear()
+    after = _pay(client, api_key, loan, "after")
+    assert "could not enqueue" not in caplog.text
+    # the worker consumes what is sent after the restart: the task of the new payment, and
+    # beat's sweep, which alone can post the payment whose task was never sent
+    posted_at = wait_until(
+        lambda: _posted(during, after) and time.monotonic(),
+        timeout=60,
+        what="the payments accepted during and after the outage posted",
+    )
+    assert worker.alive and beat.alive, celery_workers.log_text()
+    assert Posting.objects.count() == 3
+    summary = assert_integrity(3)
+    figures(
+        "redis restarted",
+        redis_down_s=round(outage.down_for, 1),
+        redis_ready_after_s=round(outage.ready_after, 1),
+        health_ready_200_after_s=round(ready_after - restarted, 1),
+        accepted_while_down_in_s=round(accept_while_down_s, 2),
+        all_posted_after_restart_s=round(posted_at - restarted, 1),
         postings=Posting.objects.count(),
         integrity=summary,
     )
