@@ -29,6 +29,7 @@ import datetime
 import json
 import re
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
@@ -39,13 +40,14 @@ from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.test import Client
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory, branch_user
 from api import scopes
-from api.tests.factories import make_api_client
+from api.models import ApiClient
+from api.tests.factories import key_header, make_api_client
 from approvals.models import ApprovalRequest
 from audit.services import audit_relay_pending
 from dynamo import registry
@@ -261,8 +263,10 @@ GET  /reconciliation/export/dbs.xlsx                         302 200 200 200 200
 GET  /reconciliation/statements/upload/                      302 403 403 403 403 200 403 200
 POST /reconciliation/statements/upload/                      302 403 403 403 403 200 403 200
 GET  /reconciliation/statements/{statement}/                 302 404 404 404 200 200 200 200
+GET  /admin/no-such-page/                                    302 404 404 404 404 404 404 404
 GET  /health/live                                            200 200 200 200 200 200 200 200
 GET  /health/ready                                           200 200 200 200 200 200 200 200
+GET  /metrics                                                200 200 200 200 200 200 200 200
 GET  /api/schema/                                            401 200 200 200 200 200 200 200
 GET  /api/docs/                                              302 200 200 200 200 200 200 200
 GET  /api/v1/loans/                                          401 200 200 200 200 200 200 200
@@ -278,7 +282,8 @@ POST /api/v1/banking-partners/{partner}/results              401 403 403 403 403
 GET  /api/v1/no-such-endpoint                                404 404 404 404 404 404 404 404
 """
 
-# API keys (no session). Columns: keys with these scopes, for the own branch only.
+# API keys (no session). Columns: keys with these scopes, for the own branch only ("partner"
+# is the banking partner's own client).
 API_KEY_ACCESS = """
 method url                                                   none loans txns partner
 GET  /api/schema/                                            200  200   200  200
@@ -564,6 +569,12 @@ def admin_visits(world: World, code: str) -> list[tuple[str, str, str, dict | No
                     continue  # an add that may succeed is not part of the walk
                 visits.append((f"{label} add", method, url, {}, expected))
         for where, obj in world.objects.get(label, {}).items():
+            if where in ("own", "single"):  # the old URL of an object redirects to its page
+                url = (
+                    reverse("admin:index")
+                    + f"{model._meta.app_label}/{model._meta.model_name}/{obj.pk}/"
+                )
+                visits.append((f"{label} {where}", "GET", url, None, 302))
             for page in ("change", "history", "delete"):
                 url = _admin_url(f"{info}_{page}", obj.pk)
                 if url is None:
@@ -611,14 +622,86 @@ def _request(client: Client, method: str, url: str, data: dict | None, **headers
     return client.post(url, data or {}, **headers)
 
 
-def walk(client: Client, visits, **headers) -> list[str]:
-    """Every visit; the list of answers that differ from the table."""
+def walk(client: Client, visits, routes: set[str] | None = None, **headers) -> list[str]:
+    """Every visit; the list of answers that differ from the table. ``routes`` collects
+    the URL patterns visited."""
     wrong = []
     for what, method, url, data, expected in visits:
         response = _request(client, method, url, data, **headers)
         got = response.status_code
         if got != expected or got >= 500:
             wrong.append(f"{method} {url} ({what}): expected {expected}, got {got}")
+        if routes is not None:
+            routes.add(resolve(url.split("?")[0]).route)
+    return wrong
+
+
+def all_routes() -> set[str]:
+    """Every pattern of the URLconf, as ``ResolverMatch.route`` spells it."""
+
+    def patterns(resolver_patterns, prefix=""):
+        for pattern in resolver_patterns:
+            route = prefix + str(pattern.pattern).replace("^", "")
+            if isinstance(pattern, URLResolver):
+                yield from patterns(pattern.url_patterns, route)
+            else:
+                yield route
+
+    return set(patterns(get_resolver().url_patterns))
+
+
+def autocomplete_visits(world: World, code: str):
+    """Every autocomplete field of the admin: allowed when the user may view the target
+    model; what it offers is checked by :func:`_offers_only_the_scope`."""
+    visits = []
+    for model, model_admin in admin.site._registry.items():
+        for field_name in model_admin.autocomplete_fields:
+            target = model._meta.get_field(field_name).related_model._meta.label_lower
+            query = urlencode(
+                {
+                    "app_label": model._meta.app_label,
+                    "model_name": model._meta.model_name,
+                    "field_name": field_name,
+                    "term": "",
+                }
+            )
+            may_view = code != "AN" and ADMIN[target][code] & {"v", "c"}
+            expected = 302 if code == "AN" else 200 if may_view else 403
+            visits.append(
+                (f"autocomplete {target}", "GET", f"/admin/autocomplete/?{query}", None, expected)
+            )
+    return visits
+
+
+def _offers_only_the_scope(world: World, code: str, client: Client) -> list[str]:
+    """Changelists and autocomplete offer the objects of the user's scope and no other."""
+    wrong = []
+    scope = SCOPE.get(code, EVERYWHERE)
+    for what, _, url, _, expected in autocomplete_visits(world, code):
+        if expected != 200:
+            continue
+        target = what.split()[1]
+        offered = {str(r["id"]) for r in client.get(url).json()["results"]}
+        wrong += _scope_mismatch(world, target, offered, scope, url)
+    for model in admin.site._registry:
+        label = model._meta.label_lower
+        if "far" not in world.objects.get(label, {}) or not ADMIN[label][code] & {"v", "c"}:
+            continue
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        response = client.get(url)
+        listed = {str(obj.pk) for obj in response.context_data["cl"].result_list}
+        wrong += _scope_mismatch(world, label, listed, scope, url)
+    return wrong
+
+
+def _scope_mismatch(world, label, offered: set[str], scope: set[str], url: str) -> list[str]:
+    wrong = []
+    for where, obj in world.objects.get(label, {}).items():
+        if where == "single":
+            continue
+        shown = str(obj.pk) in offered
+        if shown != (where in scope):
+            wrong.append(f"{url}: the {where} {label} is {'' if shown else 'not '}offered")
     return wrong
 
 
@@ -640,11 +723,40 @@ def _unchanged(world: World) -> dict[str, str]:
 def test_each_role_gets_exactly_the_access_of_the_tables(world, code):
     before = _unchanged(world)
     client = _client(world, code)
-    wrong = walk(client, admin_visits(world, code))
-    wrong += walk(client, url_visits(world, code))
+    routes: set[str] = set()
+    wrong = walk(client, admin_visits(world, code), routes)
+    wrong += walk(client, url_visits(world, code), routes)
+    wrong += walk(client, autocomplete_visits(world, code), routes)
+    if code != "AN":
+        wrong += _offers_only_the_scope(world, code, client)
     assert not wrong, f"{ROLES[code]}:\n" + "\n".join(wrong)
+
+    # every URL of the URLconf is in the walk (logout is below)
+    missing = all_routes() - routes - {"admin/logout/"}
+    assert not missing, f"URLs no table covers: {sorted(missing)}"
+
     if code in SCOPE:
         # nothing outside the scope changed (the POSTs above were refused or redirected)
         after = _unchanged(world)
         changed = [key for key in before if before[key] != after[key] and "far" in key]
         assert not changed, changed
+
+    # last: logging out (a POST) ends the session; nobody logged in goes to the index
+    assert client.post(reverse("admin:logout")).status_code == (302 if code == "AN" else 200)
+    assert client.get(reverse("admin:index")).status_code == 302
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", list(KEY_SCOPES))
+def test_each_api_key_gets_exactly_the_access_of_its_scopes(world, key):
+    """Keys for the own branch only; no session."""
+    partner = world.objects["loans.bankingpartner"]["single"]
+    _, raw_key = make_api_client(
+        scopes=KEY_SCOPES[key],
+        branches=[world.branches["own"]],
+        kind=ApiClient.Kind.BANKING_PARTNER if key == "partner" else ApiClient.Kind.INTEGRATION,
+        banking_partner=partner if key == "partner" else None,
+    )
+    client = Client(raise_request_exception=False)
+    wrong = walk(client, url_visits(world, key, API_KEY_ACCESS), **key_header(raw_key))
+    assert not wrong, f"key with {key}:\n" + "\n".join(wrong)
