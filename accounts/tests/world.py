@@ -1,0 +1,258 @@
+"""The world the access tests walk through, built through the real services.
+
+Branch ``own`` (home of the branch users), ``near`` (same area as ``own``) and ``far``
+(another region), each with a customer, a loan, a co-borrower, a bank account, a mandate
+presented and bounced (its bounce charge, its notification and the branch manager's
+waiver request), a payment posted, a DCR, a DBS and a deposit; one of each head-office
+record; one user per role (the branch users at ``own``, the area manager over ``own``'s
+area, the others at head office). ``World.values`` names what URL templates need.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.contrib.auth.models import Group
+from django.contrib.contenttypes.models import ContentType
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory, branch_user
+from api import scopes
+from api.tests.factories import make_api_client
+from approvals.models import ApprovalRequest
+from audit.services import audit_relay_pending
+from dynamo import registry
+from loans.models import CoBorrower, CustomerBankAccount, LoanCharge
+from loans.services import loan_charge_waiver_request
+from loans.tests.factories import LoanProductFactory, make_customer, make_loan
+from mandates import services as mandate_services
+from mandates.models import (
+    BankHoliday,
+    ExecutionResult,
+    PresentationBatch,
+    PresentationRun,
+    ReturnCodePolicy,
+    SandboxBounceRule,
+    ScheduledPresentation,
+)
+from mandates.tests.factories import active_mandate
+from notifications.ddb_models import NotificationItem
+from notifications.models import NotificationTemplate
+from payments.models import LedgerSwitch, Posting
+from payments.services import payments_post_due
+from reconciliation import services as recon_services
+from reconciliation.models import Dbs, Dcr, JobRun
+from reconciliation.tests.factories import collection_account, days_ago, deposit, pay
+
+WHERES = ("own", "near", "far")
+
+
+@dataclass
+class World:
+    branches: dict[str, object] = field(default_factory=dict)
+    users: dict[str, User] = field(default_factory=dict)
+    objects: dict[str, dict[str, object]] = field(default_factory=dict)  # label -> where -> obj
+    values: dict[str, object] = field(default_factory=dict)  # placeholders of URL_ACCESS
+
+
+def _head_office(role: str, username: str) -> User:
+    return UserFactory(username=username, role=role, level=User.Level.HEAD_OFFICE)
+
+
+def _branch_objects(world: World, where: str, branch, people, product, account) -> None:
+    loan = make_loan(branch=branch, product=product, disbursed_on=datetime.date(2026, 10, 1))
+    co_borrower = CoBorrower.objects.create(
+        loan=loan, customer=make_customer(branch=branch), relationship="SPOUSE"
+    )
+    bank_account = CustomerBankAccount.objects.create(
+        customer=loan.customer,
+        holder_name=loan.customer.name,
+        bank_name="State Bank of India",
+        account_number="123456789012",
+        ifsc="SBIN0001234",
+        is_primary=True,
+    )
+    mandate = active_mandate(loan, people)
+    world.values[f"txn.{where}"] = pay(loan, "1500.00", day=days_ago(1))
+    recon_services.dcr_build(branch_id=branch.pk, business_date=days_ago(1))
+    objects = {
+        "accounts.branch": branch,
+        "accounts.area": branch.area,
+        "accounts.region": branch.area.region,
+        "accounts.user": people["staff"],
+        "loans.customer": loan.customer,
+        "loans.loanaccount": loan,
+        "loans.coborrower": co_borrower,
+        "loans.customerbankaccount": bank_account,
+        "loans.instalment": loan.instalments.order_by("due_date").first(),
+        "mandates.mandate": mandate,
+        "mandates.scheduledpresentation": ScheduledPresentation.objects.filter(mandate=mandate)
+        .order_by("due_date")
+        .first(),
+        "reconciliation.dcr": Dcr.objects.get(branch=branch, business_date=days_ago(1)),
+        "reconciliation.dbs": Dbs.objects.get(branch=branch, business_date=days_ago(1)),
+        "reconciliation.deposit": deposit(branch, account, day=days_ago(1), actor=people["staff"]),
+    }
+    for label, obj in objects.items():
+        if where == "near" and label in ("accounts.area", "accounts.region"):
+            continue  # the same area and region as "own"
+        world.objects.setdefault(label, {})[where] = obj
+
+
+def _present_and_bounce(world: World, people_of: dict) -> None:
+    """One presentation run for every branch's mandate, each bounced: a bounce charge,
+    a notification, and the branch manager's waiver request."""
+    own_first = (
+        ScheduledPresentation.objects.filter(mandate__loan__branch=world.branches["own"])
+        .order_by("presentation_date")
+        .first()
+    )
+    run_date = own_first.presentation_date
+    mandate_services.mandates_present_due(run_date=run_date)
+    for where, branch in world.branches.items():
+        row = ScheduledPresentation.objects.get(
+            mandate__loan__branch=branch, presentation_date=run_date
+        )
+        mandate_services.execution_result_apply(
+            partner_code=row.mandate.banking_partner.code,
+            execution_id=mandate_services.execution_id_for(row, row.attempts),
+            status="BOUNCED",
+            return_code="04",
+        )
+        charge = LoanCharge.objects.get(loan__branch=branch)
+        loan_charge_waiver_request(
+            charge_id=charge.pk, reason="first bounce", actor=people_of[where]["manager"]
+        )
+        found = {
+            "loans.loancharge": charge,
+            "mandates.executionresult": ExecutionResult.objects.get(
+                presentation__mandate__loan__branch=branch
+            ),
+            "payments.posting": Posting.objects.get(loan__branch=branch),
+            "approvals.approvalrequest": ApprovalRequest.objects.get(branch=branch),
+        }
+        for label, obj in found.items():
+            world.objects.setdefault(label, {})[where] = obj
+
+
+def build_world() -> World:
+    world = World()
+    area = AreaFactory()
+    world.branches = {
+        "own": BranchFactory(area=area),
+        "near": BranchFactory(area=area),
+        "far": BranchFactory(),
+    }
+    own = world.branches["own"]
+    world.users = {
+        "BS": branch_user(own, role="Branch Staff", username="walk.staff"),
+        "BM": branch_user(own, role="Branch Manager", username="walk.manager"),
+        "AM": UserFactory(
+            username="walk.area", role="Area Manager", level=User.Level.AREA, home_area=area
+        ),
+        "OP": _head_office("Operations", "walk.ops"),
+        "FI": _head_office("Finance", "walk.finance"),
+        "AU": _head_office("Auditor", "walk.auditor"),
+        "AD": _head_office("Admin", "walk.admin"),
+    }
+    account = collection_account()
+    product = LoanProductFactory()
+    people_of = {}
+    for where, branch in world.branches.items():
+        if where == "own":
+            people = {"staff": world.users["BS"], "manager": world.users["BM"]}
+        else:
+            people = {
+                "staff": branch_user(branch),
+                "manager": branch_user(branch, "Branch Manager"),
+            }
+        people["ops"] = world.users["OP"]
+        people_of[where] = people
+        _branch_objects(world, where, branch, people, product, account)
+    payments_post_due()
+    _present_and_bounce(world, people_of)
+
+    axes_fields = {
+        "username": "someone",
+        "ip_address": "10.0.0.1",
+        "user_agent": "test",
+        "http_accept": "*/*",
+        "path_info": "/admin/login/",
+    }
+    singles = {
+        "auth.group": Group.objects.get(name="Branch Staff"),
+        "axes.accessattempt": AccessAttempt.objects.create(
+            **axes_fields, get_data="", post_data="", failures_since_start=1
+        ),
+        "axes.accesslog": AccessLog.objects.create(**axes_fields),
+        "axes.accessfailurelog": AccessFailureLog.objects.create(**axes_fields),
+        "api.apiclient": make_api_client(scopes=[scopes.LOANS_READ], all_branches=True)[0],
+        "notifications.notificationtemplate": NotificationTemplate.objects.first(),
+        "loans.loanproduct": product,
+        "loans.bankingpartner": account.partner,
+        "loans.collectionaccount": account,
+        "payments.ledgerswitch": LedgerSwitch.objects.get_or_create(pk=1)[0],
+        "mandates.bankholiday": BankHoliday.objects.create(
+            date=datetime.date(2027, 1, 26), name="Republic Day"
+        ),
+        "mandates.returncodepolicy": ReturnCodePolicy.objects.get(code="04"),
+        "mandates.sandboxbouncerule": SandboxBounceRule.objects.create(
+            account_number="999999999999", return_code="04"
+        ),
+        "mandates.presentationbatch": PresentationBatch.objects.first(),
+        "mandates.presentationrun": PresentationRun.objects.first(),
+        "reconciliation.statementupload": recon_services.statement_upload(
+            collection_account_id=account.pk,
+            file=SimpleUploadedFile(
+                "statement.csv",
+                f"date,narration,slip number,credit\n{days_ago(1)},CASH,S-1,500.00\n".encode(),
+            ),
+            actor=world.users["FI"],
+        ),
+        "reconciliation.jobrun": JobRun.objects.create(
+            job="dcr-daily",
+            business_date=days_ago(2),
+            state=JobRun.State.DONE,
+            started_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+        ),
+    }
+    for label, obj in singles.items():
+        assert obj is not None, f"the world has no {label}"
+        world.objects[label] = {"single": obj}
+
+    world.values.update(
+        loan_ct=ContentType.objects.get_for_model(world.objects["loans.loanaccount"]["own"]).pk,
+        statement=singles["reconciliation.statementupload"].pk,
+        partner=account.partner.code,
+    )
+    for where in WHERES:
+        for name, label in {
+            "loan": "loans.loanaccount",
+            "user": "accounts.user",
+            "loancharge": "loans.loancharge",
+            "posting": "payments.posting",
+            "mandate": "mandates.mandate",
+            "approval": "approvals.approvalrequest",
+            "dcr": "reconciliation.dcr",
+            "dbs": "reconciliation.dbs",
+            "deposit": "reconciliation.deposit",
+        }.items():
+            world.values[f"{name}.{where}"] = world.objects[label][where].pk
+        loan = world.objects["loans.loanaccount"][where]
+        world.values[f"loan_number.{where}"] = loan.loan_number
+    bounce = next(iter(NotificationItem.scan(limit=1)))
+    world.values["notification.own"] = bounce.notification_id
+    audit_relay_pending()  # the audit events are in DynamoDB, as in production
+    return world
+
+
+def empty_dynamodb() -> None:
+    for model in registry.models():
+        with model.batch_write() as batch:
+            for item in model.scan():
+                batch.delete(item)
