@@ -1,0 +1,282 @@
+"""Every state-changing browser form is CSRF-protected: a POST without the token (the
+CSRF cookie set, as a forged request from another site would have it) is a 403 and
+changes nothing; the same POST with the token works.
+
+The forms: the admin's add, change, delete and actions; its custom forms (reversal and
+stop requests, a partner's response file, the DCR build, the user password form);
+approvals and mandate decisions; DCR and DBS submit and decide; deposits and bank
+statements; login, logout and password change. (Session writes to the API are
+CSRF-checked by DRF: api/tests/test_authentication.py.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from accounts.models import User
+from accounts.tests.factories import PASSWORD
+from api.models import ApiClient
+from approvals.models import ApprovalRequest
+from loans.tests.factories import make_loan
+from mandates import services as mandate_services
+from mandates.models import BankHoliday, Mandate
+from mandates.tests.factories import draft_mandate
+from payments.models import LedgerSwitch
+from reconciliation import services as recon_services
+from reconciliation.models import Dcr, Deposit, StatementUpload
+from reconciliation.tests.factories import days_ago
+
+from .world import World
+
+NEW_PASSWORD = "Kh8#quite-new-2026"
+
+
+@pytest.fixture(autouse=True)
+def clean_stores():
+    """Overrides the suite's: the module's world keeps its DynamoDB items between tests."""
+    yield
+
+
+@dataclass(frozen=True)
+class Form:
+    who: str  # a role code of the world ("AN": nobody logged in)
+    page: Callable[[World], str]  # where the form is (its GET sets the CSRF cookie)
+    action: Callable[[World], str]  # where it posts
+    data: Callable[[World], dict]  # a valid submission (called for each POST)
+    state: Callable[[World, Client], object]  # what a successful POST changes
+    prepare: Callable[[World], None] | None = None
+
+
+def _own(world: World, label: str):
+    return world.objects[label]["own"]
+
+
+def _single(world: World, label: str):
+    return world.objects[label]["single"]
+
+
+def _status(model, pk):
+    return model.objects.values_list("status", flat=True).get(pk=pk)
+
+
+def _pending_mandate(world: World) -> None:
+    loan = make_loan(branch=world.branches["own"])
+    mandate = draft_mandate(loan, world.users["BS"])
+    mandate_services.mandate_submit(mandate_id=mandate.pk, actor=world.users["BS"])
+    world.values["pending_mandate"] = mandate.pk
+
+
+def _submit(kind: str) -> Callable[[World], None]:
+    def prepare(world: World) -> None:
+        obj = _own(world, f"reconciliation.{kind}")
+        submit = recon_services.dcr_submit if kind == "dcr" else recon_services.dbs_submit
+        submit(**{f"{kind}_id": obj.pk}, actor=world.users["BM"])
+
+    return prepare
+
+
+def _statement() -> SimpleUploadedFile:
+    line = f"{days_ago(1)},CASH DEPOSIT,CSRF-1,700.00"
+    return SimpleUploadedFile(
+        "statement.csv", f"date,narration,slip number,credit\n{line}\n".encode()
+    )
+
+
+def _logged_in(client: Client) -> bool:
+    return client.get("/admin/").status_code == 200
+
+
+def _password(world: World, code: str) -> str:
+    return User.objects.values_list("password", flat=True).get(pk=world.users[code].pk)
+
+
+FORMS = {
+    "admin add": Form(
+        "OP",
+        page=lambda w: "/admin/mandates/bankholiday/add/",
+        action=lambda w: "/admin/mandates/bankholiday/add/",
+        data=lambda w: {"date": "2027-08-16", "name": "Parsi New Year"},
+        state=lambda w, c: BankHoliday.objects.filter(name="Parsi New Year").exists(),
+    ),
+    "admin change": Form(
+        "OP",
+        page=lambda w: "/admin/payments/ledgerswitch/1/change/",
+        action=lambda w: "/admin/payments/ledgerswitch/1/change/",
+        data=lambda w: {"maintenance": "on", "reason": "ledger upgrade"},
+        state=lambda w, c: LedgerSwitch.objects.get(pk=1).maintenance,
+    ),
+    "admin delete": Form(
+        "BS",
+        page=lambda w: (
+            f"/admin/reconciliation/deposit/{_own(w, 'reconciliation.deposit').pk}/delete/"
+        ),
+        action=lambda w: (
+            f"/admin/reconciliation/deposit/{_own(w, 'reconciliation.deposit').pk}/delete/"
+        ),
+        data=lambda w: {"post": "yes"},
+        state=lambda w, c: Deposit.objects.filter(pk=_own(w, "reconciliation.deposit").pk).exists(),
+    ),
+    "admin action": Form(
+        "AD",
+        page=lambda w: "/admin/api/apiclient/",
+        action=lambda w: "/admin/api/apiclient/",
+        data=lambda w: {
+            "action": "deactivate",
+            "_selected_action": [_single(w, "api.apiclient").pk],
+        },
+        state=lambda w, c: ApiClient.objects.get(pk=_single(w, "api.apiclient").pk).is_active,
+    ),
+    "deposit record": Form(
+        "BS",
+        page=lambda w: "/admin/reconciliation/deposit/add/",
+        action=lambda w: "/admin/reconciliation/deposit/add/",
+        data=lambda w: {
+            "branch": w.branches["own"].pk,
+            "deposit_date": days_ago(1).isoformat(),
+            "collection_account": _single(w, "loans.collectionaccount").pk,
+            "slip_number": "CSRF-SLIP-1",
+            "amount": "250.00",
+        },
+        state=lambda w, c: Deposit.objects.filter(slip_number="CSRF-SLIP-1").exists(),
+    ),
+    "reversal request": Form(
+        "BM",
+        page=lambda w: f"/admin/payments/posting/{_own(w, 'payments.posting').pk}/reversal/",
+        action=lambda w: f"/admin/payments/posting/{_own(w, 'payments.posting').pk}/reversal/",
+        data=lambda w: {"reason": "posted to the wrong loan"},
+        state=lambda w, c: ApprovalRequest.objects.count(),
+    ),
+    "mandate stop request": Form(
+        "BM",
+        page=lambda w: f"/admin/mandates/mandate/{_own(w, 'mandates.mandate').pk}/change/",
+        action=lambda w: f"/admin/mandates/mandate/{_own(w, 'mandates.mandate').pk}/stop-request/",
+        data=lambda w: {"action": "SUSPEND", "reason": "the customer asked"},
+        state=lambda w, c: ApprovalRequest.objects.count(),
+    ),
+    "dcr build": Form(
+        "BM",
+        page=lambda w: "/admin/reconciliation/dcr/build/",
+        action=lambda w: "/admin/reconciliation/dcr/build/",
+        data=lambda w: {"date_from": days_ago(3).isoformat()},
+        state=lambda w, c: Dcr.objects.filter(branch=w.branches["own"]).count(),
+    ),
+    "user password (admin)": Form(
+        "AD",
+        page=lambda w: f"/admin/accounts/user/{w.users['BS'].pk}/password/",
+        action=lambda w: f"/admin/accounts/user/{w.users['BS'].pk}/password/",
+        data=lambda w: {
+            "usable_password": "true",
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+        },
+        state=lambda w, c: _password(w, "BS"),
+    ),
+    "approval decide": Form(
+        "AM",
+        page=lambda w: f"/approvals/requests/{w.values['approval.own']}/",
+        action=lambda w: f"/approvals/requests/{w.values['approval.own']}/decide/",
+        data=lambda w: {"decision": "return", "remarks": "not this time"},
+        state=lambda w, c: _status(ApprovalRequest, w.values["approval.own"]),
+    ),
+    "mandate decide": Form(
+        "BM",
+        prepare=_pending_mandate,
+        page=lambda w: f"/mandates/{w.values['pending_mandate']}/review/",
+        action=lambda w: f"/mandates/{w.values['pending_mandate']}/review/decide/",
+        data=lambda w: {"decision": "return", "remarks": "the IFSC is wrong"},
+        state=lambda w, c: _status(Mandate, w.values["pending_mandate"]),
+    ),
+    "dcr submit": Form(
+        "BM",
+        page=lambda w: f"/reconciliation/dcr/{w.values['dcr.own']}/",
+        action=lambda w: f"/reconciliation/dcr/{w.values['dcr.own']}/submit/",
+        data=lambda w: {},
+        state=lambda w, c: _status(Dcr, w.values["dcr.own"]),
+    ),
+    "dcr decide": Form(
+        "AM",
+        prepare=_submit("dcr"),
+        page=lambda w: f"/reconciliation/dcr/{w.values['dcr.own']}/",
+        action=lambda w: f"/reconciliation/dcr/{w.values['dcr.own']}/decide/",
+        data=lambda w: {"decision": "return", "remarks": "recount the cash"},
+        state=lambda w, c: _status(Dcr, w.values["dcr.own"]),
+    ),
+    "dbs submit": Form(
+        "BM",
+        page=lambda w: f"/reconciliation/dbs/{w.values['dbs.own']}/",
+        action=lambda w: f"/reconciliation/dbs/{w.values['dbs.own']}/submit/",
+        data=lambda w: {},
+        state=lambda w, c: _status(type(_own(w, "reconciliation.dbs")), w.values["dbs.own"]),
+    ),
+    "dbs decide": Form(
+        "FI",
+        prepare=_submit("dbs"),
+        page=lambda w: f"/reconciliation/dbs/{w.values['dbs.own']}/",
+        action=lambda w: f"/reconciliation/dbs/{w.values['dbs.own']}/decide/",
+        data=lambda w: {"decision": "return", "remarks": "the slip is missing"},
+        state=lambda w, c: _status(type(_own(w, "reconciliation.dbs")), w.values["dbs.own"]),
+    ),
+    "statement upload": Form(
+        "FI",
+        page=lambda w: "/reconciliation/statements/upload/",
+        action=lambda w: "/reconciliation/statements/upload/",
+        data=lambda w: {
+            "collection_account": _single(w, "loans.collectionaccount").pk,
+            "file": _statement(),
+        },
+        state=lambda w, c: StatementUpload.objects.count(),
+    ),
+    "password change": Form(
+        "BS",
+        page=lambda w: "/admin/password_change/",
+        action=lambda w: "/admin/password_change/",
+        data=lambda w: {
+            "old_password": PASSWORD,
+            "new_password1": NEW_PASSWORD,
+            "new_password2": NEW_PASSWORD,
+        },
+        state=lambda w, c: _password(w, "BS"),
+    ),
+    "login": Form(
+        "AN",
+        page=lambda w: "/admin/login/",
+        action=lambda w: "/admin/login/",
+        data=lambda w: {"username": w.users["BS"].username, "password": PASSWORD},
+        state=lambda w, c: _logged_in(c),
+    ),
+    "logout": Form(
+        "BS",
+        page=lambda w: "/admin/",
+        action=lambda w: "/admin/logout/",
+        data=lambda w: {},
+        state=lambda w, c: _logged_in(c),
+    ),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", list(FORMS))
+def test_a_form_needs_its_csrf_token(world, name):
+    form = FORMS[name]
+    if form.prepare:
+        form.prepare(world)
+    browser = Client(enforce_csrf_checks=True)
+    if form.who != "AN":
+        browser.force_login(world.users[form.who])
+    assert browser.get(form.page(world)).status_code == 200
+    token = browser.cookies["csrftoken"].value
+    before = form.state(world, browser)
+
+    forged = browser.post(form.action(world), form.data(world))
+    assert forged.status_code == 403
+    assert "CSRF" in forged.content.decode()
+    assert form.state(world, browser) == before, "a POST without the token changed something"
+
+    genuine = browser.post(form.action(world), {**form.data(world), "csrfmiddlewaretoken": token})
+    assert genuine.status_code in (200, 302), genuine.status_code
+    assert form.state(world, browser) != before, "the POST with the token did not work"
