@@ -69,7 +69,7 @@ def _waiting_backend(row_locks, wait_until, *, what: str) -> tuple[int, int]:
 
 # --- Posting ----------------------------------------------------------------------------
 
-LOANS, PAYMENTS = 30, 300
+LOANS, PAYMENTS = 24, 240
 
 
 def test_a_worker_killed_while_posting_a_leased_batch_posts_each_payment_once(
@@ -210,8 +210,8 @@ def test_a_worker_killed_while_presenting_resumes_without_presenting_twice(
     began = time.monotonic()
     mandates_daily_task.delay()
     backend, _ = _waiting_backend(row_locks, wait_until, what="partner B's presentation")
-    statuses = dict(due.values_list("mandate__banking_partner", "status").distinct())
-    assert statuses == {partner_a.pk: "PRESENTED", partner_b.pk: "SCHEDULED"}
+    statuses = set(due.values_list("mandate__banking_partner", "status"))
+    assert statuses == {(partner_a.pk, "PRESENTED"), (partner_b.pk, "SCHEDULED")}
     executions_at_kill = MandateExecutionItem.count()
     assert executions_at_kill == total  # B's were written to DynamoDB, not yet committed
     assert PresentationRun.objects.get(run_date=today).finished_at is None
@@ -310,8 +310,10 @@ def test_a_worker_killed_during_the_dcr_aggregation_leaves_no_half_written_dcr(
     branch. The figures must equal a clean build, and no DCR is ever half-written."""
     branches, collected = [], {}
     principal = recon.head_office()
+    # the cut-off 12 hours away: the closed date cannot change while the test runs
+    cutoff = (timezone.localtime() + timedelta(hours=12)).time().replace(microsecond=0)
     for b in range(BRANCHES):
-        branch, loan = recon.branch_with_loan()
+        branch, loan = recon.branch_with_loan(cutoff_time=cutoff)
         branches.append(branch)
         closed = business_date_for(branch, timezone.now()) - timedelta(days=1)
         amounts = {"CASH": Decimal(0), "ALL": Decimal(0)}
@@ -374,7 +376,9 @@ def test_a_worker_killed_during_the_dcr_aggregation_leaves_no_half_written_dcr(
         assert figures_of["dbs"][1] == cash
     clean = dcr_build_many(pairs=[(b.pk, closed) for b in branches])
     assert clean.written == BRANCHES and not clean.failed
-    assert _dcr_snapshot(closed) == after_recovery
+    rebuilt = _dcr_snapshot(closed)
+    differing = [b for b in after_recovery if rebuilt.get(b) != after_recovery[b]]
+    assert not differing, (after_recovery, rebuilt)
 
     figures(
         "worker killed during the DCR aggregation",
@@ -385,6 +389,6 @@ def test_a_worker_killed_during_the_dcr_aggregation_leaves_no_half_written_dcr(
         job_done_after_kill_s=round(recovered_after, 1),
         job_attempts=job.attempts,
         dcrs=len(after_recovery),
-        equal_to_clean_build=True,
+        branches_differing_from_a_clean_build=len(differing),
         integrity=_integrity(),
     )
