@@ -18,6 +18,7 @@ queue and cache key prefix. What it writes, the test sees, and the other way rou
 - ``row_locks``: row locks held from connections of their own, and who waits for them:
   how a test stops a worker at a known point of its work without a hook in the product.
 - ``wait_until``: poll a condition with a deadline, failing with what was waited for.
+- ``ledger_agrees``: the payments integrity check must report no difference.
 
 Everything started is stopped when the test ends, and what is left on this run's queue
 (also messages a killed worker had taken) is dropped, so each test's workers start clean.
@@ -93,6 +94,21 @@ def _wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout:.0f} s: {what}")
         time.sleep(interval)
+
+
+@pytest.fixture
+def ledger_agrees():
+    """``ledger_agrees()``: assert that the payments integrity check (yesterday to
+    tomorrow, no grace) reports no difference; returns its summary line."""
+
+    def check() -> str:
+        from reliability.services import ledger_integrity
+
+        status, lines = ledger_integrity()
+        assert status == 0 and lines[-1].endswith("agree"), lines
+        return lines[-1]
+
+    return check
 
 
 @pytest.fixture

@@ -37,16 +37,9 @@ from payments.services import payments_post_due, to_paise
 from reconciliation.models import Dbs, DbsHistory, DcrHistory
 from reconciliation.services import dbs_submit, dcr_build, dcr_submit
 from reconciliation.tests import factories as recon
-from reliability.services import figures, ledger_integrity
+from reliability.services import figures
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
-
-
-def _integrity() -> str:
-    status, lines = ledger_integrity()
-    assert status == 0, lines
-    assert lines[-1].endswith("agree"), lines
-    return lines[-1]
 
 
 # --- 20 clients, the same 1,000 payments, the same keys ----------------------------------
@@ -110,7 +103,7 @@ def _send_all(conn, api_key: str, payments: list[tuple[str, dict]], log: ClientL
 
 
 def test_twenty_clients_sending_the_same_thousand_payments_store_and_post_each_once(
-    app_server, celery_workers, wait_until
+    app_server, celery_workers, wait_until, ledger_agrees
 ):
     """20 threads, each with its own keep-alive connection to gunicorn, send the same
     1,000 payments with the same Idempotency-Keys: half of them in the same order (so
@@ -196,7 +189,7 @@ def test_twenty_clients_sending_the_same_thousand_payments_store_and_post_each_o
         transactions=len(stored),
         postings=Posting.objects.count(),
         queue_drained_after_burst_s=round(drain, 1),
-        integrity=_integrity(),
+        integrity=ledger_agrees(),
     )
 
 
@@ -267,7 +260,7 @@ def _decide_at_once(contested: Contested, row_locks, wait_until) -> dict:
 
 
 def test_two_approvers_deciding_the_same_dcr_dbs_mandate_and_request_decide_once(
-    row_locks, wait_until
+    row_locks, wait_until, ledger_agrees
 ):
     branch, loan = recon.branch_with_loan()
     recon.pay(loan, "1500.00")
@@ -327,5 +320,5 @@ def test_two_approvers_deciding_the_same_dcr_dbs_mandate_and_request_decide_once
     figures(
         "two approvers at once",
         **{label: f"{o['winner']} won, {o['loser']} told" for label, o in outcomes.items()},
-        integrity=_integrity(),
+        integrity=ledger_agrees(),
     )

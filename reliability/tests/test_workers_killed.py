@@ -44,16 +44,9 @@ from reconciliation.models import Dbs, Dcr, JobRun
 from reconciliation.services import dbs_refresh, dcr_build_many
 from reconciliation.tasks import reconciliation_tick_task
 from reconciliation.tests import factories as recon
-from reliability.services import figures, ledger_integrity
+from reliability.services import figures
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
-
-
-def _integrity() -> str:
-    status, lines = ledger_integrity()
-    assert status == 0, lines
-    assert lines[-1].endswith("agree"), lines
-    return lines[-1]
 
 
 def _queue(status: str) -> list[QueueItem]:
@@ -73,7 +66,7 @@ LOANS, PAYMENTS = 24, 240
 
 
 def test_a_worker_killed_while_posting_a_leased_batch_posts_each_payment_once(
-    celery_workers, row_locks, wait_until
+    celery_workers, row_locks, wait_until, ledger_agrees
 ):
     """The posting sweep (sent by beat every 5 s) leases up to 200 queue items at once,
     then posts them one by one. The per-payment tasks that ingestion sends are dropped, as
@@ -159,7 +152,7 @@ def test_a_worker_killed_while_posting_a_leased_batch_posts_each_payment_once(
         reclaimed=sum(int(items[i].attempts) >= 2 for i in leased),
         postings=Posting.objects.count(),
         total=f"₹{from_paise(sum(int(t.amount_paise) for t in TransactionItem.scan()))}",
-        integrity=_integrity(),
+        integrity=ledger_agrees(),
     )
 
 
@@ -169,7 +162,7 @@ MANDATES_PER_PARTNER = 12
 
 
 def test_a_worker_killed_while_presenting_resumes_without_presenting_twice(
-    celery_workers, row_locks, wait_until
+    celery_workers, row_locks, wait_until, ledger_agrees
 ):
     """Two banking partners, one batch each. The daily task presents partner A's batch
     (committed), then writes partner B's executions to DynamoDB and, in one Postgres
@@ -269,7 +262,7 @@ def test_a_worker_killed_while_presenting_resumes_without_presenting_twice(
         executions=len(executions),
         results=ExecutionResult.objects.count(),
         nach_postings=Posting.objects.count(),
-        integrity=_integrity(),
+        integrity=ledger_agrees(),
     )
 
 
@@ -298,7 +291,7 @@ def _dcr_snapshot(day) -> dict:
 
 
 def test_a_worker_killed_during_the_dcr_aggregation_leaves_no_half_written_dcr(
-    celery_workers, row_locks, wait_until
+    celery_workers, row_locks, wait_until, ledger_agrees
 ):
     """The 15-minute tick builds the DCRs of the closed business date, one Postgres
     transaction per branch: the DCR with its lines, then its DBS. The test locks every
@@ -390,5 +383,5 @@ def test_a_worker_killed_during_the_dcr_aggregation_leaves_no_half_written_dcr(
         job_attempts=job.attempts,
         dcrs=len(after_recovery),
         branches_differing_from_a_clean_build=len(differing),
-        integrity=_integrity(),
+        integrity=ledger_agrees(),
     )
