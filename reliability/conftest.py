@@ -13,7 +13,7 @@ queue and cache key prefix. What it writes, the test sees, and the other way rou
   dead worker held is taken over in seconds rather than minutes.
   Any scenario that needs a worker to live through a fault can reuse it (the Redis
   restart, for one): ``celery_workers.start()``, restart Redis, then wait for the work to
-  be done: the worker reconnects by itself; ``workers.log_text()`` shows what it said.
+  be done: the worker reconnects by itself; ``celery_workers.log_text()`` shows its log.
 - ``app_server``: the application in gunicorn on a free port, with the same environment.
 - ``row_locks``: row locks held from connections of their own, and who waits for them:
   how a test stops a worker at a known point of its work without a hook in the product.
@@ -55,7 +55,9 @@ FAST_RECOVERY = {
     "MANDATES_PRESENTATION_LEASE_SECONDS": "5",
     "RECONCILIATION_JOB_LEASE_SECONDS": "5",
     "MANDATES_SANDBOX_REPORT_DELAY_SECONDS": "1",
-    # an unacknowledged task of a dead worker is delivered again after this
+    # an unacknowledged task of a dead worker is delivered again after this; longer than
+    # the leases, as in production (1 hour against 30 minutes), or the task would find
+    # the dead run's claim still held and do nothing
     "TEST_CELERY_VISIBILITY_TIMEOUT": "10",
 }
 
