@@ -318,7 +318,9 @@ def admin_visits(world: World, code: str) -> list[tuple[str, str, str, dict | No
                     + f"{model._meta.app_label}/{model._meta.model_name}/{obj.pk}/"
                 )
                 visits.append((f"{label} {where}", "GET", url, None, 302))
-            for page in ("change", "history", "delete"):
+            # "near" only tells the area manager's scope from the branch users'
+            pages = ("change", "history") if where == "near" else ("change", "history", "delete")
+            for page in pages:
                 url = _admin_url(f"{info}_{page}", obj.pk)
                 if url is None:
                     continue
@@ -326,7 +328,7 @@ def admin_visits(world: World, code: str) -> list[tuple[str, str, str, dict | No
                 visits.append(
                     (what, "GET", url, None, admin_expected(label, page, "GET", where, code))
                 )
-                if page == "history":
+                if page == "history" or where == "near":
                     continue
                 expected = admin_expected(label, page, "POST", where, code)
                 if expected in (403, 302):  # refused, or redirected away: nothing changes
