@@ -20,6 +20,7 @@ from django.db import close_old_connections, connection
 from django.test import Client
 
 from notifications.ddb_models import NotificationItem
+from notifications.tests.factories import templates_seed
 from payments.ddb_models import DedupItem, QueueItem, TransactionItem
 from payments.models import Posting
 from payments.services import payment_ingest, to_paise
@@ -171,6 +172,7 @@ def _loan_ledger_balances(loan) -> bool:
 
 def test_postgres_stopped_while_the_queue_drains_backs_off_and_posts_each_once(stores, settings):
     settings.PAYMENTS_POSTING_BACKOFF_SECONDS = 1
+    templates_seed()  # an earlier transactional test flushed the seeded receipt template
     loans, _ = integration(loans=4)
     principal = head_office()
     total = 40
@@ -221,7 +223,8 @@ def test_postgres_stopped_while_the_queue_drains_backs_off_and_posts_each_once(s
     receipts = [
         n for n in NotificationItem.scan() if n.template_code == "receipt" and n.status != "PENDING"
     ]
-    assert len({n.entity for n in receipts}) == len(receipts), "a receipt was released twice"
+    # one receipt a payment; one whose commit's answer was lost with the server is not sent
+    assert receipts and len({n.entity for n in receipts}) == len(receipts), len(receipts)
     summary = assert_integrity(total)
     figures(
         "postgres stopped while the posting queue drains",
