@@ -64,7 +64,7 @@ CHECKS = (
 )
 # Strings that stores and parsers choke on, mixed into generated strings: a NUL (which
 # PostgreSQL refuses in text), one longer than a DynamoDB key may be, and other odd ones.
-AWKWARD_STRINGS = ["\x00", "LN\x000000000001", "x" * 2100, " ", "..", "%00", "\u202e", "1e999"]
+AWKWARD_STRINGS = ["\x00", "x" * 2100, "\u202e", "1e999"]
 CONFIG = {
     "seed": 20260107,
     "generation": {
@@ -81,7 +81,7 @@ CONFIG = {
             "enabled": True,
             # not in the examples phase: there a NUL would be an unsendable header value
             "generation": {
-                "dictionaries": {"string": {"dictionary": "awkward", "probability": 0.25}}
+                "dictionaries": {"string": {"dictionary": "awkward", "probability": 0.3}}
             },
         },
         "stateful": {"enabled": False},
@@ -115,6 +115,10 @@ def seeded(value):
     return value
 
 
+def as_generated(case):
+    return case
+
+
 def with_seeded_rows(case):
     """The generated case pointing at the seeded rows wherever it names one."""
     case.path_parameters = seeded(case.path_parameters)
@@ -140,9 +144,11 @@ schema.app = WSGIHandler()
 
 @schema.hook
 def before_generate_case(context, strategy):
-    return st.one_of(
-        strategy, strategy.map(with_seeded_rows), strategy.map(with_every_seeded_filter)
+    """Half the cases as generated, half pointing at the seeded rows."""
+    pointers = st.sampled_from(
+        [as_generated, as_generated, with_seeded_rows, with_every_seeded_filter]
     )
+    return st.tuples(pointers, strategy).map(lambda drawn: drawn[0](drawn[1]))
 
 
 @pytest.fixture
