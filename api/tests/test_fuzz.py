@@ -8,7 +8,7 @@ a documented status, the documented content type, a body and headers of the docu
 shape.
 
 Generated values for the names that refer to stored rows (``loan_account``, ``txn_id``,
-``execution_id``...) are, in two cases out of three, replaced by the seeded rows' values,
+``execution_id``...) are, in half the random cases, replaced by the seeded rows' values,
 so that valid requests reach the success paths and not only the 404s. Requests run
 through Django's WSGI handler inside the test's transaction (rolled back after each
 operation); the DynamoDB items they write are removed by the suite's ``clean_stores``
