@@ -40,6 +40,9 @@ if os.environ.get("TEST_CELERY_VISIBILITY_TIMEOUT"):  # a killed worker's task c
 
 DYNAMODB_TABLE_PREFIX = os.environ.get("TEST_DYNAMODB_PREFIX") or f"test_{uuid.uuid4().hex[:10]}_"
 
+# The test client's address; not left to DJANGO_DEBUG in .env (the tests run with DEBUG off).
+METRICS_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES = {
