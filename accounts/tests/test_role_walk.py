@@ -4,23 +4,25 @@ answer is checked against the tables below, which say what each role may see and
 - ``ADMIN_ACCESS``: per admin model, what each role may do there (v view, a add, c
   change, d delete); :func:`admin_expected` turns it into the answer of the changelist,
   add, change, history and delete pages for an object in the user's scope and one
-  outside it, and of refused POSTs (Django's admin contract, written out there).
-- ``URL_ACCESS``: every other URL (the admin's own and custom views, autocomplete,
-  workflow screens, the API with the user's session), with each role's answer.
+  outside it, and of refused POSTs (Django's admin contract, written out there). Admin
+  autocomplete follows the view letter of the target model.
+- ``URL_ACCESS``: every other URL (the admin's own and custom views, workflow screens,
+  health and metrics, the API with the user's session), with each role's answer.
 - ``API_KEY_ACCESS``: the API with keys of limited scopes.
 
 Answers: 200, 302 (to the login for anonymous users; for staff the admin's "does not
-exist, perhaps deleted" redirect, or a workflow's redirect with a message), 401 (API
-without credentials), 403, 404 (a workflow screen or API object outside the scope),
-405. Nobody ever gets a 500. A URL pattern or an admin model that no table covers fails
-the walk, so a new screen gets its line here.
+exist, perhaps deleted" redirect, or a workflow's redirect with a message), 400 (an API
+write with an empty body, past the access checks), 401 (API without credentials), 403,
+404 (a workflow screen or API object outside the scope), 405. Nobody ever gets a 500.
+Changelists and autocomplete list the objects of the scope and no other; POSTs refused
+or redirected change nothing outside it. A URL pattern or an admin model that no table
+covers fails the walk, so a new screen gets its line here.
 
-The world: branch ``own`` (home of the branch users), ``near`` (same area: in the area
-manager's scope, not in the branch users') and ``far`` (another region), each with a
-customer, a loan, a co-borrower, a bank account, a mandate presented and bounced (its
-bounce charge and a waiver request), a payment posted, a DCR, a DBS and a deposit; and
-one of each head-office record. It is built once for the module, inside a transaction
-rolled back at the end; each role's test runs in a savepoint of it.
+The world (world.py): branch ``own`` (home of the branch users), ``near`` (same area: in
+the area manager's scope, not in the branch users') and ``far`` (another region), with
+their loans, mandates, payments, DCRs and the rest, and one of each head-office record.
+It is built once for the module (conftest.py), inside a transaction rolled back at the
+end; each role's test runs in a savepoint of it.
 """
 
 from __future__ import annotations
