@@ -36,6 +36,7 @@ from mandates.services import execution_id_for
 from mandates.tasks import mandates_daily_task
 from mandates.tests.factories import active_mandate, actors
 from notifications.ddb_models import NotificationItem
+from notifications.tests.factories import templates_seed
 from payments.ddb_models import QueueItem, TransactionItem
 from payments.models import Posting
 from payments.services import business_date_for, from_paise, payment_ingest
@@ -76,6 +77,7 @@ def test_a_worker_killed_while_posting_a_leased_batch_posts_each_payment_once(
     then waits for that loan inside its posting transaction. Killed there, it leaves
     leased items behind, which the next worker's sweep takes over once the leases
     (``PAYMENTS_POSTING_LEASE_SECONDS``, 5 s here) have run out."""
+    templates_seed()  # the receipt's: an earlier transactional test's flush removed it
     branch = BranchFactory()
     loans = [make_loan(branch=branch) for _ in range(LOANS)]
     principal = head_office()
