@@ -91,6 +91,18 @@ def test_a_partner_client_needs_its_partner(admin_client):
     assert "Choose the banking partner" in response.content.decode()
 
 
+def test_the_message_with_a_new_key_travels_in_no_cookie(admin_client):
+    response = admin_client.post(
+        reverse("admin:api_apiclient_add"),
+        {"name": "Portal", "kind": "INTEGRATION", "scopes": ["loans:read"], "all_branches": "on"},
+    )
+    assert response.status_code == 302
+    assert "messages" not in response.cookies  # the default storage would put it there
+    follow = admin_client.get(response["Location"])
+    (raw_key,) = set(KEY.findall(follow.content.decode()))
+    assert all(raw_key not in morsel.value for morsel in follow.cookies.values())
+
+
 def test_the_rotate_action_shows_the_new_key_once_and_retires_the_old(admin_client, client):
     api_client, old_key = make_api_client(all_branches=True)
     response = admin_client.post(
