@@ -346,7 +346,9 @@ CONTENT_SECURITY_POLICY = {
 
 LANGUAGE_CODE = "en-in"
 TIME_ZONE = "Asia/Kolkata"
-USE_I18N = True
+# The back-office speaks English only; without the translation machinery an admin page
+# costs about 3 ms less CPU (bench/loan_changelist.py).
+USE_I18N = False
 USE_TZ = True
 
 # --- Static files -----------------------------------------------------------------------
