@@ -227,9 +227,18 @@ class CeleryWorkers:
 
 
 def _answers_ping(worker: str) -> bool:
+    """Whether ``worker`` answers. A broker connection that died under this process (Redis
+    restarted by an earlier scenario) is dropped and the next call makes a new one."""
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
     from config.celery import app
 
-    return bool(app.control.ping(destination=[worker], timeout=0.5))
+    try:
+        return bool(app.control.ping(destination=[worker], timeout=0.5))
+    except (RedisConnectionError, OperationalError):
+        app.pool.force_close_all()
+        return False
 
 
 def _drop_queued_messages() -> None:
