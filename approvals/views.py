@@ -22,10 +22,9 @@ from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
-from pynamodb.exceptions import PynamoDBException
 
-from audit.selectors import EventPage, audit_events_for_entity, audit_pending_for_entity
-from audit.tracking import entity_for, parse_entity
+from audit.admin import history_rows, shown_value
+from audit.tracking import parse_entity
 from ops.errors import ApplicationError
 
 from . import selectors
@@ -144,7 +143,7 @@ def _render_detail(request, approval: ApprovalRequest, form: DecisionForm):
         payload=_readable(approval.payload),
         subject_url=_subject_url(approval.entity),
         section_html=_section_html(request, approval),
-        history=_history(request, approval),
+        history=history_rows(request, approval, limit=HISTORY_SIZE),
         form=form,
         may_decide=_may_decide(request.user, approval),
         is_maker=approval.maker_id == request.user.pk,
@@ -161,47 +160,11 @@ def _section_html(request, approval: ApprovalRequest) -> str:
     return render_to_string(context.pop("template"), context, request=request)
 
 
-def _history(request, approval: ApprovalRequest) -> list[dict[str, Any]]:
-    """The request's audit trail, newest first, as rows of audit's event template."""
-    entity = entity_for(approval)
-    try:
-        page = audit_events_for_entity(entity=entity, limit=HISTORY_SIZE)
-    except PynamoDBException:
-        logger.warning("approval history of %s: DynamoDB unavailable", entity, exc_info=True)
-        messages.warning(
-            request, "The audit store (DynamoDB) is unavailable; showing only recent changes."
-        )
-        page = EventPage(audit_pending_for_entity(entity=entity))
-    return [
-        {
-            "event": event,
-            "changes": [
-                (name.replace("_", " ").capitalize(), _shown(before), _shown(after))
-                for name, before, after in event.change_rows
-            ],
-            "object_url": None,
-        }
-        for event in page.events
-    ]
-
-
 def _readable(payload: dict | None) -> list[tuple[str, str]]:
     return [
-        (str(key).replace("_", " ").capitalize(), _shown(value))
+        (str(key).replace("_", " ").capitalize(), shown_value(value))
         for key, value in sorted((payload or {}).items())
     ]
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list | tuple):
-        return ", ".join(_shown(v) for v in value) or "(none)"
-    if isinstance(value, dict):
-        return "; ".join(f"{k}: {_shown(v)}" for k, v in sorted(value.items()))
-    return str(value)
 
 
 def _subject_url(entity: str) -> str | None:

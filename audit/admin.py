@@ -54,16 +54,9 @@ class AuditHistoryAdminMixin:
         if not self.has_view_or_change_permission(request, obj):
             raise PermissionDenied
         entity = entity_for(obj)
-        try:
-            page = audit_events_for_entity(
-                entity=entity,
-                limit=self.audit_history_page_size,
-                page_token=request.GET.get("page"),
-            )
-        except PynamoDBException:
-            logger.warning("audit history of %s: DynamoDB unavailable", entity, exc_info=True)
-            messages.warning(request, STORE_DOWN)
-            page = EventPage(audit_pending_for_entity(entity=entity))
+        page = entity_history(
+            request, obj, limit=self.audit_history_page_size, page_token=request.GET.get("page")
+        )
         context = {
             **self.admin_site.each_context(request),
             "title": f"Change history: {obj}",
@@ -231,6 +224,25 @@ def _browser_url(request, site_name: str) -> str | None:
         return None
 
 
+def entity_history(request, obj, *, limit: int, page_token: str | None = None) -> EventPage:
+    """An object's audit trail, newest first. With DynamoDB unreachable, the changes still
+    waiting in the outbox, and a warning for the user."""
+    entity = entity_for(obj)
+    try:
+        return audit_events_for_entity(entity=entity, limit=limit, page_token=page_token)
+    except PynamoDBException:
+        logger.warning("audit history of %s: DynamoDB unavailable", entity, exc_info=True)
+        messages.warning(request, STORE_DOWN)
+        return EventPage(audit_pending_for_entity(entity=entity))
+
+
+def history_rows(request, obj, *, limit: int = 50) -> list[dict[str, Any]]:
+    """The first page of an object's audit trail as rows of audit's event template
+    (``audit/_event.html``), for workflow pages beside the admin's history."""
+    page = entity_history(request, obj, limit=limit)
+    return [_row(event, model=type(obj)) for event in page.events]
+
+
 def _row(event: AuditEvent, *, model=None) -> dict[str, Any]:
     """An event for the templates: changes in the model's field order, with field labels."""
     in_history = model is not None
@@ -240,7 +252,8 @@ def _row(event: AuditEvent, *, model=None) -> dict[str, Any]:
     return {
         "event": event,
         "changes": [
-            (_label(model, name), _shown(before), _shown(after)) for name, before, after in rows
+            (_label(model, name), shown_value(before), shown_value(after))
+            for name, before, after in rows
         ],
         "object_url": None if in_history else _object_url(event.entity),
     }
@@ -262,13 +275,16 @@ def _label(model, name: str) -> str:
         return name
 
 
-def _shown(value: Any) -> str:
+def shown_value(value: Any) -> str:
+    """A recorded value as people read it (audit changes, approval payloads)."""
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, list):
-        return ", ".join(_shown(v) for v in value) or "(none)"
+    if isinstance(value, list | tuple):
+        return ", ".join(shown_value(v) for v in value) or "(none)"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {shown_value(v)}" for k, v in sorted(value.items()))
     if value == "":
         return '""'
     return str(value)

@@ -10,7 +10,6 @@ the checker's permission and "decided once"; their refusals are shown as message
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -20,11 +19,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
-from pynamodb.exceptions import PynamoDBException
 
 from approvals.forms import DecisionForm
-from audit.selectors import EventPage, audit_events_for_entity, audit_pending_for_entity
-from audit.tracking import entity_for
+from audit.admin import history_rows
 from ops.errors import ApplicationError
 
 from . import selectors
@@ -103,7 +100,7 @@ def _render(request, mandate: Mandate, form: DecisionForm):
             for inst in upcoming
         ],
         "transitions": selectors.mandate_transitions(mandate=mandate),
-        "history": _history(request, mandate),
+        "history": history_rows(request, mandate, limit=HISTORY_SIZE),
         "form": form,
         "pending": mandate.status == Mandate.Status.PENDING_APPROVAL,
         "may_decide": (
@@ -115,31 +112,3 @@ def _render(request, mandate: Mandate, form: DecisionForm):
         "change_url": reverse("admin:mandates_mandate_change", args=[mandate.pk]),
     }
     return TemplateResponse(request, "mandates/review.html", context)
-
-
-def _history(request, mandate: Mandate) -> list[dict[str, Any]]:
-    """The mandate's audit trail, newest first, as rows of audit's event template."""
-    entity = entity_for(mandate)
-    try:
-        page = audit_events_for_entity(entity=entity, limit=HISTORY_SIZE)
-    except PynamoDBException:
-        logger.warning("mandate history of %s: DynamoDB unavailable", entity, exc_info=True)
-        messages.warning(
-            request, "The audit store (DynamoDB) is unavailable; showing only recent changes."
-        )
-        page = EventPage(audit_pending_for_entity(entity=entity))
-    return [
-        {
-            "event": event,
-            "changes": [
-                (name.replace("_", " ").capitalize(), _shown(before), _shown(after))
-                for name, before, after in event.change_rows
-            ],
-            "object_url": None,
-        }
-        for event in page.events
-    ]
-
-
-def _shown(value: Any) -> str:
-    return "—" if value is None else str(value)
