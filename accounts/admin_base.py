@@ -87,3 +87,23 @@ class ScopedModelAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
         ):
             initial.setdefault("branch", next(iter(branch_ids)))
         return initial
+
+
+def is_set_filter(field: str, title: str, yes: str, no: str) -> type[admin.SimpleListFilter]:
+    """A list filter on whether a nullable field is set (``?<title>=yes|no``), e.g. a
+    charge's ``waived_at``: "Waived" / "Not waived"."""
+
+    class IsSetFilter(admin.SimpleListFilter):
+        parameter_name = title
+
+        def lookups(self, request, model_admin):
+            return [("yes", yes), ("no", no)]
+
+        def queryset(self, request, queryset):
+            if self.value() in ("yes", "no"):
+                return queryset.filter(**{f"{field}__isnull": self.value() == "no"})
+            return queryset
+
+    IsSetFilter.title = title
+    IsSetFilter.__name__ = f"{title.capitalize()}Filter"
+    return IsSetFilter

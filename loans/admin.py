@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
+from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter, is_set_filter
 from approvals.admin import approval_request_submit
 
 from . import services
@@ -322,19 +322,7 @@ class WaiverRequestForm(forms.Form):
         return reason
 
 
-class WaivedFilter(admin.SimpleListFilter):
-    title = "waived"
-    parameter_name = "waived"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Waived"), ("no", "Not waived")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(waived_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(waived_at__isnull=True)
-        return queryset
+WaivedFilter = is_set_filter("waived_at", "waived", "Waived", "Not waived")
 
 
 @admin.register(LoanCharge)

@@ -29,7 +29,7 @@ from django.urls import path, re_path, reverse
 from django.views.decorators.http import require_POST
 from pynamodb.exceptions import PynamoDBException
 
-from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
+from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter, is_set_filter
 from accounts.models import Branch
 from approvals.admin import approval_request_submit
 from approvals.models import ApprovalRequest
@@ -100,19 +100,7 @@ class ModeFilter(admin.SimpleListFilter):
         return queryset.filter(mode=self.value()) if self.value() else queryset
 
 
-class ReversedFilter(admin.SimpleListFilter):
-    title = "reversed"
-    parameter_name = "reversed"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Reversed"), ("no", "Not reversed")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(reversed_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(reversed_at__isnull=True)
-        return queryset
+ReversedFilter = is_set_filter("reversed_at", "reversed", "Reversed", "Not reversed")
 
 
 class ReversalRequestForm(forms.Form):

@@ -486,3 +486,16 @@ def test_header_approvals_link_costs_one_query_on_the_approvals_table(client, wo
         html = client.get("/admin/").content.decode()
     assert 'id="approvals-link"' in html
     assert sum("approvals_approvalrequest" in q["sql"] for q in queries) == 1
+
+
+def test_the_reversed_filter_splits_postings_by_reversal(client, world):
+    login(client, UserFactory(role="Finance"))
+    posting = world["own_posting"]
+
+    def listed(value):
+        response = client.get(POSTINGS, {"reversed": value})
+        return {p.pk for p in response.context["cl"].result_list}
+
+    assert posting.pk in listed("no") and posting.pk not in listed("yes")
+    Posting.objects.filter(pk=posting.pk).update(reversed_at=timezone.now())
+    assert posting.pk in listed("yes") and posting.pk not in listed("no")
