@@ -8,6 +8,7 @@ import json
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import Q
 from django.utils.functional import cached_property
 
 from audit.admin import AuditHistoryAdminMixin
@@ -51,12 +52,19 @@ def planner_estimate(queryset) -> int:
 
 
 class ScopedRelatedFilter(admin.RelatedFieldListFilter):
-    """A foreign-key filter that offers only what the user may see (e.g. their branches)."""
+    """A foreign-key filter that offers only what the user may see (e.g. their branches).
+    Of a model with ``is_active`` (branches), only the active ones are offered, and the
+    chosen one: a closed branch's rows stay reachable by search and by its filter URL, but
+    do not lengthen every list's sidebar."""
 
     def field_choices(self, field, request, model_admin):
-        queryset = field.related_model._default_manager.all()
-        if hasattr(field.related_model, "SCOPE_BRANCH_PATH"):
+        related = field.related_model
+        queryset = related._default_manager.all()
+        if hasattr(related, "SCOPE_BRANCH_PATH"):
             queryset = scope_queryset(queryset, request.user)
+        if any(f.name == "is_active" for f in related._meta.fields):
+            chosen = [v for v in self.lookup_val or () if str(v).isdigit()]
+            queryset = queryset.filter(Q(is_active=True) | Q(pk__in=chosen))
         return [(obj.pk, str(obj)) for obj in queryset]
 
 

@@ -12,15 +12,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.db.models import Count, Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
-from pynamodb.exceptions import PynamoDBException
 
 from accounts.models import Branch
 from accounts.scoping import scope_queryset, sees_everything
 from approvals.selectors import InboxEntry, register_inbox_source
 from dynamo.errors import is_unavailable
+from dynamo.query import query_partition
 from ops.db import reporting, reporting_alias
 from payments.ddb_models import TransactionItem
 from payments.services import MODES
@@ -88,23 +89,25 @@ def branch_day_figures(*, branch_id: int, business_date: datetime.date) -> DayFi
     ``branch_day`` index. Amounts stay integer paise here."""
     figures = DayFigures(branch_id, business_date, timezone.now())
     txns = figures.txns
-    results = TransactionItem.by_branch_day.query(
-        branch_day_partition(branch_id, business_date), attributes_to_get=READ_ATTRIBUTES
+    items = query_partition(
+        table=TransactionItem.Meta.table_name,
+        index=TransactionItem.by_branch_day.Meta.index_name,
+        key_name="branch_day",
+        key_value=branch_day_partition(branch_id, business_date),
+        attributes=READ_ATTRIBUTES,
     )
     try:
-        # The query's own pages (PynamoDB pages with the key conditions, the projection and
-        # LastEvaluatedKey): items as DynamoDB sends them, read directly instead of being
-        # built into model instances one by one, which costs more than the rest together.
-        for page in results.page_iter:
-            for raw in page.get("Items", ()):
-                collector = raw.get("collector")
-                txns[raw["txn_id"]["S"]] = (
-                    raw["mode"]["S"],
-                    raw["status"]["S"],
-                    collector["S"] if collector and "S" in collector else "",
-                    int(raw["amount_paise"]["N"]),
-                )
-    except PynamoDBException as exc:
+        # Items as DynamoDB sends them (dynamo.query): building a model instance, or
+        # botocore's check of every attribute, per item costs more than the rest together.
+        for raw in items:
+            collector = raw.get("collector")
+            txns[raw["txn_id"]["S"]] = (
+                raw["mode"]["S"],
+                raw["status"]["S"],
+                collector["S"] if collector and "S" in collector else "",
+                int(raw["amount_paise"]["N"]),
+            )
+    except (BotoCoreError, ClientError) as exc:
         if is_unavailable(exc):
             raise StoreUnavailable("The transactions store is unavailable; retry shortly.") from exc
         raise

@@ -262,3 +262,27 @@ def test_loan_changelist_never_counts_the_whole_table(client, world, django_asse
     assert all("LIMIT" in sql.upper() for sql in counts), counts
     assert not any("DISTINCT" in q["sql"].upper() for q in queries)
     assert Customer.objects.exists()
+
+
+def _branch_choices(response) -> set[str]:
+    [branch_filter] = [f for f in response.context["cl"].filter_specs if f.title == "branch"]
+    return {label for _, label in branch_filter.lookup_choices}
+
+
+def test_the_branch_filter_offers_active_visible_branches_and_a_chosen_closed_one(client, world):
+    closed = BranchFactory(area=world["area"], is_active=False)
+    closed_loan = make_loan(branch=closed)
+    manager = UserFactory(level=User.Level.AREA, home_area=world["area"], role="Area Manager")
+    client.force_login(manager)
+    url = reverse("admin:loans_loanaccount_changelist")
+
+    offered = _branch_choices(client.get(url))
+    assert offered == {str(world["own"]), str(world["sibling"])}  # not another area's
+
+    chosen = client.get(url, {"branch__id__exact": closed.pk})
+    assert str(closed) in _branch_choices(chosen)
+    assert [loan.pk for loan in chosen.context["cl"].result_list] == [closed_loan.pk]
+    # another area's branch chosen by URL is neither offered nor shown
+    foreign = client.get(url, {"branch__id__exact": world["other"].pk})
+    assert str(world["other"]) not in _branch_choices(foreign)
+    assert list(foreign.context["cl"].result_list) == []
