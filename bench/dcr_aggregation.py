@@ -87,6 +87,7 @@ from tqdm import tqdm  # noqa: E402
 
 from accounts.models import Area, Branch, Region  # noqa: E402
 from dynamo.connection import boto3_client  # noqa: E402
+from dynamo.query import query_partition  # noqa: E402
 from dynamo.tables import ensure_table  # noqa: E402
 from payments.ddb_models import TransactionItem  # noqa: E402
 from reconciliation.models import Dcr  # noqa: E402
@@ -197,6 +198,7 @@ def load(branches: list[Branch], total: int, workers: int, start: int = 0) -> fl
 
 
 def raw_read(branches: list[Branch], workers: int) -> tuple[float, int]:
+    """boto3's ``Query``, as any client reads: botocore parses every item."""
     table = TransactionItem.Meta.table_name
     local = threading.local()
     projection = ", ".join(f"#a{i}" for i in range(len(READ_ATTRIBUTES)))
@@ -221,6 +223,27 @@ def raw_read(branches: list[Branch], workers: int) -> tuple[float, int]:
                 return count
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    return _timed(read, branches, workers)
+
+
+def wire_read(branches: list[Branch], workers: int) -> tuple[float, int]:
+    """The same queries through ``dynamo.query`` (the items as DynamoDB sends them, only
+    ``json.loads``): the fastest read of this data from Python, what the store gives."""
+
+    def read(branch: Branch) -> int:
+        items = query_partition(
+            table=TransactionItem.Meta.table_name,
+            index="branch_day",
+            key_name="branch_day",
+            key_value=f"{branch.pk}#{BUSINESS_DATE}",
+            attributes=READ_ATTRIBUTES,
+        )
+        return sum(1 for _ in items)
+
+    return _timed(read, branches, workers)
+
+
+def _timed(read, branches: list[Branch], workers: int) -> tuple[float, int]:
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         count = sum(pool.map(read, branches))
@@ -275,19 +298,26 @@ def main() -> None:
     if args.load_only:
         return
 
-    raws, aggs = [], []
+    raws, wires, aggs = [], [], []
     for round_number in range(1, args.rounds + 1):
         raw_time, raw_count = raw_read(branches, args.workers)
+        wire_time, wire_count = wire_read(branches, args.workers)
         agg_time, agg_count = aggregate(branches, args.workers)
-        if agg_count != raw_count or raw_count != args.transactions:
-            raise SystemExit(f"error: raw read {raw_count:,}, aggregation {agg_count:,}")
+        if not agg_count == raw_count == wire_count == args.transactions:
+            raise SystemExit(
+                f"error: raw read {raw_count:,}, wire read {wire_count:,}, "
+                f"aggregation {agg_count:,}"
+            )
         raws.append(raw_time)
+        wires.append(wire_time)
         aggs.append(agg_time)
         print(
-            f"round {round_number}: raw {raw_time:.2f} s ({raw_count / raw_time:,.0f} txn/s), "
+            f"round {round_number}: raw boto3 {raw_time:.2f} s ({raw_count / raw_time:,.0f} txn/s), "
+            f"raw wire {wire_time:.2f} s ({wire_count / wire_time:,.0f} txn/s), "
             f"aggregation {agg_time:.2f} s ({agg_count / agg_time:,.0f} txn/s)"
         )
     raw_rate = args.transactions / min(raws)
+    wire_rate = args.transactions / min(wires)
     agg_rate = args.transactions / min(aggs)
     collected = Dcr.objects.filter(branch__in=branches, business_date=BUSINESS_DATE).aggregate(
         total=Sum("collected_amount"), count=Sum("collected_count")
@@ -296,11 +326,14 @@ def main() -> None:
         f"DCRs: {len(branches)} written, {collected['count']:,} collected receipts, "
         f"₹{collected['total'] or Decimal('0'):,}"
     )
-    print(f"raw DynamoDB query rate: {raw_rate:,.0f} txn/s (best of {args.rounds})")
-    print(f"aggregation:             {agg_rate:,.0f} txn/s, {min(aggs):.2f} s wall (best)")
-    ratio = agg_rate / raw_rate
+    print(f"raw DynamoDB query rate, boto3: {raw_rate:,.0f} txn/s (best of {args.rounds})")
+    print(f"raw DynamoDB query rate, wire:  {wire_rate:,.0f} txn/s (best of {args.rounds})")
+    print(f"aggregation:                    {agg_rate:,.0f} txn/s, {min(aggs):.2f} s wall (best)")
+    print(f"ratio aggregation / raw boto3: {agg_rate / raw_rate:.2f}")
+    # the goal is held against the faster of the two raw reads
+    ratio = agg_rate / max(raw_rate, wire_rate)
     verdict = "met" if ratio >= GOAL else "MISSED"
-    print(f"ratio aggregation / raw: {ratio:.2f} (goal >= {GOAL}): {verdict}")
+    print(f"ratio aggregation / fastest raw read: {ratio:.2f} (goal >= {GOAL}): {verdict}")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import Branch
@@ -665,31 +665,32 @@ def dbs_return(*, dbs_id: int, actor, remarks: str) -> Dbs:
 # --- The DBS figures --------------------------------------------------------------------
 
 
+_DBS = Dbs._meta.db_table
+_DBS_LOCKED_SQL = (  # identifiers from the models, values are parameters
+    f"SELECT d.*, b.cash_in_hand_limit AS branch_cash_limit, "  # noqa: S608
+    f"(SELECT p.closing_cash FROM {_DBS} p WHERE p.branch_id = d.branch_id "
+    "AND p.business_date < d.business_date ORDER BY p.business_date DESC LIMIT 1) "
+    "AS previous_closing, "
+    f"EXISTS (SELECT 1 FROM {Deposit._meta.db_table} x WHERE x.branch_id = d.branch_id "
+    "AND x.deposit_date = d.business_date) AS has_deposits "
+    f"FROM {_DBS} d JOIN {Branch._meta.db_table} b ON b.id = d.branch_id "
+    "WHERE d.branch_id = %s AND d.business_date = %s FOR UPDATE OF d"
+)
+
+
 def _dbs_locked(branch_id: int, business_date: datetime.date) -> Dbs:
     """The DBS row, locked, with what its figures need in the same round trip: the
-    previous closing cash, and whether the date has any deposit."""
-    previous = (
-        Dbs.objects.filter(
-            branch_id=OuterRef("branch_id"), business_date__lt=OuterRef("business_date")
-        )
-        .order_by("-business_date")
-        .values("closing_cash")[:1]
-    )
-    deposits = Deposit.objects.filter(
-        branch_id=OuterRef("branch_id"), deposit_date=OuterRef("business_date")
-    )
-    locked = (
-        Dbs.objects.select_for_update(of=("self",))
-        .select_related("branch")
-        .annotate(previous_closing=Subquery(previous), has_deposits=Exists(deposits))
-    )
-    dbs = locked.filter(branch_id=branch_id, business_date=business_date).first()
-    if dbs is None:
+    previous closing cash, whether the date has any deposit, and the branch's cash limit.
+    One SQL statement: the ORM spent about 4 ms of CPU compiling this query, which the
+    daily job pays for every branch."""
+    for _ in range(2):
+        dbs = next(iter(Dbs.objects.raw(_DBS_LOCKED_SQL, [branch_id, business_date])), None)
+        if dbs is not None:
+            return dbs
         Dbs.objects.bulk_create(
             [Dbs(branch_id=branch_id, business_date=business_date)], ignore_conflicts=True
         )
-        dbs = locked.get(branch_id=branch_id, business_date=business_date)
-    return dbs
+    raise Dbs.DoesNotExist(f"DBS {branch_id} {business_date}")  # the branch does not exist
 
 
 @transaction.atomic
@@ -704,37 +705,44 @@ def _dbs_refresh(
     dbs = _dbs_locked(branch_id, business_date)  # first: a deposit being recorded waits
     if dbs.status not in FROZEN:
         _dbs_compute(dbs, dcr_ref)
-        dbs.save()
+        dbs.save(update_fields=_DBS_COMPUTED)
     return dbs
+
+
+_DBS_COMPUTED = [
+    "opening_cash", "cash_collected", "deposits_total", "deposit_count", "closing_cash",
+    "cash_limit", "dcr", "computed_at", "flags",
+]  # fmt: skip
 
 
 def _dbs_compute(dbs: Dbs, dcr_ref: DcrRef | None = None) -> None:
     """opening (the previous DBS's closing) + cash collected (the DCR's CASH) - deposits
     = closing cash in hand, and the flags."""
-    branch = dbs.branch
     if hasattr(dbs, "previous_closing"):  # read with the lock (_dbs_locked)
         previous = dbs.previous_closing
     else:
         previous = (
-            Dbs.objects.filter(branch_id=branch.pk, business_date__lt=dbs.business_date)
+            Dbs.objects.filter(branch_id=dbs.branch_id, business_date__lt=dbs.business_date)
             .order_by("-business_date")
             .values_list("closing_cash", flat=True)
             .first()
         )
-    dcr = dcr_ref or _dcr_ref(branch.pk, dbs.business_date)
+    dcr = dcr_ref or _dcr_ref(dbs.branch_id, dbs.business_date)
     deposits = []
     if getattr(dbs, "has_deposits", True):
         deposits = list(
-            Deposit.objects.filter(branch_id=branch.pk, deposit_date=dbs.business_date).order_by(
-                "id"
-            )
+            Deposit.objects.filter(
+                branch_id=dbs.branch_id, deposit_date=dbs.business_date
+            ).order_by("id")
         )
     dbs.opening_cash = previous if previous is not None else ZERO
     dbs.cash_collected = dcr.cash_amount if dcr else ZERO
     dbs.deposits_total = sum((d.amount for d in deposits), ZERO)
     dbs.deposit_count = len(deposits)
     dbs.closing_cash = dbs.opening_cash + dbs.cash_collected - dbs.deposits_total
-    dbs.cash_limit = branch.cash_in_hand_limit
+    dbs.cash_limit = getattr(dbs, "branch_cash_limit", None)
+    if dbs.cash_limit is None:
+        dbs.cash_limit = dbs.branch.cash_in_hand_limit
     dbs.dcr_id = dcr.pk if dcr else None
     dbs.computed_at = timezone.now()
     dbs.flags = _dbs_flags(dbs, dcr, deposits)
