@@ -1,0 +1,81 @@
+"""The admin sidebar's app list is kept per permission set: users of one role share it,
+and what a user may see changes with their permissions at once."""
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from django.urls import reverse
+
+from accounts import admin_site
+from accounts.tests.factories import BranchFactory, UserFactory, branch_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    admin_site._app_lists.clear()
+    yield
+    admin_site._app_lists.clear()
+
+
+def _sidebar(client) -> set[str]:
+    response = client.get(reverse("admin:index"))
+    assert response.status_code == 200
+    return {m["object_name"] for app in response.context["available_apps"] for m in app["models"]}
+
+
+def test_users_of_one_role_share_one_entry_and_see_the_same_models(client):
+    branch = BranchFactory()
+    first, second = branch_user(branch), branch_user(branch)
+    client.force_login(first)
+    shown = _sidebar(client)
+    client.force_login(second)
+    assert _sidebar(client) == shown
+    assert len(admin_site._app_lists) == 1
+    assert "LoanAccount" in shown and "User" not in shown
+
+
+def test_roles_that_differ_get_their_own_list(client):
+    branch = BranchFactory()
+    client.force_login(branch_user(branch))
+    staff = _sidebar(client)
+    client.force_login(UserFactory(role="Auditor"))
+    auditor = _sidebar(client)
+    client.force_login(UserFactory(is_superuser=True))
+    superuser = _sidebar(client)
+    assert len(admin_site._app_lists) == 3
+    assert staff < superuser and staff != auditor
+    # the notification outbox is for those who see every branch
+    assert "Outbox" in auditor and "Outbox" not in staff
+
+
+def test_a_new_permission_shows_at_once_and_a_revoked_one_goes(client):
+    user = branch_user(BranchFactory())
+    client.force_login(user)
+    assert "Region" not in _sidebar(client)
+    extra = Group.objects.create(name="Region viewers")
+    extra.permissions.add(Permission.objects.get(codename="view_region"))
+    user.groups.add(extra)
+    assert "Region" in _sidebar(client)
+    user.groups.remove(extra)
+    assert "Region" not in _sidebar(client)
+
+
+def test_the_second_page_of_a_role_does_not_build_the_list_again(client, monkeypatch):
+    site = admin_site.admin.site
+    assert isinstance(site, admin_site.BackOfficeAdminSite)
+    builds = []
+    original = site._build_app_dict
+
+    def counted(request, label=None):
+        builds.append(label)
+        return original(request, label)
+
+    monkeypatch.setattr(site, "_build_app_dict", counted)
+    branch = BranchFactory()
+    client.force_login(branch_user(branch))
+    _sidebar(client)
+    _sidebar(client)
+    client.force_login(branch_user(branch))
+    _sidebar(client)
+    assert builds == [None]
