@@ -3,6 +3,7 @@ and what a user may see changes with their permissions at once."""
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.template.loader import render_to_string
 from django.urls import reverse
 
 from accounts import admin_site
@@ -14,8 +15,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def empty_cache():
     admin_site._app_lists.clear()
+    admin_site._sidebars.clear()
     yield
     admin_site._app_lists.clear()
+    admin_site._sidebars.clear()
 
 
 def _sidebar(client) -> set[str]:
@@ -79,3 +82,23 @@ def test_the_second_page_of_a_role_does_not_build_the_list_again(client, monkeyp
     client.force_login(branch_user(branch))
     _sidebar(client)
     assert builds == [None]
+
+
+def test_the_sidebar_highlights_the_pages_model_and_is_djangos_rendering(client):
+    user = branch_user(BranchFactory())
+    client.force_login(user)
+    for name, other in (("loanaccount", "customer"), ("customer", "loanaccount")) * 2:
+        response = client.get(reverse(f"admin:loans_{name}_changelist"))
+        html = response.content.decode()
+        assert f'<tr class="model-{name} current-model">' in html
+        assert f'<tr class="model-{other}">' in html
+        expected = render_to_string(
+            "admin/app_list.html",
+            {
+                "app_list": response.context["available_apps"],
+                "show_changelinks": False,
+                "request": response.wsgi_request,
+            },
+        )
+        assert expected in html
+    assert len(admin_site._sidebars) == 2
