@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "ops.middleware.RequestContextMiddleware",
     "ops.metrics.RequestMetricsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "approvals.middleware.InboxCountMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",

@@ -9,7 +9,7 @@ from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from approvals.selectors import inbox_count
+from approvals.selectors import inbox_count_for_header
 
 register = template.Library()
 
@@ -17,7 +17,7 @@ register = template.Library()
 @register.simple_tag(takes_context=True)
 def approvals_link(context) -> str:
     """``Approvals (3) /`` for staff; nothing where the inbox is not routed (test URLconfs).
-    Costs the count query of each inbox source (one for maker-checker requests)."""
+    The count is kept for a few seconds per user (``inbox_count_for_header``)."""
     request = context.get("request")
     user = getattr(request, "user", None)
     if user is None or not (user.is_active and user.is_staff):
@@ -26,6 +26,6 @@ def approvals_link(context) -> str:
         url = reverse("approvals:inbox")
     except NoReverseMatch:
         return ""
-    count = inbox_count(user)
+    count = inbox_count_for_header(user)
     label = f"Approvals ({count})" if count else "Approvals"
     return format_html('<a href="{}" id="approvals-link">{}</a> / ', url, label)

@@ -282,3 +282,44 @@ def test_counting_requests_costs_at_most_two_queries(reversal, django_assert_max
     finance.get_all_permissions()  # loaded by every admin page before the header
     with django_assert_max_num_queries(2):  # the scope (at most) and the count
         assert selectors._sources["approval_requests"].count(finance) == 1
+
+
+def _another_reversal(reversal) -> ApprovalRequest:
+    txn_id = payment_ingest(
+        payment=payment(reversal["loan"], amount="700.00"),
+        idempotency_key=f"k-{time.time_ns()}",
+        principal=head_office(),
+        source="test",
+    ).body["txn_id"]
+    payments_post_due()
+    return payment_reversal_request(txn_id=txn_id, reason="Wrong loan", actor=reversal["manager"])
+
+
+def _header(client) -> str:
+    html = client.get("/admin/").content.decode()
+    return re.search(r'id="approvals-link">([^<]*)<', html).group(1)
+
+
+def test_the_header_count_is_kept_and_the_users_own_change_counts_afresh(reversal):
+    client = logged_in(reversal["finance"])
+    assert _header(client) == "Approvals (1)"
+    _another_reversal(reversal)  # another maker's change: the header may lag behind it
+    assert _header(client) == "Approvals (1)"
+    assert len(client.get(INBOX).context["entries"]) == 2  # the inbox counts afresh
+    # any change the user makes (here a refused return, without remarks) counts again
+    client.post(decide_url(reversal["request"]), {"decision": "return", "remarks": ""})
+    assert _header(client) == "Approvals (2)"
+
+
+def test_without_the_cache_the_header_counts_in_the_database(reversal, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+            "OPTIONS": {"socket_connect_timeout": 0.2, "socket_timeout": 0.2},
+        }
+    }
+    client = logged_in(reversal["finance"])
+    assert _header(client) == "Approvals (1)"
+    _another_reversal(reversal)
+    assert _header(client) == "Approvals (2)"
