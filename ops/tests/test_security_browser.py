@@ -2,14 +2,10 @@
 Chromium the reconciliation dashboard draws its charts and Swagger UI renders the API,
 with no policy violation reported."""
 
-import os
-import shutil
-
 import pytest
 from django.urls import reverse
 
 from accounts.tests.factories import PASSWORD, UserFactory
-from loans.tests.test_browser import CHROMIUM_FLAGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -24,22 +20,11 @@ document.addEventListener("securitypolicyviolation", (e) => {
 
 
 @pytest.fixture
-def browser_page():
-    from playwright.sync_api import sync_playwright
-
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=CHROMIUM_FLAGS
-        )
-        page = browser.new_page()
-        page.set_default_timeout(15_000)
-        page.add_init_script(RECORD_VIOLATIONS)
-        page.console_messages_seen = []
-        page.on("console", lambda msg: page.console_messages_seen.append(msg.text))
-        yield page
-        browser.close()
-    del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
+def browser_page(page):
+    page.add_init_script(RECORD_VIOLATIONS)
+    page.console_messages_seen = []
+    page.on("console", lambda msg: page.console_messages_seen.append(msg.text))
+    return page
 
 
 def _violations(page) -> list[str]:
