@@ -237,7 +237,10 @@ def _answers_ping(worker: str) -> bool:
     try:
         return bool(app.control.ping(destination=[worker], timeout=0.5))
     except (RedisConnectionError, OperationalError):
-        app.pool.force_close_all()
+        # Close the dead connections but keep the pool open: the pool is kombu's, shared by
+        # every later use in this process, and a closed one refuses them all ("Acquire on
+        # closed pool", which failed the next scenarios once).
+        app.pool.force_close_all(close_pool=False)
         return False
 
 
