@@ -14,9 +14,9 @@ from pynamodb.connection import Connection
 _connections: dict[tuple, Connection] = {}
 
 
-def pynamodb_connection() -> Connection:
-    """A shared Connection (its botocore client is thread-safe and costly to build)."""
-    key = (
+def settings_key() -> tuple:
+    """What a shared client depends on: a settings change (in tests) gets a new one."""
+    return (
         settings.DYNAMODB_ENDPOINT,
         settings.DYNAMODB_REGION,
         settings.DYNAMODB_ACCESS_KEY,
@@ -24,6 +24,11 @@ def pynamodb_connection() -> Connection:
         settings.DYNAMODB_READ_TIMEOUT,
         settings.DYNAMODB_MAX_RETRIES,
     )
+
+
+def pynamodb_connection() -> Connection:
+    """A shared Connection (its botocore client is thread-safe and costly to build)."""
+    key = settings_key()
     connection = _connections.get(key)
     if connection is None:
         connection = _connections[key] = _new_connection()

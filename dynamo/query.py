@@ -16,9 +16,7 @@ import json
 import threading
 from collections.abc import Iterator
 
-from django.conf import settings
-
-from .connection import boto3_client
+from .connection import boto3_client, settings_key
 
 _lock = threading.Lock()
 _clients: dict[tuple, object] = {}
@@ -36,14 +34,7 @@ def _items_unparsed(response_dict: dict, customized_response_dict: dict, **_) ->
 def wire_client():
     """A shared boto3 client whose Query answers carry the items unparsed (boto3 clients
     are thread-safe; the hook is this client's own, other clients parse as usual)."""
-    key = (
-        settings.DYNAMODB_ENDPOINT,
-        settings.DYNAMODB_REGION,
-        settings.DYNAMODB_ACCESS_KEY,
-        settings.DYNAMODB_CONNECT_TIMEOUT,
-        settings.DYNAMODB_READ_TIMEOUT,
-        settings.DYNAMODB_MAX_RETRIES,
-    )
+    key = settings_key()
     client = _clients.get(key)
     if client is None:
         with _lock:

@@ -28,7 +28,7 @@ from mandates.models import BankHoliday, Mandate
 from mandates.tests.factories import draft_mandate
 from payments.models import LedgerSwitch
 from reconciliation import services as recon_services
-from reconciliation.models import Dcr, Deposit, StatementUpload
+from reconciliation.models import Dbs, Dcr, Deposit, StatementUpload
 from reconciliation.tests.factories import days_ago
 
 from .world import World
@@ -78,6 +78,26 @@ def _submit(kind: str) -> Callable[[World], None]:
         submit(**{f"{kind}_id": obj.pk}, actor=world.users["BM"])
 
     return prepare
+
+
+def _report_form(kind: str, verb: str, who: str, remarks: str = "") -> Form:
+    """The submit or decide form of the world's own DCR or DBS; deciding returns it with
+    ``remarks`` (after its manager submitted it)."""
+    model = {"dcr": Dcr, "dbs": Dbs}[kind]
+    key = f"{kind}.own"
+
+    def page(w: World) -> str:
+        return f"/reconciliation/{kind}/{w.values[key]}/"
+
+    deciding = verb == "decide"
+    return Form(
+        who,
+        prepare=_submit(kind) if deciding else None,
+        page=page,
+        action=lambda w: f"{page(w)}{verb}/",
+        data=lambda w: {"decision": "return", "remarks": remarks} if deciding else {},
+        state=lambda w, c: _status(model, w.values[key]),
+    )
 
 
 def _statement() -> SimpleUploadedFile:
@@ -191,36 +211,10 @@ FORMS = {
         data=lambda w: {"decision": "return", "remarks": "the IFSC is wrong"},
         state=lambda w, c: _status(Mandate, w.values["pending_mandate"]),
     ),
-    "dcr submit": Form(
-        "BM",
-        page=lambda w: f"/reconciliation/dcr/{w.values['dcr.own']}/",
-        action=lambda w: f"/reconciliation/dcr/{w.values['dcr.own']}/submit/",
-        data=lambda w: {},
-        state=lambda w, c: _status(Dcr, w.values["dcr.own"]),
-    ),
-    "dcr decide": Form(
-        "AM",
-        prepare=_submit("dcr"),
-        page=lambda w: f"/reconciliation/dcr/{w.values['dcr.own']}/",
-        action=lambda w: f"/reconciliation/dcr/{w.values['dcr.own']}/decide/",
-        data=lambda w: {"decision": "return", "remarks": "recount the cash"},
-        state=lambda w, c: _status(Dcr, w.values["dcr.own"]),
-    ),
-    "dbs submit": Form(
-        "BM",
-        page=lambda w: f"/reconciliation/dbs/{w.values['dbs.own']}/",
-        action=lambda w: f"/reconciliation/dbs/{w.values['dbs.own']}/submit/",
-        data=lambda w: {},
-        state=lambda w, c: _status(type(_own(w, "reconciliation.dbs")), w.values["dbs.own"]),
-    ),
-    "dbs decide": Form(
-        "FI",
-        prepare=_submit("dbs"),
-        page=lambda w: f"/reconciliation/dbs/{w.values['dbs.own']}/",
-        action=lambda w: f"/reconciliation/dbs/{w.values['dbs.own']}/decide/",
-        data=lambda w: {"decision": "return", "remarks": "the slip is missing"},
-        state=lambda w, c: _status(type(_own(w, "reconciliation.dbs")), w.values["dbs.own"]),
-    ),
+    "dcr submit": _report_form("dcr", "submit", "BM"),
+    "dcr decide": _report_form("dcr", "decide", "AM", remarks="recount the cash"),
+    "dbs submit": _report_form("dbs", "submit", "BM"),
+    "dbs decide": _report_form("dbs", "decide", "FI", remarks="the slip is missing"),
     "statement upload": Form(
         "FI",
         page=lambda w: "/reconciliation/statements/upload/",
