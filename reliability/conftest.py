@@ -229,6 +229,7 @@ class CeleryWorkers:
 def _answers_ping(worker: str) -> bool:
     """Whether ``worker`` answers. A broker connection that died under this process (Redis
     restarted by an earlier scenario) is dropped and the next call makes a new one."""
+    from kombu import pools as kombu_pools
     from kombu.exceptions import OperationalError
     from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -237,10 +238,13 @@ def _answers_ping(worker: str) -> bool:
     try:
         return bool(app.control.ping(destination=[worker], timeout=0.5))
     except (RedisConnectionError, OperationalError):
-        # Close the dead connections but keep the pool open: the pool is kombu's, shared by
-        # every later use in this process, and a closed one refuses them all ("Acquire on
-        # closed pool", which failed the next scenarios once).
-        app.pool.force_close_all(close_pool=False)
+        # Drop kombu's pools (closing their dead connections) and Celery's references to
+        # them, as after a fork: the next use builds new ones. Closing the pool alone left
+        # it refusing every later acquire ("Acquire on closed pool"); emptying it without
+        # closing left later acquires waiting for a connection forever.
+        kombu_pools.reset()
+        app._pool = None
+        app.amqp._producer_pool = None
         return False
 
 
