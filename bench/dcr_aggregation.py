@@ -7,12 +7,12 @@ Run it from the project folder (the local services must be running):
 
 It loads ``--transactions`` payment transactions for one business date, spread evenly over
 ``--branches`` branches, into a DynamoDB Local of its own that keeps its data in memory
-(``bin/services`` with ``LOCAL_SERVICES_DIR=.local/bench``, port 58100, table prefix
+(``bin/services`` with ``LOCAL_SERVICES_DIR=.local/bench``, port 28100, table prefix
 ``bench_dcr_``): DynamoDB Local on disk (SQLite) writes about 130 items a second on this
 kind of machine, a million in two hours; in memory about ten times faster. Raw reads and
 the aggregation both read that same instance, so the ratio compares like with like. It
 stays running for the next run (which finds the data loaded and skips loading; stop it
-with ``LOCAL_SERVICES_DIR=.local/bench LOCAL_DYNAMODB_PORT=58100 bin/services stop
+with ``LOCAL_SERVICES_DIR=.local/bench LOCAL_DYNAMODB_PORT=28100 bin/services stop
 dynamodb``). ``BENCH_DYNAMODB_ENDPOINT`` points the benchmark at another DynamoDB
 instead. Loading uses parallel batch writes with a progress bar (``--reload`` writes the
 items again: the ids are fixed, so nothing is duplicated). The branches are rows of the
@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 os.environ["DYNAMODB_TABLE_PREFIX"] = "bench_dcr_"  # never the development tables
-BENCH_DDB_PORT = "58100"
+BENCH_DDB_PORT = "28100"
 
 
 def start_bench_dynamodb() -> str:

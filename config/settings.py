@@ -114,7 +114,7 @@ TEMPLATES = [
 
 DATABASE_URL = _url(
     "DATABASE_URL",
-    f"postgres://postgres@127.0.0.1:{env.int('LOCAL_PG_PORT', default=55432)}/backoffice",
+    f"postgres://postgres@127.0.0.1:{env.int('LOCAL_PG_PORT', default=25432)}/backoffice",
     {"postgres", "postgresql", "pgsql"},
 )
 try:
@@ -155,7 +155,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = _url(
     "REDIS_URL",
-    f"redis://127.0.0.1:{env.int('LOCAL_REDIS_PORT', default=56379)}/0",
+    f"redis://127.0.0.1:{env.int('LOCAL_REDIS_PORT', default=26379)}/0",
     {"redis", "rediss"},
 )
 CACHES = {
