@@ -13,7 +13,7 @@ from django.utils.functional import cached_property
 
 from audit.admin import AuditHistoryAdminMixin
 
-from .scoping import scope_queryset, visible_branch_ids
+from .scoping import head_office_only, scope_queryset, visible_branch_ids
 
 
 class EstimatedCountPaginator(Paginator):
@@ -98,6 +98,21 @@ class ScopedModelAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
         ):
             initial.setdefault("branch", next(iter(branch_ids)))
         return initial
+
+
+class HeadOfficeAdmin(ScopedModelAdmin):
+    """Read-only data that spans branches (a statement upload, a daily job, a presentation
+    batch): only users who see every branch see it; others find the list empty and any
+    object's URL answers as for one that does not exist."""
+
+    def get_queryset(self, request):
+        return head_office_only(admin.ModelAdmin.get_queryset(self, request), request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 def is_set_filter(field: str, title: str, yes: str, no: str) -> type[admin.SimpleListFilter]:

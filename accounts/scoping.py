@@ -34,6 +34,14 @@ def sees_everything(user: User) -> bool:
     return auditor
 
 
+def head_office_only(queryset: QuerySet, user) -> QuerySet:
+    """Data that spans branches (a collection account's statement, a daily job, the day's
+    presentation to a bank): only for users who see every branch."""
+    if user.is_authenticated and user.is_active and sees_everything(user):
+        return queryset
+    return queryset.none()
+
+
 def visible_branch_ids(user: User) -> set[int] | None:
     """The ids of the branches a user may see, or ``None`` for all of them."""
     if not user.is_authenticated or not user.is_active:

@@ -31,7 +31,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 from pynamodb.exceptions import PynamoDBException
 
-from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
+from accounts.admin_base import HeadOfficeAdmin, ScopedModelAdmin, ScopedRelatedFilter
 from audit.admin import AuditHistoryAdminMixin
 from loans.models import BankingPartner
 from ops.errors import ApplicationError
@@ -437,7 +437,9 @@ class ScheduledPresentationAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
 
 
 @admin.register(PresentationBatch)
-class PresentationBatchAdmin(ReadOnlyAdminMixin, AuditHistoryAdminMixin, admin.ModelAdmin):
+class PresentationBatchAdmin(ReadOnlyAdminMixin, HeadOfficeAdmin):
+    """A batch holds every branch's executions for one partner and day: head office only."""
+
     list_display = ["reference", "partner", "run_date", "count", "total", "acknowledged_at"]
     list_select_related = ["partner"]
     list_filter = ["partner", ("run_date", admin.DateFieldListFilter)]
@@ -446,7 +448,9 @@ class PresentationBatchAdmin(ReadOnlyAdminMixin, AuditHistoryAdminMixin, admin.M
 
 
 @admin.register(PresentationRun)
-class PresentationRunAdmin(ReadOnlyAdminMixin, AuditHistoryAdminMixin, admin.ModelAdmin):
+class PresentationRunAdmin(ReadOnlyAdminMixin, HeadOfficeAdmin):
+    """The day's presentation over all branches: head office only."""
+
     list_display = ["run_date", "started_at", "finished_at", "presented", "notices"]
     date_hierarchy = "run_date"
 

@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
+from accounts.admin_base import HeadOfficeAdmin, ScopedModelAdmin, ScopedRelatedFilter
 from ops.errors import ApplicationError
 
 from . import selectors, services
@@ -307,21 +307,6 @@ class DepositAdmin(ScopedModelAdmin):
     def delete_queryset(self, request, queryset):
         for deposit in queryset:
             services.deposit_delete(deposit_id=deposit.pk, actor=request.user)
-
-
-class HeadOfficeAdmin(ScopedModelAdmin):
-    """Data that spans branches: only users who see every branch see it."""
-
-    def get_queryset(self, request):
-        return selectors.head_office_only(
-            admin.ModelAdmin.get_queryset(self, request), request.user
-        )
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(StatementUpload)

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Branch
-from accounts.scoping import scope_queryset, sees_everything
+from accounts.scoping import head_office_only, scope_queryset
 from approvals.selectors import InboxEntry, register_inbox_source
 from dynamo.errors import is_unavailable
 from dynamo.query import query_partition
@@ -151,14 +151,6 @@ def deposits_visible(*, user) -> QuerySet[Deposit]:
 
 def branches_visible(*, user) -> QuerySet[Branch]:
     return scope_queryset(Branch.objects.all(), user).order_by("code")
-
-
-def head_office_only(queryset: QuerySet, user) -> QuerySet:
-    """Data that spans branches (a collection account's statement, a daily job): only
-    for users who see every branch."""
-    if user.is_authenticated and user.is_active and sees_everything(user):
-        return queryset
-    return queryset.none()
 
 
 def statement_uploads_visible(*, user) -> QuerySet[StatementUpload]:

@@ -61,7 +61,12 @@ STAFF = [code for code in ROLES if code != "AN"]
 SCOPE = {"BS": {"own"}, "BM": {"own"}, "AM": {"own", "near"}}
 EVERYWHERE = {"own", "near", "far"}
 # Head-office records that only users who see every branch may open.
-HEAD_OFFICE_ONLY = {"reconciliation.statementupload", "reconciliation.jobrun"}
+HEAD_OFFICE_ONLY = {
+    "reconciliation.statementupload",
+    "reconciliation.jobrun",
+    "mandates.presentationbatch",
+    "mandates.presentationrun",
+}
 
 # --- What each role may do in the admin -----------------------------------------------------
 # v view, a add, c change, d delete ("-" nothing). Anonymous users are sent to the login.

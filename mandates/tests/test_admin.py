@@ -22,6 +22,8 @@ from mandates.models import (
     ExecutionResult,
     Mandate,
     MandateTransition,
+    PresentationBatch,
+    PresentationRun,
     ScheduledPresentation,
 )
 from mandates.tests.factories import active_mandate, actors, draft_mandate
@@ -341,6 +343,21 @@ def test_read_only_screens_open_and_refuse_changes(world):
     staff = logged_in(world["people"]["staff"])
     rows = staff.get("/admin/mandates/scheduledpresentation/").context["cl"].result_list
     assert {row.mandate_id for row in rows} == {mandate.pk} != {foreign.pk}
+
+
+def test_batches_and_runs_span_branches_so_only_head_office_sees_them(world):
+    presented(active_mandate(world["loan"], world["people"]))
+    batch, run = PresentationBatch.objects.get(), PresentationRun.objects.get()
+    ops = logged_in(world["people"]["ops"])
+    for model, obj in (("presentationbatch", batch), ("presentationrun", run)):
+        assert list(ops.get(f"/admin/mandates/{model}/").context["cl"].result_list) == [obj]
+        assert ops.get(f"/admin/mandates/{model}/{obj.pk}/change/").status_code == 200
+    for user in (world["people"]["staff"], world["people"]["manager"]):
+        client = logged_in(user)
+        for model, obj in (("presentationbatch", batch), ("presentationrun", run)):
+            assert list(client.get(f"/admin/mandates/{model}/").context["cl"].result_list) == []
+            answer = client.get(f"/admin/mandates/{model}/{obj.pk}/change/")
+            assert answer.status_code == 302 and answer.url == "/admin/", model
 
 
 # --- The partner's response file ------------------------------------------------------------
