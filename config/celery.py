@@ -10,6 +10,19 @@ app = Celery("backoffice")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Tasks whose backlog may wait: they go to the background queue (settings.BACKGROUND_QUEUE).
+BACKGROUND_TASKS = ("notifications.", "audit.")
+
+
+def route_task(name, args, kwargs, options, task=None, **kw):
+    """The router (CELERY_TASK_ROUTES): notifications and the audit relay to the background
+    queue, everything else to the default queue."""
+    if name.startswith(BACKGROUND_TASKS):
+        from django.conf import settings
+
+        return {"queue": settings.BACKGROUND_QUEUE}
+    return None
+
 
 @signals.setup_logging.connect
 def _log_as_django_does(**kwargs) -> None:

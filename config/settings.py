@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -200,6 +201,16 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "Asia/Kolkata"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# Two queues: money work (postings, mandates, reconciliation) on the default one;
+# notifications and the audit relay on the background one, which bin/run gives a worker of
+# its own, so that a backlog of receipts or audit events never delays a posting. A worker
+# started without -Q consumes both (config.celery.route_task decides where a task goes).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+BACKGROUND_QUEUE = "background"
+CELERY_TASK_QUEUES = [
+    Queue(name, routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, BACKGROUND_QUEUE)
+]
+CELERY_TASK_ROUTES = ["config.celery.route_task"]
 # The static schedule; run exactly one beat. Daily jobs also guard themselves in Postgres.
 CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "ops.tasks.heartbeat_task", "schedule": 60.0},

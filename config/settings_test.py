@@ -8,6 +8,8 @@ import os
 import uuid
 from urllib.parse import urlparse, urlunparse
 
+from kombu import Queue
+
 from .settings import *  # noqa: F403
 from .settings import REDIS_URL
 
@@ -30,6 +32,10 @@ CELERY_BROKER_URL = CELERY_RESULT_BACKEND = REDIS_URL
 # subprocess (the fault-injection suite's real Celery workers and servers) join a run:
 # its queue, tables and cache keys.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("TEST_CELERY_QUEUE") or f"test-{uuid.uuid4().hex[:8]}"
+BACKGROUND_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-background"
+CELERY_TASK_QUEUES = [
+    Queue(name, routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, BACKGROUND_QUEUE)
+]
 if os.environ.get("TEST_CELERY_VISIBILITY_TIMEOUT"):  # a killed worker's task comes back soon
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         **CELERY_BROKER_TRANSPORT_OPTIONS,  # noqa: F405

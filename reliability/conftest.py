@@ -191,7 +191,8 @@ class CeleryWorkers:
         pool = ["--pool=solo"] if concurrency == 1 else ["--pool=prefork", f"-c{concurrency}"]
         args = [
             str(BIN / "celery"), "-A", "config", "worker", "-n", f"{name}@%h",
-            "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, *pool, "-l", "INFO",
+            "-Q", f"{settings.CELERY_TASK_DEFAULT_QUEUE},{settings.BACKGROUND_QUEUE}",
+            *pool, "-l", "INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
         log = self.directory / f"{name}.log"
@@ -253,14 +254,15 @@ def _drop_queued_messages() -> None:
     (the broker would deliver those again after the visibility timeout)."""
     from config.celery import app
 
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    queues = (settings.CELERY_TASK_DEFAULT_QUEUE, settings.BACKGROUND_QUEUE)
     with app.connection_for_write() as conn:
         channel = conn.default_channel
-        channel.queue_purge(queue)
+        for queue in queues:
+            channel.queue_purge(queue)
         client = channel.client
         for tag, payload in client.hgetall(channel.unacked_key).items():
             _message, _exchange, routing_key = json.loads(payload)
-            if routing_key == queue:
+            if routing_key in queues:
                 client.hdel(channel.unacked_key, tag)
                 client.zrem(channel.unacked_index_key, tag)
 

@@ -1,5 +1,4 @@
 import time
-import uuid
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -14,21 +13,8 @@ from notifications.services import notification_queue
 from .factories import MOBILE, receipt_context, templates_seed
 
 
-@pytest.fixture
-def private_queue():
-    """Route this test's tasks to a queue of its own, so that another test run sharing the
-    Redis broker cannot take them (its worker would look in its own tables)."""
-    name = f"test-notifications-{uuid.uuid4().hex[:12]}"
-    default_queue = app.conf.task_default_queue
-    app.amqp.queues.select_add(name)
-    app.conf.task_default_queue = name
-    yield name
-    app.conf.task_default_queue = default_queue
-    app.amqp.queues.deselect(name)
-
-
 @pytest.mark.django_db(transaction=True)
-def test_queued_notification_is_sent_by_the_worker_after_commit(private_queue):
+def test_queued_notification_is_sent_by_the_worker_after_commit():
     templates_seed()
     with start_worker(app, perform_ping_check=False, pool="solo", shutdown_timeout=10):
         with transaction.atomic():

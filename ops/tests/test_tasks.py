@@ -2,6 +2,7 @@ import time
 
 import pytest
 from celery.contrib.testing.worker import start_worker
+from django.conf import settings
 from django.core.cache import cache
 
 from config.celery import app
@@ -47,3 +48,71 @@ def test_a_task_runs_with_the_request_id_of_the_request_that_enqueued_it():
     finally:
         context.reset(token)
     assert seen == ["req-from-the-web-1"]
+
+
+# --- Queues ---------------------------------------------------------------------------------
+
+
+def _queued(queue: str) -> int:
+    with app.connection_for_write() as conn:
+        return conn.default_channel.client.llen(queue)
+
+
+@pytest.fixture
+def queues():
+    """This run's two queues, empty before and after the test."""
+    names = (settings.CELERY_TASK_DEFAULT_QUEUE, settings.BACKGROUND_QUEUE)
+
+    def purge():
+        with app.connection_for_write() as conn:
+            for name in names:
+                conn.default_channel.queue_purge(name)
+
+    purge()
+    yield names
+    purge()
+    app.amqp.queues.select_add(settings.BACKGROUND_QUEUE)  # a worker below deselected it
+
+
+def test_notifications_and_the_audit_relay_go_to_the_background_queue(queues):
+    from audit.tasks import audit_relay_task
+    from notifications.tasks import notification_send_task, notifications_dispatch_task
+    from payments.tasks import payment_post_task, payments_post_due_task
+    from reconciliation.tasks import reconciliation_tick_task
+
+    default, background = queues
+    for task in (notification_send_task, notifications_dispatch_task, audit_relay_task):
+        task.delay(*(["n-1"] if task is notification_send_task else []))
+    for task in (payment_post_task, payments_post_due_task, reconciliation_tick_task):
+        task.delay(*(["t-1"] if task is payment_post_task else []))
+    # each message in exactly one queue: three here, three there
+    assert (_queued(default), _queued(background)) == (3, 3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_posting_is_not_held_up_by_a_backlog_of_notifications(queues):
+    from notifications.tasks import notification_send_task
+    from payments.models import Posting
+    from payments.services import payment_ingest
+    from payments.tests.factories import head_office, payment
+    from reconciliation.tests.factories import branch_with_loan
+
+    default, background = queues
+    for i in range(300):
+        notification_send_task.delay(f"backlog-{i}")
+    _branch, loan = branch_with_loan()
+    txn_id = payment_ingest(
+        payment=payment(loan, amount="500.00"),
+        idempotency_key="behind-the-backlog",
+        principal=head_office(),
+        source="t",
+    ).body["txn_id"]
+    assert _queued(default) == 1  # its posting task, ahead of nothing
+    # a worker of the default queue alone, as bin/run starts one
+    with start_worker(app, perform_ping_check=False, pool="solo", queues=[default]):
+        deadline = time.monotonic() + 30
+        while not Posting.objects.filter(txn_id=txn_id).exists():
+            assert time.monotonic() < deadline, "the posting waited"
+            time.sleep(0.1)
+    # the backlog waits for its own worker (the posting's audit relays joined it)
+    assert _queued(background) >= 300
