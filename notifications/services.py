@@ -12,9 +12,10 @@ For other apps, from inside the service that makes the domain change::
 Delivery is at least once towards the provider and never twice from here: a worker claims a
 notification with a conditional update (a lease), and only the holder of the current claim
 records the outcome. A notification queued inside a Postgres transaction stays PENDING until
-that transaction commits, so a rolled-back payment never sends its receipt (the price: a
-process that dies between its commit and the release leaves the notification PENDING; it
-is logged, and expires after a day).
+that transaction commits, so a rolled-back payment never sends its receipt; a row of
+``PendingRelease`` written in the same transaction makes sure a committed one is released
+even when the release after the commit fails or its process dies
+(``notifications_release_pending``, run by the dispatcher).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from .exceptions import (
     NotificationStoreUnavailable,
     PermanentChannelError,
 )
-from .models import Channel, NotificationStatus
+from .models import Channel, NotificationStatus, PendingRelease
 from .recipients import recipient_clean, recipient_mask
 from .rendering import template_render
 
@@ -51,6 +52,8 @@ logger = logging.getLogger(__name__)
 Status = NotificationStatus
 LEASE = dt.timedelta(seconds=60)
 PENDING_TTL = dt.timedelta(days=1)
+# A release row older than this lost its after-commit release: the dispatcher does it.
+RELEASE_GRACE = dt.timedelta(seconds=60)
 MAX_BACKOFF = dt.timedelta(hours=1)
 _ERROR_LENGTH = 1000
 
@@ -126,6 +129,12 @@ def notification_queue(
         item.save(condition=NotificationItem.notification_id.does_not_exist())
     except PynamoDBConnectionError as exc:
         raise _store_unavailable(exc) from exc
+    # In a savepoint: a caller that swallows our errors (a receipt must never stop a
+    # posting) keeps a usable transaction.
+    with transaction.atomic():
+        PendingRelease.objects.create(
+            notification_id=item.notification_id, channel=channel, due_at=due
+        )
     # a lambda, not functools.partial: a robust hook that fails is logged by its
     # __qualname__, which a partial lacks (the AttributeError would reach the committer)
     transaction.on_commit(lambda: _notification_release(item, due), robust=True)
@@ -134,25 +143,35 @@ def notification_queue(
 
 def _notification_release(item: NotificationItem, due: dt.datetime) -> None:
     """After commit: PENDING -> QUEUED, and a send task now when it is due (the dispatcher
-    sends the scheduled ones, and any whose task got lost). A failure here is logged by
-    ``on_commit(robust=True)``: the caller's transaction has committed already."""
+    sends the scheduled ones, and any whose task got lost), then the release row goes. A
+    failure here is logged by ``on_commit(robust=True)`` (the caller's transaction has
+    committed already) and the row stays for ``notifications_release_pending``."""
+    _release(item, due)
+    PendingRelease.objects.filter(notification_id=item.notification_id).delete()
+
+
+def _release(item: NotificationItem, due: dt.datetime) -> bool:
+    """PENDING -> QUEUED; False when it was released already (or expired meanwhile)."""
+    now = timezone.now()
     try:
         item.update(
             actions=[
                 NotificationItem.status.set(Status.QUEUED),
                 NotificationItem.status_channel.set(status_channel(Status.QUEUED, item.channel)),
                 NotificationItem.expires_at.set(
-                    timezone.now() + dt.timedelta(days=settings.NOTIFICATIONS_RETENTION_DAYS)
+                    now + dt.timedelta(days=settings.NOTIFICATIONS_RETENTION_DAYS)
                 ),
             ],
-            condition=NotificationItem.status == Status.PENDING,
+            condition=(NotificationItem.status == Status.PENDING)
+            & (NotificationItem.expires_at > now),
         )
     except UpdateError as exc:
         if _condition_failed(exc):
-            return
-        raise
-    if due <= timezone.now():
+            return False
+        raise _store_unavailable(exc) from exc
+    if due <= now:
         _send_task_enqueue(item.notification_id)
+    return True
 
 
 def _send_task_enqueue(notification_id: str) -> None:
@@ -312,6 +331,42 @@ def _record_outcome(
         f" ({error})" if error else "",
     )
     return item
+
+
+def notifications_release_pending(
+    *, limit: int = 500, older_than: dt.timedelta = RELEASE_GRACE
+) -> int:
+    """Release the notifications whose callers committed but whose release right after the
+    commit did not happen (DynamoDB unreachable then, or the process died): the
+    ``PendingRelease`` rows older than ``older_than`` (younger ones are being released by
+    their own after-commit step). Returns how many were released now.
+
+    Rows are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``, so concurrent dispatchers
+    share them; the release is conditional on PENDING, so a notification is released once.
+    Raises ``NotificationStoreUnavailable`` when DynamoDB fails, after deleting the rows
+    already done (the others wait for the next round)."""
+    released, done = 0, []
+    failure: NotificationStoreUnavailable | None = None
+    with transaction.atomic():
+        rows = list(
+            PendingRelease.objects.filter(created_at__lte=timezone.now() - older_than)
+            .order_by("created_at")
+            .select_for_update(skip_locked=True)[:limit]
+        )
+        for row in rows:
+            try:
+                item = NotificationItem(row.notification_id, channel=row.channel)
+                released += _release(item, row.due_at)
+            except NotificationStoreUnavailable as exc:
+                failure = exc
+                break
+            done.append(row.pk)
+        PendingRelease.objects.filter(pk__in=done).delete()
+    if released:
+        logger.warning("released %s notification(s) whose release after commit failed", released)
+    if failure is not None:
+        raise failure
+    return released
 
 
 def notifications_dispatch_due(*, limit: int = 200) -> dict[str, int]:
