@@ -13,7 +13,7 @@ from django.utils.functional import cached_property
 
 from audit.admin import AuditHistoryAdminMixin
 
-from .scoping import head_office_only, scope_queryset, visible_branch_ids
+from .scoping import head_office_only, scope_queryset, sees_everything, visible_branch_ids
 
 
 class EstimatedCountPaginator(Paginator):
@@ -109,8 +109,12 @@ class ScopedModelAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
 
 class HeadOfficeAdmin(ScopedModelAdmin):
     """Read-only data that spans branches (a statement upload, a daily job, a presentation
-    batch): only users who see every branch see it; others find the list empty and any
-    object's URL answers as for one that does not exist."""
+    batch): only users who see every branch see it. Others have no view permission here
+    (not in their sidebar, 403), whatever their role's permissions, and the queryset is
+    empty for them as well."""
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return sees_everything(request.user) and super().has_view_permission(request, obj)
 
     def get_queryset(self, request):
         return head_office_only(admin.ModelAdmin.get_queryset(self, request), request.user)

@@ -60,7 +60,8 @@ STAFF = [code for code in ROLES if code != "AN"]
 # manager their area; head office (and the auditor) everything.
 SCOPE = {"BS": {"own"}, "BM": {"own"}, "AM": {"own", "near"}}
 EVERYWHERE = {"own", "near", "far"}
-# Head-office records that only users who see every branch may open.
+# Head-office records that only users who see every branch may open (HeadOfficeAdmin: the
+# others have no view permission there, whatever their role's permissions).
 HEAD_OFFICE_ONLY = {
     "reconciliation.statementupload",
     "reconciliation.jobrun",
@@ -106,14 +107,14 @@ mandates.bankholiday               v     v     v     vacd  v     v     vacd
 mandates.returncodepolicy          v     v     v     vac   v     v     vac
 mandates.sandboxbouncerule         v     v     v     vacd  v     v     vacd
 mandates.scheduledpresentation     v     v     v     v     v     v     v
-mandates.presentationbatch         v     v     v     v     v     v     v
-mandates.presentationrun           v     v     v     v     v     v     v
+mandates.presentationbatch         -     -     -     v     v     v     v
+mandates.presentationrun           -     -     -     v     v     v     v
 mandates.executionresult           v     v     v     v     v     v     v
 reconciliation.dcr                 v     v     v     v     v     v     v
 reconciliation.dbs                 v     v     v     v     v     v     v
 reconciliation.deposit             vacd  vacd  vacd  v     v     v     vacd
-reconciliation.statementupload     v     v     v     v     v     v     v
-reconciliation.jobrun              v     v     v     v     v     v     v
+reconciliation.statementupload     -     -     -     v     v     v     v
+reconciliation.jobrun              -     -     -     v     v     v     v
 """
 
 

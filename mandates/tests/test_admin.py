@@ -355,9 +355,12 @@ def test_batches_and_runs_span_branches_so_only_head_office_sees_them(world):
     for user in (world["people"]["staff"], world["people"]["manager"]):
         client = logged_in(user)
         for model, obj in (("presentationbatch", batch), ("presentationrun", run)):
-            assert list(client.get(f"/admin/mandates/{model}/").context["cl"].result_list) == []
-            answer = client.get(f"/admin/mandates/{model}/{obj.pk}/change/")
-            assert answer.status_code == 302 and answer.url == "/admin/", model
+            assert client.get(f"/admin/mandates/{model}/").status_code == 403, model
+            assert client.get(f"/admin/mandates/{model}/{obj.pk}/change/").status_code == 403
+        sidebar = client.get("/admin/mandates/mandate/").content.decode()
+        assert "/admin/mandates/mandate/" in sidebar
+        assert "/admin/mandates/presentationbatch/" not in sidebar
+        assert "/admin/mandates/presentationrun/" not in sidebar
 
 
 # --- The partner's response file ------------------------------------------------------------
