@@ -342,6 +342,17 @@ def _claim_run(run_date: date) -> PresentationRun | None:
     return PresentationRun.objects.get(pk=run.pk) if claimed else None
 
 
+def presentation_run_held_for(*, run_date: date) -> float | None:
+    """Seconds until the lease of the date's unfinished run expires, when another run holds
+    it; None when the date's run finished, or nobody holds it. A task that found the run
+    held tries again then: a run killed half-way is resumed that day, not the next."""
+    run = PresentationRun.objects.filter(run_date=run_date, finished_at__isnull=True).first()
+    if run is None or run.claimed_until is None:
+        return None
+    left = (run.claimed_until - timezone.now()).total_seconds()
+    return left if left > 0 else None
+
+
 def mandates_present_due(*, run_date: date) -> PresentationRun | None:
     """Pre-debit notices for upcoming presentations, then today's presentations, batched
     per banking partner. Returns None when another run has (or had) this date."""

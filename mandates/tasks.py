@@ -1,15 +1,26 @@
+import math
+from datetime import date
+
 from celery import shared_task
 from django.utils import timezone
 
 from . import services
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def mandates_daily_task() -> dict:
-    """Pre-debit notices and presentations for today (once per date), and expiries."""
-    today = timezone.localdate()
-    run = services.mandates_present_due(run_date=today)
-    expired = services.mandates_expire(today=today)
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def mandates_daily_task(self, run_date: str | None = None) -> dict:
+    """Pre-debit notices and presentations for today (once per date), and expiries.
+
+    When another run holds the date (a second beat's task while the first runs, or a
+    worker killed mid-run whose task came back before its lease ran out), this task tries
+    again once the lease has expired: it then resumes a dead run, or finds the date done."""
+    day = date.fromisoformat(run_date) if run_date else timezone.localdate()
+    run = services.mandates_present_due(run_date=day)
+    if run is None:
+        held = services.presentation_run_held_for(run_date=day)
+        if held is not None:
+            raise self.retry(args=[day.isoformat()], countdown=math.ceil(held) + 1)
+    expired = services.mandates_expire(today=day)
     return {"presented": run.presented if run else None, "expired": expired}
 
 

@@ -1,9 +1,11 @@
 import threading
+import time
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.tests.factories import BranchFactory, UserFactory
@@ -118,6 +120,46 @@ def test_a_run_killed_half_way_is_resumed_without_presenting_twice(world):
     run = services.mandates_present_due(run_date=world["first"].presentation_date)
     assert run.presented == 1
     assert MandateExecutionItem.count() == 1  # the same deterministic execution id
+
+
+def test_a_held_run_tells_how_long_its_lease_has_left(world):
+    day = world["first"].presentation_date
+    assert services.presentation_run_held_for(run_date=day) is None  # no run yet
+    PresentationRun.objects.create(
+        run_date=day, claimed_until=timezone.now() + timedelta(seconds=120)
+    )
+    assert 110 < services.presentation_run_held_for(run_date=day) <= 120
+    PresentationRun.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
+    assert services.presentation_run_held_for(run_date=day) is None  # lapsed: claimable
+    PresentationRun.objects.update(
+        claimed_until=timezone.now() + timedelta(seconds=120), finished_at=timezone.now()
+    )
+    assert services.presentation_run_held_for(run_date=day) is None  # done for the date
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_that_finds_the_run_held_resumes_it_when_the_lease_lapses(world):
+    """A worker died mid-run and its task came back before the lease ran out: the task
+    waits for the lease instead of leaving the date's presentations to the next day."""
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+    from mandates.tasks import mandates_daily_task
+
+    day = world["first"].presentation_date
+    PresentationRun.objects.create(
+        run_date=day, claimed_until=timezone.now() + timedelta(seconds=2)
+    )  # the dead run's lease
+    with start_worker(app, perform_ping_check=False, pool="solo", shutdown_timeout=10):
+        mandates_daily_task.delay(day.isoformat())
+        deadline = time.monotonic() + 30
+        while not PresentationRun.objects.filter(run_date=day, finished_at__isnull=False):
+            assert time.monotonic() < deadline, "the run was not resumed"
+            time.sleep(0.2)
+    assert PresentationRun.objects.get(run_date=day).presented == 1
+    world["first"].refresh_from_db()
+    assert world["first"].status == "PRESENTED"
+    assert MandateExecutionItem.count() == 1
 
 
 def test_success_becomes_a_nach_payment_posted_once(world):
