@@ -6,9 +6,9 @@ with filters on, a parse of the query string). On the loan list that is about a 
 the page's CPU. ``lean_results`` plans the columns once and then formats each cell with
 the same Django functions (``display_for_field``, ``display_for_value``), so the HTML is
 the same byte for byte (accounts/tests/test_admin_rows.py compares the two on every
-column type the lists use). A ModelAdmin opts in with ``lean_rows = True`` (see
-``ScopedModelAdmin.get_changelist_template``); list_editable and popup lists, and a
-column it does not know, keep Django's renderer.
+column type the lists use). A ``ScopedModelAdmin`` opts in with ``lean_rows = True`` (its
+changelist template becomes templates/admin/lean_change_list.html); list_editable and
+popup lists, and a column it does not know, keep Django's renderer.
 """
 
 from __future__ import annotations
