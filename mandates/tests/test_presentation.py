@@ -56,7 +56,7 @@ def _execution(world):
 
 def test_schedule_follows_the_loan_and_skips_sundays_and_bank_holidays(world):
     rows = list(ScheduledPresentation.objects.filter(mandate=world["mandate"]))
-    instalments = Instalment.objects.filter(loan=world["loan"], due_date__gte=date.today())
+    instalments = Instalment.objects.filter(loan=world["loan"], due_date__gte=timezone.localdate())
     assert {r.instalment_id for r in rows} == {i.pk for i in instalments}
     assert all(r.presentation_date.weekday() != 6 for r in rows)
     first = world["first"]
@@ -199,7 +199,7 @@ def test_a_retryable_bounce_charges_the_loan_and_is_represented(world):
     )
     world["first"].refresh_from_db()
     assert world["first"].status == "RETRY_SCHEDULED"
-    assert world["first"].presentation_date >= date.today() + timedelta(days=5)
+    assert world["first"].presentation_date >= timezone.localdate() + timedelta(days=5)
     charge = LoanCharge.objects.get()
     assert (charge.amount, charge.gst, charge.total) == (
         Decimal("500.00"),

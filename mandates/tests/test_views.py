@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import User
 from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory, branch_user
@@ -115,7 +116,9 @@ def test_the_review_page_shows_the_loan_the_masked_account_the_schedule_and_hist
     assert "XXXXXXXX9012" in html and "123456789012" not in html
     assert "SBIN0001234" in html
     assert response.context["schedule"], "the upcoming instalments"
-    assert all(row["instalment"].due_date >= date.today() for row in response.context["schedule"])
+    assert all(
+        row["instalment"].due_date >= timezone.localdate() for row in response.context["schedule"]
+    )
     moves = [(t.from_status, t.to_status) for t in response.context["transitions"]]
     assert moves == [("", "DRAFT"), ("DRAFT", "PENDING_APPROVAL")]
     assert any(row["event"].action == "transition" for row in response.context["history"])
