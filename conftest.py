@@ -47,6 +47,7 @@ def browser():
     import os
     import shutil
 
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
@@ -58,6 +59,10 @@ def browser():
         )
         yield chromium
         chromium.close()
+        # Under Playwright's sync API the test's own ORM calls get database connections of
+        # their own (Django keeps connections per context): closed here, or the test
+        # database could not be dropped at the end of the run.
+        connections.close_all()
     del os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"]
 
 
