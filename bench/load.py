@@ -1,4 +1,4 @@
-"""A sustained mixed load against a real server process: gunicorn and a Celery worker.
+"""A sustained mixed load against real server processes: gunicorn and Celery workers.
 
 Run it from the project folder (the local services must be running, the development
 database loaded by ``bin/run`` or ``manage.py bootstrap``):
@@ -6,7 +6,8 @@ database loaded by ``bin/run`` or ``manage.py bootstrap``):
     .venv/bin/python bench/load.py [--seconds 180] [--clients 16] [--port 8100]
 
 It starts its own gunicorn (production settings: ``DJANGO_DEBUG=0``, behind a pretend
-TLS proxy via ``X-Forwarded-Proto``) and its own Celery worker, both on the development
+TLS proxy via ``X-Forwarded-Proto``) and its own Celery workers as ``bin/run`` starts them
+(the default queue, concurrency 2; the background queue, 1), all on the development
 stores, creates an API client with a new key and a session of the Operations user
 ``ops1``, and then, for ``--seconds``, ``--clients`` threads send this mix, each request
 as soon as the previous one answered:
@@ -121,28 +122,37 @@ def start_server(port: int, workers: int) -> list[subprocess.Popen]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    worker = subprocess.Popen(  # noqa: S603 - fixed arguments
-        [
-            str(ROOT / ".venv" / "bin" / "celery"),
-            "-A",
-            "config",
-            "worker",
-            "--concurrency=2",
-            "--loglevel=WARNING",
-            f"--hostname=bench-load-{uuid.uuid4().hex[:6]}@%h",
-        ],
-        env=env,
-        stdout=open(logs / "bench-load-worker.log", "ab"),  # noqa: SIM115 - lives with the process
-        stderr=subprocess.STDOUT,
-    )
+    # The workers as bin/run starts them: money work, and notifications and audit apart.
+    celery_workers = [
+        subprocess.Popen(  # noqa: S603 - fixed arguments
+            [
+                str(ROOT / ".venv" / "bin" / "celery"),
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                queue,
+                f"--concurrency={concurrency}",
+                "--loglevel=WARNING",
+                f"--hostname=bench-load-{queue}-{uuid.uuid4().hex[:6]}@%h",
+            ],
+            env=env,
+            stdout=open(logs / f"bench-load-worker-{queue}.log", "ab"),  # noqa: SIM115 - lives with the process
+            stderr=subprocess.STDOUT,
+        )
+        for queue, concurrency in (
+            (settings.CELERY_TASK_DEFAULT_QUEUE, 2),
+            (settings.BACKGROUND_QUEUE, 1),
+        )
+    ]
     http = urllib3.PoolManager()
     for _ in range(150):
         try:
             if http.request("GET", f"http://127.0.0.1:{port}/health/live", retries=False).status:
-                return [web, worker]
+                return [web, *celery_workers]
         except urllib3.exceptions.HTTPError:
             time.sleep(0.2)
-    stop([web, worker])
+    stop([web, *celery_workers])
     raise SystemExit(f"error: gunicorn did not answer on port {port}; see .local/logs/")
 
 
@@ -358,9 +368,9 @@ def main() -> int:
 
     print(
         f"\nload: {args.clients} clients for {elapsed:.0f} s against gunicorn "
-        f"({args.web_workers} workers x 4 threads, DEBUG off) and a Celery worker "
-        f"(concurrency 2); load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
-        f"on {os.cpu_count()} CPUs\n"
+        f"({args.web_workers} workers x 4 threads, DEBUG off) and Celery workers "
+        f"(default queue 2, background queue 1); load average "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs\n"
     )
     header = f"{'kind':<10} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
     print(f"{header}  errors")
