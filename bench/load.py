@@ -411,8 +411,8 @@ def main() -> int:
             "payments_integrity",
             "--from",
             started_day.isoformat(),
-            "--to",
-            timezone.localdate().isoformat(),
+            "--to",  # a payment after a branch's cut-off counts for the next day
+            (timezone.localdate() + datetime.timedelta(days=1)).isoformat(),
             "--grace-minutes",
             "0",
             stdout=out,
