@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
@@ -359,7 +359,7 @@ def mandates_present_due(*, run_date: date) -> PresentationRun | None:
     run = _claim_run(run_date)
     if run is None:
         return None
-    notices = _pre_debit_notices(run_date)
+    _pre_debit_notices(run_date, run)
     due = (
         ScheduledPresentation.objects.filter(
             status__in=[P.SCHEDULED, P.RETRY_SCHEDULED],
@@ -377,7 +377,7 @@ def mandates_present_due(*, run_date: date) -> PresentationRun | None:
     # the date's batches, so that a resumed run also counts what the killed one presented
     presented = PresentationBatch.objects.filter(run_date=run_date).aggregate(n=Sum("count"))["n"]
     PresentationRun.objects.filter(pk=run.pk).update(
-        finished_at=timezone.now(), presented=presented or 0, notices=notices
+        finished_at=timezone.now(), presented=presented or 0
     )
     run.refresh_from_db()
     return run
@@ -454,7 +454,9 @@ def _present_batch(run_date: date, rows: list[ScheduledPresentation]) -> int:
     return len(rows)
 
 
-def _pre_debit_notices(run_date: date) -> int:
+def _pre_debit_notices(run_date: date, run: PresentationRun) -> int:
+    """Each notice is marked on its presentation and counted on the run in one transaction,
+    so a run killed half-way and resumed counts every notice of the date once."""
     from notifications.services import notification_queue
 
     horizon = run_date + timedelta(days=settings.MANDATES_PRE_DEBIT_NOTICE_DAYS)
@@ -473,6 +475,7 @@ def _pre_debit_notices(run_date: date) -> int:
             ).update(pre_debit_notified_at=timezone.now())
             if not marked:
                 continue
+            PresentationRun.objects.filter(pk=run.pk).update(notices=F("notices") + 1)
             try:
                 notification_queue(
                     template_code="pre_debit_notice",

@@ -122,6 +122,17 @@ def test_a_run_killed_half_way_is_resumed_without_presenting_twice(world):
     assert MandateExecutionItem.count() == 1  # the same deterministic execution id
 
 
+def test_a_resumed_run_counts_the_notices_of_the_killed_one(world):
+    day_before = world["first"].presentation_date - timedelta(days=1)
+    killed = services._claim_run(day_before)
+    services._pre_debit_notices(day_before, killed)  # then the worker died
+    PresentationRun.objects.update(claimed_until=None)  # its lease ran out
+    run = services.mandates_present_due(run_date=day_before)
+    assert run.notices == 1
+    notices = [n for n in NotificationItem.scan() if n.template_code == "pre_debit_notice"]
+    assert len(notices) == 1  # not sent again
+
+
 def test_a_held_run_tells_how_long_its_lease_has_left(world):
     day = world["first"].presentation_date
     assert services.presentation_run_held_for(run_date=day) is None  # no run yet
