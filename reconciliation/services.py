@@ -705,7 +705,7 @@ def _dbs_refresh(
     dbs = _dbs_locked(branch_id, business_date)  # first: a deposit being recorded waits
     if dbs.status not in FROZEN:
         _dbs_compute(dbs, dcr_ref)
-        dbs.save(update_fields=_DBS_COMPUTED)
+        _dbs_save_computed(dbs)
     return dbs
 
 
@@ -713,6 +713,20 @@ _DBS_COMPUTED = [
     "opening_cash", "cash_collected", "deposits_total", "deposit_count", "closing_cash",
     "cash_limit", "dcr", "computed_at", "flags",
 ]  # fmt: skip
+_DBS_COMPUTED_FIELDS = [Dbs._meta.get_field(name) for name in _DBS_COMPUTED]
+_DBS_UPDATE_SQL = (  # identifiers from the model, values are parameters
+    f"UPDATE {_DBS} SET "  # noqa: S608
+    f"{', '.join(f'{field.column} = %s' for field in _DBS_COMPUTED_FIELDS)} WHERE id = %s"
+)
+
+
+def _dbs_save_computed(dbs: Dbs) -> None:
+    """``save(update_fields=_DBS_COMPUTED)`` as one fixed statement: the ORM compiled
+    that UPDATE anew for every branch of the daily job. Values are adapted by each field's
+    ``get_db_prep_save``, as the ORM does."""
+    values = [f.get_db_prep_save(getattr(dbs, f.attname), connection) for f in _DBS_COMPUTED_FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(_DBS_UPDATE_SQL, [*values, dbs.pk])
 
 
 def _dbs_compute(dbs: Dbs, dcr_ref: DcrRef | None = None) -> None:
