@@ -454,13 +454,12 @@ def _present_batch(run_date: date, rows: list[ScheduledPresentation]) -> int:
     return len(rows)
 
 
-def _pre_debit_notices(run_date: date, run: PresentationRun) -> int:
+def _pre_debit_notices(run_date: date, run: PresentationRun) -> None:
     """Each notice is marked on its presentation and counted on the run in one transaction,
     so a run killed half-way and resumed counts every notice of the date once."""
     from notifications.services import notification_queue
 
     horizon = run_date + timedelta(days=settings.MANDATES_PRE_DEBIT_NOTICE_DAYS)
-    sent = 0
     rows = ScheduledPresentation.objects.filter(
         status__in=[P.SCHEDULED, P.RETRY_SCHEDULED],
         presentation_date__gt=run_date,
@@ -495,8 +494,6 @@ def _pre_debit_notices(run_date: date, run: PresentationRun) -> int:
                 )
             except ApplicationError:
                 logger.exception("pre-debit notice for presentation %s not queued", row.pk)
-            sent += 1
-    return sent
 
 
 # --- Results --------------------------------------------------------------------------
