@@ -73,3 +73,6 @@ DATABASES["replica"] = {  # noqa: F405
     "TEST": {"MIRROR": "default"},
 }
 REPORTING_DATABASE = "default"
+# Two runs side by side on one server (a second checkout): a test database of their own.
+if os.environ.get("TEST_DATABASE_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}  # noqa: F405
