@@ -199,6 +199,6 @@ def ledger_integrity() -> tuple[int, list[str]]:
 
 
 def figures(scenario: str, **measured) -> None:
-    """Print a scenario's figures on one line (the suite runs with -s) for the README."""
+    """Print a scenario's figures on one line (the suite runs with -s) for docs/reliability.md."""
     shown = ", ".join(f"{name}={value}" for name, value in measured.items())
     print(f"\n[faults] {scenario}: {shown}", flush=True)
