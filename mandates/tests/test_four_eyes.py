@@ -3,18 +3,17 @@ since its last decision, cannot approve or return it; the edit in the admin coun
 an edit racing a decision never lets the editor approve their own change."""
 
 import re
-import threading
-import time
 from datetime import date
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.test import Client
 
 from accounts.tests.factories import BranchFactory
 from approvals.exceptions import MakerCannotCheck
 from approvals.models import SubjectContribution
 from approvals.selectors import inbox_entries
+from approvals.tests.races import change_racing_decision
 from loans.tests.factories import make_loan
 from mandates import services
 from mandates.models import Mandate
@@ -199,38 +198,17 @@ def test_an_edit_racing_the_approval_never_lets_the_editor_approve_it():
         mandate = draft_mandate(loan, staff, account_number=f"12345678901{attempt}")
         services.mandate_submit(mandate_id=mandate.pk, actor=staff)
         services.mandate_return(mandate_id=mandate.pk, actor=manager, remarks="check")
-        edited = threading.Event()
-        results: dict[str, object] = {}
 
-        def edit_and_resubmit(mandate_id=mandate.pk, edited=edited, results=results):
-            try:
-                with transaction.atomic():
-                    services.mandate_update(
-                        mandate_id=mandate_id, actor=manager, account_number="998877665544"
-                    )
-                    services.mandate_submit(mandate_id=mandate_id, actor=staff)
-                    edited.set()
-                    time.sleep(0.5)  # the approval is now waiting for the row
-                results["edit"] = "done"
-            finally:
-                connection.close()
+        def edit_and_resubmit(mandate_id=mandate.pk):
+            services.mandate_update(
+                mandate_id=mandate_id, actor=manager, account_number="998877665544"
+            )
+            services.mandate_submit(mandate_id=mandate_id, actor=staff)
 
-        def approve(mandate_id=mandate.pk, edited=edited, results=results):
-            try:
-                edited.wait(5)
-                services.mandate_approve(mandate_id=mandate_id, actor=manager)
-                results["approve"] = "approved"
-            except MakerCannotCheck:
-                results["approve"] = "refused"
-            finally:
-                connection.close()
+        def approve(mandate_id=mandate.pk):
+            services.mandate_approve(mandate_id=mandate_id, actor=manager)
 
-        threads = [threading.Thread(target=edit_and_resubmit), threading.Thread(target=approve)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(20)
-        outcomes.append((results.get("edit"), results.get("approve")))
+        outcomes.append(change_racing_decision(edit_and_resubmit, approve))
         final = Mandate.objects.get(pk=mandate.pk)
         assert (final.status, final.account_number) == ("PENDING_APPROVAL", "998877665544")
-    assert outcomes == [("done", "refused")] * 3
+    assert outcomes == [{"change": "done", "decide": "refused"}] * 3
