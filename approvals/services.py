@@ -4,6 +4,10 @@ The rule, for every subject (a mandate, a DCR, a DBS, an approval request, anyth
 added later): whoever created it, or changed or submitted it since its last decision,
 cannot decide it. Writes record their actor with :func:`subject_contribution_record`;
 decisions go through :func:`subject_decide`; both run under the subject's row lock.
+
+An approval request (reversal, waiver, mandate suspension or cancellation) is its own
+subject: what is approved is its reason and payload, fixed when it is made, so its maker
+is its contributor; a mandate, a DCR and a DBS are subjects through their own workflows.
 """
 
 from __future__ import annotations
@@ -68,13 +72,13 @@ def decision_refusal(
     contributions table)."""
     if user is None or user.pk is None:
         return None
-    if user.pk in set(makers):
-        return _REFUSALS[SubjectContribution.Kind.CREATED].format(what=what)
     kind = (
         SubjectContribution.objects.blocking(subject, user.pk)
         .values_list("kind", flat=True)
         .first()
     )
+    if kind is None and user.pk in set(makers):
+        kind = SubjectContribution.Kind.CREATED
     return _REFUSALS[kind].format(what=what) if kind else None
 
 

@@ -106,7 +106,7 @@ def test_the_dbs_submitter_cannot_decide_it(day):
     submitter.user_permissions.add(Permission.objects.get(codename="submit_dbs"))
     submitter = User.objects.get(pk=submitter.pk)
     services.dbs_submit(dbs_id=day["dbs"].pk, actor=submitter)
-    with pytest.raises(MakerCannotCheck, match="You made this DBS"):
+    with pytest.raises(MakerCannotCheck, match="You submitted this DBS"):
         services.dbs_approve(dbs_id=day["dbs"].pk, actor=submitter)
     assert day["dbs"] not in dbss_waiting_for(user=submitter)
 
@@ -118,7 +118,7 @@ def test_dcr_the_submitter_cannot_decide_but_an_earlier_rounds_submitter_can(day
     dcr = Dcr.objects.get(branch=day["branch"], business_date=days_ago(1))
     first, second = area_manager(day["branch"].area), area_manager(day["branch"].area)
     services.dcr_submit(dcr_id=dcr.pk, actor=first)
-    with pytest.raises(MakerCannotCheck, match="You made this DCR"):
+    with pytest.raises(MakerCannotCheck, match="You submitted this DCR"):
         services.dcr_approve(dcr_id=dcr.pk, actor=first)
     assert dcr not in dcrs_waiting_for(user=first)
     services.dcr_return(dcr_id=dcr.pk, actor=second, remarks="agent B's receipts")
