@@ -8,7 +8,8 @@ and workflows with a status of their own (mandates, DCR, DBS) add theirs from th
     register_inbox_source("dcr", dcrs_waiting_for, count=dcrs_waiting_count)
 
 Each source applies the one scoping function and its own checker permission, and never
-lists what the user made themselves.
+lists what the user may not decide (:func:`without_undecidable`: they created it, or
+changed or submitted it since its last decision).
 
 A request's detail page may show more about its subject: an app registers a section
 for a kind with :func:`register_request_detail` (payments shows a reversal's allocation).
@@ -24,12 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db.models import CharField, Exists, OuterRef, QuerySet, Value
+from django.db.models.functions import Cast, Concat
 from django.urls import reverse
 
 from accounts.scoping import scope_queryset
 
-from .models import ApprovalRequest
+from .models import ApprovalRequest, SubjectContribution
 from .services import handler_for
 
 logger = logging.getLogger(__name__)
@@ -132,6 +134,19 @@ def request_detail_section(*, approval: ApprovalRequest, user) -> dict[str, Any]
     return fn(approval=approval, user=user) if fn else None
 
 
+def without_undecidable(queryset: QuerySet, user) -> QuerySet:
+    """``queryset`` without the subjects ``user`` may not decide under the four-eyes rule
+    (the same rows ``approvals.services.ensure_can_decide`` refuses them for), in the
+    same query."""
+    subject = Concat(
+        Value(f"{queryset.model._meta.label_lower}#"),
+        Cast("pk", CharField()),
+        output_field=CharField(),
+    )
+    blocking = SubjectContribution.objects.blocking(OuterRef("_subject"), user.pk)
+    return queryset.alias(_subject=subject).exclude(Exists(blocking))
+
+
 # --- Maker-checker requests -----------------------------------------------------------
 
 
@@ -156,7 +171,7 @@ def approval_requests_waiting(*, user) -> QuerySet[ApprovalRequest]:
     queryset = ApprovalRequest.objects.filter(
         status=ApprovalRequest.Status.PENDING, kind__in=kinds
     ).exclude(maker_id=user.pk)
-    return scope_queryset(queryset, user)
+    return without_undecidable(scope_queryset(queryset, user), user)
 
 
 def approval_requests_visible(*, user) -> QuerySet[ApprovalRequest]:

@@ -30,7 +30,7 @@ from ops.errors import ApplicationError
 from . import selectors
 from .forms import DecisionForm
 from .models import ApprovalRequest
-from .services import approval_decide, handler_for
+from .services import approval_decide, decision_refusal, handler_for, subject_of
 
 logger = logging.getLogger(__name__)
 
@@ -125,17 +125,25 @@ def _checker_permission(approval: ApprovalRequest) -> str | None:
         return None
 
 
-def _may_decide(user, approval: ApprovalRequest) -> bool:
+def _refusal(user, approval: ApprovalRequest) -> str | None:
+    return decision_refusal(
+        subject=subject_of(approval), user=user, makers=[approval.maker_id], what="this request"
+    )
+
+
+def _may_decide(user, approval: ApprovalRequest, refusal: str | None) -> bool:
     permission = _checker_permission(approval)
     return (
         approval.status == ApprovalRequest.Status.PENDING
-        and approval.maker_id != user.pk
+        and not refusal
         and permission is not None
         and user.has_perm(permission)
     )
 
 
 def _render_detail(request, approval: ApprovalRequest, form: DecisionForm):
+    pending = approval.status == ApprovalRequest.Status.PENDING
+    refusal = _refusal(request.user, approval) if pending else None
     context = _context(
         request,
         str(approval),
@@ -145,8 +153,9 @@ def _render_detail(request, approval: ApprovalRequest, form: DecisionForm):
         section_html=_section_html(request, approval),
         history=history_rows(request, approval, limit=HISTORY_SIZE),
         form=form,
-        may_decide=_may_decide(request.user, approval),
+        may_decide=_may_decide(request.user, approval, refusal),
         is_maker=approval.maker_id == request.user.pk,
+        refusal=refusal or "",
     )
     return TemplateResponse(request, "approvals/detail.html", context)
 

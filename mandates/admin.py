@@ -173,11 +173,16 @@ class MandateAdmin(ScopedModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            # A draft's details (MandateForm checked, under a row lock, that it still is one).
-            # Only what the form changed: status, maker and checker are the services' to set.
+            # A draft's details, through the service: it locks the row, saves only what the
+            # form changed and records the editor, who then may not approve the mandate.
+            # (MandateForm checked under the same lock that it still is a draft.)
             changed = [name for name in form.changed_data if name in MANDATE_FIELDS]
             if changed:
-                obj.save(update_fields=changed)
+                services.mandate_update(
+                    mandate_id=obj.pk,
+                    actor=request.user,
+                    **{name: form.cleaned_data[name] for name in changed},
+                )
             return None
         created = services.mandate_create(
             actor=request.user, **{name: form.cleaned_data[name] for name in MANDATE_FIELDS}

@@ -18,20 +18,7 @@ from .api.results import PartnerResult
 from .models import Mandate, ReturnCodePolicy, SandboxBounceRule
 from .selectors import executions_by_id, recorded_results
 
-MANDATE_FIELDS = [
-    "loan",
-    "payer",
-    "bank_name",
-    "account_number",
-    "ifsc",
-    "account_type",
-    "max_amount",
-    "frequency",
-    "start_date",
-    "end_date",
-    "banking_partner",
-    "mandate_type",
-]
+MANDATE_FIELDS = list(Mandate.DETAIL_FIELDS)
 
 
 class MandateForm(forms.ModelForm):

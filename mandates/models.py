@@ -47,6 +47,22 @@ class Mandate(models.Model):
         Status.SUSPENDED: {Status.ACTIVE, Status.CANCELLED},
     }
 
+    # What the maker enters (and may change while it is a draft): the admin's form fields.
+    DETAIL_FIELDS = (
+        "loan",
+        "payer",
+        "bank_name",
+        "account_number",
+        "ifsc",
+        "account_type",
+        "max_amount",
+        "frequency",
+        "start_date",
+        "end_date",
+        "banking_partner",
+        "mandate_type",
+    )
+
     class MandateType(models.TextChoices):
         PHYSICAL_NACH = "PHYSICAL_NACH", "Physical NACH"
         E_NACH = "E_NACH", "e-NACH"

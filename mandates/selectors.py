@@ -24,6 +24,7 @@ from approvals.selectors import (
     InboxEntry,
     register_inbox_source,
     register_request_detail,
+    without_undecidable,
 )
 from loans.models import Instalment
 from payments.services import from_paise
@@ -161,11 +162,17 @@ def recorded_results(execution_ids: list[str]) -> dict[str, tuple[str, str]]:
 
 
 def mandates_waiting_for(*, user) -> QuerySet[Mandate]:
-    """Mandates pending approval in the user's scope that they may approve and did not
-    submit themselves."""
+    """Mandates pending approval in the user's scope that they may approve: not those they
+    created or submitted, nor those they changed since the last decision."""
     if not user.has_perm(APPROVE_PERMISSION):
         return Mandate.objects.none()
-    return mandates_visible(user=user).filter(status=S.PENDING_APPROVAL).exclude(maker=user)
+    pending = (
+        mandates_visible(user=user)
+        .filter(status=S.PENDING_APPROVAL)
+        .exclude(maker=user)
+        .exclude(created_by=user)
+    )
+    return without_undecidable(pending, user)
 
 
 def mandate_review_url(mandate: Mandate) -> str:

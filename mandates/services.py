@@ -20,11 +20,14 @@ from django.utils import timezone
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from accounts.models import User
+from approvals.models import SubjectContribution
 from approvals.services import (
     KindHandler,
     approval_request_create,
-    ensure_checker,
     register_kind,
+    subject_contribution_record,
+    subject_decide,
+    subject_of,
 )
 from audit.services import audit_record
 from loans.models import Instalment, LoanAccount, LoanCharge
@@ -49,6 +52,7 @@ from .partners import DebitRequest, adapter_for
 logger = logging.getLogger(__name__)
 S = Mandate.Status
 P = ScheduledPresentation.Status
+C = SubjectContribution.Kind
 
 
 class MandateError(ApplicationError):
@@ -111,6 +115,34 @@ def mandate_create(*, actor: User, **fields) -> Mandate:
     MandateTransition.objects.create(
         mandate=mandate, from_status="", to_status=S.DRAFT, actor=actor, remarks="created"
     )
+    subject_contribution_record(subject=subject_of(mandate), actor=actor, kind=C.CREATED)
+    return mandate
+
+
+@transaction.atomic
+def mandate_update(*, mandate_id: int, actor: User, **changes) -> Mandate:
+    """Change a draft's details (``Mandate.DETAIL_FIELDS``). The editor becomes a
+    contributor of the mandate's open round, so they cannot approve what they changed.
+    Only the fields that differ are saved; the save is audited by the change tracking."""
+    _require(actor, "mandates.change_mandate", "change mandates")
+    unknown = set(changes) - set(Mandate.DETAIL_FIELDS)
+    if unknown:
+        raise MandateError(f"Not a mandate detail: {', '.join(sorted(unknown))}.")
+    mandate = _locked(mandate_id)
+    if mandate.status != S.DRAFT:
+        raise InvalidTransition(
+            f"Only a draft mandate can be changed; this one is "
+            f"{mandate.get_status_display().lower()}.",
+            code="not_draft",
+        )
+    changed = [name for name, value in changes.items() if getattr(mandate, name) != value]
+    if not changed:
+        return mandate
+    for name in changed:
+        setattr(mandate, name, changes[name])
+    mandate.full_clean()
+    mandate.save(update_fields=changed)
+    subject_contribution_record(subject=subject_of(mandate), actor=actor, kind=C.CHANGED)
     return mandate
 
 
@@ -120,6 +152,7 @@ def mandate_submit(*, mandate_id: int, actor: User, remarks: str = "") -> Mandat
     mandate = _locked(mandate_id)
     mandate.maker, mandate.checker = actor, None
     _mandate_move(mandate, S.PENDING_APPROVAL, actor=actor, remarks=remarks)
+    subject_contribution_record(subject=subject_of(mandate), actor=actor, kind=C.SUBMITTED)
     return mandate
 
 
@@ -132,7 +165,12 @@ def _decision_lock(mandate_id: int, actor: User) -> Mandate:
             code="already_decided",
         )
     _require(actor, "mandates.approve_mandate", "approve mandates")
-    ensure_checker(actor=actor, maker=mandate.maker_id)
+    subject_decide(
+        subject=subject_of(mandate),
+        actor=actor,
+        makers=[mandate.maker_id, mandate.created_by_id],
+        what="this mandate",
+    )
     return mandate
 
 

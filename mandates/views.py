@@ -21,6 +21,7 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from approvals.forms import DecisionForm
+from approvals.services import decision_refusal, subject_of
 from audit.admin import history_rows
 from ops.errors import ApplicationError
 
@@ -84,6 +85,13 @@ def _render(request, mandate: Mandate, form: DecisionForm):
     user = request.user
     upcoming = selectors.mandate_upcoming_instalments(mandate=mandate)
     is_maker = mandate.maker_id is not None and mandate.maker_id == user.pk
+    pending = mandate.status == Mandate.Status.PENDING_APPROVAL
+    refusal = pending and decision_refusal(
+        subject=subject_of(mandate),
+        user=user,
+        makers=[mandate.maker_id, mandate.created_by_id],
+        what="this mandate",
+    )
     context = {
         **admin.site.each_context(request),
         "title": f"Mandate {mandate.pk} on {mandate.loan.loan_number}",
@@ -102,13 +110,10 @@ def _render(request, mandate: Mandate, form: DecisionForm):
         "transitions": selectors.mandate_transitions(mandate=mandate),
         "history": history_rows(request, mandate, limit=HISTORY_SIZE),
         "form": form,
-        "pending": mandate.status == Mandate.Status.PENDING_APPROVAL,
-        "may_decide": (
-            mandate.status == Mandate.Status.PENDING_APPROVAL
-            and user.has_perm(selectors.APPROVE_PERMISSION)
-            and not is_maker
-        ),
+        "pending": pending,
+        "may_decide": pending and user.has_perm(selectors.APPROVE_PERMISSION) and not refusal,
         "is_maker": is_maker,
+        "refusal": refusal or "",
         "change_url": reverse("admin:mandates_mandate_change", args=[mandate.pk]),
     }
     return TemplateResponse(request, "mandates/review.html", context)

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import Branch
 from accounts.scoping import head_office_only, scope_queryset
-from approvals.selectors import InboxEntry, register_inbox_source
+from approvals.selectors import InboxEntry, register_inbox_source, without_undecidable
 from dynamo.errors import is_unavailable
 from dynamo.query import query_partition
 from ops.db import reporting, reporting_alias
@@ -215,16 +215,21 @@ def deposits_with_match(dbs: Dbs) -> list[Deposit]:
 
 
 def dcrs_waiting_for(*, user) -> QuerySet[Dcr]:
-    """Submitted DCRs in the user's scope that they may approve and did not submit."""
+    """Submitted DCRs in the user's scope that they may approve: not those they submitted
+    (nor, under the four-eyes rule, changed since the last decision)."""
     if not user.has_perm(APPROVE_DCR):
         return Dcr.objects.none()
-    return dcrs_visible(user=user).filter(status=Status.SUBMITTED).exclude(submitted_by=user)
+    submitted = dcrs_visible(user=user).filter(status=Status.SUBMITTED).exclude(submitted_by=user)
+    return without_undecidable(submitted, user)
 
 
 def dbss_waiting_for(*, user) -> QuerySet[Dbs]:
+    """Submitted DBSs the user may approve: not those they submitted, nor those whose
+    deposits they recorded, changed or deleted since the last decision."""
     if not user.has_perm(APPROVE_DBS):
         return Dbs.objects.none()
-    return dbss_visible(user=user).filter(status=Status.SUBMITTED).exclude(submitted_by=user)
+    submitted = dbss_visible(user=user).filter(status=Status.SUBMITTED).exclude(submitted_by=user)
+    return without_undecidable(submitted, user)
 
 
 DEFERRED = {Dcr: ("txn_ids", "excluded_txn_ids")}  # long lists a list never shows

@@ -27,7 +27,8 @@ from django.utils import timezone
 
 from accounts.models import Branch
 from accounts.scoping import can_see_branch, scope_queryset
-from approvals.services import ensure_checker
+from approvals.models import SubjectContribution
+from approvals.services import subject_contribution_record, subject_decide, subject_of
 from audit.services import audit_record
 from loans.models import CollectionAccount
 from ops import refdata
@@ -577,10 +578,21 @@ def _reopen_if_returned(obj: Dcr | Dbs, actor) -> None:
 
 def _decision_check(obj: Dcr | Dbs, actor, target: str) -> None:
     """Decided already (one of two concurrent checkers): the loser learns who won.
-    Then the one maker-checker rule."""
+    Then the one four-eyes rule: not the submitter, nor (a DBS) anyone who recorded,
+    changed or deleted one of its deposits since its last decision."""
     if obj.status != Status.SUBMITTED:
         _move(obj, target, actor=actor)  # raises AlreadyDecided or InvalidTransition
-    ensure_checker(actor=actor, maker=obj.submitted_by_id)
+    subject_decide(
+        subject=subject_of(obj),
+        actor=actor,
+        makers=[obj.submitted_by_id],
+        what=f"this {obj._meta.verbose_name}",
+    )
+
+
+def _contributed(obj: Dcr | Dbs, actor, kind: str) -> None:
+    """``actor`` changed what ``obj`` (locked by the caller) holds: they may not decide it."""
+    subject_contribution_record(subject=subject_of(obj), actor=actor, kind=kind)
 
 
 @transaction.atomic
@@ -600,6 +612,7 @@ def dcr_submit(*, dcr_id: int, actor) -> Dcr:
     dcr.submitted_by, dcr.submitted_at = actor, timezone.now()
     dcr.decided_by, dcr.decided_at = None, None
     _move(dcr, Status.SUBMITTED, actor=actor)
+    _contributed(dcr, actor, SubjectContribution.Kind.SUBMITTED)
     dbs_refresh(branch_id=dcr.branch_id, business_date=dcr.business_date)
     return dcr
 
@@ -638,6 +651,7 @@ def dbs_submit(*, dbs_id: int, actor) -> Dbs:
     dbs.submitted_by, dbs.submitted_at = actor, timezone.now()
     dbs.decided_by, dbs.decided_at = None, None
     _move(dbs, Status.SUBMITTED, actor=actor)
+    _contributed(dbs, actor, SubjectContribution.Kind.SUBMITTED)
     return dbs
 
 
@@ -926,7 +940,7 @@ def deposit_record(
     account = CollectionAccount.objects.filter(pk=collection_account_id).first()
     if account is None:
         raise DepositRejected("No such collection account.", field="collection_account")
-    _dbs_locked(branch_id, deposit_date)  # a concurrent DBS submission waits for us
+    dbs = _dbs_locked(branch_id, deposit_date)  # a concurrent DBS submission waits for us
     slip_number = (slip_number or "").strip()
     _deposit_refuse(
         deposit_problems(
@@ -953,6 +967,7 @@ def deposit_record(
         raise DepositRejected(
             f"Slip number {slip_number} is already used.", field="slip_number"
         ) from None
+    _contributed(dbs, actor, SubjectContribution.Kind.CHANGED)
     dbs_refresh(branch_id=branch_id, business_date=deposit_date)
     _slip_twins_refresh(deposit)
     return deposit
@@ -985,7 +1000,7 @@ def deposit_update(*, deposit_id: int, actor, **changes) -> Deposit:
     if deposit is None:
         raise ReportNotFound(f"No deposit {deposit_id} that you may see.")
     old_date = deposit.deposit_date
-    _dbs_locked(deposit.branch_id, old_date)
+    old_dbs = _dbs_locked(deposit.branch_id, old_date)
     if Dbs.objects.filter(
         branch_id=deposit.branch_id, business_date=old_date, status__in=FROZEN
     ).exists():
@@ -997,7 +1012,7 @@ def deposit_update(*, deposit_id: int, actor, **changes) -> Deposit:
         if name in changes:
             setattr(deposit, name, changes[name])
     deposit.slip_number = (deposit.slip_number or "").strip()
-    _dbs_locked(deposit.branch_id, deposit.deposit_date)
+    new_dbs = _dbs_locked(deposit.branch_id, deposit.deposit_date)
     _deposit_refuse(
         deposit_problems(
             branch_id=deposit.branch_id,
@@ -1010,6 +1025,8 @@ def deposit_update(*, deposit_id: int, actor, **changes) -> Deposit:
         )
     )
     deposit.save()
+    for dbs in {old_dbs.pk: old_dbs, new_dbs.pk: new_dbs}.values():
+        _contributed(dbs, actor, SubjectContribution.Kind.CHANGED)
     for day in {old_date, deposit.deposit_date}:
         dbs_refresh(branch_id=deposit.branch_id, business_date=day)
     return deposit
@@ -1029,6 +1046,7 @@ def deposit_delete(*, deposit_id: int, actor) -> None:
             f"The DBS of {deposit.deposit_date:%d %b %Y} is submitted: its deposits cannot change."
         )
     deposit.delete()
+    _contributed(dbs, actor, SubjectContribution.Kind.CHANGED)
     dbs_refresh(branch_id=dbs.branch_id, business_date=dbs.business_date)
 
 

@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from approvals.forms import DecisionForm
+from approvals.services import decision_refusal, subject_of
 from ops.errors import ApplicationError
 
 from . import selectors, services
@@ -77,6 +78,12 @@ class Workflow:
 
     def render(self, request, obj, form: DecisionForm):
         user = request.user
+        refusal = obj.status == Status.SUBMITTED and decision_refusal(
+            subject=subject_of(obj),
+            user=user,
+            makers=[obj.submitted_by_id],
+            what=f"this {obj._meta.verbose_name}",
+        )
         context = _context(
             request,
             str(obj),
@@ -86,8 +93,9 @@ class Workflow:
             form=form,
             may_decide=obj.status == Status.SUBMITTED
             and user.has_perm(self.approve_permission)
-            and obj.submitted_by_id != user.pk,
+            and not refusal,
             is_maker=obj.submitted_by_id == user.pk,
+            refusal=refusal or "",
             may_submit=obj.status in (Status.DRAFT, Status.RETURNED)
             and user.has_perm(self.submit_permission),
         )
