@@ -13,6 +13,8 @@ What                              Status  code
 DRF ValidationError, Django's     400     ``invalid`` (with ``fields``; errors not
 ValidationError                           about one field under ``non_field_errors``)
 ParseError (bad JSON)             400     ``malformed_json``
+JSON nested too deep              400     ``too_deeply_nested`` (``api.limits``)
+A body over the size limit        413     ``request_too_large`` (``api.limits``)
 NotAuthenticated,                 401     ``not_authenticated`` (``WWW-Authenticate``)
 AuthenticationFailed
 PermissionDenied (DRF, Django)    403     ``permission_denied``
@@ -47,6 +49,8 @@ from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
 from ops.errors import ApplicationError
+
+from .limits import limit_error
 
 logger = logging.getLogger("api")
 
@@ -83,6 +87,7 @@ def exception_handler(exc: Exception, context: dict) -> Response:
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(_django_validation_detail(exc))
+    exc = limit_error(exc) or exc
 
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
@@ -174,6 +179,9 @@ def _json(code: str, message: str, status_code: int) -> JsonResponse:
 
 def handler400(request, exception=None):
     if is_api_request(request):
+        limit = limit_error(exception) if exception is not None else None
+        if limit is not None:
+            return _json(limit.code, limit.message, limit.status)
         return _json("bad_request", "The request is malformed.", 400)
     return defaults.bad_request(request, exception)
 

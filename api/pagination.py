@@ -34,17 +34,44 @@ from typing import Any
 
 from django.core import signing
 from rest_framework import pagination
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
 from ops.errors import ApplicationError
+
+from .fields import parse_count
 
 CURSOR_SALT = "api.pagination.cursor"
 
 
 class PageNumberPagination(pagination.PageNumberPagination):
+    """DRF's, but strict: a ``page_size`` or ``page`` that is not one whole number in ASCII
+    digits is an error (DRF would fall back to the default size, read an Arabic-Indic "1"
+    as 1 and keep a repeated parameter in the ``next`` link)."""
+
     page_size = 50
     max_page_size = 200
     page_size_query_param = "page_size"
+
+    def get_page_size(self, request) -> int:
+        size = parse_count(request, self.page_size_query_param, maximum=self.max_page_size)
+        return self.page_size if size is None else size
+
+    def get_page_number(self, request, paginator):
+        values = request.query_params.getlist(self.page_query_param)
+        if values == ["last"]:
+            return "last"
+        try:
+            number = parse_count(request, self.page_query_param)
+        except ApplicationError:
+            raise NotFound("Invalid page: a page number is a whole number from 1.") from None
+        return 1 if number is None else number
+
+    def get_schema_operation_parameters(self, view) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            parameter["schema"]["minimum"] = 1
+        return parameters
 
 
 def _signer(namespace: str) -> signing.Signer:
@@ -95,20 +122,8 @@ class DynamoCursorPagination(pagination.BasePagination):
     page_size_query_param = "page_size"
 
     def get_page_size(self, request) -> int:
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return self.page_size
-        try:
-            size = int(raw)
-        except ValueError:
-            size = 0
-        if size < 1:
-            raise ApplicationError(
-                f"page_size must be a whole number from 1 to {self.max_page_size}.",
-                code="invalid",
-                field=self.page_size_query_param,
-            )
-        return min(size, self.max_page_size)
+        size = parse_count(request, self.page_size_query_param, maximum=self.max_page_size)
+        return self.page_size if size is None else size
 
     def get_start_key(self, request, *, namespace: str = "") -> dict | None:
         return decode_cursor(request.query_params.get(self.cursor_query_param), namespace=namespace)
@@ -153,7 +168,8 @@ class DynamoCursorPagination(pagination.BasePagination):
                 "name": self.page_size_query_param,
                 "required": False,
                 "in": "query",
-                "description": f"Items a page (1 to {self.max_page_size}).",
-                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+                "description": f"Items a page: {self.page_size} by default, more than "
+                f"{self.max_page_size} gives {self.max_page_size}.",
+                "schema": {"type": "integer", "minimum": 1},
             },
         ]

@@ -3,9 +3,15 @@
 Every operation of the OpenAPI schema is called with generated requests (the schema's
 examples, boundary values, random valid and invalid input, and strings stores choke on)
 as an API client that has every scope, sees the seeded branch and speaks for the seeded
-banking partner. Each response must not be a server error and must conform to the schema:
-a documented status, the documented content type, a body and headers of the documented
-shape.
+banking partner, with all of schemathesis's checks (what ``--checks all`` runs): no server
+error; a documented status, content type, body and headers; schema-valid requests
+accepted and schema-violating ones refused; a missing required header or an unsupported
+method refused; no answer without the key. The schema therefore says what the server
+enforces: a client generated from it is not misled.
+
+The stateful phase then runs sequences of calls along the schema's OpenAPI links (from
+``POST /transactions`` to ``GET /transactions/{txn_id}``): what was created can be read,
+with the same checks.
 
 Generated values for the names that refer to stored rows (``loan_account``, ``txn_id``,
 ``execution_id``...) are, in half the random cases, replaced by the seeded rows' values,
@@ -14,20 +20,26 @@ through Django's WSGI handler inside the test's transaction (rolled back after e
 operation); the DynamoDB items they write are removed by the suite's ``clean_stores``
 fixture, and the posting tasks they queue are dropped.
 
+Every write endpoint (read from the schema) is also sent a body over the size limit and a
+deeply nested one: a 413 and a 400 JSON error, never a 500.
+
 Deterministic for CI: a fixed seed, derandomized generation, no example database, and
-a bounded number of examples per operation. To search harder while developing, raise
-``MAX_EXAMPLES`` or change the seed locally.
+a bounded number of examples per operation and of stateful scenarios. To search harder
+while developing, raise ``MAX_EXAMPLES`` / ``STATEFUL_EXAMPLES`` or change the seed locally.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import uuid
 from datetime import date
 from decimal import Decimal
 
 import pytest
 import schemathesis
+from django.conf import settings as settings_module
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
@@ -36,10 +48,12 @@ from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.config import SchemathesisConfig
+from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES
 from schemathesis.core.parameters import ParameterLocation
 
 from accounts.tests.factories import BranchFactory
 from api import scopes
+from api.limits import MAX_JSON_DEPTH
 from api.models import ApiClient
 from api.principal import ApiPrincipal
 from config.celery import app as celery_app
@@ -54,17 +68,23 @@ from .factories import key_header, make_api_client
 pytestmark = pytest.mark.django_db
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
-MAX_EXAMPLES = 40
-CHECKS = (
-    "not_a_server_error",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_schema_conformance",
-    "response_headers_conformance",
-)
+MAX_EXAMPLES = 30
+STATEFUL_EXAMPLES = 10
+STATEFUL_STEPS = 6
 # Strings that stores and parsers choke on, mixed into generated strings: a NUL (which
 # PostgreSQL refuses in text), one longer than a DynamoDB key may be, and other odd ones.
-AWKWARD_STRINGS = ["\x00", "x" * 2100, "\u202e", "1e999"]
+# Digits that are not ASCII (Python's \d, int() and Decimal() read them as 0-9; the schema's
+# patterns do not) stand in for amounts, ids and dates.
+AWKWARD_STRINGS = [
+    "\x00",
+    "x" * 2100,
+    "\u202e",
+    "1e999",
+    "\u0661\u0665\u0660\u0660",  # Arabic-Indic 1500
+    "\uff11\uff15\uff10\uff10",  # full-width 1500
+    "LN\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0661",
+    "\u0662\u0660\u0662\u0666-\u0660\u0661-\u0660\u0662",  # 2026-01-02
+]
 CONFIG = {
     "seed": 20260107,
     "generation": {
@@ -84,24 +104,44 @@ CONFIG = {
                 "dictionaries": {"string": {"dictionary": "awkward", "probability": 0.3}}
             },
         },
-        "stateful": {"enabled": False},
+        "stateful": {"enabled": True, "max-steps": STATEFUL_STEPS},
     },
     "dictionaries": {"awkward": {"values": AWKWARD_STRINGS}},
     "continue-on-failure": True,  # every distinct failure of an operation, not the first
-    "checks": {"enabled": False, **{name: {"enabled": True} for name in CHECKS}},
+    "checks": {"enabled": True},  # all of them, as --checks all
+    "operations": [
+        {
+            # A schema cannot say "loan_account, or branch and business_date" of query
+            # parameters: the operation's description does, and
+            # ``the_list_needs_its_filters_as_documented`` checks exactly that rule instead.
+            "include-operation-id": "transactions_list",
+            "checks": {
+                "positive_data_acceptance": {
+                    "expected-statuses": [*POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES, "400"]
+                }
+            },
+        }
+    ],
 }
 
 # The seeded rows' values by the name requests use for them; filled by the ``world``
 # fixture of the running test and read when a case is drawn.
 SEEDED: dict[str, str] = {}
+# How the running test's client authenticates (the stateful machine reads it).
+CALLER: dict[str, dict[str, str]] = {}
+
+
+@functools.cache
+def _served_schema_json() -> str:
+    document = SchemaGenerator().get_schema(request=None, public=True)
+    return OpenApiJsonRenderer().render(document).decode()
 
 
 def served_schema() -> dict:
     """The document ``/api/schema/`` serves (same generator, same settings), built at
     collection time, when there is no database to authenticate a request against;
     ``test_the_fuzzed_schema_is_the_served_one`` checks that they are the same."""
-    document = SchemaGenerator().get_schema(request=None, public=True)
-    return json.loads(OpenApiJsonRenderer().render(document))
+    return json.loads(_served_schema_json())
 
 
 def seeded(value):
@@ -140,6 +180,26 @@ schema = schemathesis.openapi.from_dict(
     served_schema(), config=SchemathesisConfig.from_dict(CONFIG)
 )
 schema.app = WSGIHandler()
+
+
+@schemathesis.check
+def the_list_needs_its_filters_as_documented(ctx, response, case):
+    """The list of transactions answers ``filter_required`` exactly when a schema-valid
+    request gives neither ``loan_account`` nor ``branch`` and ``business_date``."""
+    if case.operation.definition.raw.get("operationId") != "transactions_list":
+        return None
+    query = case.query or {}
+    given = bool(query.get("loan_account")) or bool(
+        query.get("branch") and query.get("business_date")
+    )
+    refused = response.status_code == 400 and (
+        response.json()["error"]["code"] == "filter_required"
+    )
+    if refused and given:
+        raise AssertionError(f"filter_required although the filters were given: {query}")
+    if not case.meta.generation.mode.is_negative and not given and not refused:
+        raise AssertionError(f"no filter_required without the filters: {response.status_code}")
+    return None
 
 
 @schema.hook
@@ -187,8 +247,11 @@ def world():
             "amount": "250.00",
         }
     )
+    # the header of the schema's security scheme, which the ignored_auth check leaves out
+    CALLER["headers"] = {"X-Api-Key": key}
     yield key
     SEEDED.clear()
+    CALLER.clear()
 
 
 @pytest.fixture
@@ -216,7 +279,7 @@ def test_every_operation_answers_as_documented(
     case, world, in_test_transaction, no_tasks_left_behind
 ):
     with_fresh_idempotency_key(case)
-    case.call_and_validate(headers={"Authorization": f"Api-Key {world}"})
+    case.call_and_validate(headers=CALLER["headers"])
 
 
 def with_fresh_idempotency_key(case) -> None:
@@ -233,3 +296,95 @@ def test_the_fuzzed_schema_is_the_served_one(client):
     response = client.get("/api/schema/", {"format": "json"}, **key_header(key))
     assert response.status_code == 200
     assert response.json() == served_schema()
+
+
+class ApiWorkflow(schema.as_state_machine()):
+    """Sequences of calls along the schema's links, as the client of ``world``."""
+
+    def before_call(self, case):
+        with_seeded_rows(case)
+        with_fresh_idempotency_key(case)
+
+    def get_call_kwargs(self, case):
+        return {"headers": CALLER["headers"]}
+
+    def validate_response(self, response, case, additional_checks=None, **kwargs):
+        # as call_and_validate does: the checks know the key was sent on purpose
+        case.validate_response(
+            response,
+            additional_checks=additional_checks,
+            headers=CALLER["headers"],
+            transport_kwargs=kwargs or None,
+            recorder=self.recorder,
+        )
+
+
+def test_sequences_along_the_links_answer_as_documented(
+    world, in_test_transaction, no_tasks_left_behind
+):
+    ApiWorkflow.run(
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=STATEFUL_STEPS,
+            derandomize=True,
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+
+
+def test_the_schema_links_a_recorded_payment_to_reading_it():
+    links = served_schema()["paths"]["/api/v1/transactions"]["post"]["responses"]["201"]["links"]
+    assert links["GetTransaction"] == {
+        "operationId": "transactions_retrieve",
+        "parameters": {"txn_id": "$response.body#/txn_id"},
+        "description": "The transaction just recorded.",
+    }
+
+
+def write_operations() -> list[tuple[str, str]]:
+    """Every operation of the schema that takes a request body: (method, path)."""
+    return [
+        (method.upper(), path)
+        for path, operations in served_schema()["paths"].items()
+        for method, operation in operations.items()
+        if method in ("post", "put", "patch", "delete") and "requestBody" in operation
+    ]
+
+
+def test_there_are_write_operations_to_try():
+    assert ("POST", "/api/v1/transactions") in write_operations()
+    assert len(write_operations()) >= 3
+
+
+def _send(client, method: str, path: str, body: bytes):
+    url = re.sub(r"\{(\w+)\}", lambda m: SEEDED[m.group(1)], path)
+    return client.generic(
+        method,
+        url,
+        body,
+        content_type="application/json",
+        **{
+            "HTTP_X_API_KEY": CALLER["headers"]["X-Api-Key"],
+            "HTTP_IDEMPOTENCY_KEY": str(uuid.uuid4()),
+        },
+    )
+
+
+@pytest.mark.parametrize(("method", "path"), write_operations())
+def test_a_body_over_the_size_limit_is_a_413_on_every_write(client, world, method, path):
+    body = b'{"items": ["' + b"x" * (settings_module.DATA_UPLOAD_MAX_MEMORY_SIZE + 1) + b'"]}'
+    response = _send(client, method, path, body)
+    assert response.status_code == 413, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "request_too_large"
+
+
+@pytest.mark.parametrize(("method", "path"), write_operations())
+@pytest.mark.parametrize("depth", [100_000, MAX_JSON_DEPTH + 1])
+def test_a_deeply_nested_body_is_a_400_on_every_write(client, world, method, path, depth):
+    response = _send(client, method, path, b"[" * depth + b"]" * depth)
+    assert response.status_code == 400, response.content[:300]
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "too_deeply_nested"

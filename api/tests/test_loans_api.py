@@ -140,3 +140,29 @@ def test_a_loan_number_postgres_cannot_compare_is_a_404_not_a_server_error(clien
         response = client.get(LOANS + number, **key_header(raw_key))
         assert response.status_code == 404, number
         assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("size", ["null", "\u0661", "0", ""])
+def test_a_page_size_that_is_not_a_whole_number_is_a_400(client, world, size):
+    _, raw_key = make_api_client(all_branches=True)
+    response = client.get(LOANS, {"page_size": size}, **key_header(raw_key))
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid" and list(error["fields"]) == ["page_size"]
+
+
+def test_the_next_link_names_the_page_size_once(client, world):
+    _, raw_key = make_api_client(all_branches=True)
+    twice = client.get(f"{LOANS}?page_size=1&page_size=1", **key_header(raw_key))
+    assert twice.status_code == 400
+    page = client.get(LOANS, {"page_size": "1"}, **key_header(raw_key)).json()
+    assert page["next"].count("page_size=") == 1
+    assert client.get(page["next"], **key_header(raw_key)).status_code == 200
+
+
+def test_a_page_number_in_other_digits_is_no_page(client, world):
+    _, raw_key = make_api_client(all_branches=True)
+    response = client.get(LOANS, {"page": "\u0661"}, **key_header(raw_key))
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert client.get(LOANS, {"page": "1"}, **key_header(raw_key)).status_code == 200

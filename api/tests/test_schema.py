@@ -83,3 +83,54 @@ def test_swagger_ui_sends_people_who_are_not_logged_in_to_the_login(client):
     response = client.get("/api/docs/")
     assert response.status_code == 302
     assert response["Location"] == "/admin/login/?next=%2Fapi%2Fdocs%2F"
+
+
+def _served(client) -> dict:
+    _, raw_key = make_api_client()
+    response = client.get("/api/schema/", {"format": "json"}, **key_header(raw_key))
+    return response.json()
+
+
+def test_lists_validated_item_by_item_document_their_bounds_and_per_item_errors(client):
+    schema = _served(client)["components"]["schemas"]
+    for body, field, item, most in (
+        ("PaymentBatchRequest", "items", "BatchItemRequest", 100),
+        ("PartnerResultsRequest", "results", "PartnerResultRequest", 500),
+    ):
+        listed = schema[body]["properties"][field]
+        assert (listed["minItems"], listed["maxItems"]) == (1, most)
+        first, other = listed["items"]["anyOf"]
+        assert first == {"$ref": f"#/components/schemas/{item}"}
+        assert other["type"] == "object" and "`invalid`" in other["description"]
+
+
+def test_the_list_of_transactions_documents_the_filters_it_needs(client):
+    listing = _served(client)["paths"]["/api/v1/transactions"]["get"]
+    assert "`loan_account`, or `branch` and `business_date`" in listing["description"]
+    assert "filter_required" in listing["responses"]["400"]["description"]
+    page_size = next(p for p in listing["parameters"] if p["name"] == "page_size")
+    assert page_size["schema"] == {"type": "integer", "minimum": 1}
+
+
+def test_writes_document_the_request_limits_and_each_error_code(client):
+    paths = _served(client)["paths"]
+    for path in ("/api/v1/transactions", "/api/v1/transactions/batch"):
+        responses = paths[path]["post"]["responses"]
+        assert "request_too_large" in responses["413"]["description"], path
+        assert "too_deeply_nested" in responses["400"]["description"], path
+        conflicts = responses["409"]["description"]
+        assert "`idempotency_key_reused`" in conflicts and "`request_in_flight`" in conflicts
+    results = paths["/api/v1/banking-partners/{code}/results"]["post"]["responses"]
+    assert "request_too_large" in results["413"]["description"]
+
+
+def test_text_a_request_sends_is_documented_without_nul(client):
+    schema = _served(client)
+    receipt = schema["components"]["schemas"]["PaymentInRequest"]["properties"]["receipt_number"]
+    assert receipt["pattern"] == "^[^\\u0000]*$"
+    listing = schema["paths"]["/api/v1/loans/"]["get"]["parameters"]
+    assert next(p for p in listing if p["name"] == "branch")["schema"]["pattern"] == (
+        "^[^\\u0000]*$"
+    )
+    amount = schema["components"]["schemas"]["PaymentInRequest"]["properties"]["amount"]
+    assert amount["pattern"].startswith("^(") and "\\u0000" not in amount["pattern"]

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from api.schema import ErrorDetailSerializer
+from api.schema import ErrorDetailSerializer, PerItemListField
 
 MAX_RESULTS = 500
 
@@ -41,7 +41,13 @@ class ResultsBodySerializer(serializers.Serializer):
 class PartnerResultsSerializer(serializers.Serializer):
     """The request body as documented (items are validated one by one, see the view)."""
 
-    results = PartnerResultSerializer(many=True, help_text=f"1 to {MAX_RESULTS} results.")
+    results = PerItemListField(
+        child=PartnerResultSerializer(),
+        min_length=1,
+        max_length=MAX_RESULTS,
+        help_text=f"1 to {MAX_RESULTS} results. A result that is not a valid PartnerResult "
+        "gets the error `invalid` in its own outcome; the others are still applied.",
+    )
 
 
 class ResultOutcomeSerializer(serializers.Serializer):

@@ -1,52 +1,22 @@
-import re
-from decimal import Decimal
-
-from django.conf import settings
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from api.schema import ErrorDetailSerializer
+from api.fields import AmountField, AsciiDateField, AsciiRegexField
+from api.schema import ErrorDetailSerializer, PerItemListField
 from payments.services import MODES, PaymentInput
 
-AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
-
-
-@extend_schema_field({"type": "string", "pattern": r"^\d{1,12}(\.\d{1,2})?$", "example": "1500.00"})
-class AmountField(serializers.Field):
-    """Money as a string with at most two decimals ("1500", "1500.5", "1500.50"), never a
-    JSON number: a float cannot carry paise exactly."""
-
-    default_error_messages = {
-        "not_a_string": 'Send the amount as a string, e.g. "1500.00".',
-        "invalid": "Enter a positive amount with at most two decimals.",
-        "not_positive": "The amount must be more than zero.",
-        "too_large": "The amount is above the limit of {limit}.",
-    }
-
-    def to_internal_value(self, data) -> Decimal:
-        if not isinstance(data, str):
-            self.fail("not_a_string")
-        if not AMOUNT.match(data.strip()):
-            self.fail("invalid")
-        amount = Decimal(data.strip()).quantize(Decimal("0.01"))
-        if amount <= 0:
-            self.fail("not_positive")
-        limit = Decimal(settings.PAYMENTS_MAX_AMOUNT)
-        if amount > limit:
-            self.fail("too_large", limit=f"{limit:.2f}")
-        return amount
-
-    def to_representation(self, value) -> str:
-        return f"{value:.2f}"
+LOAN_NUMBER = r"^[A-Za-z]{2}[0-9]{10}$"
 
 
 class PaymentInSerializer(serializers.Serializer):
-    loan_account = serializers.RegexField(
-        r"^[A-Za-z]{2}\d{10}$", max_length=12, help_text="Loan account number, e.g. LN0000000042."
+    loan_account = AsciiRegexField(
+        LOAN_NUMBER, max_length=12, help_text="Loan account number, e.g. LN0000000042."
     )
-    amount = AmountField(help_text='Rupees as a string with at most two decimals: "1500.00".')
+    amount = AmountField(
+        help_text='Rupees as a string with at most two decimals: "1500.00"; more than zero '
+        "and at most the limit (PAYMENTS_MAX_AMOUNT), as the pattern says."
+    )
     mode = serializers.ChoiceField(choices=MODES)
-    business_date = serializers.DateField(
+    business_date = AsciiDateField(
         required=False,
         allow_null=True,
         help_text="The date the payment counts for; by default from the branch's cut-off.",
@@ -83,8 +53,12 @@ class BatchInSerializer(serializers.Serializer):
 class PaymentBatchSerializer(serializers.Serializer):
     """The request body as documented (items are validated one by one, see the view)."""
 
-    items = BatchItemSerializer(
-        many=True, min_length=1, max_length=100, help_text="1 to 100 payments."
+    items = PerItemListField(
+        child=BatchItemSerializer(),
+        min_length=1,
+        max_length=100,
+        help_text="1 to 100 payments. An item that is not a valid BatchItem is answered in "
+        "its own result (status 400, code `invalid`); the others are still recorded.",
     )
 
 
@@ -123,7 +97,7 @@ class TransactionFilterSerializer(serializers.Serializer):
 
     loan_account = serializers.CharField(required=False, allow_blank=True)
     branch = serializers.CharField(required=False, allow_blank=True)
-    business_date = serializers.CharField(required=False, allow_blank=True)
+    business_date = AsciiDateField(required=False, allow_null=True)
 
 
 class TransactionListSerializer(serializers.Serializer):

@@ -19,7 +19,7 @@ from api import scopes
 from api.exceptions import error_body
 from api.pagination import DynamoCursorPagination
 from api.permissions import HasScope
-from api.schema import error_response
+from api.schema import error_response, error_responses
 from ops.errors import ApplicationError
 from payments.api import selectors
 from payments.services import payment_ingest
@@ -44,15 +44,23 @@ KEY_PARAMETER = OpenApiParameter(
     pattern=IDEMPOTENCY_KEY.pattern,
     description="8 to 100 printable characters, unique per payment (a UUID is ideal).",
 )
-WRITE_ERRORS = {
-    400: error_response("Invalid request or missing Idempotency-Key"),
-    401: error_response("No valid API key or session"),
-    403: error_response("Missing scope or permission"),
-    404: error_response("No such loan account in the caller's branches"),
-    409: error_response("Idempotency-Key reused with another body, or still in flight"),
-    422: error_response("The payment cannot be accepted (e.g. the loan is closed)"),
-    503: error_response("The payments store is unavailable; retry with the same key"),
+# The errors of a payment (alone, or as one item of a batch), by code: one line each.
+PAYMENT_ERRORS = {
+    "invalid": (400, "a field is not valid (see `fields`)"),
+    "malformed_json": (400, "the body is not JSON"),
+    "too_deeply_nested": (400, "the JSON is nested too deep"),
+    "idempotency_key_required": (400, "no Idempotency-Key header of 8 to 100 characters"),
+    "not_authenticated": (401, "no valid API key or session"),
+    "permission_denied": (403, "missing scope or permission"),
+    "loan_not_found": (404, "no such loan account in the caller's branches"),
+    "idempotency_key_reused": (409, "the Idempotency-Key was used with another body"),
+    "request_in_flight": (409, "the first request with this key is still being processed"),
+    "request_too_large": (413, "the body is over the size limit"),
+    "loan_not_active": (422, "the loan is not active"),
+    "payment_rejected": (422, "the payment cannot be accepted"),
+    "store_unavailable": (503, "the payments store is unavailable; retry with the same key"),
 }
+WRITE_ERRORS = error_responses(PAYMENT_ERRORS)
 
 READ_UNAVAILABLE = error_response("The payments store is unavailable; retry shortly")
 
@@ -80,6 +88,15 @@ class TransactionsView(APIView):
     required_scopes = {"GET": scopes.TRANSACTIONS_READ, "POST": scopes.TRANSACTIONS_WRITE}
     required_perms = {"GET": "payments.view_posting", "POST": "payments.add_posting"}
     pagination = DynamoCursorPagination()
+    openapi_links = {
+        ("POST", "201"): {
+            "GetTransaction": {
+                "operationId": "transactions_retrieve",
+                "parameters": {"txn_id": "$response.body#/txn_id"},
+                "description": "The transaction just recorded.",
+            }
+        }
+    }
 
     @extend_schema(
         summary="Record one payment",
@@ -106,6 +123,9 @@ class TransactionsView(APIView):
 
     @extend_schema(
         summary="List transactions of a loan, or of a branch on a business date",
+        description="Give `loan_account`, or `branch` and `business_date` (an empty value "
+        "counts as not given): without them the answer is a 400 `filter_required`. Newest "
+        "first for a loan; pages by `cursor`.",
         operation_id="transactions_list",
         tags=["payments"],
         parameters=[
@@ -113,11 +133,18 @@ class TransactionsView(APIView):
             OpenApiParameter("branch", OpenApiTypes.STR, description="Branch code"),
             OpenApiParameter("business_date", OpenApiTypes.DATE, description="With branch"),
             OpenApiParameter("cursor", OpenApiTypes.STR, description="'next' of the last page"),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description="1 to 200 (50)"),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1},
+                description="Items a page: 50 by default, more than 200 gives 200.",
+            ),
         ],
         responses={
             200: TransactionListSerializer,
-            400: error_response("Neither loan_account nor branch and business_date given"),
+            400: error_response(
+                "`filter_required`: neither `loan_account` nor `branch` and `business_date` "
+                "given; `invalid` (see `fields`), `invalid_cursor`"
+            ),
             401: error_response("No valid API key or session"),
             403: error_response("Missing scope or permission"),
             404: error_response("No such loan or branch in the caller's scope"),
@@ -138,11 +165,12 @@ class TransactionsView(APIView):
                 start_key=self.pagination.get_start_key(request, namespace=namespace),
             )
         elif params.get("branch") and params.get("business_date"):
-            namespace = f"branch:{params['branch']}:{params['business_date']}"
+            business_date = params["business_date"].isoformat()
+            namespace = f"branch:{params['branch']}:{business_date}"
             rows, last_key = selectors.transactions_of_branch_day_for_api(
                 user=request.user,
                 branch_code=params["branch"],
-                business_date=params["business_date"],
+                business_date=business_date,
                 limit=limit,
                 start_key=self.pagination.get_start_key(request, namespace=namespace),
             )
@@ -163,7 +191,12 @@ class TransactionBatchView(APIView):
         operation_id="transactions_batch_create",
         description="Each item is handled as a single payment would be, with its own "
         "idempotency key (its `idempotency_key`, or the header's key and its position), so a "
-        "retried batch replays what was stored and stores only what was not.",
+        "retried batch replays what was stored and stores only what was not. The answer is a "
+        "200 with a result per item, in order: its `status` (the HTTP status it would have "
+        "alone) and its `transaction`, or its `error` (the codes below, by status). An item "
+        "that is not a valid BatchItem is refused in its own result (400 `invalid`) and the "
+        "others are still recorded; a body that is not 1 to 100 objects is a 400 for the "
+        "whole batch.",
         tags=["payments"],
         parameters=[KEY_PARAMETER],
         request=PaymentBatchSerializer,
