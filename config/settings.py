@@ -234,6 +234,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 10.0,
         "options": {"expires": 10.0},
     },
+    # deletes audit outbox rows relayed longer ago than AUDIT_OUTBOX_RETENTION_DAYS (the
+    # events stay in DynamoDB; rows not yet relayed are kept); a rerun deletes nothing more
+    "audit-outbox-purge": {
+        "task": "audit.tasks.audit_outbox_purge_task",
+        "schedule": crontab(minute=30, hour=2),
+    },
     # DCRs: the intraday roll-up, the guarded daily build after each cut-off, late arrivals
     "reconciliation-tick": {
         "task": "reconciliation.tasks.reconciliation_tick_task",
@@ -247,6 +253,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 30.0},
     },
 }
+
+# --- Audit ------------------------------------------------------------------------------
+
+# Audit outbox rows relayed to DynamoDB are deleted from Postgres after this many days (the
+# daily audit-outbox-purge); rows not yet relayed are never deleted.
+AUDIT_OUTBOX_RETENTION_DAYS = env.int("AUDIT_OUTBOX_RETENTION_DAYS", default=30)
 
 # --- Notifications (SMS, email, push; see notifications/) -------------------------------
 # SMS and push provider: "development" sends nothing and records each message in Redis
