@@ -321,12 +321,19 @@ SESSION_ENGINE = "sessions_ddb.backend"
 # the default cookie storage would carry it in a readable (signed, not encrypted) cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# A username from one address is locked out after AXES_FAILURE_LIMIT failures; an address
+# after LOGIN_ADDRESS_FAILURE_LIMIT failures whatever the usernames (password spraying;
+# higher, as an office's staff share its address). Both for AXES_COOLOFF_HOURS.
+AXES_HANDLER = "accounts.lockout.LoginLockoutHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 LOGIN_URL = "admin:login"
+# Where a login goes when its next= is missing or off-site (Django's default is a 404).
+LOGIN_REDIRECT_URL = "admin:index"
 
 # --- Security (production unless DJANGO_DEBUG; each switch overridable) -----------------
 
