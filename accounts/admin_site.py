@@ -18,9 +18,12 @@ import threading
 
 from django.contrib import admin
 from django.contrib.admin.apps import AdminConfig
+from django.http import HttpResponse
+from django.shortcuts import render
 from django.template.defaultfilters import urlencode
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString, mark_safe
+from django.views import defaults
 
 MAX_ENTRIES = 256  # distinct permission sets; beyond that the cache starts again
 
@@ -76,6 +79,19 @@ def sidebar_html(request, app_list: list) -> SafeString:
         html = mark_safe(render_to_string("admin/app_list.html", context))  # noqa: S308
         found = _remember(_sidebars, key, html)
     return found
+
+
+def permission_denied(request, exception=None) -> HttpResponse:
+    """The 403 of the admin and the workflow screens (``handler403`` outside the API): for
+    a signed-in member of staff, the admin's own page, with its header and the sidebar of
+    what they may open; for anyone else, Django's plain page (it shows no navigation)."""
+    user = getattr(request, "user", None)
+    if not (user is not None and user.is_active and user.is_staff):
+        return defaults.permission_denied(request, exception)
+    site = admin.site
+    request.current_app = site.name
+    context = {**site.each_context(request), "title": "Permission denied", "subtitle": None}
+    return render(request, "admin/403.html", context, status=403)
 
 
 class BackOfficeAdminConfig(AdminConfig):

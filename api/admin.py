@@ -41,6 +41,13 @@ class ApiClientForm(forms.ModelForm):
             self.add_error(
                 "allowed_branches", "A client that sees all branches needs no list of branches."
             )
+        if (
+            cleaned.get("kind") == ApiClient.Kind.INTEGRATION
+            and not cleaned.get("all_branches")
+            and not cleaned.get("allowed_branches")
+        ):
+            # it would be saved, and every request of its key would find nothing
+            self.add_error("allowed_branches", "Choose the branches it may see, or all branches.")
         return cleaned
 
 

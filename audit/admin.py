@@ -19,6 +19,8 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils.text import capfirst
 from pynamodb.exceptions import PynamoDBException
 
+from accounts.scoping import sees_everything
+
 from .models import AuditOutbox, Events
 from .selectors import (
     AuditEvent,
@@ -164,7 +166,7 @@ class AuditEventsAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         form = AuditSearchForm(request.GET if _has_criteria(request.GET) else None)
-        rows, next_url, hidden = None, None, 0
+        rows, next_url = None, None
         if form.is_bound and form.is_valid():
             try:
                 page = audit_events_browse(
@@ -181,8 +183,10 @@ class AuditEventsAdmin(admin.ModelAdmin):
             else:
                 rows = [_row(event) for event in page.events]
                 next_url = _next_url(request, page.next_token)
-                hidden = page.hidden
+        # The relay's backlog counts every branch's events: shown to who sees everything.
         pending = AuditOutbox.objects.filter(relayed_at__isnull=True)
+        if not sees_everything(request.user):
+            pending = pending.none()
         context = {
             **self.admin_site.each_context(request),
             "title": "Audit events",
@@ -191,7 +195,6 @@ class AuditEventsAdmin(admin.ModelAdmin):
             "form": form,
             "rows": rows,
             "next_url": next_url,
-            "hidden": hidden,
             "pending_count": pending.count(),
             "oldest_pending": pending.order_by("id").values_list("occurred_at", flat=True).first(),
             **(extra_context or {}),

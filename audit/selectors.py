@@ -91,7 +91,6 @@ class AuditEvent:
 class EventPage:
     events: list[AuditEvent]
     next_token: str | None = None
-    hidden: int = 0  # events left out because they are outside the user's scope
 
 
 # --- One entity ------------------------------------------------------------------------
@@ -239,7 +238,8 @@ def audit_events_browse(
 ) -> EventPage:
     """The audit browser: by entity, else by actor, else by day (the most selective index;
     the other criteria narrow it). Needs ``audit.view_auditoutbox``; a user whose scope is
-    limited to some branches sees only events of objects in their scope."""
+    limited to some branches sees only events of objects in their scope, and nothing tells
+    them how many others matched."""
     if not user_can_browse_audit(user):
         raise PermissionDenied
     if entity:
@@ -252,8 +252,7 @@ def audit_events_browse(
         page = audit_events_by_day(day=day, limit=limit, page_token=page_token)
     else:
         raise ValueError("give an entity, an actor or a day")
-    visible = _in_scope(page.events, user)
-    return EventPage(visible, page.next_token, hidden=len(page.events) - len(visible))
+    return EventPage(_in_scope(page.events, user), page.next_token)
 
 
 # --- Internals -------------------------------------------------------------------------

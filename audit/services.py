@@ -159,9 +159,12 @@ def audit_relay_pending(*, limit: int = 500) -> int:
     return len(relayed)
 
 
-def audit_outbox_purge(*, older_than_days: int = 30) -> int:
-    """Delete outbox rows relayed more than ``older_than_days`` ago (DynamoDB keeps the
-    events); pending rows are never deleted. Returns how many were deleted."""
+def audit_outbox_purge(*, older_than_days: int | None = None) -> int:
+    """Delete outbox rows relayed more than ``older_than_days`` ago (default
+    ``settings.AUDIT_OUTBOX_RETENTION_DAYS``; DynamoDB keeps the events); pending rows are
+    never deleted, however old. Returns how many were deleted."""
+    if older_than_days is None:
+        older_than_days = settings.AUDIT_OUTBOX_RETENTION_DAYS
     cutoff = timezone.now() - datetime.timedelta(days=older_than_days)
     deleted, _ = AuditOutbox.objects.filter(relayed_at__lt=cutoff).delete()
     return deleted

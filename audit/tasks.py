@@ -3,7 +3,7 @@ import logging
 from celery import shared_task
 
 from .exceptions import AuditStoreUnavailable
-from .services import audit_relay_pending
+from .services import audit_outbox_purge, audit_relay_pending
 
 logger = logging.getLogger(__name__)
 
@@ -19,3 +19,10 @@ def audit_relay_task() -> int:
     except AuditStoreUnavailable as exc:
         logger.warning("%s", exc)
         return 0
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def audit_outbox_purge_task() -> int:
+    """Delete outbox rows relayed longer ago than ``AUDIT_OUTBOX_RETENTION_DAYS``. Beat runs
+    it daily; a second or redelivered run finds nothing more to delete."""
+    return audit_outbox_purge()

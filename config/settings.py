@@ -234,6 +234,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 10.0,
         "options": {"expires": 10.0},
     },
+    # deletes audit outbox rows relayed longer ago than AUDIT_OUTBOX_RETENTION_DAYS (the
+    # events stay in DynamoDB; rows not yet relayed are kept); a rerun deletes nothing more
+    "audit-outbox-purge": {
+        "task": "audit.tasks.audit_outbox_purge_task",
+        "schedule": crontab(minute=30, hour=2),
+    },
     # DCRs: the intraday roll-up, the guarded daily build after each cut-off, late arrivals
     "reconciliation-tick": {
         "task": "reconciliation.tasks.reconciliation_tick_task",
@@ -247,6 +253,12 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 30.0},
     },
 }
+
+# --- Audit ------------------------------------------------------------------------------
+
+# Audit outbox rows relayed to DynamoDB are deleted from Postgres after this many days (the
+# daily audit-outbox-purge); rows not yet relayed are never deleted.
+AUDIT_OUTBOX_RETENTION_DAYS = env.int("AUDIT_OUTBOX_RETENTION_DAYS", default=30)
 
 # --- Notifications (SMS, email, push; see notifications/) -------------------------------
 # SMS and push provider: "development" sends nothing and records each message in Redis
@@ -309,12 +321,19 @@ SESSION_ENGINE = "sessions_ddb.backend"
 # the default cookie storage would carry it in a readable (signed, not encrypted) cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# A username from one address is locked out after AXES_FAILURE_LIMIT failures; an address
+# after LOGIN_ADDRESS_FAILURE_LIMIT failures whatever the usernames (password spraying;
+# higher, as an office's staff share its address). Both for AXES_COOLOFF_HOURS.
+AXES_HANDLER = "accounts.lockout.LoginLockoutHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 LOGIN_URL = "admin:login"
+# Where a login goes when its next= is missing or off-site (Django's default is a 404).
+LOGIN_REDIRECT_URL = "admin:index"
 
 # --- Security (production unless DJANGO_DEBUG; each switch overridable) -----------------
 

@@ -102,3 +102,35 @@ def test_the_sidebar_highlights_the_pages_model_and_is_djangos_rendering(client)
         )
         assert expected in html
     assert len(admin_site._sidebars) == 2
+
+
+def test_a_refused_admin_page_is_the_admins_own_403_with_navigation(client):
+    operations = UserFactory(role="Operations")
+    client.force_login(operations)
+    response = client.get(reverse("admin:api_apiclient_changelist"))
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert 'id="nav-sidebar"' in html and 'id="header"' in html  # the admin's page
+    assert reverse("admin:mandates_mandate_changelist") in html  # what the role may open
+    assert reverse("admin:api_apiclient_changelist") not in html.split('id="content"')[0]
+    assert "do not have permission" in html
+    assert f'href="{reverse("admin:index")}"' in html
+
+
+def test_a_refused_workflow_screen_is_the_admins_403_too(client):
+    client.force_login(UserFactory())  # staff, no role
+    response = client.get(reverse("reconciliation:dashboard"))
+    assert response.status_code == 403
+    assert 'id="nav-sidebar"' in response.content.decode()
+
+
+def test_a_refusal_outside_the_admin_for_a_non_staff_user_stays_djangos_plain_403(rf):
+    from django.contrib.auth.models import AnonymousUser
+
+    from api.exceptions import handler403
+
+    request = rf.get("/reconciliation/dashboard/")
+    request.user = AnonymousUser()
+    response = handler403(request)
+    assert response.status_code == 403
+    assert b"nav-sidebar" not in response.content

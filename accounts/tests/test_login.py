@@ -74,3 +74,50 @@ def test_a_user_level_needs_its_matching_home(client):
     assert response.status_code == 200
     assert "Choose the branch" in response.content.decode()
     assert not User.objects.filter(username="new.clerk").exists()
+
+
+def test_an_off_site_next_lands_on_the_admin_not_a_missing_profile_page(client):
+    user = branch_user(BranchFactory())
+    response = client.post(
+        "/admin/login/?next=https://evil.example/steal",
+        {"username": user.username, "password": PASSWORD},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+    assert "_auth_user_id" in client.session
+
+
+SPRAYER, COLLEAGUE = "203.0.113.7", "198.51.100.9"
+
+
+def _login_from(client, address, username, password):
+    return client.post(LOGIN, {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+def test_failures_from_one_address_across_many_usernames_lock_that_address_out(client, settings):
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 8
+    user = branch_user(BranchFactory())
+    # one guess each at many usernames: never the per-user limit, always the same address
+    for n in range(settings.LOGIN_ADDRESS_FAILURE_LIMIT - 1):
+        assert _login_from(client, SPRAYER, f"clerk{n}", "Summer2026!").status_code == 200
+    assert _login_from(client, SPRAYER, "clerk-last", "Summer2026!").status_code == 429
+    # even a right password is refused from that address while it is locked out...
+    assert _login_from(client, SPRAYER, user.username, PASSWORD).status_code == 429
+    assert "_auth_user_id" not in client.session
+    # ...and the same user from another address is not
+    assert _login_from(client, COLLEAGUE, user.username, PASSWORD).status_code == 302
+
+
+def test_a_success_from_the_address_does_not_clear_its_failures(client, settings):
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 4
+    own = branch_user(BranchFactory())  # the sprayer's own (or a guessed) account
+    for n in range(settings.LOGIN_ADDRESS_FAILURE_LIMIT - 1):
+        assert _login_from(client, SPRAYER, f"clerk{n}", "Summer2026!").status_code == 200
+    assert _login_from(client, SPRAYER, own.username, PASSWORD).status_code == 302
+    client.logout()
+    assert _login_from(client, SPRAYER, "clerk-last", "Summer2026!").status_code == 429
+
+
+def test_the_address_limit_is_above_the_per_user_limit(settings):
+    # colleagues behind one office address must not lock each other out with a few typos
+    assert settings.LOGIN_ADDRESS_FAILURE_LIMIT > settings.AXES_FAILURE_LIMIT

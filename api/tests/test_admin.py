@@ -130,3 +130,47 @@ def test_the_deactivate_action_switches_the_key_off(admin_client, client):
     api_client.refresh_from_db()
     assert not api_client.is_active
     assert client.get("/api/v1/loans/", **key_header(raw_key)).status_code == 401
+
+
+def test_an_integration_client_must_reach_some_branch(admin_client):
+    response = admin_client.post(
+        reverse("admin:api_apiclient_add"),
+        {"name": "Nowhere", "kind": "INTEGRATION", "scopes": ["loans:read"]},
+    )
+    assert response.status_code == 200
+    assert "Choose the branches it may see, or all branches" in response.content.decode()
+    assert not ApiClient.objects.filter(name="Nowhere").exists()
+
+
+def test_an_integration_client_cannot_be_changed_to_reach_nothing(admin_client):
+    branch = BranchFactory()
+    api_client, _ = make_api_client(branches=[branch])
+    response = admin_client.post(
+        reverse("admin:api_apiclient_change", args=[api_client.pk]),
+        {
+            "name": api_client.name,
+            "kind": "INTEGRATION",
+            "scopes": ["loans:read"],
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 200
+    assert "Choose the branches it may see, or all branches" in response.content.decode()
+    assert list(api_client.allowed_branches.all()) == [branch]
+
+
+def test_a_partner_client_needs_no_branches(admin_client):
+    from loans.tests.factories import BankingPartnerFactory
+
+    partner = BankingPartnerFactory()
+    response = admin_client.post(
+        reverse("admin:api_apiclient_add"),
+        {
+            "name": "Bank",
+            "kind": "BANKING_PARTNER",
+            "banking_partner": partner.pk,
+            "scopes": ["partner:results"],
+        },
+    )
+    assert response.status_code == 302
+    assert ApiClient.objects.filter(name="Bank").exists()

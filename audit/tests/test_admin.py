@@ -1,6 +1,8 @@
 """The admin: who/where recorded from a real admin request, the history page and the
 audit browser, with permissions and masking."""
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
@@ -209,3 +211,30 @@ def test_pages_never_show_masked_or_secret_values_in_the_clear(admin_client):
     for html in (by_entity, by_day):
         for raw in ("9876543210", "9123456789", "9000012345", raw_hash):
             assert raw not in html
+
+
+def test_browser_says_nothing_about_events_outside_a_users_scope(client, settings):
+    settings.AUDIT_RELAY_ON_COMMIT = False
+    mine, other = BranchFactory(), BranchFactory()
+    manager = UserFactory(is_staff=True, level="BRANCH", home_branch=mine)
+    manager.user_permissions.add(Permission.objects.get(codename="view_auditoutbox"))
+    for branch in (mine, other):
+        branch.name = f"Renamed {branch.code}"
+        branch.save()
+    audit_relay_pending()
+    other.name = "Renamed again, not relayed yet"
+    other.save()
+    client.force_login(manager)
+    html = client.get(BROWSER, {"day": timezone.localdate().isoformat()}).content.decode()
+    assert f"Renamed {mine.code}" in html
+    assert f"Renamed {other.code}" not in html
+    assert "outside your scope" not in html
+    # nor how many events, anywhere, wait to be relayed
+    assert "waiting to be relayed" not in html
+
+
+def test_browser_tells_a_user_who_sees_everything_what_waits_to_be_relayed(admin_client, settings):
+    settings.AUDIT_RELAY_ON_COMMIT = False
+    audit_record(instance_or_entity="loans.loanaccount#1", action="transition")
+    html = admin_client.get(BROWSER, {"day": timezone.localdate().isoformat()}).content.decode()
+    assert re.search(r"\d+ events? waiting to be relayed", html)

@@ -159,4 +159,3 @@ def test_browse_shows_a_scoped_user_only_what_is_in_scope(django_user_model):
     entities = {e.entity for e in page.events}
     assert f"accounts.branch#{mine.pk}" in entities
     assert f"accounts.branch#{other.pk}" not in entities
-    assert page.hidden > 0

@@ -185,3 +185,23 @@ def test_an_event_about_a_dynamodb_write_goes_into_its_transaction():
     assert stored.event_id == item.event_id
     assert json.loads(stored.changes) == {"amount_paise": [None, 150000], "mode": [None, "CASH"]}
     assert not AuditOutbox.objects.exists()  # no outbox row: the transaction carried it
+
+
+@pytest.mark.django_db
+def test_purge_keeps_the_retention_setting_and_never_deletes_pending_rows(settings):
+    settings.AUDIT_OUTBOX_RETENTION_DAYS = 7
+    relayed_long_ago, relayed_lately, pending = record_events(3)
+    audit_relay_pending(limit=2)
+    long_ago = timezone.now() - datetime.timedelta(days=3650)
+    AuditOutbox.objects.filter(pk=pending.pk).update(occurred_at=long_ago)
+    AuditOutbox.objects.filter(pk=relayed_long_ago.pk).update(
+        relayed_at=timezone.now() - datetime.timedelta(days=8)
+    )
+    AuditOutbox.objects.filter(pk=relayed_lately.pk).update(
+        relayed_at=timezone.now() - datetime.timedelta(days=6)
+    )
+    assert audit_outbox_purge() == 1
+    assert set(AuditOutbox.objects.values_list("pk", flat=True)) == {
+        relayed_lately.pk,
+        pending.pk,
+    }
