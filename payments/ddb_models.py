@@ -1,4 +1,4 @@
-"""Payment transactions, idempotency keys and the posting queue, in DynamoDB.
+"""Payment transactions, idempotency keys, uniqueness keys and the posting queue, in DynamoDB.
 
 Amounts are integer paise (``NumberAttribute`` holding ints only, never floats).
 Times used as sort keys are UTC ISO strings of one fixed format, so that they sort.
@@ -73,6 +73,22 @@ class DedupItem(Model):
     response_body = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     expires_at = TTLAttribute()
+
+
+@register
+class UniqueKeyItem(Model):
+    """A value only one payment may carry: a receipt number per branch
+    (``receipt#{branch_id}#{RECEIPT}``) or an external reference per API client
+    (``extref#api:{client_id}#{reference}``). Written in the payment's own
+    TransactWriteItems with the condition "absent", so of two payments sent at the same
+    moment exactly one can take it. Kept for as long as the transaction (no TTL)."""
+
+    class Meta:
+        table_name = "txn_unique"
+
+    unique_key = UnicodeAttribute(hash_key=True)
+    txn_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
 
 
 class QueueStatusIndex(GlobalSecondaryIndex):

@@ -3,7 +3,11 @@
 Writes need an ``Idempotency-Key`` header: the same key with the same body replays the
 first response (with ``Idempotent-Replayed: true``); with another body it is a 409
 ``idempotency_key_reused``; while the first request is still being processed, a 409
-``request_in_flight`` with ``Retry-After``.
+``request_in_flight`` with ``Retry-After``. A receipt number already recorded in the branch
+is a 409 ``duplicate_receipt``, an external reference the client already sent a 409
+``duplicate_external_reference``, each with ``details.txn_id`` of the recorded payment;
+nothing is stored and the key stays free (sent again, it gets the same 409; with a
+corrected body, it is accepted).
 """
 
 from __future__ import annotations
@@ -49,7 +53,12 @@ WRITE_ERRORS = {
     401: error_response("No valid API key or session"),
     403: error_response("Missing scope or permission"),
     404: error_response("No such loan account in the caller's branches"),
-    409: error_response("Idempotency-Key reused with another body, or still in flight"),
+    409: error_response(
+        "Idempotency-Key reused with another body (idempotency_key_reused) or still in flight "
+        "(request_in_flight); or the receipt number is already recorded in the branch "
+        "(duplicate_receipt), or the external reference by this client "
+        "(duplicate_external_reference): `details.txn_id` names that payment"
+    ),
     422: error_response("The payment cannot be accepted (e.g. the loan is closed)"),
     503: error_response("The payments store is unavailable; retry with the same key"),
 }
@@ -163,7 +172,10 @@ class TransactionBatchView(APIView):
         operation_id="transactions_batch_create",
         description="Each item is handled as a single payment would be, with its own "
         "idempotency key (its `idempotency_key`, or the header's key and its position), so a "
-        "retried batch replays what was stored and stores only what was not.",
+        "retried batch replays what was stored and stores only what was not. An item whose "
+        "receipt number or external reference is already recorded (also by an earlier item "
+        "of the same batch) gets status 409 and `duplicate_receipt` or "
+        "`duplicate_external_reference` with `details.txn_id`; the other items are stored.",
         tags=["payments"],
         parameters=[KEY_PARAMETER],
         request=PaymentBatchSerializer,
@@ -201,7 +213,7 @@ class TransactionBatchView(APIView):
                 "index": index,
                 "status": exc.status,
                 "replayed": False,
-                **error_body(exc.code, exc.message, fields),
+                **error_body(exc.code, exc.message, fields, exc.details),
             }
         return {
             "index": index,
