@@ -4,7 +4,10 @@ Amounts are integer paise (``NumberAttribute`` holding ints only, never floats).
 Times used as sort keys are UTC ISO strings of one fixed format, so that they sort.
 """
 
+from datetime import datetime
+
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -102,7 +105,9 @@ class QueueStatusIndex(GlobalSecondaryIndex):
 
 @register
 class QueueItem(Model):
-    """Posting work: READY > LEASED > DONE, back to READY with backoff, or DEAD."""
+    """Posting work: READY > LEASED > DONE, back to READY with backoff, or DEAD. A DONE
+    item expires after ``PAYMENTS_QUEUE_RETENTION_DAYS`` (the TTL ``expires_at``); DynamoDB
+    deletes expired items late, so every read ignores them (``queue_live``)."""
 
     class Meta:
         table_name = "txn_queue"
@@ -118,5 +123,11 @@ class QueueItem(Model):
     last_error = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
+    expires_at = TTLAttribute(null=True)  # set when the item is DONE
 
     by_status = QueueStatusIndex()
+
+
+def queue_live(now: datetime) -> Condition:
+    """Queue items that have not expired (a filter or a write condition)."""
+    return QueueItem.expires_at.does_not_exist() | (QueueItem.expires_at > now)

@@ -7,7 +7,7 @@ transaction, the queue item, the audit event, and the uniqueness items of its re
 number (per branch) and external reference (per API client), each "absent". Posting:
 claim due queue items with a conditional update (lease) > post in one Postgres
 transaction (loan row locked, a posting unique per txn_id) > mark the transaction POSTED
-and the item DONE. Every step can be repeated after a crash without
+and the item DONE (which then expires). Every step can be repeated after a crash without
 changing the result.
 """
 
@@ -40,7 +40,7 @@ from loans.services import loan_outstanding_refresh
 from ops import refdata
 
 from .allocation import allocate
-from .ddb_models import DedupItem, QueueItem, TransactionItem, UniqueKeyItem
+from .ddb_models import DedupItem, QueueItem, TransactionItem, UniqueKeyItem, queue_live
 from .exceptions import (
     DuplicatePayment,
     DuplicateReceipt,
@@ -495,6 +495,7 @@ def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
                     QueueItem.by_status.query(
                         f"{POSTING}#{s}",
                         QueueItem.next_attempt_at <= iso(now),
+                        filter_condition=queue_live(now),
                         limit=limit,
                     )
                 )
@@ -518,7 +519,8 @@ def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
                         QueueItem.updated_at.set(iso(now)),
                     ],
                     condition=(QueueItem.queue_status == candidate.queue_status)
-                    & (QueueItem.next_attempt_at == candidate.next_attempt_at),
+                    & (QueueItem.next_attempt_at == candidate.next_attempt_at)
+                    & queue_live(now),
                 )
             except PynamoDBException as exc:
                 if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
@@ -610,9 +612,16 @@ def _receipt_queue(*, loan: LoanAccount, txn: TransactionItem, amount: Decimal) 
         logger.exception("receipt for %s not queued", txn.txn_id)
 
 
+def _queue_expiry(moment: datetime) -> datetime:
+    """When a finished queue item expires (the transaction itself stays)."""
+    return moment + timedelta(days=settings.PAYMENTS_QUEUE_RETENTION_DAYS)
+
+
 def _mark(txn_id: str, item_id: str, *, status: str, reason: str | None = None) -> None:
-    """Transaction RECEIVED > POSTED or FAILED, and its queue item DONE, in one write."""
-    now = iso(timezone.now())
+    """Transaction RECEIVED > POSTED or FAILED, and its queue item DONE (expiring), in one
+    write."""
+    moment = timezone.now()
+    now = iso(moment)
     actions = [TransactionItem.status.set(status)]
     if status == TxnStatus.POSTED:
         actions.append(TransactionItem.posted_at.set(now))
@@ -630,6 +639,7 @@ def _mark(txn_id: str, item_id: str, *, status: str, reason: str | None = None) 
             actions=[
                 QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.DONE}"),
                 QueueItem.updated_at.set(now),
+                QueueItem.expires_at.set(_queue_expiry(moment)),
                 QueueItem.last_error.set(reason[:500]) if reason else QueueItem.last_error.remove(),
             ],
         )
@@ -644,10 +654,12 @@ def _mark(txn_id: str, item_id: str, *, status: str, reason: str | None = None) 
 
 
 def _queue_done(item_id: str) -> None:
+    now = timezone.now()
     QueueItem(item_id).update(
         actions=[
             QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.DONE}"),
-            QueueItem.updated_at.set(iso(timezone.now())),
+            QueueItem.updated_at.set(iso(now)),
+            QueueItem.expires_at.set(_queue_expiry(now)),
         ]
     )
 
@@ -720,7 +732,8 @@ def payment_post_one(*, txn_id: str) -> str:
                 QueueItem.updated_at.set(iso(now)),
             ],
             condition=(QueueItem.queue_status == f"{POSTING}#{QueueStatus.READY}")
-            & (QueueItem.next_attempt_at <= iso(now)),
+            & (QueueItem.next_attempt_at <= iso(now))
+            & queue_live(now),
         )
     except PynamoDBException as exc:
         if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
@@ -739,6 +752,7 @@ def queue_item_retry(*, item_id: str, actor) -> None:
                 QueueItem.next_attempt_at.set(iso(now)),
                 QueueItem.attempts.set(0),
                 QueueItem.updated_at.set(iso(now)),
+                QueueItem.expires_at.remove(),
             ],
             condition=QueueItem.queue_status == f"{POSTING}#{QueueStatus.DEAD}",
         )
