@@ -3,7 +3,8 @@
 Every error is JSON::
 
     {"error": {"code": "<stable_code>", "message": "<human text>",
-               "fields": {"<field>": ["<message>", ...]}}}     # "fields" only when known
+               "fields": {"<field>": ["<message>", ...]},     # "fields" only when known
+               "details": {"txn_id": "..."}}}                 # "details" only when given
 
 ``code`` is stable (clients branch on it); ``message`` is for people and may change.
 
@@ -24,7 +25,8 @@ NotAcceptable                     406     ``not_acceptable``
 UnsupportedMediaType              415     ``unsupported_media_type``
 Throttled                         429     ``throttled`` (``Retry-After``)
 ``ops.errors.ApplicationError``   its     its ``code``; its ``field`` becomes
-                                  status  ``fields``; its ``headers`` are copied
+                                  status  ``fields``; its ``details`` and ``headers``
+                                          are copied
 anything else                     500     ``internal_error``, a generic message; logged
                                           with the request id, never the traceback
 ================================  ======  =========================================
@@ -74,10 +76,17 @@ CODES: dict[type[exceptions.APIException], str] = {
 }
 
 
-def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict:
+def error_body(
+    code: str,
+    message: str,
+    fields: dict[str, list[str]] | None = None,
+    details: dict[str, str] | None = None,
+) -> dict:
     error: dict[str, Any] = {"code": code, "message": message}
     if fields:
         error["fields"] = fields
+    if details:
+        error["details"] = details
     return {"error": error}
 
 
@@ -95,7 +104,7 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     if isinstance(exc, ApplicationError):
         status_code = exc.status
         fields = {exc.field: [exc.message]} if exc.field else None
-        body = error_body(exc.code, exc.message, fields)
+        body = error_body(exc.code, exc.message, fields, exc.details)
         headers.update(exc.headers)
     elif isinstance(exc, exceptions.APIException):
         status_code = exc.status_code

@@ -52,6 +52,12 @@ class ErrorDetailSerializer(serializers.Serializer):
             help_text="The messages of each invalid field (dotted paths for nested fields; "
             "non_field_errors for the request as a whole).",
         )
+        fields["details"] = serializers.DictField(
+            child=serializers.CharField(),
+            required=False,
+            help_text="Facts a client can act on, e.g. for duplicate_receipt the txn_id of "
+            "the payment that already has the receipt number.",
+        )
         return fields
 
 

@@ -97,15 +97,19 @@ def audit_event_item(
     entity_repr: str = "",
     remarks: str = "",
     actor: Any = None,
+    event_id: str | None = None,
+    occurred_at: datetime.datetime | None = None,
 ) -> AuditEventItem:
     """The audit event of a DynamoDB write, to save in the same ``TransactWrite``::
 
         with TransactWrite(connection=pynamodb_connection()) as tx:
             tx.save(transaction_item, condition=TransactionItem.txn_id.does_not_exist())
             tx.save(audit_event_item(entity=f"payments.transaction#{txn_id}", action="create",
-                                     changes={...}),
+                                     changes={...}, event_id=txn_id, occurred_at=created),
                     condition=AuditEventItem.entity.does_not_exist())
 
+    ``event_id`` (a ULID, e.g. the new item's own) and ``occurred_at`` make the event
+    deterministic: a retried write has the same key and cannot store it twice.
     ``changes`` must hold no PII in the clear: mask with ``audit.masking.mask_value``."""
     row = _outbox_row(
         entity=entity,
@@ -115,6 +119,10 @@ def audit_event_item(
         remarks=remarks,
         actor=actor,
     )
+    if event_id is not None:
+        row.event_id = event_id
+    if occurred_at is not None:
+        row.occurred_at = occurred_at
     return event_item(row)
 
 
@@ -214,13 +222,19 @@ def _outbox_row(
         entity_repr=(entity_repr or "")[:200],
         action=action,
         actor_id=actor.pk if actor is not None else None,
-        actor_repr=actor.get_username()[:150] if actor is not None else "",
+        # a system principal (NACH results) has no name: the event's changes say the source
+        actor_repr=_actor_name(actor)[:150],
         request_id=(ctx.request_id or "")[:64],
         ip=_valid_ip(ctx.ip),
         occurred_at=timezone.now(),
         changes=changes or {},
         remarks=remarks or "",
     )
+
+
+def _actor_name(actor) -> str:
+    get_username = getattr(actor, "get_username", None)
+    return get_username() if get_username is not None else ""
 
 
 def _safe_changes(changes: dict[str, Any] | None, entity: str) -> dict[str, list]:

@@ -285,6 +285,9 @@ PAYMENTS_POSTING_MAX_ATTEMPTS = env.int("PAYMENTS_POSTING_MAX_ATTEMPTS", default
 # A worker that dies holding queue items leaves them leased; another takes them over after
 # this many seconds (longer than any single posting takes).
 PAYMENTS_POSTING_LEASE_SECONDS = env.int("PAYMENTS_POSTING_LEASE_SECONDS", default=60)
+# Finished (DONE) posting-queue items expire this many days after they finish (DynamoDB
+# TTL); the transaction itself is kept. Dead letters never expire.
+PAYMENTS_QUEUE_RETENTION_DAYS = env.int("PAYMENTS_QUEUE_RETENTION_DAYS", default=30)
 
 # --- Mandates ---------------------------------------------------------------------------
 

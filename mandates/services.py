@@ -34,6 +34,7 @@ from loans.models import Instalment, LoanAccount, LoanCharge
 from loans.services import loan_charge_raise
 from ops import refdata
 from ops.errors import ApplicationError, Conflict, NotFound
+from payments.exceptions import DuplicateReceipt
 from payments.services import PaymentInput, from_paise, iso, payment_ingest, to_paise
 
 from .ddb_models import DUE_DATE_SHARDS, MandateExecutionItem
@@ -712,6 +713,10 @@ def execution_result_sync(*, execution_id: str) -> bool:
                 principal=_NachSystem(),
                 source=f"nach:{item.partner_code}",
             )
+        except DuplicateReceipt as exc:
+            # The receipt NACH-<execution> is this execution's own: it was recorded by an
+            # earlier sync whose idempotency key has expired since. Not a second payment.
+            actions.append(MandateExecutionItem.txn_id.set(exc.txn_id))
         except ApplicationError as exc:
             if exc.status >= 500:
                 raise  # the store is down: the sweep syncs it later

@@ -1,8 +1,8 @@
 """The base of every domain error: a stable ``code`` for machines, a message for people.
 
 Services raise subclasses; the API's exception handler turns them into
-``{"error": {"code": ..., "message": ..., "field": ...}}`` with ``status``; the admin and
-workflow screens show the message.
+``{"error": {"code": ..., "message": ..., "fields": ..., "details": ...}}`` with
+``status``; the admin and workflow screens show the message.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class ApplicationError(Exception):
         status: int | None = None,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        details: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -27,6 +28,7 @@ class ApplicationError(Exception):
         self.status = status or self.status
         self.field = field
         self.headers = headers or {}
+        self.details = details or {}  # machine-readable facts, e.g. the conflicting object's id
 
     def __str__(self) -> str:
         return self.message

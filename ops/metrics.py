@@ -195,7 +195,7 @@ class StoreCollector:
     cannot be read, so a store outage never breaks the scrape."""
 
     def collect(self):
-        from payments.ddb_models import QueueItem
+        from payments.ddb_models import QueueItem, queue_live
         from payments.services import POSTING, QueueStatus, iso
 
         up = GaugeMetricFamily(
@@ -213,13 +213,18 @@ class StoreCollector:
             oldest_due = None
             for status in (QueueStatus.READY, QueueStatus.LEASED):
                 partition = f"{POSTING}#{status}"
-                count = QueueItem.by_status.count(partition, limit=QUEUE_COUNT_LIMIT)
+                count = QueueItem.by_status.count(
+                    partition, filter_condition=queue_live(now), limit=QUEUE_COUNT_LIMIT
+                )
                 depth.add_metric([status.lower()], count)
                 # READY items are due from next_attempt_at, LEASED ones when the lease ends
                 first = next(
                     iter(
                         QueueItem.by_status.query(
-                            partition, QueueItem.next_attempt_at <= iso(now), limit=1
+                            partition,
+                            QueueItem.next_attempt_at <= iso(now),
+                            filter_condition=queue_live(now),
+                            limit=1,
                         )
                     ),
                     None,
@@ -227,7 +232,9 @@ class StoreCollector:
                 if first is not None and (oldest_due is None or first.next_attempt_at < oldest_due):
                     oldest_due = first.next_attempt_at
             dead = QueueItem.by_status.count(
-                f"{POSTING}#{QueueStatus.DEAD}", limit=QUEUE_COUNT_LIMIT
+                f"{POSTING}#{QueueStatus.DEAD}",
+                filter_condition=queue_live(now),
+                limit=QUEUE_COUNT_LIMIT,
             )
         except Exception:  # any failure to read: report the source down, keep the scrape
             logging.getLogger(__name__).warning("metrics: the posting queue could not be read")

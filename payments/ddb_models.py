@@ -1,10 +1,13 @@
-"""Payment transactions, idempotency keys and the posting queue, in DynamoDB.
+"""Payment transactions, idempotency keys, uniqueness keys and the posting queue, in DynamoDB.
 
 Amounts are integer paise (``NumberAttribute`` holding ints only, never floats).
 Times used as sort keys are UTC ISO strings of one fixed format, so that they sort.
 """
 
+from datetime import datetime
+
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -75,6 +78,22 @@ class DedupItem(Model):
     expires_at = TTLAttribute()
 
 
+@register
+class UniqueKeyItem(Model):
+    """A value only one payment may carry: a receipt number per branch
+    (``receipt#{branch_id}#{RECEIPT}``) or an external reference per API client
+    (``extref#api:{client_id}#{reference}``). Written in the payment's own
+    TransactWriteItems with the condition "absent", so of two payments sent at the same
+    moment exactly one can take it. Kept for as long as the transaction (no TTL)."""
+
+    class Meta:
+        table_name = "txn_unique"
+
+    unique_key = UnicodeAttribute(hash_key=True)
+    txn_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
 class QueueStatusIndex(GlobalSecondaryIndex):
     class Meta:
         index_name = "queue_status"
@@ -86,7 +105,9 @@ class QueueStatusIndex(GlobalSecondaryIndex):
 
 @register
 class QueueItem(Model):
-    """Posting work: READY > LEASED > DONE, back to READY with backoff, or DEAD."""
+    """Posting work: READY > LEASED > DONE, back to READY with backoff, or DEAD. A DONE
+    item expires after ``PAYMENTS_QUEUE_RETENTION_DAYS`` (the TTL ``expires_at``); DynamoDB
+    deletes expired items late, so every read ignores them (``queue_live``)."""
 
     class Meta:
         table_name = "txn_queue"
@@ -102,5 +123,11 @@ class QueueItem(Model):
     last_error = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
+    expires_at = TTLAttribute(null=True)  # set when the item is DONE
 
     by_status = QueueStatusIndex()
+
+
+def queue_live(now: datetime) -> Condition:
+    """Queue items that have not expired (a filter or a write condition)."""
+    return QueueItem.expires_at.does_not_exist() | (QueueItem.expires_at > now)

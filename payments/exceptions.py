@@ -27,6 +27,23 @@ class RequestInFlight(Conflict):
         super().__init__(message, headers={"Retry-After": "2"})
 
 
+class DuplicatePayment(Conflict):
+    """A value only one payment may carry is already taken by ``txn_id`` (409). Nothing of
+    the refused payment is stored and its Idempotency-Key stays free."""
+
+    def __init__(self, message: str, *, txn_id: str, field: str) -> None:
+        super().__init__(message, field=field, details={"txn_id": txn_id})
+        self.txn_id = txn_id
+
+
+class DuplicateReceipt(DuplicatePayment):
+    code = "duplicate_receipt"
+
+
+class DuplicateReference(DuplicatePayment):
+    code = "duplicate_external_reference"
+
+
 class StoreUnavailable(ServiceUnavailable):
     code = "store_unavailable"
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.core import signing
 from django.db.models import QuerySet
+from django.utils import timezone
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from accounts.models import Branch
@@ -29,7 +30,7 @@ from dynamo.errors import is_unavailable
 from loans.models import Instalment, LoanAccount
 from ops.errors import ApplicationError
 
-from .ddb_models import QueueItem, TransactionItem
+from .ddb_models import QueueItem, TransactionItem, queue_live
 from .exceptions import LoanNotFound, StoreUnavailable, TransactionNotFound
 from .models import Posting
 from .services import POSTING, QueueStatus, transaction_body, transaction_get
@@ -156,9 +157,9 @@ def queue_items(*, status: str, user, limit: int = PAGE_SIZE, cursor: str | None
         return Page([])
     partition = f"{POSTING}#{status}"
     namespace = f"queue:{partition}"
-    filter_condition = None
+    filter_condition = queue_live(timezone.now())
     if branch_ids is not None and len(branch_ids) <= _IN_LIMIT:
-        filter_condition = QueueItem.branch_id.is_in(*sorted(branch_ids))
+        filter_condition &= QueueItem.branch_id.is_in(*sorted(branch_ids))
     results = QueueItem.by_status.query(
         partition,
         scan_index_forward=status != QueueStatus.DEAD,
@@ -178,6 +179,8 @@ def queue_item_for_user(*, item_id: str, user) -> dict[str, Any] | None:
         item = _store(lambda: QueueItem.get(item_id, consistent_read=True))
     except DoesNotExist:
         return None
+    if item.expires_at is not None and item.expires_at <= timezone.now():
+        return None  # expired, not yet deleted by DynamoDB
     if not can_see_branch(user, int(item.branch_id)):
         return None
     return queue_row(item)

@@ -3,10 +3,12 @@ reversal through maker-checker.
 
 Ingestion: claim the idempotency key (a conditional put, IN_FLIGHT with a lease) >
 validate against Postgres > one TransactWriteItems: the key DONE with the response, the
-transaction, the queue item. Posting: claim due queue items with a conditional update
-(lease) > post in one Postgres transaction (loan row locked, a posting unique per
-txn_id) > mark the transaction POSTED and the item DONE. Every step can be repeated
-after a crash without changing the result.
+transaction, the queue item, the audit event, and the uniqueness items of its receipt
+number (per branch) and external reference (per API client), each "absent". Posting:
+claim due queue items with a conditional update (lease) > post in one Postgres
+transaction (loan row locked, a posting unique per txn_id) > mark the transaction POSTED
+and the item DONE (which then expires). Every step can be repeated after a crash without
+changing the result.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from ulid import ULID
 from accounts.models import Branch
 from accounts.scoping import scope_queryset
 from approvals.services import KindHandler, approval_request_create, register_kind
-from audit.services import audit_record
+from audit.ddb_models import AuditEventItem
+from audit.services import audit_event_item, audit_record
 from dynamo.errors import RETRYABLE_REASONS, cancellation_codes, is_unavailable
 from dynamo.transactions import transact_write
 from loans.models import Instalment, LoanAccount
@@ -37,8 +40,11 @@ from loans.services import loan_outstanding_refresh
 from ops import refdata
 
 from .allocation import allocate
-from .ddb_models import DedupItem, QueueItem, TransactionItem
+from .ddb_models import DedupItem, QueueItem, TransactionItem, UniqueKeyItem, queue_live
 from .exceptions import (
+    DuplicatePayment,
+    DuplicateReceipt,
+    DuplicateReference,
     IdempotencyKeyReused,
     LedgerUnavailable,
     LoanNotFound,
@@ -258,10 +264,98 @@ def _validate(payment: PaymentInput, principal) -> tuple[LoanAccount, date]:
     return loan, business_date
 
 
+@dataclass(frozen=True)
+class _UniqueKey:
+    """A value only one payment may carry, and the error a second payment gets."""
+
+    key: str
+    error: type[DuplicatePayment]
+    field: str
+    message: str
+
+
+def _unique_keys(payment: PaymentInput, *, branch_id: int, source: str) -> list[_UniqueKey]:
+    """The receipt number is unique per branch, whoever sends it (a receipt book belongs to
+    a branch; compared without case). The external reference is unique per API client
+    (``api:<id>``): other sources reuse it by design (NACH sends the mandate's UMRN with
+    every debit, and is kept unique by its receipt number ``NACH-<execution>``)."""
+    keys = []
+    receipt = payment.receipt_number.strip().upper()
+    if receipt:
+        keys.append(
+            _UniqueKey(
+                f"receipt#{branch_id}#{receipt}",
+                DuplicateReceipt,
+                "receipt_number",
+                f"Receipt {payment.receipt_number} of this branch is already recorded",
+            )
+        )
+    reference = payment.external_reference.strip()
+    if reference and source.startswith("api:"):
+        keys.append(
+            _UniqueKey(
+                f"extref#{source}#{reference}",
+                DuplicateReference,
+                "external_reference",
+                f"External reference {reference} is already recorded for this client",
+            )
+        )
+    return keys
+
+
+def _duplicate(unique: _UniqueKey, reason) -> DuplicatePayment:
+    """The 409 naming the payment that holds the key (returned with the cancellation, or
+    read when the store did not return it)."""
+    raw = getattr(reason, "raw_item", None) or {}
+    txn_id = raw.get("txn_id", {}).get("S")
+    if txn_id is None:
+        try:
+            txn_id = _store_call(UniqueKeyItem.get, unique.key, consistent_read=True).txn_id
+        except DoesNotExist:
+            txn_id = ""
+    return unique.error(
+        f"{unique.message} as transaction {txn_id}.", txn_id=txn_id, field=unique.field
+    )
+
+
+def _intake_audit(txn: TransactionItem, *, principal, now: datetime) -> AuditEventItem:
+    """The accepted payment's audit event; its id is the transaction's, so a retried
+    write cannot store it twice."""
+    return audit_event_item(
+        entity=f"payments.transaction#{txn.txn_id}",
+        action="create",
+        entity_repr=f"₹{from_paise(txn.amount_paise)} on {txn.loan_number}",
+        changes={
+            name: [None, value]
+            for name, value in (
+                ("status", txn.status),
+                ("loan_account", txn.loan_number),
+                ("amount", f"{from_paise(txn.amount_paise):.2f}"),
+                ("mode", txn.mode),
+                ("business_date", txn.business_date),
+                ("receipt_number", txn.receipt_number),
+                ("collector", txn.collector),
+                ("external_reference", txn.external_reference),
+                ("source", txn.source),
+            )
+            if value is not None
+        },
+        actor=principal,
+        event_id=txn.txn_id,
+        occurred_at=now,
+    )
+
+
 def payment_ingest(
     *, payment: PaymentInput, idempotency_key: str, principal, source: str
 ) -> IngestResult:
-    """Accept one payment exactly once per (source, Idempotency-Key)."""
+    """Accept one payment exactly once per (source, Idempotency-Key), and only once per
+    receipt number of a branch and external reference of an API client.
+
+    A refused payment (422, 404, or 409 ``duplicate_receipt`` /
+    ``duplicate_external_reference``) stores nothing and frees its key: the same key and
+    body then get the same refusal again (the receipt is still taken), and the same key
+    with a corrected receipt number is accepted."""
     dedup_key = _hash(f"{source}\n{idempotency_key}")
     request_hash = _hash(payment.canonical())
     claimed = _claim(dedup_key, request_hash)
@@ -303,8 +397,21 @@ def payment_ingest(
         updated_at=iso(now),
     )
     body = transaction_body(txn)
+    audit_item = _intake_audit(txn, principal=principal, now=now)
+    uniques = _unique_keys(payment, branch_id=loan.branch_id, source=source)
 
     def build(tw) -> None:
+        # PynamoDB sends puts before updates, and DynamoDB gives the cancellation reasons
+        # in that order: see ``order`` below.
+        tw.save(txn, condition=TransactionItem.txn_id.does_not_exist())
+        tw.save(queue_item, condition=QueueItem.item_id.does_not_exist())
+        tw.save(audit_item, condition=AuditEventItem.entity.does_not_exist())
+        for unique in uniques:
+            tw.save(
+                UniqueKeyItem(unique.key, txn_id=txn_id, created_at=iso(now)),
+                condition=UniqueKeyItem.unique_key.does_not_exist(),
+                return_values="ALL_OLD",
+            )
         tw.update(
             DedupItem(dedup_key),
             actions=[
@@ -315,16 +422,24 @@ def payment_ingest(
             ],
             condition=(DedupItem.claim_token == token) & (DedupItem.state == "IN_FLIGHT"),
         )
-        tw.save(txn, condition=TransactionItem.txn_id.does_not_exist())
-        tw.save(queue_item, condition=QueueItem.item_id.does_not_exist())
 
+    order = ["txn", "queue", "audit", *uniques, "dedup"]
     try:
         transact_write(build, client_request_token=token)
     except TransactWriteError as exc:
-        if "ConditionalCheckFailed" in cancellation_codes(exc)[:1]:
+        failed = {
+            part: reason
+            for part, reason in zip(order, exc.cancellation_reasons, strict=False)
+            if reason is not None and reason.code == "ConditionalCheckFailed"
+        }
+        if "dedup" in failed:
             raise RequestInFlight(
                 "Another request took over this Idempotency-Key; retry to get its result."
             ) from exc
+        taken = [unique for unique in uniques if unique in failed]
+        if taken:
+            _release_claim(dedup_key, token)
+            raise _duplicate(taken[0], failed[taken[0]]) from exc
         # conflicts or throttling that outlasted the retries: the client retries later
         reasons = {code for code in cancellation_codes(exc) if code not in (None, "None")}
         if is_unavailable(exc) or reasons <= RETRYABLE_REASONS:
@@ -378,7 +493,10 @@ def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
             candidates = _store_call(
                 lambda s=status: list(
                     QueueItem.by_status.query(
-                        f"{POSTING}#{s}", QueueItem.next_attempt_at <= iso(now), limit=limit
+                        f"{POSTING}#{s}",
+                        QueueItem.next_attempt_at <= iso(now),
+                        filter_condition=queue_live(now),
+                        limit=limit,
                     )
                 )
             )
@@ -401,7 +519,8 @@ def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
                         QueueItem.updated_at.set(iso(now)),
                     ],
                     condition=(QueueItem.queue_status == candidate.queue_status)
-                    & (QueueItem.next_attempt_at == candidate.next_attempt_at),
+                    & (QueueItem.next_attempt_at == candidate.next_attempt_at)
+                    & queue_live(now),
                 )
             except PynamoDBException as exc:
                 if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
@@ -493,9 +612,16 @@ def _receipt_queue(*, loan: LoanAccount, txn: TransactionItem, amount: Decimal) 
         logger.exception("receipt for %s not queued", txn.txn_id)
 
 
+def _queue_expiry(moment: datetime) -> datetime:
+    """When a finished queue item expires (the transaction itself stays)."""
+    return moment + timedelta(days=settings.PAYMENTS_QUEUE_RETENTION_DAYS)
+
+
 def _mark(txn_id: str, item_id: str, *, status: str, reason: str | None = None) -> None:
-    """Transaction RECEIVED > POSTED or FAILED, and its queue item DONE, in one write."""
-    now = iso(timezone.now())
+    """Transaction RECEIVED > POSTED or FAILED, and its queue item DONE (expiring), in one
+    write."""
+    moment = timezone.now()
+    now = iso(moment)
     actions = [TransactionItem.status.set(status)]
     if status == TxnStatus.POSTED:
         actions.append(TransactionItem.posted_at.set(now))
@@ -513,6 +639,7 @@ def _mark(txn_id: str, item_id: str, *, status: str, reason: str | None = None) 
             actions=[
                 QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.DONE}"),
                 QueueItem.updated_at.set(now),
+                QueueItem.expires_at.set(_queue_expiry(moment)),
                 QueueItem.last_error.set(reason[:500]) if reason else QueueItem.last_error.remove(),
             ],
         )
@@ -527,10 +654,12 @@ def _mark(txn_id: str, item_id: str, *, status: str, reason: str | None = None) 
 
 
 def _queue_done(item_id: str) -> None:
+    now = timezone.now()
     QueueItem(item_id).update(
         actions=[
             QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.DONE}"),
-            QueueItem.updated_at.set(iso(timezone.now())),
+            QueueItem.updated_at.set(iso(now)),
+            QueueItem.expires_at.set(_queue_expiry(now)),
         ]
     )
 
@@ -603,7 +732,8 @@ def payment_post_one(*, txn_id: str) -> str:
                 QueueItem.updated_at.set(iso(now)),
             ],
             condition=(QueueItem.queue_status == f"{POSTING}#{QueueStatus.READY}")
-            & (QueueItem.next_attempt_at <= iso(now)),
+            & (QueueItem.next_attempt_at <= iso(now))
+            & queue_live(now),
         )
     except PynamoDBException as exc:
         if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
@@ -622,6 +752,7 @@ def queue_item_retry(*, item_id: str, actor) -> None:
                 QueueItem.next_attempt_at.set(iso(now)),
                 QueueItem.attempts.set(0),
                 QueueItem.updated_at.set(iso(now)),
+                QueueItem.expires_at.remove(),
             ],
             condition=QueueItem.queue_status == f"{POSTING}#{QueueStatus.DEAD}",
         )

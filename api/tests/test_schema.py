@@ -28,7 +28,7 @@ def test_the_schema_validates_without_warnings(tmp_path):
     envelope = schema["components"]["schemas"]["ErrorEnvelope"]
     assert envelope["properties"]["error"]["$ref"] == "#/components/schemas/ErrorDetail"
     detail = schema["components"]["schemas"]["ErrorDetail"]
-    assert set(detail["properties"]) == {"code", "message", "fields"}
+    assert set(detail["properties"]) == {"code", "message", "fields", "details"}
     listing = schema["paths"]["/api/v1/loans/"]["get"]
     assert {"ApiKeyAuth": []} in listing["security"]
     assert "loans:read" in listing["description"]

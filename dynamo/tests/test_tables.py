@@ -59,3 +59,34 @@ def test_delete_needs_confirmation(fresh_prefix):
     assert SessionItem.exists()
     call_command("ddb_tables", "delete", "--yes")
     assert not SessionItem.exists()
+
+
+def test_create_turns_on_the_posting_queue_ttl_also_on_an_existing_table(fresh_prefix):
+    from payments.ddb_models import QueueItem
+
+    client = boto3_client()
+    name = f"{fresh_prefix}txn_queue"
+    # the table as an earlier release created it: its index, and no TTL
+    client.create_table(
+        TableName=name,
+        AttributeDefinitions=QueueItem._get_schema()["attribute_definitions"],
+        KeySchema=[{"AttributeName": "item_id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "queue_status",
+                "KeySchema": [
+                    {"AttributeName": "queue_status", "KeyType": "HASH"},
+                    {"AttributeName": "next_attempt_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    assert (
+        client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]["TimeToLiveStatus"]
+        == "DISABLED"
+    )
+    call_command("ddb_tables", "create")
+    ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")

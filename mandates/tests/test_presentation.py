@@ -202,6 +202,30 @@ def test_success_becomes_a_nach_payment_posted_once(world):
         )
 
 
+def test_a_success_synced_again_after_its_key_expired_is_not_a_second_payment(world):
+    """The NACH payment's receipt number is ``NACH-<execution id>``: unique per branch like
+    any receipt. A result synced again once its idempotency key has expired meets its own
+    receipt (409 duplicate_receipt) and takes that transaction instead of failing."""
+    from payments.ddb_models import DedupItem
+
+    _present(world)
+    execution_id = _execution(world)
+    partner = world["mandate"].banking_partner.code
+    services.execution_result_apply(
+        partner_code=partner, execution_id=execution_id, status="SUCCESS"
+    )
+    (txn,) = list(TransactionItem.scan())
+    assert txn.receipt_number == f"NACH-{execution_id}"
+    for key in DedupItem.scan():  # expired and deleted by DynamoDB
+        key.delete()
+    ExecutionResult.objects.update(dynamo_synced_at=None)
+    assert services.execution_result_sync(execution_id=execution_id)
+    assert [t.txn_id for t in TransactionItem.scan()] == [txn.txn_id]
+    execution = MandateExecutionItem.get(execution_id)
+    assert execution.txn_id == txn.txn_id and execution.return_reason is None
+    assert ExecutionResult.objects.get().dynamo_synced_at is not None
+
+
 def test_a_retryable_bounce_charges_the_loan_and_is_represented(world):
     _present(world)
     partner = world["mandate"].banking_partner.code

@@ -3,7 +3,11 @@
 Writes need an ``Idempotency-Key`` header: the same key with the same body replays the
 first response (with ``Idempotent-Replayed: true``); with another body it is a 409
 ``idempotency_key_reused``; while the first request is still being processed, a 409
-``request_in_flight`` with ``Retry-After``.
+``request_in_flight`` with ``Retry-After``. A receipt number already recorded in the branch
+is a 409 ``duplicate_receipt``, an external reference the client already sent a 409
+``duplicate_external_reference``, each with ``details.txn_id`` of the recorded payment;
+nothing is stored and the key stays free (sent again, it gets the same 409; with a
+corrected body, it is accepted).
 """
 
 from __future__ import annotations
@@ -55,6 +59,14 @@ PAYMENT_ERRORS = {
     "loan_not_found": (404, "no such loan account in the caller's branches"),
     "idempotency_key_reused": (409, "the Idempotency-Key was used with another body"),
     "request_in_flight": (409, "the first request with this key is still being processed"),
+    "duplicate_receipt": (
+        409,
+        "the receipt number is already recorded in the branch: `details.txn_id` names that payment",
+    ),
+    "duplicate_external_reference": (
+        409,
+        "the external reference is already recorded by this client: `details.txn_id` names it",
+    ),
     "request_too_large": (413, "the body is over the size limit"),
     "loan_not_active": (422, "the loan is not active"),
     "payment_rejected": (422, "the payment cannot be accepted"),
@@ -195,7 +207,9 @@ class TransactionBatchView(APIView):
         "200 with a result per item, in order: its `status` (the HTTP status it would have "
         "alone) and its `transaction`, or its `error` (the codes below, by status). An item "
         "that is not a valid BatchItem is refused in its own result (400 `invalid`) and the "
-        "others are still recorded; a body that is not 1 to 100 objects is a 400 for the "
+        "others are still recorded. An item whose receipt number or external reference is already "
+        "recorded (also by an earlier item of the same batch) gets status 409 with "
+        "`duplicate_receipt` or `duplicate_external_reference` and `details.txn_id`; a body that is not 1 to 100 objects is a 400 for the "
         "whole batch.",
         tags=["payments"],
         parameters=[KEY_PARAMETER],
@@ -234,7 +248,7 @@ class TransactionBatchView(APIView):
                 "index": index,
                 "status": exc.status,
                 "replayed": False,
-                **error_body(exc.code, exc.message, fields),
+                **error_body(exc.code, exc.message, fields, exc.details),
             }
         return {
             "index": index,

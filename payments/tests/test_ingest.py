@@ -7,7 +7,7 @@ from django.db import connection
 from accounts.tests.factories import BranchFactory, branch_user
 from loans.models import LoanAccount
 from loans.tests.factories import make_loan
-from payments.ddb_models import DedupItem, QueueItem, TransactionItem
+from payments.ddb_models import DedupItem, QueueItem, TransactionItem, UniqueKeyItem
 from payments.exceptions import (
     IdempotencyKeyReused,
     LoanNotFound,
@@ -128,3 +128,28 @@ def test_concurrent_duplicates_store_one_transaction():
     assert len({r.body["txn_id"] for r in results}) == 1
     assert sum(not r.replayed for r in results) <= 1
     assert Decimal(results[0].body["amount"]) == Decimal("1000.00") if results else True
+
+
+def test_a_request_whose_key_was_taken_over_meanwhile_stores_nothing_and_is_in_flight(
+    monkeypatch,
+):
+    """The first request stalled past its claim's lease and a retry took the key over
+    (a new claim token): the first one's write is refused on the key (409 in flight, not
+    a 500), and neither its transaction nor its receipt number is stored."""
+    from payments import services
+
+    loan = make_loan()
+    validate = services._validate
+
+    def stall_then_lose_the_key(payment, principal):
+        result = validate(payment, principal)
+        DedupItem(services._hash("test\nkey-1")).update(
+            actions=[DedupItem.claim_token.set("the-retry's-claim")]
+        )
+        return result
+
+    monkeypatch.setattr(services, "_validate", stall_then_lose_the_key)
+    with pytest.raises(RequestInFlight):
+        _ingest(loan, receipt_number="RC-1")
+    assert TransactionItem.count() == 0 and QueueItem.count() == 0
+    assert UniqueKeyItem.count() == 0

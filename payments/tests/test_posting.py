@@ -186,3 +186,45 @@ def test_the_sweep_task_runs_through_an_embedded_worker():
             assert time.monotonic() < deadline, "the task did not post"
             time.sleep(0.2)
     assert TransactionItem.get(txn_id).status == "POSTED"
+
+
+def test_a_finished_queue_item_expires_after_the_retention_and_a_dead_letter_never(settings):
+    settings.PAYMENTS_QUEUE_RETENTION_DAYS = 12
+    settings.PAYMENTS_POSTING_MAX_ATTEMPTS = 1
+    LedgerSwitch.objects.create(pk=1, maintenance=True, reason="month-end")
+    loan = make_loan()
+    dead = _ingest(loan, amount="6.00")
+    assert QueueItem.get(dead, consistent_read=True).expires_at is None  # waiting
+    assert payments_post_due() == {"dead": 1}
+    assert QueueItem.get(dead, consistent_read=True).expires_at is None  # staff decide
+    LedgerSwitch.objects.filter(pk=1).update(maintenance=False)
+    posted = _ingest(loan)
+    before = timezone.now()
+    assert payments_post_due() == {"posted": 1}
+    item = QueueItem.get(posted, consistent_read=True)
+    assert item.queue_status == "POSTING#DONE"
+    expected = before + timedelta(days=12)
+    assert expected - timedelta(seconds=1) <= item.expires_at <= expected + timedelta(seconds=30)
+    # a payment that can never post finishes too (FAILED, its item DONE): it expires as well
+    failed = _ingest(loan, amount="5.00")
+    LoanAccount.objects.filter(pk=loan.pk).update(status="CLOSED")
+    assert payments_post_due() == {"failed": 1}
+    assert QueueItem.get(failed, consistent_read=True).expires_at is not None
+
+
+def test_an_expired_item_not_yet_deleted_is_never_claimed_nor_listed():
+    loan = make_loan()
+    principal = head_office()
+    txn_id = _ingest(loan, principal=principal)
+    # DynamoDB deletes expired items up to days late: until then they are still there
+    QueueItem(txn_id).update(
+        actions=[QueueItem.expires_at.set(timezone.now() - timedelta(hours=1))]
+    )
+    assert services.payment_post_one(txn_id=txn_id) == "not_due"
+    assert payments_post_due() == {}
+    from payments import selectors
+
+    assert selectors.queue_items(status="READY", user=principal).rows == []
+    assert selectors.queue_item_for_user(item_id=txn_id, user=principal) is None
+    assert not Posting.objects.exists()
+    assert TransactionItem.get(txn_id).status == "RECEIVED"
