@@ -1,7 +1,11 @@
+import re
+
 from django import forms
+from django.core.validators import RegexValidator
 
 from accounts.models import Branch
 from loans.models import CollectionAccount
+from ops.forms import AsciiDateField
 
 from .models import Deposit
 from .services import deposit_problems
@@ -74,3 +78,25 @@ class StatementUploadForm(forms.Form):
     file = forms.FileField(
         help_text="CSV with the columns date, narration, reference (slip number), credit."
     )
+
+
+class ExportFilterForm(forms.Form):
+    """The query string of a DCR/DBS export: ``from``, ``to`` (ISO dates), ``status`` (an
+    unknown one is ignored, as before) and ``branch`` (a branch code)."""
+
+    to = AsciiDateField(required=False, input_formats=["%Y-%m-%d"])
+    status = forms.Field(required=False)  # any text: compared with the statuses only
+    branch = forms.CharField(
+        required=False,
+        validators=[
+            RegexValidator(r"^[A-Za-z0-9-]{1,12}$", "is not a branch code", flags=re.ASCII)
+        ],
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["from"] = AsciiDateField(required=False, input_formats=["%Y-%m-%d"])
+
+    def problem(self) -> str:
+        """The errors as one line, e.g. ``branch: is not a branch code``."""
+        return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in self.errors.items())
