@@ -5,7 +5,7 @@ from django.core.validators import RegexValidator
 
 from accounts.models import Branch
 from loans.models import CollectionAccount
-from ops.forms import AsciiDateField
+from ops.forms import AsciiDateField, AsciiModelChoiceField
 
 from .models import Deposit
 from .services import deposit_problems
@@ -48,7 +48,7 @@ class BuildForm(forms.Form):
     """Build or refresh DCRs on demand: one branch (or all the user may see), a date or
     a range."""
 
-    branch = forms.ModelChoiceField(
+    branch = AsciiModelChoiceField(
         queryset=Branch.objects.none(), required=False, empty_label="every branch I may see"
     )
     date_from = forms.DateField(
@@ -72,7 +72,7 @@ class BuildForm(forms.Form):
 
 
 class StatementUploadForm(forms.Form):
-    collection_account = forms.ModelChoiceField(
+    collection_account = AsciiModelChoiceField(
         queryset=CollectionAccount.objects.filter(is_active=True).select_related("partner")
     )
     file = forms.FileField(

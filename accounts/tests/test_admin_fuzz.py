@@ -2,10 +2,11 @@
 
 Every registered admin (each model of the admin site, the DynamoDB browsers included) is
 opened as a superuser and as a branch user, with each of its list parameters set to an
-odd value in turn (the branch user: the NULs only). The parameters are read from the admin itself: the filter specs of
-``list_filter`` (their ``expected_parameters``), ``date_hierarchy``, search (``q``),
-ordering (``o``) and page (``p``), and every name of a field or a ``?`` link on the list
-page (the DynamoDB browsers' search forms, the posting queue's status tabs).
+odd value in turn (the branch user: the NULs only). The parameters are read from the
+admin itself: the filter specs of ``list_filter`` (their ``expected_parameters``),
+``date_hierarchy``, search (``q``), ordering (``o``) and page (``p``), and every name of
+a field or a ``?`` link on the list page (the DynamoDB browsers' search forms, the
+posting queue's status tabs).
 
 A NUL (which PostgreSQL refuses in text) in any parameter is answered as Django answers
 a bad filter: back to the list (``?e=1``) with a message. The other odd values (2,000

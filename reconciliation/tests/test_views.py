@@ -295,3 +295,36 @@ def test_odd_export_statuses_are_ignored_as_before(submitted):
     )
     assert response.status_code == 200
     assert dcr.branch.code in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("field", "typed"),
+    [
+        ("amount", "\uff11\uff15\uff10\uff10"),  # full-width 1500
+        ("amount", "\u0661\u0665\u0660\u0660"),  # Arabic-Indic 1500
+        ("deposit_date", "\u0662\u0660\u0662\u0666-01-02"),
+        ("collection_account", None),  # its id in Arabic-Indic digits
+    ],
+)
+def test_the_admin_deposit_form_refuses_other_scripts_digits_with_a_field_message(field, typed):
+    branch, _ = branch_with_loan()
+    account = collection_account()
+    if typed is None:
+        typed = "".join(chr(0x0660 + int(d)) for d in str(account.pk))
+    data = {
+        "branch": branch.pk,
+        "deposit_date": days_ago(1).isoformat(),
+        "collection_account": account.pk,
+        "slip_number": "ASCII-1",
+        "amount": "1500.00",
+        field: typed,
+    }
+    client = client_for(staff(branch))
+    url = reverse("admin:reconciliation_deposit_add")
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert "Use the digits 0-9" in str(response.context["adminform"].form.errors[field])
+    assert not Deposit.objects.exists()
+    data[field] = {"amount": "1500", "deposit_date": days_ago(1).isoformat()}.get(field, account.pk)
+    assert client.post(url, data).status_code == 302
+    assert Deposit.objects.get().amount == Decimal("1500.00")
