@@ -7,11 +7,12 @@ import json
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import connections, models
 from django.db.models import Q
 from django.utils.functional import cached_property
 
 from audit.admin import AuditHistoryAdminMixin
+from ops.forms import AsciiDateField, AsciiDecimalField, AsciiIntegerField, AsciiModelChoiceField
 
 from .scoping import head_office_only, scope_queryset, sees_everything, visible_branch_ids
 
@@ -68,7 +69,22 @@ class ScopedRelatedFilter(admin.RelatedFieldListFilter):
         return [(obj.pk, str(obj)) for obj in queryset]
 
 
-class ScopedModelAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
+class BackOfficeModelAdmin(admin.ModelAdmin):
+    """The base of every ModelAdmin of the back-office (a test walks the admin site):
+    the money, number, date and foreign-key fields of its forms take ASCII digits only,
+    with a field message for any other (``ops.forms``)."""
+
+    formfield_overrides = {
+        models.DecimalField: {"form_class": AsciiDecimalField},
+        models.IntegerField: {"form_class": AsciiIntegerField},
+        models.BigIntegerField: {"form_class": AsciiIntegerField},
+        models.DateField: {"form_class": AsciiDateField},
+        models.ForeignKey: {"form_class": AsciiModelChoiceField},
+        models.OneToOneField: {"form_class": AsciiModelChoiceField},
+    }
+
+
+class ScopedModelAdmin(AuditHistoryAdminMixin, BackOfficeModelAdmin):
     """Rows, foreign-key choices and autocomplete results are scoped to the user's branches;
     the History page shows the object's audit trail."""
 

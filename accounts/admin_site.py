@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from functools import wraps
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.apps import AdminConfig
-from django.http import HttpResponse
+from django.contrib.admin.views.main import ERROR_FLAG
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.defaultfilters import urlencode
 from django.template.loader import render_to_string
@@ -50,7 +52,45 @@ def app_list_key(user) -> tuple:
     return (user.is_active, user.is_staff, user.is_superuser, sees_everything(user), perms)
 
 
+# What no store takes in a query: PostgreSQL refuses a NUL in text (psycopg raises while the
+# list is rendered: a 500), and a NUL is never part of a filter value, a search or an id.
+REFUSED_CHARACTERS = ("\x00",)
+
+
+def refused_parameter(query) -> str | None:
+    """The name of the first query-string parameter whose name or value holds a
+    character no store accepts, or None."""
+    for name, values in query.lists():
+        if any(bad in text for text in (name, *values) for bad in REFUSED_CHARACTERS):
+            return name
+    return None
+
+
+def refuse_bad_query(view):
+    """Every admin page's one check of its query string: a parameter no store can take is
+    answered as Django answers a bad list filter, back to the page with ``?e=1``, here
+    with a message saying which parameter was dropped."""
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        name = refused_parameter(request.GET)
+        if name is None:
+            return view(request, *args, **kwargs)
+        shown = "".join(ch for ch in name if ch not in REFUSED_CHARACTERS)[:50]
+        messages.error(
+            request,
+            f"The filter “{shown}” had a character that cannot be searched for (a NUL "
+            "byte); the filters were cleared.",
+        )
+        return HttpResponseRedirect(f"{request.path}?{ERROR_FLAG}=1")
+
+    return guarded
+
+
 class BackOfficeAdminSite(admin.AdminSite):
+    def admin_view(self, view, cacheable=False):
+        return super().admin_view(refuse_bad_query(view), cacheable)
+
     def get_app_list(self, request, app_label=None):
         if app_label is not None or not request.user.is_authenticated:
             return super().get_app_list(request, app_label)

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils.html import format_html
 
+from accounts.admin_base import BackOfficeModelAdmin
 from audit.admin import AuditHistoryAdminMixin
 
 from .models import ApiClient
@@ -52,7 +53,7 @@ class ApiClientForm(forms.ModelForm):
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
+class ApiClientAdmin(AuditHistoryAdminMixin, BackOfficeModelAdmin):
     form = ApiClientForm
     list_display = ["name", "kind", "key_prefix", "scope_list", "is_active", "last_used_at"]
     list_filter = ["kind", "is_active"]

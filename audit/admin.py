@@ -109,7 +109,7 @@ class AuditSearchForm(forms.Form):
         value = self.cleaned_data["actor"].strip()
         if not value:
             return None
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             return int(value)  # also the id of a user deleted since
         user_model = get_user_model()
         pk = (

@@ -11,7 +11,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter, is_set_filter
+from accounts.admin_base import (
+    BackOfficeModelAdmin,
+    ScopedModelAdmin,
+    ScopedRelatedFilter,
+    is_set_filter,
+)
 from approvals.admin import approval_request_submit
 
 from . import services
@@ -34,7 +39,7 @@ PAN = re.compile(r"^[A-Z]{5}\d{4}[A-Z]$", re.IGNORECASE)
 
 
 @admin.register(LoanProduct)
-class LoanProductAdmin(admin.ModelAdmin):
+class LoanProductAdmin(BackOfficeModelAdmin):
     list_display = [
         "code",
         "name",
@@ -56,7 +61,7 @@ class CollectionAccountInline(admin.TabularInline):
 
 
 @admin.register(BankingPartner)
-class BankingPartnerAdmin(admin.ModelAdmin):
+class BankingPartnerAdmin(BackOfficeModelAdmin):
     list_display = ["name", "code", "ifsc", "nach_utility_code", "is_active"]
     list_filter = ["is_active"]
     search_fields = ["name", "code", "ifsc"]
@@ -64,7 +69,7 @@ class BankingPartnerAdmin(admin.ModelAdmin):
 
 
 @admin.register(CollectionAccount)
-class CollectionAccountAdmin(admin.ModelAdmin):
+class CollectionAccountAdmin(BackOfficeModelAdmin):
     list_display = ["account_name", "partner", "account_number_masked", "ifsc", "is_active"]
     list_select_related = ["partner"]
     list_filter = ["partner", "is_active"]

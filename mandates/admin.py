@@ -31,7 +31,12 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 from pynamodb.exceptions import PynamoDBException
 
-from accounts.admin_base import HeadOfficeAdmin, ScopedModelAdmin, ScopedRelatedFilter
+from accounts.admin_base import (
+    BackOfficeModelAdmin,
+    HeadOfficeAdmin,
+    ScopedModelAdmin,
+    ScopedRelatedFilter,
+)
 from audit.admin import AuditHistoryAdminMixin
 from loans.models import BankingPartner
 from ops.errors import ApplicationError
@@ -349,7 +354,7 @@ class MandateAdmin(ScopedModelAdmin):
 
 
 @admin.register(BankHoliday)
-class BankHolidayAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
+class BankHolidayAdmin(AuditHistoryAdminMixin, BackOfficeModelAdmin):
     """Presentations never fall on a bank holiday: any change moves the scheduled ones."""
 
     list_display = ["date", "name"]
@@ -379,7 +384,7 @@ class BankHolidayAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ReturnCodePolicy)
-class ReturnCodePolicyAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
+class ReturnCodePolicyAdmin(AuditHistoryAdminMixin, BackOfficeModelAdmin):
     """What each NACH return code does: edited by Operations (``mandates.change_...``)."""
 
     list_display = [
@@ -401,7 +406,7 @@ class ReturnCodePolicyAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(SandboxBounceRule)
-class SandboxBounceRuleAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
+class SandboxBounceRuleAdmin(AuditHistoryAdminMixin, BackOfficeModelAdmin):
     """The sandbox partner bounces debits from these accounts with the code given."""
 
     form = SandboxBounceRuleForm

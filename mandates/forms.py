@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from pynamodb.exceptions import PynamoDBException
 
 from loans.models import BankingPartner
+from ops.forms import AsciiModelChoiceField
 
 from .api.results import PartnerResult
 from .models import Mandate, ReturnCodePolicy, SandboxBounceRule
@@ -99,7 +100,7 @@ class ResponseFileForm(forms.Form):
     this partner and must not contradict a result already recorded (or an earlier line).
     """
 
-    partner = forms.ModelChoiceField(
+    partner = AsciiModelChoiceField(
         queryset=BankingPartner.objects.order_by("name"),
         help_text="The banking partner that sent the file.",
     )

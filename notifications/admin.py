@@ -8,6 +8,7 @@ from django.urls import re_path, reverse
 from django.views.decorators.http import require_POST
 from pynamodb.exceptions import PynamoDBConnectionError
 
+from accounts.admin_base import BackOfficeModelAdmin
 from accounts.scoping import sees_everything
 
 from .channels import PROVIDERS, provider_setting
@@ -22,7 +23,7 @@ _ULID = r"(?P<notification_id>[0-9A-HJKMNP-TV-Z]{26})"
 
 
 @admin.register(NotificationTemplate)
-class NotificationTemplateAdmin(admin.ModelAdmin):
+class NotificationTemplateAdmin(BackOfficeModelAdmin):
     list_display = ["code", "channel", "subject", "is_active", "updated_at"]
     list_filter = ["channel", "is_active"]
     search_fields = ["code", "subject", "body"]
@@ -31,7 +32,7 @@ class NotificationTemplateAdmin(admin.ModelAdmin):
 
 
 @admin.register(Outbox)
-class OutboxAdmin(admin.ModelAdmin):
+class OutboxAdmin(BackOfficeModelAdmin):
     """Read-only views of the notifications in DynamoDB: a list by status and channel (the
     ``status_channel`` index, paginated by DynamoDB's last evaluated key), a detail page
     with the rendered message, and a retry button for FAILED ones. Recipients are always

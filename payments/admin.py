@@ -29,13 +29,19 @@ from django.urls import path, re_path, reverse
 from django.views.decorators.http import require_POST
 from pynamodb.exceptions import PynamoDBException
 
-from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter, is_set_filter
+from accounts.admin_base import (
+    BackOfficeModelAdmin,
+    ScopedModelAdmin,
+    ScopedRelatedFilter,
+    is_set_filter,
+)
 from accounts.models import Branch
 from approvals.admin import approval_request_submit
 from approvals.models import ApprovalRequest
 from approvals.services import handler_for
 from audit.admin import AuditHistoryAdminMixin
 from ops.errors import ApplicationError
+from ops.forms import AsciiModelChoiceField
 
 from . import selectors
 from .models import LedgerSwitch, Posting
@@ -271,7 +277,7 @@ class LedgerSwitchForm(forms.ModelForm):
 
 
 @admin.register(LedgerSwitch)
-class LedgerSwitchAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
+class LedgerSwitchAdmin(AuditHistoryAdminMixin, BackOfficeModelAdmin):
     """The one switch: the list goes straight to its page (creating the row if missing).
     While maintenance is on, payments are accepted but postings back off."""
 
@@ -303,7 +309,7 @@ class LedgerSwitchAdmin(AuditHistoryAdminMixin, admin.ModelAdmin):
 class TransactionSearchForm(forms.Form):
     txn_id = forms.CharField(label="Transaction id", required=False, max_length=40)
     loan_number = forms.CharField(required=False, max_length=20)
-    branch = forms.ModelChoiceField(queryset=Branch.objects.none(), required=False)
+    branch = AsciiModelChoiceField(queryset=Branch.objects.none(), required=False)
     business_date = forms.DateField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="with a branch"
     )
@@ -335,7 +341,7 @@ class TransactionSearchForm(forms.Form):
 SEARCH_FIELDS = ("txn_id", "loan_number", "branch", "business_date")
 
 
-class DynamoAdmin(admin.ModelAdmin):
+class DynamoAdmin(BackOfficeModelAdmin):
     """A read-only admin screen over DynamoDB on a proxy model: one list URL of its own."""
 
     def has_module_permission(self, request) -> bool:

@@ -9,6 +9,7 @@ __all__ = [
     "MakerCannotCheck",
     "NotAllowed",
     "ReportNotFound",
+    "StatementAlreadyImported",
     "StatementRejected",
     "StoreUnavailable",
 ]
@@ -44,3 +45,9 @@ class StatementRejected(ApplicationError):
     def __init__(self, message: str, *, errors: list[tuple[int, str]]) -> None:
         super().__init__(message)
         self.errors = errors
+
+
+class StatementAlreadyImported(Conflict):
+    """The same file (by content) was imported for this collection account before."""
+
+    code = "duplicate_statement"

@@ -1,7 +1,11 @@
+import re
+
 from django import forms
+from django.core.validators import RegexValidator
 
 from accounts.models import Branch
 from loans.models import CollectionAccount
+from ops.forms import AsciiDateField, AsciiModelChoiceField
 
 from .models import Deposit
 from .services import deposit_problems
@@ -44,7 +48,7 @@ class BuildForm(forms.Form):
     """Build or refresh DCRs on demand: one branch (or all the user may see), a date or
     a range."""
 
-    branch = forms.ModelChoiceField(
+    branch = AsciiModelChoiceField(
         queryset=Branch.objects.none(), required=False, empty_label="every branch I may see"
     )
     date_from = forms.DateField(
@@ -68,9 +72,31 @@ class BuildForm(forms.Form):
 
 
 class StatementUploadForm(forms.Form):
-    collection_account = forms.ModelChoiceField(
+    collection_account = AsciiModelChoiceField(
         queryset=CollectionAccount.objects.filter(is_active=True).select_related("partner")
     )
     file = forms.FileField(
         help_text="CSV with the columns date, narration, reference (slip number), credit."
     )
+
+
+class ExportFilterForm(forms.Form):
+    """The query string of a DCR/DBS export: ``from``, ``to`` (ISO dates), ``status`` (an
+    unknown one is ignored, as before) and ``branch`` (a branch code)."""
+
+    to = AsciiDateField(required=False, input_formats=["%Y-%m-%d"])
+    status = forms.Field(required=False)  # any text: compared with the statuses only
+    branch = forms.CharField(
+        required=False,
+        validators=[
+            RegexValidator(r"^[A-Za-z0-9-]{1,12}$", "is not a branch code", flags=re.ASCII)
+        ],
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["from"] = AsciiDateField(required=False, input_formats=["%Y-%m-%d"])
+
+    def problem(self) -> str:
+        """The errors as one line, e.g. ``branch: is not a branch code``."""
+        return "; ".join(f"{name}: {' '.join(errors)}" for name, errors in self.errors.items())

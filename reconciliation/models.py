@@ -326,10 +326,24 @@ class StatementUpload(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     uploaded_at = models.DateTimeField(auto_now_add=True)
+    content_sha256 = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        editable=False,
+        help_text="The file's SHA-256: a file is imported once per account (empty before).",
+    )
 
     class Meta:
         ordering = ["-uploaded_at"]
         verbose_name = "bank statement"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["collection_account", "content_sha256"],
+                condition=~Q(content_sha256=""),
+                name="statement_file_once_per_account",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.collection_account})"

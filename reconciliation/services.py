@@ -11,6 +11,7 @@ or APPROVED DCR is never rewritten: what differs is recorded as a ``LateArrival`
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import os
 import secrets
@@ -41,6 +42,7 @@ from .exceptions import (
     InvalidTransition,
     NotAllowed,
     ReportNotFound,
+    StatementAlreadyImported,
     StatementRejected,
 )
 from .models import (
@@ -1065,19 +1067,29 @@ def statement_upload(*, collection_account_id: int, file, actor) -> StatementUpl
         raise StatementRejected(
             "The file is larger than 20 MB.", errors=[(1, "The file is larger than 20 MB.")]
         )
-    lines, errors = statement_parse(file.read())
+    data = file.read()
+    digest = hashlib.sha256(data).hexdigest()
+    _refuse_imported_before(account, digest)
+    lines, errors = statement_parse(data)
     if errors:
         raise StatementRejected(
             f"The statement has {len(errors)} problem(s); nothing was imported.", errors=errors
         )
-    upload = StatementUpload.objects.create(
-        collection_account=account,
-        file_name=(getattr(file, "name", "") or "statement.csv")[:200],
-        line_count=len(lines),
-        first_date=min(line.txn_date for line in lines),
-        last_date=max(line.txn_date for line in lines),
-        uploaded_by=actor,
-    )
+    name = (getattr(file, "name", "") or "").replace("\x00", "") or "statement.csv"
+    try:
+        with transaction.atomic():  # the unique constraint decides between concurrent uploads
+            upload = StatementUpload.objects.create(
+                collection_account=account,
+                file_name=name[:200],
+                content_sha256=digest,
+                line_count=len(lines),
+                first_date=min(line.txn_date for line in lines),
+                last_date=max(line.txn_date for line in lines),
+                uploaded_by=actor,
+            )
+    except IntegrityError:
+        _refuse_imported_before(account, digest)
+        raise
     StatementLine.objects.bulk_create(
         StatementLine(
             upload=upload,
@@ -1091,6 +1103,22 @@ def statement_upload(*, collection_account_id: int, file, actor) -> StatementUpl
     )
     statement_match(upload=upload)
     return upload
+
+
+def _refuse_imported_before(account: CollectionAccount, digest: str) -> None:
+    earlier = (
+        StatementUpload.objects.filter(collection_account=account, content_sha256=digest)
+        .select_related("uploaded_by")
+        .first()
+    )
+    if earlier is not None:
+        who = earlier.uploaded_by.get_username() if earlier.uploaded_by else "someone"
+        raise StatementAlreadyImported(
+            f"This file was already imported for {account}: {earlier.file_name}, "
+            f"uploaded by {who} on {timezone.localtime(earlier.uploaded_at):%d %b %Y %H:%M} "
+            f"(statement #{earlier.pk}, {earlier.line_count} line(s)).",
+            field="file",
+        )
 
 
 def statement_match(*, upload: StatementUpload) -> int:

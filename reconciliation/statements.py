@@ -10,6 +10,11 @@ reference    or ``slip number`` / ``slip no`` / ``ref no``: the deposit slip num
 credit       or ``credit amount`` / ``deposit``: the amount paid in, e.g. 12,500.00
 debit        optional: a line with a debit and no credit (money going out) is skipped
 ===========  =========================================================================
+
+Amounts, dates and references are read with ASCII digits only: Python's ``Decimal`` and
+``strptime`` would read 1500 in Arabic-Indic or full-width digits as 1500, and a slip
+number is ASCII. A cell with a NUL character (which PostgreSQL cannot store) makes its
+line a bad line.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -30,6 +36,9 @@ OPTIONAL = {"debit": ("debit", "debit amount", "withdrawal", "debit_amount")}
 DATE_FORMATS = ("%Y-%m-%d", "%d-%m-%Y", "%d/%m/%Y", "%d-%b-%Y")
 MAX_LINES = 100_000
 MAX_AMOUNT = Decimal("999999999999.99")
+AMOUNT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
+REFERENCE = re.compile(r"[\x20-\x7e]*", re.ASCII)  # printable ASCII
+NUL = "\x00"
 EXPECTED = "date, narration (or description), reference (or slip number), credit"
 
 
@@ -89,6 +98,9 @@ def statement_parse(data: bytes) -> tuple[list[ParsedLine], list[tuple[int, str]
         if line_number > MAX_LINES:
             errors.append((line_number, f"Too many lines: at most {MAX_LINES:,} per file."))
             break
+        if any(NUL in cell for cell in row):
+            errors.append((line_number, "A NUL character in the line: not a statement line."))
+            continue
         if len(row) != len(header):
             errors.append(
                 (line_number, f"Expected {len(header)} fields as in the header, found {len(row)}.")
@@ -121,6 +133,8 @@ def _line(row, positions, line_number, errors) -> ParsedLine | None:
             problems.append(f"credit {cell['credit']} must be more than zero")
     if len(cell["reference"]) > 60:
         problems.append("reference longer than 60 characters")
+    elif not REFERENCE.fullmatch(cell["reference"]):
+        problems.append(f"reference {cell['reference']!r} must be ASCII letters and digits")
     if problems:
         errors.append((line_number, "; ".join(problems).capitalize() + "."))
         return None
@@ -128,6 +142,8 @@ def _line(row, positions, line_number, errors) -> ParsedLine | None:
 
 
 def _date(text: str) -> datetime.date | None:
+    if not text.isascii():  # strptime reads any script's digits
+        return None
     for fmt in DATE_FORMATS:
         try:
             return datetime.datetime.strptime(text, fmt).date()
@@ -138,6 +154,8 @@ def _date(text: str) -> datetime.date | None:
 
 def _amount(text: str) -> Decimal | None:
     cleaned = text.replace(",", "").replace("₹", "").strip()
+    if not AMOUNT.fullmatch(cleaned):  # Decimal() reads any script's digits, and 1e3
+        return None
     try:
         value = Decimal(cleaned)
     except InvalidOperation:

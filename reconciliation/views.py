@@ -9,9 +9,7 @@ Staff only; a DCR or DBS outside the user's scope is a 404. Every write goes thr
 
 from __future__ import annotations
 
-import csv
 import datetime
-import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -30,10 +28,11 @@ from django.views.decorators.http import require_POST
 from approvals.forms import DecisionForm
 from approvals.services import decision_refusal, subject_of
 from ops.errors import ApplicationError
+from ops.spreadsheets import csv_response, xlsx_response
 
 from . import selectors, services
-from .exceptions import StatementRejected
-from .forms import StatementUploadForm
+from .exceptions import StatementAlreadyImported, StatementRejected
+from .forms import ExportFilterForm, StatementUploadForm
 from .models import Dbs, Dcr, Status
 
 logger = logging.getLogger(__name__)
@@ -240,19 +239,17 @@ def dashboard(request):
     return TemplateResponse(request, "reconciliation/dashboard.html", context)
 
 
-def _export_filters(request, queryset):
-    params = request.GET
-    for name, lookup in (("from", "business_date__gte"), ("to", "business_date__lte")):
-        if params.get(name):
-            try:
-                queryset = queryset.filter(**{lookup: datetime.date.fromisoformat(params[name])})
-            except ValueError:
-                raise Http404(f"bad {name} date") from None
-    if params.get("status") in Status.values:
-        queryset = queryset.filter(status=params["status"])
-    if params.get("branch"):
-        queryset = queryset.filter(branch__code=params["branch"].upper())
-    if not params.get("from") and not params.get("to"):
+def _export_filters(params: ExportFilterForm, queryset):
+    data = params.cleaned_data
+    if data["from"]:
+        queryset = queryset.filter(business_date__gte=data["from"])
+    if data["to"]:
+        queryset = queryset.filter(business_date__lte=data["to"])
+    if data["status"] in Status.values:
+        queryset = queryset.filter(status=data["status"])
+    if data["branch"]:
+        queryset = queryset.filter(branch__code=data["branch"].upper())
+    if not data["from"] and not data["to"]:
         queryset = queryset.filter(
             business_date__gte=timezone.localdate() - datetime.timedelta(days=30)
         )
@@ -262,61 +259,30 @@ def _export_filters(request, queryset):
 @staff_member_required
 def export(request, kind: str, fmt: str):
     """The DCR or DBS list the user may see (last 30 days unless ``from``/``to``), as CSV
-    or Excel."""
-    if kind == "dcr":
-        _need(request, VIEW_DCR)
-        rows = selectors.dcr_export_rows(
-            _export_filters(request, selectors.dcrs_visible(user=request.user))
+    or Excel. A bad filter (a date that is not YYYY-MM-DD, a branch that is not a branch
+    code) is a 400 saying which."""
+    if kind not in ("dcr", "dbs"):
+        raise Http404
+    _need(request, VIEW_DCR if kind == "dcr" else VIEW_DBS)
+    params = ExportFilterForm(request.GET)
+    if not params.is_valid():
+        return HttpResponseBadRequest(
+            f"Not exported: {params.problem()}.", content_type="text/plain; charset=utf-8"
         )
-    elif kind == "dbs":
-        _need(request, VIEW_DBS)
-        rows = selectors.dbs_export_rows(
-            _export_filters(request, selectors.dbss_visible(user=request.user))
+    if kind == "dcr":
+        rows = selectors.dcr_export_rows(
+            _export_filters(params, selectors.dcrs_visible(user=request.user))
         )
     else:
-        raise Http404
+        rows = selectors.dbs_export_rows(
+            _export_filters(params, selectors.dbss_visible(user=request.user))
+        )
     name = f"{kind}-{timezone.localdate():%Y%m%d}"
     if fmt == "csv":
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
-        writer = csv.writer(response)
-        for row in rows:
-            writer.writerow(["" if v is None else v for v in row])
-        return response
+        return csv_response(rows, filename=name)
     if fmt == "xlsx":
-        return _xlsx(rows, name, title=kind.upper())
+        return xlsx_response(rows, filename=name, title=kind.upper())
     raise Http404
-
-
-def _xlsx(rows, name: str, *, title: str) -> HttpResponse:
-    from decimal import Decimal
-
-    from openpyxl import Workbook
-    from openpyxl.styles import Font
-
-    workbook = Workbook(write_only=False)
-    sheet = workbook.active
-    sheet.title = title
-    for index, row in enumerate(rows):
-        sheet.append(row)
-        if index == 0:
-            for cell in sheet[1]:
-                cell.font = Font(bold=True)
-            continue
-        for cell, value in zip(sheet[sheet.max_row], row, strict=True):
-            if isinstance(value, Decimal):
-                cell.number_format = "#,##0.00"
-            elif isinstance(value, datetime.date):
-                cell.number_format = "yyyy-mm-dd"
-    sheet.freeze_panes = "A2"
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    response = HttpResponse(
-        buffer.getvalue(),
-        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    )
-    response["Content-Disposition"] = f'attachment; filename="{name}.xlsx"'
-    return response
 
 
 # --- Bank statements -------------------------------------------------------------------
@@ -326,6 +292,7 @@ def _xlsx(rows, name: str, *, title: str) -> HttpResponse:
 def statement_upload(request):
     _need(request, services.ADD_STATEMENT)
     errors: list[tuple[int, str]] = []
+    refused = False
     if request.method == "POST":
         form = StatementUploadForm(request.POST, request.FILES)
         if form.is_valid():
@@ -338,6 +305,9 @@ def statement_upload(request):
             except StatementRejected as exc:
                 messages.error(request, str(exc))
                 errors = exc.errors
+            except StatementAlreadyImported as exc:
+                form.add_error("file", str(exc))
+                refused = True
             except ApplicationError as exc:
                 messages.error(request, str(exc))
             else:
@@ -349,7 +319,10 @@ def statement_upload(request):
         form = StatementUploadForm()
     context = _context(request, "Upload a bank statement", form=form, errors=errors)
     return TemplateResponse(
-        request, "reconciliation/statement_upload.html", context, status=400 if errors else 200
+        request,
+        "reconciliation/statement_upload.html",
+        context,
+        status=400 if errors or refused else 200,
     )
 
 

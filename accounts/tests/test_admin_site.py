@@ -134,3 +134,23 @@ def test_a_refusal_outside_the_admin_for_a_non_staff_user_stays_djangos_plain_40
     response = handler403(request)
     assert response.status_code == 403
     assert b"nav-sidebar" not in response.content
+
+
+# Admins that are not the back-office's: Django's groups and django-axes' login logs have
+# no money or id typed in; the audit browser reads DynamoDB and has no form to save (and
+# accounts.admin_base imports audit.admin).
+NOT_BACK_OFFICE = {"auth.group", "axes.accessattempt", "axes.accesslog", "axes.accessfailurelog",
+                   "audit.events"}  # fmt: skip
+
+
+def test_every_admin_of_the_site_takes_ascii_digits_only():
+    from django.contrib import admin
+
+    from accounts.admin_base import BackOfficeModelAdmin
+
+    others = {
+        model._meta.label_lower
+        for model, model_admin in admin.site._registry.items()
+        if not isinstance(model_admin, BackOfficeModelAdmin)
+    }
+    assert others == NOT_BACK_OFFICE

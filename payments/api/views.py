@@ -207,10 +207,10 @@ class TransactionBatchView(APIView):
         "200 with a result per item, in order: its `status` (the HTTP status it would have "
         "alone) and its `transaction`, or its `error` (the codes below, by status). An item "
         "that is not a valid BatchItem is refused in its own result (400 `invalid`) and the "
-        "others are still recorded. An item whose receipt number or external reference is already "
-        "recorded (also by an earlier item of the same batch) gets status 409 with "
-        "`duplicate_receipt` or `duplicate_external_reference` and `details.txn_id`; a body that is not 1 to 100 objects is a 400 for the "
-        "whole batch.",
+        "others are still recorded. An item whose receipt number or external reference is "
+        "already recorded (also by an earlier item of the same batch) gets status 409 with "
+        "`duplicate_receipt` or `duplicate_external_reference` and `details.txn_id`. A body "
+        "that is not 1 to 100 objects is a 400 for the whole batch.",
         tags=["payments"],
         parameters=[KEY_PARAMETER],
         request=PaymentBatchSerializer,

@@ -1,7 +1,9 @@
+import threading
 from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import IntegrityError, connection
 
 from loans.models import LoanAccount
 from loans.tests.factories import make_loan
@@ -14,6 +16,7 @@ from reconciliation.exceptions import (
     InvalidTransition,
     MakerCannotCheck,
     NotAllowed,
+    StatementAlreadyImported,
     StatementRejected,
 )
 from reconciliation.models import Dbs, Dcr, Deposit, LateArrival, StatementLine, StatementUpload
@@ -391,3 +394,105 @@ def test_only_finance_may_upload_statements():
             file=_csv("date,narration,reference,credit\n2026-01-02,X,S1,1.00\n"),
             actor=manager(branch),
         )
+
+
+def test_a_nul_in_a_statement_cell_is_a_line_error_and_nothing_is_imported():
+    text = (
+        "date,narration,reference,credit\n"
+        "2026-01-02,OK,S1,100.00\n"
+        "2026-01-02,CASH\x00DEP,S2,100.00\n"
+        "2026-01-02,OK,S3\x00,5.00\n"
+    )
+    with pytest.raises(StatementRejected) as refused:
+        services.statement_upload(
+            collection_account_id=collection_account().pk, file=_csv(text), actor=finance()
+        )
+    assert [line for line, _ in refused.value.errors] == [3, 4]
+    assert all("NUL" in message for _, message in refused.value.errors)
+    assert not StatementUpload.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("cells", "problem"),
+    [
+        ("2026-01-02,X,S1,\u0661\u0665\u0660\u0660", "not an amount"),  # Arabic-Indic digits
+        ("2026-01-02,X,S1,\uff11\uff15\uff10\uff10.00", "not an amount"),  # full-width digits
+        ("2026-01-02,X,S1,\u0967\u096b\u0966\u0966", "not an amount"),  # Devanagari digits
+        ("2026-01-02,X,S1,1e3", "not an amount"),
+        ("\u0662\u0660\u0662\u0666-01-02,X,S1,1500.00", "not a date"),
+        ("2026-01-02,X,S\u0661,1500.00", "must be ascii"),
+    ],
+)
+def test_statement_amounts_dates_and_references_take_ascii_digits_only(cells, problem):
+    with pytest.raises(StatementRejected) as refused:
+        services.statement_upload(
+            collection_account_id=collection_account().pk,
+            file=_csv(f"date,narration,reference,credit\n{cells}\n"),
+            actor=finance(),
+        )
+    [(line, message)] = refused.value.errors
+    assert line == 2 and problem in message
+    assert not StatementUpload.objects.exists()
+
+
+STATEMENT = "date,narration,reference,credit\n2026-01-02,CASH DEP,S1,100.00\n"
+
+
+def test_the_same_statement_file_is_refused_for_its_account_naming_the_earlier_upload():
+    account, other = collection_account(), collection_account(number="999988887777")
+    user = finance()
+    first = services.statement_upload(
+        collection_account_id=account.pk, file=_csv(STATEMENT, "jan.csv"), actor=user
+    )
+    with pytest.raises(StatementAlreadyImported) as refused:
+        services.statement_upload(
+            collection_account_id=account.pk, file=_csv(STATEMENT, "jan-again.csv"), actor=user
+        )
+    assert refused.value.code == "duplicate_statement" and refused.value.field == "file"
+    assert "jan.csv" in str(refused.value) and f"#{first.pk}" in str(refused.value)
+    assert user.get_username() in str(refused.value)
+    assert StatementUpload.objects.filter(collection_account=account).count() == 1
+    # the same file for another account, and another file for this one, are imported
+    services.statement_upload(collection_account_id=other.pk, file=_csv(STATEMENT), actor=user)
+    services.statement_upload(
+        collection_account_id=account.pk, file=_csv(STATEMENT + "\n"), actor=user
+    )
+    assert StatementUpload.objects.count() == 3
+
+
+def test_the_database_refuses_a_second_upload_of_one_file_for_an_account():
+    account = collection_account()
+    StatementUpload.objects.create(collection_account=account, file_name="a", content_sha256="f")
+    with pytest.raises(IntegrityError):
+        StatementUpload.objects.create(
+            collection_account=account, file_name="b", content_sha256="f"
+        )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_uploads_of_one_file_import_it_once():
+    account, user = collection_account(), finance()
+    barrier = threading.Barrier(2)
+    results: list = [None, None]
+
+    def upload(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = services.statement_upload(
+                collection_account_id=account.pk, file=_csv(STATEMENT), actor=user
+            )
+        except Exception as exc:
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    refused = [r for r in results if isinstance(r, StatementAlreadyImported)]
+    imported = [r for r in results if isinstance(r, StatementUpload)]
+    assert len(refused) == 1 and len(imported) == 1, results
+    assert StatementUpload.objects.filter(collection_account=account).count() == 1
+    assert StatementLine.objects.filter(upload__collection_account=account).count() == 1

@@ -1,3 +1,4 @@
+import csv
 import io
 import json
 from decimal import Decimal
@@ -228,3 +229,102 @@ def test_changelists_make_a_fixed_number_of_queries(django_assert_max_num_querie
         client.get(url)  # warm caches (content types, permissions)
         with django_assert_max_num_queries(20):
             assert client.get(url).status_code == 200
+
+
+def test_exports_write_remarks_as_text_never_as_formulas(submitted):
+    dcr, _, _, approver = submitted
+    remarks = '=HYPERLINK("http://evil.example","Click") @SUM(A1:A9)'
+    services.dcr_return(dcr_id=dcr.pk, actor=approver, remarks=remarks)
+    client = client_for(approver)
+
+    response = client.get(reverse("reconciliation:export", args=["dcr", "csv"]))
+    rows = list(csv.reader(io.StringIO(response.content.decode(), newline="")))
+    assert rows[1][-1] == f"'{remarks}"
+
+    response = client.get(reverse("reconciliation:export", args=["dcr", "xlsx"]))
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    cell = next(sheet.iter_rows(min_row=2))[-1]
+    assert cell.data_type == "s" and cell.value == remarks
+
+
+def test_a_statement_file_uploaded_twice_is_refused_with_a_message_on_the_file():
+    account = collection_account()
+    client = client_for(finance())
+    url = reverse("reconciliation:statement_upload")
+    text = b"date,narration,reference,credit\n2026-01-02,CASH\x00DEP,S1,10.00\n"
+    response = client.post(
+        url, {"collection_account": account.pk, "file": SimpleUploadedFile("n.csv", text)}
+    )
+    assert response.status_code == 400  # a NUL: a bad line, not a 500
+    assert "Line 2:" in response.content.decode() and "NUL" in response.content.decode()
+
+    text = b"date,narration,reference,credit\n2026-01-02,CASH DEP,S1,10.00\n"
+    for expected in (302, 400):
+        response = client.post(
+            url, {"collection_account": account.pk, "file": SimpleUploadedFile("s.csv", text)}
+        )
+        assert response.status_code == expected
+    assert "already imported" in str(response.context["form"].errors["file"])
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"branch": "B1\x00"},
+        {"branch": "x" * 2000},
+        {"branch": "\u0661\u0665"},
+        {"branch": "'"},
+        {"from": "2026-01-01\x00"},
+        {"to": "\u0662\u0660\u0662\u0666-01-01"},
+        {"from": "yesterday"},
+    ],
+)
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_bad_export_filters_are_a_400_with_a_message(query, fmt):
+    client = client_for(finance())
+    for kind in ("dcr", "dbs"):
+        response = client.get(reverse("reconciliation:export", args=[kind, fmt]), query)
+        assert response.status_code == 400
+        assert next(iter(query)) in response.content.decode()
+
+
+def test_odd_export_statuses_are_ignored_as_before(submitted):
+    dcr, _, _, approver = submitted
+    response = client_for(approver).get(
+        reverse("reconciliation:export", args=["dcr", "csv"]), {"status": "SUB\x00"}
+    )
+    assert response.status_code == 200
+    assert dcr.branch.code in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("field", "typed"),
+    [
+        ("amount", "\uff11\uff15\uff10\uff10"),  # full-width 1500
+        ("amount", "\u0661\u0665\u0660\u0660"),  # Arabic-Indic 1500
+        ("deposit_date", "\u0662\u0660\u0662\u0666-01-02"),
+        ("collection_account", None),  # its id in Arabic-Indic digits
+    ],
+)
+def test_the_admin_deposit_form_refuses_other_scripts_digits_with_a_field_message(field, typed):
+    branch, _ = branch_with_loan()
+    account = collection_account()
+    if typed is None:
+        typed = "".join(chr(0x0660 + int(d)) for d in str(account.pk))
+    data = {
+        "branch": branch.pk,
+        "deposit_date": days_ago(1).isoformat(),
+        "collection_account": account.pk,
+        "slip_number": "ASCII-1",
+        "amount": "1500.00",
+        field: typed,
+    }
+    client = client_for(staff(branch))
+    url = reverse("admin:reconciliation_deposit_add")
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert "Use the digits 0-9" in str(response.context["adminform"].form.errors[field])
+    assert not Deposit.objects.exists()
+    data[field] = {"amount": "1500", "deposit_date": days_ago(1).isoformat()}.get(field, account.pk)
+    assert client.post(url, data).status_code == 302
+    assert Deposit.objects.get().amount == Decimal("1500.00")
