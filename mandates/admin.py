@@ -23,6 +23,7 @@ import re
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
+from django.contrib.contenttypes.admin import GenericTabularInline
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -33,6 +34,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from accounts.admin_base import HeadOfficeAdmin, ScopedModelAdmin, ScopedRelatedFilter
 from audit.admin import AuditHistoryAdminMixin
+from core.models import StatusChange
 from loans.models import BankingPartner
 from ops.errors import ApplicationError
 
@@ -49,7 +51,6 @@ from .models import (
     BankHoliday,
     ExecutionResult,
     Mandate,
-    MandateTransition,
     PresentationBatch,
     PresentationRun,
     ReturnCodePolicy,
@@ -81,8 +82,10 @@ class ReadOnlyAdminMixin:
 # --- Mandates -----------------------------------------------------------------------------
 
 
-class TransitionInline(ReadOnlyAdminMixin, admin.TabularInline):
-    model = MandateTransition
+class TransitionInline(ReadOnlyAdminMixin, GenericTabularInline):
+    """The mandate's moves (``core.StatusChange`` rows): seen by whoever may see the mandate."""
+
+    model = StatusChange
     extra = 0
     can_delete = False
     verbose_name = "move"
@@ -91,6 +94,9 @@ class TransitionInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("mandates.view_mandate")
 
 
 class PresentationInline(ReadOnlyAdminMixin, admin.TabularInline):
