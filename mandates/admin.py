@@ -24,6 +24,7 @@ import re
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.contenttypes.admin import GenericTabularInline
+from django.contrib.contenttypes.forms import BaseGenericInlineFormSet
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -82,10 +83,17 @@ class ReadOnlyAdminMixin:
 # --- Mandates -----------------------------------------------------------------------------
 
 
+class TransitionFormSet(BaseGenericInlineFormSet):
+    @classmethod
+    def get_default_prefix(cls) -> str:
+        return "transitions"  # the page's form names as before the history moved to core
+
+
 class TransitionInline(ReadOnlyAdminMixin, GenericTabularInline):
     """The mandate's moves (``core.StatusChange`` rows): seen by whoever may see the mandate."""
 
     model = StatusChange
+    formset = TransitionFormSet
     extra = 0
     can_delete = False
     verbose_name = "move"
