@@ -6,10 +6,5 @@ class MakerCannotCheck(ApplicationError):
     status = 403
 
 
-class NotAllowed(ApplicationError):
-    code = "not_allowed"
-    status = 403
-
-
 class AlreadyDecided(Conflict):
     code = "already_decided"

@@ -21,8 +21,9 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.services import audit_record
+from core.workflow import NotAllowed, require_permission
 
-from .exceptions import AlreadyDecided, MakerCannotCheck, NotAllowed
+from .exceptions import AlreadyDecided, MakerCannotCheck
 from .models import ApprovalRequest, SubjectContribution
 
 
@@ -162,8 +163,7 @@ def approval_request_create(
     payload: dict | None = None,
 ) -> ApprovalRequest:
     handler = handler_for(kind)
-    if not actor.has_perm(handler.maker_permission):
-        raise NotAllowed("You may not ask for this.")
+    require_permission(actor, handler.maker_permission, "You may not ask for this.")
     if not reason.strip():
         raise NotAllowed("Give a reason for the request.", code="reason_required", status=400)
     try:
@@ -202,8 +202,9 @@ def approval_decide(
         subject=subject_of(request), actor=actor, makers=[request.maker_id], what="this request"
     )
     handler = handler_for(request.kind)
-    if not actor.has_perm(handler.checker_permission):
-        raise NotAllowed("You may not approve this kind of request.")
+    require_permission(
+        actor, handler.checker_permission, "You may not approve this kind of request."
+    )
     if not approve and not remarks.strip():
         raise NotAllowed("Say why you return it.", code="remarks_required", status=400)
     request.status = ApprovalRequest.Status.APPROVED if approve else ApprovalRequest.Status.REJECTED

@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -25,10 +24,9 @@ from django.views.decorators.http import require_POST
 
 from audit.admin import history_rows, shown_value
 from audit.tracking import parse_entity
-from ops.errors import ApplicationError
+from core.decision import DecisionScreen
 
 from . import selectors
-from .forms import DecisionForm
 from .models import ApprovalRequest
 from .services import approval_decide, decision_refusal, handler_for, subject_of
 
@@ -62,40 +60,56 @@ def my_requests(request):
     return TemplateResponse(request, "approvals/mine.html", context)
 
 
+class RequestDetail(DecisionScreen):
+    template_name = "approvals/detail.html"
+
+    def get_object(self, request, pk: int) -> ApprovalRequest:
+        return _approval_for(request, pk)
+
+    def detail_url(self, approval: ApprovalRequest) -> str:
+        return reverse("approvals:detail", args=[approval.pk])
+
+    def page(self, request, approval: ApprovalRequest) -> dict[str, Any]:
+        pending = approval.status == ApprovalRequest.Status.PENDING
+        refusal = _refusal(request.user, approval) if pending else None
+        return {
+            "title": str(approval),
+            "approval": approval,
+            "payload": _readable(approval.payload),
+            "subject_url": _subject_url(approval.entity),
+            "section_html": _section_html(request, approval),
+            "history": history_rows(request, approval, limit=HISTORY_SIZE),
+            "decide_url": reverse("approvals:decide", args=[approval.pk]),
+            "pending": pending,
+            "may_decide": _may_decide(request.user, approval, refusal),
+            "is_maker": approval.maker_id == request.user.pk,
+            "refusal": refusal or "",
+        }
+
+    def decide(self, request, approval, *, approve: bool, remarks: str) -> ApprovalRequest:
+        return approval_decide(
+            request_id=approval.pk, approve=approve, actor=request.user, remarks=remarks
+        )
+
+    def decided_message(self, approval, decided, *, approve: bool) -> str:
+        outcome = "Approved" if decided.status == ApprovalRequest.Status.APPROVED else "Returned"
+        return format_html(
+            '{}: <a href="{}">{}</a>.', outcome, self.detail_url(decided), str(decided)
+        )
+
+
+DETAIL = RequestDetail()
+
+
 @staff_member_required
 def request_detail(request, pk: int):
-    approval = _approval_for(request, pk)
-    return _render_detail(request, approval, DecisionForm())
+    return DETAIL.detail(request, pk)
 
 
 @staff_member_required
 @require_POST
 def request_decide(request, pk: int):
-    approval = _approval_for(request, pk)
-    form = DecisionForm(request.POST)
-    if not form.is_valid():
-        return _render_detail(request, approval, form)
-    try:
-        decided = approval_decide(
-            request_id=approval.pk,
-            approve=form.approve,
-            actor=request.user,
-            remarks=form.cleaned_data["remarks"],
-        )
-    except ApplicationError as exc:
-        messages.error(request, str(exc))
-        return HttpResponseRedirect(reverse("approvals:detail", args=[approval.pk]))
-    outcome = "Approved" if decided.status == ApprovalRequest.Status.APPROVED else "Returned"
-    messages.success(
-        request,
-        format_html(
-            '{}: <a href="{}">{}</a>.',
-            outcome,
-            reverse("approvals:detail", args=[decided.pk]),
-            str(decided),
-        ),
-    )
-    return HttpResponseRedirect(reverse("approvals:inbox"))
+    return DETAIL.post(request, pk)
 
 
 # --- Helpers ----------------------------------------------------------------------------
@@ -139,25 +153,6 @@ def _may_decide(user, approval: ApprovalRequest, refusal: str | None) -> bool:
         and permission is not None
         and user.has_perm(permission)
     )
-
-
-def _render_detail(request, approval: ApprovalRequest, form: DecisionForm):
-    pending = approval.status == ApprovalRequest.Status.PENDING
-    refusal = _refusal(request.user, approval) if pending else None
-    context = _context(
-        request,
-        str(approval),
-        approval=approval,
-        payload=_readable(approval.payload),
-        subject_url=_subject_url(approval.entity),
-        section_html=_section_html(request, approval),
-        history=history_rows(request, approval, limit=HISTORY_SIZE),
-        form=form,
-        may_decide=_may_decide(request.user, approval, refusal),
-        is_maker=approval.maker_id == request.user.pk,
-        refusal=refusal or "",
-    )
-    return TemplateResponse(request, "approvals/detail.html", context)
 
 
 def _section_html(request, approval: ApprovalRequest) -> str:

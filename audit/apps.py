@@ -6,7 +6,13 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
+        from core.workflow import transitioned
+
+        from .services import audit_transition
         from .tracking import track
+
+        # Every workflow move (core.workflow.transition) writes its audit outbox row.
+        transitioned.connect(audit_transition, dispatch_uid="audit:transition")
 
         track("accounts.User", exclude=("last_login",), secret=("password",), masked=("mobile",))
         track("accounts.Region")

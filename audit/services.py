@@ -57,6 +57,17 @@ def audit_outbox_add(
 
 
 @transaction.atomic
+def audit_transition(sender, *, instance, from_status, to_status, actor, remarks, **kwargs):
+    """The audit event of a workflow move (``core.workflow.transitioned``)."""
+    audit_record(
+        instance_or_entity=instance,
+        action="transition",
+        changes={"status": [from_status, to_status]},
+        remarks=remarks,
+        actor=actor,
+    )
+
+
 def audit_record(
     *,
     instance_or_entity: models.Model | str,

@@ -1,6 +1,5 @@
 import re
 
-from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
@@ -18,6 +17,7 @@ from accounts.admin_base import (
     is_set_filter,
 )
 from approvals.admin import approval_request_submit
+from core.forms import ReasonForm
 
 from . import services
 from .models import (
@@ -315,18 +315,9 @@ WAIVER_KIND = "CHARGE_WAIVER"
 WAIVER_PERMISSION = "loans.request_waiver"
 
 
-class WaiverRequestForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
-        max_length=1000,
-        help_text="Why the charge should be waived (e.g. the bank's error). A checker reads it.",
-    )
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("Give a reason for the waiver.")
-        return reason
+class WaiverRequestForm(ReasonForm):
+    reason_help = "Why the charge should be waived (e.g. the bank's error). A checker reads it."
+    reason_missing = "Give a reason for the waiver."
 
 
 WaivedFilter = is_set_filter("waived_at", "waived", "Waived", "Not waived")

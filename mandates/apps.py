@@ -13,7 +13,7 @@ class MandatesConfig(AppConfig):
             services,
         )
 
-        # Status changes are recorded as transitions by mandates.services._mandate_move.
+        # Status changes are recorded (history and audit) by core.workflow.transition.
         track(
             "mandates.Mandate",
             masked=("account_number",),

@@ -12,6 +12,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from pynamodb.exceptions import PynamoDBException
 
+from core.forms import ReasonForm
 from loans.models import BankingPartner
 from ops.forms import AsciiModelChoiceField
 
@@ -49,21 +50,13 @@ class MandateForm(forms.ModelForm):
         return cleaned
 
 
-class StopRequestForm(forms.Form):
+class StopRequestForm(ReasonForm):
     ACTIONS = [("SUSPEND", "Suspend"), ("CANCEL", "Cancel")]
+    reason_help = "Why the debits must stop. Operations reads it before approving."
+    reason_rows = 3
+    field_order = ["action", "reason"]
 
     action = forms.ChoiceField(choices=ACTIONS, widget=forms.RadioSelect)
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        max_length=1000,
-        help_text="Why the debits must stop. Operations reads it before approving.",
-    )
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise ValidationError("Give a reason.")
-        return reason
 
 
 class SandboxBounceRuleForm(forms.ModelForm):

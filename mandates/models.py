@@ -7,11 +7,14 @@ Postgres keeps what is approved, scheduled and reported on.
 from decimal import Decimal
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
+from core.models import StatusChange
+from core.workflow import ACTOR, ANY, NOW
 from loans.models import (
     ACCOUNT_NUMBER_VALIDATOR,
     IFSC_VALIDATOR,
@@ -37,7 +40,7 @@ class Mandate(models.Model):
         CANCELLED = "CANCELLED", "Cancelled"
         EXPIRED = "EXPIRED", "Expired"
 
-    # The lifecycle, as data: the only moves _mandate_move allows.
+    # The lifecycle, as data: the only moves core.workflow.transition allows.
     TRANSITIONS = {
         Status.DRAFT: {Status.PENDING_APPROVAL, Status.CANCELLED},
         Status.PENDING_APPROVAL: {Status.APPROVED, Status.DRAFT},
@@ -46,6 +49,15 @@ class Mandate(models.Model):
         Status.ACTIVE: {Status.SUSPENDED, Status.CANCELLED, Status.EXPIRED},
         Status.SUSPENDED: {Status.ACTIVE, Status.CANCELLED},
     }
+    # What a move sets besides the status: the maker submits, the checker approves or
+    # returns (to DRAFT); every move stamps the time.
+    TRANSITION_SETS = {
+        ANY: {"status_changed_at": NOW},
+        Status.PENDING_APPROVAL: {"maker": ACTOR, "checker": None},
+        Status.APPROVED: {"checker": ACTOR},
+        Status.DRAFT: {"checker": ACTOR},
+    }
+    TRANSITION_REFUSED = "A {status} mandate cannot become {to}."
 
     # What the maker enters (and may change while it is a draft): the admin's form fields.
     DETAIL_FIELDS = (
@@ -122,6 +134,8 @@ class Mandate(models.Model):
     )
     status_changed_at = models.DateTimeField(auto_now_add=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Its history: every move, who made it, when, and why.
+    transitions = GenericRelation(StatusChange, related_query_name="mandate")
 
     class Meta:
         ordering = ["-id"]
@@ -170,27 +184,6 @@ class Mandate(models.Model):
             errors["end_date"] = "The mandate must end after it starts."
         if errors:
             raise ValidationError(errors)
-
-
-class MandateTransition(models.Model):
-    """The history of a mandate: every move, who made it, when, and why."""
-
-    SCOPE_BRANCH_PATH = "mandate__loan__branch"
-
-    mandate = models.ForeignKey(Mandate, on_delete=models.CASCADE, related_name="transitions")
-    from_status = models.CharField(max_length=18)
-    to_status = models.CharField(max_length=18)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    at = models.DateTimeField(auto_now_add=True)
-    remarks = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.from_status} > {self.to_status}"
 
 
 class BankHoliday(models.Model):

@@ -26,11 +26,12 @@ from approvals.selectors import (
     register_request_detail,
     without_undecidable,
 )
+from core.models import StatusChange
 from loans.models import Instalment
 from payments.services import from_paise
 
 from .ddb_models import MandateExecutionItem
-from .models import ExecutionResult, Mandate, MandateTransition
+from .models import ExecutionResult, Mandate
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ def mandate_upcoming_instalments(*, mandate: Mandate, today: date | None = None,
     )
 
 
-def mandate_transitions(*, mandate: Mandate) -> QuerySet[MandateTransition]:
-    return MandateTransition.objects.filter(mandate=mandate).select_related("actor")
+def mandate_transitions(*, mandate: Mandate) -> QuerySet[StatusChange]:
+    return mandate.transitions.select_related("actor")
 
 
 def mandate_pending_stop_request(*, mandate: Mandate) -> ApprovalRequest | None:

@@ -29,7 +29,7 @@ from approvals.services import (
     subject_decide,
     subject_of,
 )
-from audit.services import audit_record
+from core.workflow import InvalidTransition, allowed, require_permission, transition
 from loans.models import Instalment, LoanAccount, LoanCharge
 from loans.services import loan_charge_raise
 from ops import refdata
@@ -42,7 +42,6 @@ from .models import (
     BankHoliday,
     ExecutionResult,
     Mandate,
-    MandateTransition,
     PresentationBatch,
     PresentationRun,
     ReturnCodePolicy,
@@ -60,45 +59,7 @@ class MandateError(ApplicationError):
     code = "mandate_error"
 
 
-class InvalidTransition(Conflict):
-    code = "invalid_transition"
-
-
-class NotPermitted(ApplicationError):
-    code = "not_allowed"
-    status = 403
-
-
-def _require(actor: User, permission: str, what: str) -> None:
-    if not actor.has_perm(permission):
-        raise NotPermitted(f"You may not {what}.")
-
-
 # --- Lifecycle ------------------------------------------------------------------------
-
-
-def _mandate_move(mandate: Mandate, to: str, *, actor: User | None, remarks: str = "") -> None:
-    """The one place a mandate's status changes: checks the move, saves, records the
-    history row and the audit event. The caller holds the row lock."""
-    allowed = Mandate.TRANSITIONS.get(mandate.status, set())
-    if to not in allowed:
-        raise InvalidTransition(
-            f"A {mandate.get_status_display().lower()} mandate cannot become {S(to).label.lower()}."
-        )
-    before = mandate.status
-    mandate.status = to
-    mandate.status_changed_at = timezone.now()
-    mandate.save(update_fields=["status", "status_changed_at", "maker", "checker", "umrn"])
-    MandateTransition.objects.create(
-        mandate=mandate, from_status=before, to_status=to, actor=actor, remarks=remarks
-    )
-    audit_record(
-        instance_or_entity=mandate,
-        action="transition",
-        changes={"status": [before, to]},
-        remarks=remarks,
-        actor=actor,
-    )
 
 
 def _locked(mandate_id: int) -> Mandate:
@@ -113,9 +74,7 @@ def mandate_create(*, actor: User, **fields) -> Mandate:
     mandate = Mandate(created_by=actor, **fields)
     mandate.full_clean()
     mandate.save()
-    MandateTransition.objects.create(
-        mandate=mandate, from_status="", to_status=S.DRAFT, actor=actor, remarks="created"
-    )
+    mandate.transitions.create(from_status="", to_status=S.DRAFT, actor=actor, remarks="created")
     subject_contribution_record(subject=subject_of(mandate), actor=actor, kind=C.CREATED)
     return mandate
 
@@ -125,7 +84,7 @@ def mandate_update(*, mandate_id: int, actor: User, **changes) -> Mandate:
     """Change a draft's details (``Mandate.DETAIL_FIELDS``). The editor becomes a
     contributor of the mandate's open round, so they cannot approve what they changed.
     Only the fields that differ are saved; the save is audited by the change tracking."""
-    _require(actor, "mandates.change_mandate", "change mandates")
+    require_permission(actor, "mandates.change_mandate", "You may not change mandates.")
     unknown = set(changes) - set(Mandate.DETAIL_FIELDS)
     if unknown:
         raise MandateError(f"Not a mandate detail: {', '.join(sorted(unknown))}.")
@@ -149,10 +108,9 @@ def mandate_update(*, mandate_id: int, actor: User, **changes) -> Mandate:
 
 @transaction.atomic
 def mandate_submit(*, mandate_id: int, actor: User, remarks: str = "") -> Mandate:
-    _require(actor, "mandates.submit_mandate", "submit mandates")
+    require_permission(actor, "mandates.submit_mandate", "You may not submit mandates.")
     mandate = _locked(mandate_id)
-    mandate.maker, mandate.checker = actor, None
-    _mandate_move(mandate, S.PENDING_APPROVAL, actor=actor, remarks=remarks)
+    transition(mandate, S.PENDING_APPROVAL, actor=actor, remarks=remarks)
     subject_contribution_record(subject=subject_of(mandate), actor=actor, kind=C.SUBMITTED)
     return mandate
 
@@ -165,7 +123,7 @@ def _decision_lock(mandate_id: int, actor: User) -> Mandate:
             f"This mandate is {mandate.get_status_display().lower()} already (by {who}).",
             code="already_decided",
         )
-    _require(actor, "mandates.approve_mandate", "approve mandates")
+    require_permission(actor, "mandates.approve_mandate", "You may not approve mandates.")
     subject_decide(
         subject=subject_of(mandate),
         actor=actor,
@@ -178,8 +136,7 @@ def _decision_lock(mandate_id: int, actor: User) -> Mandate:
 @transaction.atomic
 def mandate_approve(*, mandate_id: int, actor: User, remarks: str = "") -> Mandate:
     mandate = _decision_lock(mandate_id, actor)
-    mandate.checker = actor
-    _mandate_move(mandate, S.APPROVED, actor=actor, remarks=remarks)
+    transition(mandate, S.APPROVED, actor=actor, remarks=remarks)
     return mandate
 
 
@@ -188,18 +145,19 @@ def mandate_return(*, mandate_id: int, actor: User, remarks: str) -> Mandate:
     if not remarks.strip():
         raise MandateError("Say why you return it.", code="remarks_required")
     mandate = _decision_lock(mandate_id, actor)
-    mandate.checker = actor
-    _mandate_move(mandate, S.DRAFT, actor=actor, remarks=remarks)
+    transition(mandate, S.DRAFT, actor=actor, remarks=remarks)
     return mandate
 
 
 def mandate_send_to_bank(*, mandate_id: int, actor: User) -> Mandate:
     """APPROVED > SUBMITTED_TO_BANK, then the partner's answer: ACTIVE with a UMRN, or
     REJECTED. (The sandbox answers at once; a real partner's answer comes the same way.)"""
-    _require(actor, "mandates.send_mandate_to_bank", "send mandates to the bank")
+    require_permission(
+        actor, "mandates.send_mandate_to_bank", "You may not send mandates to the bank."
+    )
     with transaction.atomic():
         mandate = _locked(mandate_id)
-        _mandate_move(mandate, S.SUBMITTED_TO_BANK, actor=actor)
+        transition(mandate, S.SUBMITTED_TO_BANK, actor=actor)
     outcome = adapter_for(mandate.banking_partner.code).register_mandate(mandate)
     if outcome.accepted:
         return mandate_activate(mandate_id=mandate.pk, umrn=outcome.umrn, actor=actor)
@@ -212,7 +170,7 @@ def mandate_activate(*, mandate_id: int, umrn: str, actor: User | None) -> Manda
     mandate.umrn = umrn
     try:
         with transaction.atomic():
-            _mandate_move(mandate, S.ACTIVE, actor=actor, remarks=f"UMRN {umrn}")
+            transition(mandate, S.ACTIVE, actor=actor, remarks=f"UMRN {umrn}")
     except IntegrityError:
         raise MandateError(
             f"Loan {mandate.loan.loan_number} already has an active mandate.",
@@ -225,7 +183,7 @@ def mandate_activate(*, mandate_id: int, umrn: str, actor: User | None) -> Manda
 @transaction.atomic
 def mandate_registration_reject(*, mandate_id: int, reason: str, actor: User | None) -> Mandate:
     mandate = _locked(mandate_id)
-    _mandate_move(mandate, S.REJECTED, actor=actor, remarks=reason)
+    transition(mandate, S.REJECTED, actor=actor, remarks=reason)
     return mandate
 
 
@@ -242,7 +200,7 @@ def mandate_stop_request(*, mandate_id: int, action: str, reason: str, actor: Us
     if mandate is None:
         raise NotFound("No such mandate.", code="mandate_not_found")
     target = S.SUSPENDED if action == "SUSPEND" else S.CANCELLED
-    if target not in Mandate.TRANSITIONS.get(mandate.status, set()):
+    if not allowed(mandate, target):
         raise InvalidTransition(
             f"A {mandate.get_status_display().lower()} mandate cannot be {target.label.lower()}."
         )
@@ -258,7 +216,7 @@ def mandate_stop_request(*, mandate_id: int, action: str, reason: str, actor: Us
 
 
 def _mandate_stop(mandate: Mandate, to: str, *, actor: User | None, remarks: str) -> None:
-    _mandate_move(mandate, to, actor=actor, remarks=remarks)
+    transition(mandate, to, actor=actor, remarks=remarks)
     ScheduledPresentation.objects.filter(
         mandate=mandate, status__in=[P.SCHEDULED, P.RETRY_SCHEDULED]
     ).update(status=P.STOPPED)
@@ -272,11 +230,11 @@ def _apply_stop(*, request, actor) -> None:
 
 @transaction.atomic
 def mandate_resume(*, mandate_id: int, actor: User, remarks: str = "") -> Mandate:
-    _require(actor, "mandates.approve_mandate_stop", "resume mandates")
+    require_permission(actor, "mandates.approve_mandate_stop", "You may not resume mandates.")
     mandate = _locked(mandate_id)
     try:
         with transaction.atomic():
-            _mandate_move(mandate, S.ACTIVE, actor=actor, remarks=remarks)
+            transition(mandate, S.ACTIVE, actor=actor, remarks=remarks)
     except IntegrityError:
         raise MandateError(
             "The loan has another active mandate.", code="active_mandate_exists"

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import logging
 
-from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseRedirect
-from django.template.response import TemplateResponse
+from django.http import Http404
 from django.urls import reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from approvals.forms import DecisionForm
 from approvals.services import decision_refusal, subject_of
 from audit.admin import history_rows
-from ops.errors import ApplicationError
+from core.decision import DecisionScreen
 
 from . import selectors
 from .models import Mandate
@@ -35,85 +32,80 @@ VIEW_PERMISSION = "mandates.view_mandate"
 HISTORY_SIZE = 50
 
 
-@staff_member_required
-def mandate_review(request, pk: int):
-    mandate = _mandate_for(request, pk)
-    return _render(request, mandate, DecisionForm())
+class MandateReview(DecisionScreen):
+    template_name = "mandates/review.html"
 
+    def get_object(self, request, pk: int) -> Mandate:
+        mandate = selectors.mandate_for_review(user=request.user, mandate_id=pk)
+        if mandate is None:
+            raise Http404("No such mandate.")
+        user = request.user
+        if not (user.has_perm(VIEW_PERMISSION) or user.has_perm(selectors.APPROVE_PERMISSION)):
+            raise PermissionDenied
+        return mandate
 
-@staff_member_required
-@require_POST
-def mandate_decide(request, pk: int):
-    mandate = _mandate_for(request, pk)
-    form = DecisionForm(request.POST)
-    if not form.is_valid():
-        return _render(request, mandate, form)
-    remarks = form.cleaned_data["remarks"]
-    try:
-        if form.approve:
-            decided = mandate_approve(mandate_id=mandate.pk, actor=request.user, remarks=remarks)
-        else:
-            decided = mandate_return(mandate_id=mandate.pk, actor=request.user, remarks=remarks)
-    except ApplicationError as exc:
-        messages.error(request, str(exc))
-        return HttpResponseRedirect(selectors.mandate_review_url(mandate))
-    outcome = "Approved" if decided.status == Mandate.Status.APPROVED else "Returned to the maker"
-    messages.success(
-        request,
-        format_html(
+    def detail_url(self, mandate: Mandate) -> str:
+        return selectors.mandate_review_url(mandate)
+
+    def decide(self, request, mandate: Mandate, *, approve: bool, remarks: str) -> Mandate:
+        decide = mandate_approve if approve else mandate_return
+        return decide(mandate_id=mandate.pk, actor=request.user, remarks=remarks)
+
+    def decided_message(self, mandate: Mandate, decided: Mandate, *, approve: bool) -> str:
+        outcome = (
+            "Approved" if decided.status == Mandate.Status.APPROVED else "Returned to the maker"
+        )
+        return format_html(
             '{}: <a href="{}">mandate {} on {}</a>.',
             outcome,
             selectors.mandate_review_url(decided),
             decided.pk,
             mandate.loan.loan_number,
-        ),
-    )
-    return HttpResponseRedirect(reverse("approvals:inbox"))
+        )
+
+    def page(self, request, mandate: Mandate) -> dict:
+        user = request.user
+        upcoming = selectors.mandate_upcoming_instalments(mandate=mandate)
+        pending = mandate.status == Mandate.Status.PENDING_APPROVAL
+        refusal = pending and decision_refusal(
+            subject=subject_of(mandate),
+            user=user,
+            makers=[mandate.maker_id, mandate.created_by_id],
+            what="this mandate",
+        )
+        return {
+            "title": f"Mandate {mandate.pk} on {mandate.loan.loan_number}",
+            "mandate": mandate,
+            "loan": mandate.loan,
+            "schedule": [
+                {
+                    "instalment": inst,
+                    "unpaid": inst.total_due - inst.total_paid,
+                    "debit": min(inst.total_due - inst.total_paid, mandate.max_amount),
+                    "over_limit": inst.total_due - inst.total_paid > mandate.max_amount,
+                }
+                for inst in upcoming
+            ],
+            "transitions": selectors.mandate_transitions(mandate=mandate),
+            "history": history_rows(request, mandate, limit=HISTORY_SIZE),
+            "decide_url": reverse("mandates:decide", args=[mandate.pk]),
+            "pending": pending,
+            "may_decide": pending and user.has_perm(selectors.APPROVE_PERMISSION) and not refusal,
+            "is_maker": mandate.maker_id is not None and mandate.maker_id == user.pk,
+            "refusal": refusal or "",
+            "change_url": reverse("admin:mandates_mandate_change", args=[mandate.pk]),
+        }
 
 
-def _mandate_for(request, pk: int) -> Mandate:
-    mandate = selectors.mandate_for_review(user=request.user, mandate_id=pk)
-    if mandate is None:
-        raise Http404("No such mandate.")
-    user = request.user
-    if not (user.has_perm(VIEW_PERMISSION) or user.has_perm(selectors.APPROVE_PERMISSION)):
-        raise PermissionDenied
-    return mandate
+REVIEW = MandateReview()
 
 
-def _render(request, mandate: Mandate, form: DecisionForm):
-    user = request.user
-    upcoming = selectors.mandate_upcoming_instalments(mandate=mandate)
-    is_maker = mandate.maker_id is not None and mandate.maker_id == user.pk
-    pending = mandate.status == Mandate.Status.PENDING_APPROVAL
-    refusal = pending and decision_refusal(
-        subject=subject_of(mandate),
-        user=user,
-        makers=[mandate.maker_id, mandate.created_by_id],
-        what="this mandate",
-    )
-    context = {
-        **admin.site.each_context(request),
-        "title": f"Mandate {mandate.pk} on {mandate.loan.loan_number}",
-        "subtitle": None,
-        "mandate": mandate,
-        "loan": mandate.loan,
-        "schedule": [
-            {
-                "instalment": inst,
-                "unpaid": inst.total_due - inst.total_paid,
-                "debit": min(inst.total_due - inst.total_paid, mandate.max_amount),
-                "over_limit": inst.total_due - inst.total_paid > mandate.max_amount,
-            }
-            for inst in upcoming
-        ],
-        "transitions": selectors.mandate_transitions(mandate=mandate),
-        "history": history_rows(request, mandate, limit=HISTORY_SIZE),
-        "form": form,
-        "pending": pending,
-        "may_decide": pending and user.has_perm(selectors.APPROVE_PERMISSION) and not refusal,
-        "is_maker": is_maker,
-        "refusal": refusal or "",
-        "change_url": reverse("admin:mandates_mandate_change", args=[mandate.pk]),
-    }
-    return TemplateResponse(request, "mandates/review.html", context)
+@staff_member_required
+def mandate_review(request, pk: int):
+    return REVIEW.detail(request, pk)
+
+
+@staff_member_required
+@require_POST
+def mandate_decide(request, pk: int):
+    return REVIEW.post(request, pk)

@@ -40,6 +40,7 @@ from approvals.admin import approval_request_submit
 from approvals.models import ApprovalRequest
 from approvals.services import handler_for
 from audit.admin import AuditHistoryAdminMixin
+from core.forms import ReasonForm
 from ops.errors import ApplicationError
 from ops.forms import AsciiModelChoiceField
 
@@ -109,18 +110,9 @@ class ModeFilter(admin.SimpleListFilter):
 ReversedFilter = is_set_filter("reversed_at", "reversed", "Reversed", "Not reversed")
 
 
-class ReversalRequestForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4, "cols": 60}),
-        max_length=1000,
-        help_text="Why the payment must be undone (e.g. the cheque bounced). A checker reads it.",
-    )
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("Give a reason for the reversal.")
-        return reason
+class ReversalRequestForm(ReasonForm):
+    reason_help = "Why the payment must be undone (e.g. the cheque bounced). A checker reads it."
+    reason_missing = "Give a reason for the reversal."
 
 
 POSTING_FIELDS = [

@@ -1,5 +1,6 @@
-from approvals.exceptions import AlreadyDecided, MakerCannotCheck, NotAllowed
-from ops.errors import ApplicationError, Conflict, NotFound, ServiceUnavailable
+from approvals.exceptions import AlreadyDecided, MakerCannotCheck
+from core.workflow import InvalidTransition, NotAllowed
+from ops.errors import ApplicationError, NotFound, ServiceUnavailable
 
 __all__ = [
     "AlreadyDecided",
@@ -13,10 +14,6 @@ __all__ = [
     "StatementRejected",
     "StoreUnavailable",
 ]
-
-
-class InvalidTransition(Conflict):
-    code = "invalid_transition"
 
 
 class BusinessDateOpen(ApplicationError):

@@ -23,12 +23,15 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
 from ulid import ULID
 
 from accounts.models import Branch
+from core.models import StatusChange
+from core.workflow import ACTOR, NOW, REMARKS
 from loans.models import CollectionAccount
 
 ZERO = Decimal("0.00")
@@ -53,6 +56,19 @@ TRANSITIONS: dict[str, set[str]] = {
     Status.RETURNED: {Status.DRAFT},
     Status.APPROVED: set(),
 }
+# What a move sets besides the status: the submitter (a new round: no decision yet), the
+# checker's decision with its remarks.
+_DECIDED = {"decided_by": ACTOR, "decided_at": NOW, "remarks": REMARKS}
+TRANSITION_SETS = {
+    Status.SUBMITTED: {
+        "submitted_by": ACTOR,
+        "submitted_at": NOW,
+        "decided_by": None,
+        "decided_at": None,
+    },
+    Status.APPROVED: _DECIDED,
+    Status.RETURNED: _DECIDED,
+}
 # Figures of a DCR or DBS in these statuses are frozen.
 FROZEN = {Status.SUBMITTED, Status.APPROVED}
 
@@ -63,6 +79,7 @@ class WorkflowFields(models.Model):
     SCOPE_BRANCH_PATH = "branch"
     Status = Status
     TRANSITIONS = TRANSITIONS
+    TRANSITION_SETS = TRANSITION_SETS
 
     branch = models.ForeignKey(Branch, on_delete=models.PROTECT, related_name="+")
     business_date = models.DateField()
@@ -77,6 +94,7 @@ class WorkflowFields(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     remarks = models.TextField(blank=True, help_text="The checker's remarks of the last decision.")
+    history = GenericRelation(StatusChange)
 
     class Meta:
         abstract = True
@@ -191,24 +209,6 @@ class LateArrival(models.Model):
         return f"{self.txn_id} ({self.get_kind_display()})"
 
 
-class DcrHistory(models.Model):
-    dcr = models.ForeignKey(Dcr, on_delete=models.CASCADE, related_name="history")
-    from_status = models.CharField(max_length=10)
-    to_status = models.CharField(max_length=10)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    at = models.DateTimeField(auto_now_add=True)
-    remarks = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["at", "id"]
-        verbose_name_plural = "DCR history"
-
-    def __str__(self) -> str:
-        return f"{self.from_status} > {self.to_status}"
-
-
 class Dbs(WorkflowFields):
     """Daily Bank Summary of one branch and business date."""
 
@@ -243,24 +243,6 @@ class Dbs(WorkflowFields):
     @property
     def flag_codes(self) -> list[str]:
         return [flag["code"] for flag in self.flags or []]
-
-
-class DbsHistory(models.Model):
-    dbs = models.ForeignKey(Dbs, on_delete=models.CASCADE, related_name="history")
-    from_status = models.CharField(max_length=10)
-    to_status = models.CharField(max_length=10)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    at = models.DateTimeField(auto_now_add=True)
-    remarks = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["at", "id"]
-        verbose_name_plural = "DBS history"
-
-    def __str__(self) -> str:
-        return f"{self.from_status} > {self.to_status}"
 
 
 def slip_upload_to(instance: Deposit, filename: str) -> str:

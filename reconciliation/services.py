@@ -30,7 +30,7 @@ from accounts.models import Branch
 from accounts.scoping import can_see_branch, scope_queryset
 from approvals.models import SubjectContribution
 from approvals.services import subject_contribution_record, subject_decide, subject_of
-from audit.services import audit_record
+from core.workflow import require_permission, transition
 from loans.models import CollectionAccount
 from ops import refdata
 from payments.services import business_date_for, from_paise
@@ -39,7 +39,6 @@ from .exceptions import (
     AlreadyDecided,
     BusinessDateOpen,
     DepositRejected,
-    InvalidTransition,
     NotAllowed,
     ReportNotFound,
     StatementAlreadyImported,
@@ -47,12 +46,9 @@ from .exceptions import (
 )
 from .models import (
     FROZEN,
-    TRANSITIONS,
     ZERO,
     Dbs,
-    DbsHistory,
     Dcr,
-    DcrHistory,
     DcrLine,
     Deposit,
     JobRun,
@@ -366,7 +362,7 @@ def dcr_build_range(
     if branch_ids is not None:
         branches = Branch.objects.filter(pk__in=list(branch_ids))
     if actor is not None:
-        _require(actor, BUILD_DCR, "You may not build DCRs.")
+        require_permission(actor, BUILD_DCR, "You may not build DCRs.")
         branches = scope_queryset(branches, actor)
     days = [date_from + datetime.timedelta(days=n) for n in range((date_to - date_from).days + 1)]
     pairs = [
@@ -511,51 +507,12 @@ def reconciliation_tick(*, now: datetime.datetime | None = None) -> dict[str, ob
 # --- The workflow (DCR and DBS) ------------------------------------------------------
 
 
-def _require(actor, permission: str, message: str) -> None:
-    if not actor.has_perm(permission):
-        raise NotAllowed(message)
-
-
 def _locked(model: type[Dcr] | type[Dbs], pk: int, actor) -> Dcr | Dbs:
     queryset = model.objects.select_for_update(of=("self",)).select_related("branch")
     obj = scope_queryset(queryset, actor).filter(pk=pk).first()
     if obj is None:
         raise ReportNotFound(f"No {model._meta.verbose_name} {pk} that you may see.")
     return obj
-
-
-def _move(obj: Dcr | Dbs, target: str, *, actor, remarks: str = "") -> None:
-    """Validate the move against ``TRANSITIONS``, save, write the history row and the
-    audit transition (in the caller's transaction)."""
-    current = obj.status
-    if target not in TRANSITIONS[current]:
-        if current in (Status.APPROVED, Status.RETURNED) and target in (
-            Status.APPROVED,
-            Status.RETURNED,
-        ):
-            who = obj.decided_by.get_username() if obj.decided_by else "someone"
-            raise AlreadyDecided(f"{obj} was already {current.lower()} by {who}.")
-        raise InvalidTransition(
-            f"{obj} is {Status(current).label.lower()}: it cannot be "
-            f"{Status(target).label.lower()}."
-        )
-    obj.status = target
-    obj.save()
-    history = DcrHistory if isinstance(obj, Dcr) else DbsHistory
-    history.objects.create(
-        **{"dcr" if isinstance(obj, Dcr) else "dbs": obj},
-        from_status=current,
-        to_status=target,
-        actor=actor,
-        remarks=remarks,
-    )
-    audit_record(
-        instance_or_entity=obj,
-        action="transition",
-        changes={"status": [current, target]},
-        remarks=remarks,
-        actor=actor,
-    )
 
 
 def _ensure_closed(obj: Dcr | Dbs) -> None:
@@ -575,15 +532,18 @@ def _remarks_required(remarks: str) -> str:
 
 def _reopen_if_returned(obj: Dcr | Dbs, actor) -> None:
     if obj.status == Status.RETURNED:
-        _move(obj, Status.DRAFT, actor=actor, remarks="reopened to resubmit")
+        transition(obj, Status.DRAFT, actor=actor, remarks="reopened to resubmit")
 
 
 def _decision_check(obj: Dcr | Dbs, actor, target: str) -> None:
     """Decided already (one of two concurrent checkers): the loser learns who won.
     Then the one four-eyes rule: not the submitter, nor (a DBS) anyone who recorded,
     changed or deleted one of its deposits since its last decision."""
+    if obj.status in (Status.APPROVED, Status.RETURNED):
+        who = obj.decided_by.get_username() if obj.decided_by else "someone"
+        raise AlreadyDecided(f"{obj} was already {obj.status.lower()} by {who}.")
     if obj.status != Status.SUBMITTED:
-        _move(obj, target, actor=actor)  # raises AlreadyDecided or InvalidTransition
+        transition(obj, target, actor=actor)  # raises InvalidTransition
     subject_decide(
         subject=subject_of(obj),
         actor=actor,
@@ -601,19 +561,17 @@ def _contributed(obj: Dcr | Dbs, actor, kind: str) -> None:
 def dcr_submit(*, dcr_id: int, actor) -> Dcr:
     """The branch manager submits a closed date's DCR. Its figures are read again from
     DynamoDB under the lock, so the submitted figures are exactly what is there now."""
-    _require(actor, SUBMIT_DCR, "You may not submit a DCR.")
+    require_permission(actor, SUBMIT_DCR, "You may not submit a DCR.")
     dcr = _locked(Dcr, dcr_id, actor)
     if dcr.status not in (Status.DRAFT, Status.RETURNED):
-        _move(dcr, Status.SUBMITTED, actor=actor)  # raises
+        transition(dcr, Status.SUBMITTED, actor=actor)  # raises
     _ensure_closed(dcr)
     figures = branch_day_figures(branch_id=dcr.branch_id, business_date=dcr.business_date)
     _reopen_if_returned(dcr, actor)
     totals = figures.totals()
     _dcr_apply(dcr, dcr.branch, figures, totals)
     _dcr_lines_write(dcr, totals)
-    dcr.submitted_by, dcr.submitted_at = actor, timezone.now()
-    dcr.decided_by, dcr.decided_at = None, None
-    _move(dcr, Status.SUBMITTED, actor=actor)
+    transition(dcr, Status.SUBMITTED, actor=actor)
     _contributed(dcr, actor, SubjectContribution.Kind.SUBMITTED)
     dbs_refresh(branch_id=dcr.branch_id, business_date=dcr.business_date)
     return dcr
@@ -621,60 +579,54 @@ def dcr_submit(*, dcr_id: int, actor) -> Dcr:
 
 @transaction.atomic
 def dcr_approve(*, dcr_id: int, actor, remarks: str = "") -> Dcr:
-    _require(actor, APPROVE_DCR, "You may not approve DCRs.")
+    require_permission(actor, APPROVE_DCR, "You may not approve DCRs.")
     dcr = _locked(Dcr, dcr_id, actor)
     _decision_check(dcr, actor, Status.APPROVED)
-    dcr.decided_by, dcr.decided_at, dcr.remarks = actor, timezone.now(), (remarks or "").strip()
-    _move(dcr, Status.APPROVED, actor=actor, remarks=dcr.remarks)
+    transition(dcr, Status.APPROVED, actor=actor, remarks=(remarks or "").strip())
     dbs_refresh(branch_id=dcr.branch_id, business_date=dcr.business_date)  # its DCR flag
     return dcr
 
 
 @transaction.atomic
 def dcr_return(*, dcr_id: int, actor, remarks: str) -> Dcr:
-    _require(actor, APPROVE_DCR, "You may not return DCRs.")
+    require_permission(actor, APPROVE_DCR, "You may not return DCRs.")
     remarks = _remarks_required(remarks)
     dcr = _locked(Dcr, dcr_id, actor)
     _decision_check(dcr, actor, Status.RETURNED)
-    dcr.decided_by, dcr.decided_at, dcr.remarks = actor, timezone.now(), remarks
-    _move(dcr, Status.RETURNED, actor=actor, remarks=remarks)
+    transition(dcr, Status.RETURNED, actor=actor, remarks=remarks)
     return dcr
 
 
 @transaction.atomic
 def dbs_submit(*, dbs_id: int, actor) -> Dbs:
-    _require(actor, SUBMIT_DBS, "You may not submit a DBS.")
+    require_permission(actor, SUBMIT_DBS, "You may not submit a DBS.")
     dbs = _locked(Dbs, dbs_id, actor)
     if dbs.status not in (Status.DRAFT, Status.RETURNED):
-        _move(dbs, Status.SUBMITTED, actor=actor)  # raises
+        transition(dbs, Status.SUBMITTED, actor=actor)  # raises
     _ensure_closed(dbs)
     _reopen_if_returned(dbs, actor)
     _dbs_compute(dbs)
-    dbs.submitted_by, dbs.submitted_at = actor, timezone.now()
-    dbs.decided_by, dbs.decided_at = None, None
-    _move(dbs, Status.SUBMITTED, actor=actor)
+    transition(dbs, Status.SUBMITTED, actor=actor)
     _contributed(dbs, actor, SubjectContribution.Kind.SUBMITTED)
     return dbs
 
 
 @transaction.atomic
 def dbs_approve(*, dbs_id: int, actor, remarks: str = "") -> Dbs:
-    _require(actor, APPROVE_DBS, "You may not approve a DBS.")
+    require_permission(actor, APPROVE_DBS, "You may not approve a DBS.")
     dbs = _locked(Dbs, dbs_id, actor)
     _decision_check(dbs, actor, Status.APPROVED)
-    dbs.decided_by, dbs.decided_at, dbs.remarks = actor, timezone.now(), (remarks or "").strip()
-    _move(dbs, Status.APPROVED, actor=actor, remarks=dbs.remarks)
+    transition(dbs, Status.APPROVED, actor=actor, remarks=(remarks or "").strip())
     return dbs
 
 
 @transaction.atomic
 def dbs_return(*, dbs_id: int, actor, remarks: str) -> Dbs:
-    _require(actor, APPROVE_DBS, "You may not return a DBS.")
+    require_permission(actor, APPROVE_DBS, "You may not return a DBS.")
     remarks = _remarks_required(remarks)
     dbs = _locked(Dbs, dbs_id, actor)
     _decision_check(dbs, actor, Status.RETURNED)
-    dbs.decided_by, dbs.decided_at, dbs.remarks = actor, timezone.now(), remarks
-    _move(dbs, Status.RETURNED, actor=actor, remarks=remarks)
+    transition(dbs, Status.RETURNED, actor=actor, remarks=remarks)
     return dbs
 
 
@@ -936,7 +888,7 @@ def deposit_record(
     slip_scan=None,
 ) -> Deposit:
     """Branch staff record a deposit of collected cash; the DBS of its date follows."""
-    _require(actor, ADD_DEPOSIT, "You may not record deposits.")
+    require_permission(actor, ADD_DEPOSIT, "You may not record deposits.")
     if not can_see_branch(actor, branch_id):
         raise NotAllowed("You may record deposits of your own branch only.")
     account = CollectionAccount.objects.filter(pk=collection_account_id).first()
@@ -995,7 +947,7 @@ def _slip_twins_refresh(deposit: Deposit) -> None:
 @transaction.atomic
 def deposit_update(*, deposit_id: int, actor, **changes) -> Deposit:
     """Correct a deposit while the DBS of its date (old and new) is open."""
-    _require(actor, CHANGE_DEPOSIT, "You may not change deposits.")
+    require_permission(actor, CHANGE_DEPOSIT, "You may not change deposits.")
     deposit = (
         scope_queryset(Deposit.objects.select_for_update(), actor).filter(pk=deposit_id).first()
     )
@@ -1036,7 +988,7 @@ def deposit_update(*, deposit_id: int, actor, **changes) -> Deposit:
 
 @transaction.atomic
 def deposit_delete(*, deposit_id: int, actor) -> None:
-    _require(actor, DELETE_DEPOSIT, "You may not delete deposits.")
+    require_permission(actor, DELETE_DEPOSIT, "You may not delete deposits.")
     deposit = (
         scope_queryset(Deposit.objects.select_for_update(), actor).filter(pk=deposit_id).first()
     )
@@ -1059,7 +1011,7 @@ def deposit_delete(*, deposit_id: int, actor) -> None:
 def statement_upload(*, collection_account_id: int, file, actor) -> StatementUpload:
     """Import a statement CSV whole, or refuse it whole (``StatementRejected`` with every
     bad line), then match its credits to deposits."""
-    _require(actor, ADD_STATEMENT, "You may not upload bank statements.")
+    require_permission(actor, ADD_STATEMENT, "You may not upload bank statements.")
     account = CollectionAccount.objects.filter(pk=collection_account_id).first()
     if account is None:
         raise StatementRejected("No such collection account.", errors=[])

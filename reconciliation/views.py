@@ -25,8 +25,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from approvals.forms import DecisionForm
 from approvals.services import decision_refusal, subject_of
+from core.decision import DecisionScreen
 from ops.errors import ApplicationError
 from ops.spreadsheets import csv_response, xlsx_response
 
@@ -55,7 +55,7 @@ def _need(request, permission: str) -> None:
 
 
 @dataclass(frozen=True)
-class Workflow:
+class Workflow(DecisionScreen):
     """What differs between the DCR's and the DBS's pages: the rest is the same flow."""
 
     name: str  # the URL names' prefix and the template's: "dcr", "dbs"
@@ -68,58 +68,49 @@ class Workflow:
     reject: Callable[..., Any]
     sections: Callable[[Any, Any], dict[str, Any]]  # (request, obj) -> template context
 
-    def get(self, request, pk: int):
+    @property
+    def template_name(self) -> str:
+        return f"reconciliation/{self.name}_detail.html"
+
+    def get_object(self, request, pk: int):
         _need(request, self.view_permission)
         obj = self.lookup(pk=pk, user=request.user)
         if obj is None:
             raise Http404(f"No such {self.name.upper()}")
         return obj
 
-    def render(self, request, obj, form: DecisionForm):
+    def detail_url(self, obj) -> str:
+        return reverse(f"reconciliation:{self.name}", args=[obj.pk])
+
+    def page(self, request, obj) -> dict[str, Any]:
         user = request.user
-        refusal = obj.status == Status.SUBMITTED and decision_refusal(
+        pending = obj.status == Status.SUBMITTED
+        refusal = pending and decision_refusal(
             subject=subject_of(obj),
             user=user,
             makers=[obj.submitted_by_id],
             what=f"this {obj._meta.verbose_name}",
         )
-        context = _context(
-            request,
-            str(obj),
-            **{self.name: obj},
+        return {
+            "title": str(obj),
+            self.name: obj,
             **self.sections(request, obj),
-            history=list(obj.history.select_related("actor")),
-            form=form,
-            may_decide=obj.status == Status.SUBMITTED
-            and user.has_perm(self.approve_permission)
-            and not refusal,
-            is_maker=obj.submitted_by_id == user.pk,
-            refusal=refusal or "",
-            may_submit=obj.status in (Status.DRAFT, Status.RETURNED)
+            "history": list(obj.history.select_related("actor")),
+            "decide_url": reverse(f"reconciliation:{self.name}_decide", args=[obj.pk]),
+            "pending": pending,
+            "may_decide": pending and user.has_perm(self.approve_permission) and not refusal,
+            "is_maker": obj.submitted_by_id == user.pk,
+            "refusal": refusal or "",
+            "may_submit": obj.status in (Status.DRAFT, Status.RETURNED)
             and user.has_perm(self.submit_permission),
-        )
-        return TemplateResponse(request, f"reconciliation/{self.name}_detail.html", context)
+        }
 
-    def detail(self, request, pk: int):
-        return self.render(request, self.get(request, pk), DecisionForm())
+    def decide(self, request, obj, *, approve: bool, remarks: str):
+        service = self.approve if approve else self.reject
+        return service(**{f"{self.name}_id": obj.pk}, actor=request.user, remarks=remarks)
 
-    def decide(self, request, pk: int):
-        obj = self.get(request, pk)
-        form = DecisionForm(request.POST)
-        if not form.is_valid():
-            return self.render(request, obj, form)
-        remarks = form.cleaned_data["remarks"]
-        ids = {f"{self.name}_id": obj.pk}
-        try:
-            if form.approve:
-                self.approve(**ids, actor=request.user, remarks=remarks)
-            else:
-                self.reject(**ids, actor=request.user, remarks=remarks)
-        except ApplicationError as exc:
-            messages.error(request, str(exc))
-            return HttpResponseRedirect(reverse(f"reconciliation:{self.name}", args=[obj.pk]))
-        messages.success(request, f"{obj}: {'approved' if form.approve else 'returned'}.")
-        return HttpResponseRedirect(reverse("approvals:inbox"))
+    def decided_message(self, obj, decided, *, approve: bool) -> str:
+        return f"{obj}: {'approved' if approve else 'returned'}."
 
     def submit_view(self, request, pk: int):
         try:
@@ -184,7 +175,7 @@ def dcr_detail(request, pk: int):
 @staff_member_required
 @require_POST
 def dcr_decide(request, pk: int):
-    return DCR.decide(request, pk)
+    return DCR.post(request, pk)
 
 
 @staff_member_required
@@ -201,7 +192,7 @@ def dbs_detail(request, pk: int):
 @staff_member_required
 @require_POST
 def dbs_decide(request, pk: int):
-    return DBS.decide(request, pk)
+    return DBS.post(request, pk)
 
 
 @staff_member_required

@@ -21,7 +21,6 @@ from mandates.models import (
     BankHoliday,
     ExecutionResult,
     Mandate,
-    MandateTransition,
     PresentationBatch,
     PresentationRun,
     ScheduledPresentation,
@@ -157,7 +156,7 @@ def test_adding_a_mandate_goes_through_the_service(world):
     assert response.status_code == 302, response.context["adminform"].form.errors
     mandate = Mandate.objects.get()
     assert (mandate.status, mandate.created_by, mandate.loan) == ("DRAFT", staff, world["loan"])
-    move = MandateTransition.objects.get(mandate=mandate)
+    move = mandate.transitions.get()
     assert (move.to_status, move.actor, move.remarks) == ("DRAFT", staff, "created")
 
 

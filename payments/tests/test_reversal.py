@@ -6,10 +6,11 @@ from django.db import connection
 
 from accounts.models import User
 from accounts.tests.factories import BranchFactory, UserFactory, branch_user
-from approvals.exceptions import AlreadyDecided, MakerCannotCheck, NotAllowed
+from approvals.exceptions import AlreadyDecided, MakerCannotCheck
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
 from audit.models import AuditOutbox
+from core.workflow import NotAllowed
 from loans.tests.factories import make_loan
 from payments.ddb_models import TransactionItem
 from payments.models import Posting

@@ -28,13 +28,12 @@ from api import scopes
 from api.tests.factories import make_api_client
 from audit.models import AuditOutbox
 from loans.tests.factories import make_loan
-from mandates.models import MandateTransition
 from mandates.services import mandate_stop_request, mandate_submit
 from mandates.tests.factories import active_mandate, actors, draft_mandate
 from payments.ddb_models import QueueItem, TransactionItem
 from payments.models import Posting
 from payments.services import payments_post_due, to_paise
-from reconciliation.models import Dbs, DbsHistory, DcrHistory
+from reconciliation.models import Dbs
 from reconciliation.services import dbs_submit, dcr_build, dcr_submit
 from reconciliation.tests import factories as recon
 from reliability.services import figures
@@ -287,28 +286,28 @@ def test_two_approvers_deciding_the_same_dcr_dbs_mandate_and_request_decide_once
             dcr,
             reverse("reconciliation:dcr_decide", args=[dcr.pk]),
             (recon.area_manager(branch.area), recon.area_manager(branch.area)),
-            lambda: DcrHistory.objects.filter(dcr=dcr).count(),
+            lambda: dcr.history.count(),
         ),
         Contested(
             "DBS",
             dbs,
             reverse("reconciliation:dbs_decide", args=[dbs.pk]),
             (recon.finance(), recon.finance()),
-            lambda: DbsHistory.objects.filter(dbs=dbs).count(),
+            lambda: dbs.history.count(),
         ),
         Contested(
             "mandate",
             pending,
             reverse("mandates:decide", args=[pending.pk]),
             (people["manager"], people["ops"]),
-            lambda: MandateTransition.objects.filter(mandate=pending).count(),
+            lambda: pending.transitions.count(),
         ),
         Contested(
             "mandate suspension",
             suspension,
             reverse("approvals:decide", args=[suspension.pk]),
             tuple(operations),
-            lambda: MandateTransition.objects.filter(mandate=active).count(),
+            lambda: active.transitions.count(),
             returning_writes_history=False,
         ),
     ]
