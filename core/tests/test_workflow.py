@@ -91,7 +91,7 @@ def test_require_permission_refuses_with_not_allowed():
     require_permission(manager(branch), "reconciliation.submit_dcr", "unused")  # allowed
 
 
-BEFORE = [("mandates", "0003_plural_names"), ("reconciliation", "0001_initial")]
+BEFORE = [("mandates", "0003_plural_names"), ("reconciliation", "0002_statement_content_hash")]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("contenttypes", "0002_remove_content_type_name"),
         ("core", "0001_initial"),
-        ("reconciliation", "0001_initial"),
+        ("reconciliation", "0002_statement_content_hash"),
     ]
 
     operations = [

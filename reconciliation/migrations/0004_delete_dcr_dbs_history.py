@@ -3,7 +3,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("reconciliation", "0002_history_to_status_change"),
+        ("reconciliation", "0003_history_to_status_change"),
     ]
 
     operations = [
