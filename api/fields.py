@@ -22,7 +22,7 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 ASCII_COUNT = re.compile(r"[0-9]+")
 HUGE_COUNT = 10**9  # what a longer number counts as: int() refuses thousands of digits

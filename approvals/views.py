@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 
 from audit.admin import history_rows, shown_value
 from audit.tracking import parse_entity
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 from . import selectors
 from .forms import DecisionForm

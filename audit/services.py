@@ -14,7 +14,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from pynamodb.exceptions import PutError, PynamoDBException
 
-from ops import context
+from core import context
 
 from . import tracking
 from .ddb_models import AuditEventItem, calendar_day, day_key, day_shard, ts_text
@@ -42,7 +42,7 @@ def audit_outbox_add(
     """Write one outbox row in the current transaction of ``using`` and have it relayed
     after commit. ``changes`` must already be JSON-safe and masked (the tracking receivers
     and ``audit_record`` make it so). Actor, request id and IP come from the request or
-    task context (``ops.context``) unless ``actor`` is given."""
+    task context (``core.context``) unless ``actor`` is given."""
     row = _outbox_row(
         entity=entity,
         action=action,

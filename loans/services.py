@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.db.models import F, Sum
 
 from accounts.models import User
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 from .models import Customer, Instalment, LoanAccount, LoanCharge
 from .schedule import build_schedule

@@ -38,8 +38,8 @@ from accounts.admin_base import (
     ScopedRelatedFilter,
 )
 from audit.admin import AuditHistoryAdminMixin
+from core.errors import ApplicationError
 from loans.models import BankingPartner
-from ops.errors import ApplicationError
 
 from . import selectors, services
 from .api.results import outcome_counts, results_apply

@@ -30,10 +30,10 @@ from approvals.services import (
     subject_of,
 )
 from audit.services import audit_record
+from core.errors import ApplicationError, Conflict, NotFound
 from loans.models import Instalment, LoanAccount, LoanCharge
 from loans.services import loan_charge_raise
 from ops import refdata
-from ops.errors import ApplicationError, Conflict, NotFound
 from payments.exceptions import DuplicateReceipt
 from payments.services import PaymentInput, from_paise, iso, payment_ingest, to_paise
 

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST
 from approvals.forms import DecisionForm
 from approvals.services import decision_refusal, subject_of
 from audit.admin import history_rows
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 from . import selectors
 from .models import Mandate

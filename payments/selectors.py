@@ -26,9 +26,9 @@ from accounts.models import Branch
 from accounts.scoping import can_see_branch, scope_queryset, visible_branch_ids
 from approvals.models import ApprovalRequest
 from approvals.selectors import register_request_detail
+from core.errors import ApplicationError
 from dynamo.errors import is_unavailable
 from loans.models import Instalment, LoanAccount
-from ops.errors import ApplicationError
 
 from .ddb_models import QueueItem, TransactionItem, queue_live
 from .exceptions import LoanNotFound, StoreUnavailable, TransactionNotFound

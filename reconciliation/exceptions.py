@@ -1,5 +1,5 @@
 from approvals.exceptions import AlreadyDecided, MakerCannotCheck, NotAllowed
-from ops.errors import ApplicationError, Conflict, NotFound, ServiceUnavailable
+from core.errors import ApplicationError, Conflict, NotFound, ServiceUnavailable
 
 __all__ = [
     "AlreadyDecided",

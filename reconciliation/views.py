@@ -27,8 +27,8 @@ from django.views.decorators.http import require_POST
 
 from approvals.forms import DecisionForm
 from approvals.services import decision_refusal, subject_of
-from ops.errors import ApplicationError
-from ops.spreadsheets import csv_response, xlsx_response
+from core.errors import ApplicationError
+from core.spreadsheets import csv_response, xlsx_response
 
 from . import selectors, services
 from .exceptions import StatementAlreadyImported, StatementRejected

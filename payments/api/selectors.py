@@ -7,8 +7,8 @@ from datetime import date
 
 from accounts.models import Branch
 from accounts.scoping import can_see_branch, scope_queryset
+from core.errors import ApplicationError
 from loans.models import LoanAccount
-from ops.errors import ApplicationError
 from payments.ddb_models import TransactionItem
 from payments.exceptions import LoanNotFound, TransactionNotFound
 from payments.services import _store_call, transaction_body, transaction_get
