@@ -15,9 +15,10 @@ from django.utils import timezone
 from pynamodb.exceptions import PutError, PynamoDBException
 
 from core import context
+from core.clock import iso
 
 from . import tracking
-from .ddb_models import AuditEventItem, calendar_day, day_key, day_shard, ts_text
+from .ddb_models import AuditEventItem, calendar_day, day_key, day_shard
 from .exceptions import AuditStoreUnavailable
 from .models import AuditOutbox, new_event_id
 
@@ -180,7 +181,7 @@ def audit_outbox_purge(*, older_than_days: int | None = None) -> int:
 
 def event_item(row: AuditOutbox) -> AuditEventItem:
     """The DynamoDB item of an outbox row (the same event id, so a re-relay is a no-op)."""
-    ts = ts_text(row.occurred_at)
+    ts = iso(row.occurred_at)
     return AuditEventItem(
         row.entity,
         f"{ts}#{row.event_id}",

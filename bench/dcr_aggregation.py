@@ -87,6 +87,7 @@ from django.db.models import Sum  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from accounts.models import Area, Branch, Region  # noqa: E402
+from core.clock import iso  # noqa: E402
 from dynamo.connection import boto3_client  # noqa: E402
 from dynamo.query import query_partition  # noqa: E402
 from dynamo.tables import ensure_table  # noqa: E402
@@ -125,11 +126,13 @@ def bench_branches(count: int) -> list[Branch]:
 
 def item(n: int, branch_id: int) -> dict:
     """A transaction as DynamoDB stores it (what payment_ingest writes)."""
-    created = datetime.datetime(2026, 1, 15, 4, 0) + datetime.timedelta(milliseconds=n)
+    created = datetime.datetime(2026, 1, 15, 4, 0, tzinfo=datetime.UTC) + datetime.timedelta(
+        milliseconds=n
+    )
     return {
         "txn_id": {"S": f"BENCH{n:021d}"},
         "branch_day": {"S": f"{branch_id}#{BUSINESS_DATE.isoformat()}"},
-        "created_at": {"S": created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
+        "created_at": {"S": iso(created)},
         "loan_number": {"S": f"LN{n % 50000:08d}"},
         "loan_id": {"N": str(n % 50000 + 1)},
         "branch_id": {"N": str(branch_id)},

@@ -26,8 +26,8 @@ from approvals.selectors import (
     register_request_detail,
     without_undecidable,
 )
+from core.money import from_paise
 from loans.models import Instalment
-from payments.services import from_paise
 
 from .ddb_models import MandateExecutionItem
 from .models import ExecutionResult, Mandate, MandateTransition

@@ -30,12 +30,14 @@ from approvals.services import (
     subject_of,
 )
 from audit.services import audit_record
+from core.clock import iso
 from core.errors import ApplicationError, Conflict, NotFound
+from core.money import PAISA, from_paise, to_paise
 from loans.models import Instalment, LoanAccount, LoanCharge
 from loans.services import loan_charge_raise
 from ops import refdata
 from payments.exceptions import DuplicateReceipt
-from payments.services import PaymentInput, from_paise, iso, payment_ingest, to_paise
+from payments.services import PaymentInput, payment_ingest
 
 from .ddb_models import DUE_DATE_SHARDS, MandateExecutionItem
 from .models import (
@@ -669,8 +671,8 @@ def _bounce_notice(row: ScheduledPresentation, return_code: str, policy) -> None
                 "return_reason": policy.description,
                 "reason": policy.description,
                 "return_code": return_code,
-                "charge": charge.quantize(Decimal("0.01")),
-                "bounce_charge": charge.quantize(Decimal("0.01")),
+                "charge": charge.quantize(PAISA),
+                "bounce_charge": charge.quantize(PAISA),
             },
             entity=f"mandates.scheduledpresentation#{row.pk}",
         )

@@ -195,8 +195,9 @@ class StoreCollector:
     cannot be read, so a store outage never breaks the scrape."""
 
     def collect(self):
+        from core.clock import iso, parse_iso
         from payments.ddb_models import QueueItem, queue_live
-        from payments.services import POSTING, QueueStatus, iso
+        from payments.services import POSTING, QueueStatus
 
         up = GaugeMetricFamily(
             "backoffice_metrics_source_up",
@@ -243,7 +244,7 @@ class StoreCollector:
             return
         age = 0.0
         if oldest_due is not None:
-            due_at = datetime.strptime(oldest_due, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+            due_at = parse_iso(oldest_due)
             age = max((now - due_at).total_seconds(), 0.0)
         up.add_metric(["dynamodb"], 1)
         yield up

@@ -11,10 +11,12 @@ from decimal import Decimal
 from django.utils import timezone
 
 from accounts.models import Branch
+from core.clock import iso
+from core.money import from_paise
 
 from .ddb_models import TransactionItem
 from .models import Posting
-from .services import TxnStatus, from_paise, iso
+from .services import TxnStatus
 
 
 @dataclass

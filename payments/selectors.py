@@ -26,6 +26,7 @@ from accounts.models import Branch
 from accounts.scoping import can_see_branch, scope_queryset, visible_branch_ids
 from approvals.models import ApprovalRequest
 from approvals.selectors import register_request_detail
+from core.clock import parse_iso
 from core.errors import ApplicationError
 from dynamo.errors import is_unavailable
 from loans.models import Instalment, LoanAccount
@@ -299,4 +300,4 @@ def _cursor_read(cursor: str | None, namespace: str) -> dict | None:
 def _moment(text: str | None) -> datetime.datetime | None:
     if not text:
         return None
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+    return parse_iso(text)

@@ -19,7 +19,7 @@ import logging
 import secrets
 import socket
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -33,6 +33,8 @@ from accounts.scoping import scope_queryset
 from approvals.services import KindHandler, approval_request_create, register_kind
 from audit.ddb_models import AuditEventItem
 from audit.services import audit_event_item, audit_record
+from core.clock import business_date, iso
+from core.money import from_paise, to_paise
 from dynamo.errors import RETRYABLE_REASONS, cancellation_codes, is_unavailable
 from dynamo.transactions import transact_write
 from loans.models import Instalment, LoanAccount
@@ -58,7 +60,6 @@ from .models import Posting
 
 logger = logging.getLogger(__name__)
 
-PAISA = Decimal("0.01")
 MODES = ("CASH", "UPI", "CHEQUE", "NEFT", "NACH")
 POSTING = "POSTING"
 CLAIM_LEASE = timedelta(seconds=15)
@@ -82,24 +83,9 @@ class QueueStatus:
 # --- Money and time -------------------------------------------------------------------
 
 
-def to_paise(amount: Decimal) -> int:
-    return int((amount * 100).to_integral_exact())
-
-
-def from_paise(paise: int) -> Decimal:
-    return (Decimal(int(paise)) / 100).quantize(PAISA)
-
-
-def iso(moment: datetime) -> str:
-    """UTC, one fixed format: these strings sort as the moments do."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def business_date_for(branch: Branch | refdata.BranchRef, moment: datetime) -> date:
     """The IST date a payment counts for: after the branch's cut-off, the next day."""
-    local = timezone.localtime(moment)
-    day = local.date()
-    return day + timedelta(days=1) if local.time() >= branch.cutoff_time else day
+    return business_date(moment, branch.cutoff_time)
 
 
 # --- Ingestion ------------------------------------------------------------------------

@@ -31,9 +31,10 @@ from accounts.scoping import can_see_branch, scope_queryset
 from approvals.models import SubjectContribution
 from approvals.services import subject_contribution_record, subject_decide, subject_of
 from audit.services import audit_record
+from core.money import from_paise
 from loans.models import CollectionAccount
 from ops import refdata
-from payments.services import business_date_for, from_paise
+from payments.services import business_date_for
 
 from .exceptions import (
     AlreadyDecided,

@@ -20,6 +20,7 @@ from django.db.backends.postgresql.base import DatabaseWrapper
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.celery import app
+from core.clock import iso
 from dynamo.errors import error_kind, is_unavailable
 from dynamo.faults import inject
 from loans.tests.factories import make_loan
@@ -27,7 +28,7 @@ from ops import metrics
 from ops.tasks import heartbeat_task
 from payments.ddb_models import QueueItem
 from payments.exceptions import StoreUnavailable
-from payments.services import iso, payment_ingest
+from payments.services import payment_ingest
 from payments.tests.factories import head_office, payment
 
 ALERTS = Path(metrics.__file__).parent / "prometheus" / "alerts.yml"
