@@ -71,7 +71,7 @@ from api.services import api_client_create  # noqa: E402
 from core.clock import iso, parse_iso  # noqa: E402
 from dynamo.connection import boto3_client  # noqa: E402
 from loans.models import Instalment, LoanAccount  # noqa: E402
-from payments.ddb_models import QueueItem  # noqa: E402
+from payments.ddb_models import QueueItem, branch_day_key  # noqa: E402
 from payments.services import POSTING, QueueStatus  # noqa: E402
 from sessions_ddb.backend import SessionStore  # noqa: E402
 
@@ -277,7 +277,7 @@ def raw_write_rate(clients: int, seconds: float) -> float:
                 TableName=table,
                 Item={
                     "txn_id": {"S": uuid.uuid4().hex},
-                    "branch_day": {"S": "1#2026-01-01"},
+                    "branch_day": {"S": branch_day_key(1, datetime.date(2026, 1, 1))},
                     "amount_paise": {"N": "25000"},
                     "mode": {"S": "CASH"},
                     "status": {"S": "RECEIVED"},

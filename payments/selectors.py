@@ -31,7 +31,7 @@ from core.errors import ApplicationError
 from dynamo.errors import is_unavailable
 from loans.models import Instalment, LoanAccount
 
-from .ddb_models import QueueItem, TransactionItem, queue_live
+from .ddb_models import QueueItem, TransactionItem, branch_day_key, queue_live
 from .exceptions import LoanNotFound, StoreUnavailable, TransactionNotFound
 from .models import Posting
 from .services import POSTING, QueueStatus, transaction_body, transaction_get
@@ -106,7 +106,7 @@ def transactions_for_branch_day(
         raise ApplicationError(
             "No such branch that you may see.", code="branch_not_found", status=404
         )
-    partition = f"{int(branch_id)}#{business_date.isoformat()}"
+    partition = branch_day_key(branch_id, business_date)
     namespace = f"branch_day:{partition}"
     results = TransactionItem.by_branch_day.query(
         partition,

@@ -42,7 +42,14 @@ from loans.services import loan_outstanding_refresh
 from ops import refdata
 
 from .allocation import allocate
-from .ddb_models import DedupItem, QueueItem, TransactionItem, UniqueKeyItem, queue_live
+from .ddb_models import (
+    DedupItem,
+    QueueItem,
+    TransactionItem,
+    UniqueKeyItem,
+    branch_day_key,
+    queue_live,
+)
 from .exceptions import (
     DuplicatePayment,
     DuplicateReceipt,
@@ -357,7 +364,7 @@ def payment_ingest(
     txn_id = str(ULID())
     txn = TransactionItem(
         txn_id,
-        branch_day=f"{loan.branch_id}#{business_date.isoformat()}",
+        branch_day=branch_day_key(loan.branch_id, business_date),
         created_at=iso(now),
         loan_number=loan.loan_number,
         loan_id=loan.pk,
