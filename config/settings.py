@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "core",
     "dynamo",
     "ops",
+    "refdata",
     "api",
     "accounts",
     "audit",

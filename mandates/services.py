@@ -34,8 +34,8 @@ from core.clock import iso
 from core.errors import ApplicationError, Conflict, NotFound
 from core.money import PAISA, from_paise, to_paise
 from loans.models import Instalment, LoanAccount, LoanCharge
+from loans.refdata import loan_product
 from loans.services import loan_charge_raise
-from ops import refdata
 from payments.exceptions import DuplicateReceipt
 from payments.services import PaymentInput, payment_ingest
 
@@ -51,6 +51,7 @@ from .models import (
     ScheduledPresentation,
 )
 from .partners import DebitRequest, adapter_for
+from .refdata import return_code as return_code_policy
 
 logger = logging.getLogger(__name__)
 S = Mandate.Status
@@ -579,7 +580,7 @@ def execution_result_apply(
         raise NotFound(f"No execution {execution_id} for this partner.", code="execution_not_found")
     policy = None
     if status == "BOUNCED":
-        policy = refdata.return_code(return_code)  # cached, invalidated when the table changes
+        policy = return_code_policy(return_code)  # cached, invalidated when the table changes
         if policy is None:
             raise ResultRejected(f"Unknown NACH return code {return_code!r}.", field="return_code")
     outcome = _apply_in_ledger(item, status, return_code, reason, policy)
@@ -621,7 +622,7 @@ def _apply_in_ledger(item, status: str, return_code: str, reason: str, policy) -
         return "applied"
     mandate = Mandate.objects.select_for_update().get(pk=row.mandate_id)
     loan = LoanAccount.objects.select_for_update().get(pk=mandate.loan_id)
-    product = refdata.loan_product(loan.product_id)
+    product = loan_product(loan.product_id)
     loan_charge_raise(
         loan=loan,
         instalment=row.instalment,
@@ -656,7 +657,7 @@ def _apply_in_ledger(item, status: str, return_code: str, reason: str, policy) -
 def _bounce_notice(row: ScheduledPresentation, return_code: str, policy) -> None:
     from notifications.services import notification_queue
 
-    product = refdata.loan_product(row.mandate.loan.product_id)
+    product = loan_product(row.mandate.loan.product_id)
     charge = product.bounce_charge * (1 + product.gst_rate_on_charges / 100)
     try:
         notification_queue(

@@ -7,6 +7,3 @@ class OpsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import metrics  # noqa: F401 - connect the Celery signals
-        from .refdata import connect_signals
-
-        connect_signals()  # changes of reference data invalidate its cache (ops/refdata.py)

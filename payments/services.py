@@ -29,6 +29,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteEr
 from ulid import ULID
 
 from accounts.models import Branch
+from accounts.refdata import BranchRef
 from accounts.scoping import scope_queryset
 from approvals.services import KindHandler, approval_request_create, register_kind
 from audit.ddb_models import AuditEventItem
@@ -39,7 +40,6 @@ from dynamo.errors import RETRYABLE_REASONS, cancellation_codes, is_unavailable
 from dynamo.transactions import transact_write
 from loans.models import Instalment, LoanAccount
 from loans.services import loan_outstanding_refresh
-from ops import refdata
 
 from .allocation import allocate
 from .ddb_models import (
@@ -64,6 +64,7 @@ from .exceptions import (
     TransactionNotFound,
 )
 from .models import Posting
+from .refdata import ledger_state
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class QueueStatus:
 # --- Money and time -------------------------------------------------------------------
 
 
-def business_date_for(branch: Branch | refdata.BranchRef, moment: datetime) -> date:
+def business_date_for(branch: Branch | BranchRef, moment: datetime) -> date:
     """The IST date a payment counts for: after the branch's cut-off, the next day."""
     return business_date(moment, branch.cutoff_time)
 
@@ -527,7 +528,7 @@ def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
 
 
 def _ledger_open() -> None:
-    switch = refdata.ledger_state()  # cached: read by every posting, changed once in a while
+    switch = ledger_state()  # cached: read by every posting, changed once in a while
     if switch.maintenance:
         raise LedgerUnavailable(f"The ledger is in maintenance: {switch.reason or 'no reason'}")
 
