@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "dynamo",
     "ops",
     "refdata",
+    "backup",
+    "demo",
     "api",
     "accounts",
     "audit",
