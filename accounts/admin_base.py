@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.utils.functional import cached_property
 
 from audit.admin import AuditHistoryAdminMixin
-from ops.forms import AsciiDateField, AsciiDecimalField, AsciiIntegerField, AsciiModelChoiceField
+from core.forms import AsciiDateField, AsciiDecimalField, AsciiIntegerField, AsciiModelChoiceField
 
 from .scoping import head_office_only, scope_queryset, sees_everything, visible_branch_ids
 
@@ -72,7 +72,7 @@ class ScopedRelatedFilter(admin.RelatedFieldListFilter):
 class BackOfficeModelAdmin(admin.ModelAdmin):
     """The base of every ModelAdmin of the back-office (a test walks the admin site):
     the money, number, date and foreign-key fields of its forms take ASCII digits only,
-    with a field message for any other (``ops.forms``)."""
+    with a field message for any other (``core.forms``)."""
 
     formfield_overrides = {
         models.DecimalField: {"form_class": AsciiDecimalField},

@@ -7,6 +7,10 @@ class AccountsConfig(AppConfig):
     verbose_name = "Users and branches"
 
     def ready(self) -> None:
+        from refdata import cache as refdata
+
+        from .refdata import BRANCHES
         from .signals import sync_roles_after_migrate
 
         post_migrate.connect(sync_roles_after_migrate, dispatch_uid="accounts_sync_roles")
+        refdata.register(BRANCHES, "accounts.Branch")

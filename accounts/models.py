@@ -7,6 +7,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from core.money import MoneyField
+
 CODE_VALIDATOR = RegexValidator(r"^[A-Z0-9-]{2,12}$", "Use 2 to 12 capital letters, digits or '-'.")
 MOBILE_VALIDATOR = RegexValidator(
     r"^[6-9][0-9]{9}$", "Enter a 10-digit Indian mobile number starting with 6, 7, 8 or 9."
@@ -47,9 +49,7 @@ class Branch(models.Model):
     name = models.CharField(max_length=100)
     area = models.ForeignKey(Area, on_delete=models.PROTECT, related_name="branches")
     state = models.CharField(max_length=50)
-    cash_in_hand_limit = models.DecimalField(
-        max_digits=14,
-        decimal_places=2,
+    cash_in_hand_limit = MoneyField(
         default=Decimal("200000.00"),
         validators=[MinValueValidator(Decimal("0"))],
     )

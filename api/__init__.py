@@ -10,7 +10,7 @@
   and ``required_perms = {"GET": "app.view_model", ...}`` for staff.
 - Scoping: selectors call ``accounts.scoping.scope_queryset(qs, request.user)``; it knows
   API principals (``allowed_branches``, or everything with ``all_branches``).
-- Errors: raise ``ops.errors.ApplicationError`` subclasses (or DRF's exceptions);
+- Errors: raise ``core.errors.ApplicationError`` subclasses (or DRF's exceptions);
   ``api.exceptions.exception_handler`` renders ``{"error": {"code", "message", "fields"?}}``.
 - Pagination: page numbers by default (``api.pagination.PageNumberPagination``);
   DynamoDB lists use ``api.pagination.DynamoCursorPagination`` / ``encode_cursor`` /

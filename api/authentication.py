@@ -18,7 +18,7 @@ import dataclasses
 from django.views.decorators.debug import sensitive_variables
 from rest_framework import authentication, exceptions
 
-from ops import context
+from core import context
 
 from .principal import ApiPrincipal
 from .selectors import api_client_for_key

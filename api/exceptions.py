@@ -24,7 +24,7 @@ MethodNotAllowed                  405     ``method_not_allowed``
 NotAcceptable                     406     ``not_acceptable``
 UnsupportedMediaType              415     ``unsupported_media_type``
 Throttled                         429     ``throttled`` (``Retry-After``)
-``ops.errors.ApplicationError``   its     its ``code``; its ``field`` becomes
+``core.errors.ApplicationError``   its     its ``code``; its ``field`` becomes
                                   status  ``fields``; its ``details`` and ``headers``
                                           are copied
 anything else                     500     ``internal_error``, a generic message; logged
@@ -52,7 +52,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
 from accounts import admin_site
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 from .limits import limit_error
 
@@ -172,7 +172,7 @@ def _django_validation_detail(exc: DjangoValidationError) -> Any:
 
 
 def _request_id() -> str | None:
-    from ops import context
+    from core import context
 
     return context.current().request_id
 

@@ -22,7 +22,8 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
+from core.money import PAISA
 
 ASCII_COUNT = re.compile(r"[0-9]+")
 HUGE_COUNT = 10**9  # what a longer number counts as: int() refuses thousands of digits
@@ -70,7 +71,7 @@ def parse_count(request, name: str, *, maximum: int | None = None) -> int | None
 
 
 def max_amount() -> Decimal:
-    return Decimal(settings.PAYMENTS_MAX_AMOUNT).quantize(Decimal("0.01"))
+    return Decimal(settings.PAYMENTS_MAX_AMOUNT).quantize(PAISA)
 
 
 @lru_cache
@@ -137,7 +138,7 @@ class AmountField(serializers.Field):
             self.fail("not_a_string")
         if not AMOUNT_SHAPE.fullmatch(data):
             self.fail("invalid")
-        amount = Decimal(data).quantize(Decimal("0.01"))
+        amount = Decimal(data).quantize(PAISA)
         if amount <= 0:
             self.fail("not_positive")
         limit = max_amount()

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import parsers
 
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 MAX_JSON_DEPTH = 32  # a batch of payments is 3 deep
 

@@ -37,7 +37,7 @@ from rest_framework import pagination
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 from .fields import parse_count
 

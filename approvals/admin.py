@@ -6,7 +6,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 from .models import ApprovalRequest
 

@@ -1,4 +1,4 @@
-from ops.errors import ApplicationError, Conflict
+from core.errors import ApplicationError, Conflict
 
 
 class MakerCannotCheck(ApplicationError):

@@ -11,11 +11,6 @@ from dynamo.registry import register
 DAY_SHARDS = 8
 
 
-def ts_text(moment: datetime.datetime) -> str:
-    """UTC, fixed width, microseconds: sorts as text in time order."""
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def calendar_day(moment: datetime.datetime) -> datetime.date:
     """The calendar date in settings.TIME_ZONE (IST) of a moment, whatever zone is active
     (not the branch cut-off's business date)."""

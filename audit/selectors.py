@@ -16,9 +16,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
 from accounts.scoping import scope_queryset, visible_branch_ids
+from core.clock import iso, parse_iso
 
 from . import tracking
-from .ddb_models import DAY_SHARDS, AuditEventItem, day_key, ts_text
+from .ddb_models import DAY_SHARDS, AuditEventItem, day_key
 from .models import AuditOutbox
 
 BROWSE_PERMISSION = "audit.view_auditoutbox"
@@ -58,9 +59,7 @@ class AuditEvent:
             actor_repr=item.actor_repr or "",
             request_id=item.request_id or "",
             ip=item.ip,
-            occurred_at=datetime.datetime.strptime(item.ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-                tzinfo=datetime.UTC
-            ),
+            occurred_at=parse_iso(item.ts),
             changes=json.loads(item.changes or "{}"),
             remarks=item.remarks or "",
         )
@@ -316,7 +315,7 @@ def _day_range(day: datetime.date) -> tuple[datetime.datetime, datetime.datetime
 def _day_bounds(day: datetime.date) -> tuple[str, str]:
     """The IST day as ``ts`` text, both ends inclusive (DynamoDB's BETWEEN)."""
     start, end = _day_range(day)
-    return ts_text(start), ts_text(end - datetime.timedelta(microseconds=1)) + "~"
+    return iso(start), iso(end - datetime.timedelta(microseconds=1)) + "~"
 
 
 def _in_scope(events: list[AuditEvent], user) -> list[AuditEvent]:

@@ -14,10 +14,11 @@ from django.db import models, transaction
 from django.utils import timezone
 from pynamodb.exceptions import PutError, PynamoDBException
 
-from ops import context
+from core import context
+from core.clock import iso
 
 from . import tracking
-from .ddb_models import AuditEventItem, calendar_day, day_key, day_shard, ts_text
+from .ddb_models import AuditEventItem, calendar_day, day_key, day_shard
 from .exceptions import AuditStoreUnavailable
 from .models import AuditOutbox, new_event_id
 
@@ -42,7 +43,7 @@ def audit_outbox_add(
     """Write one outbox row in the current transaction of ``using`` and have it relayed
     after commit. ``changes`` must already be JSON-safe and masked (the tracking receivers
     and ``audit_record`` make it so). Actor, request id and IP come from the request or
-    task context (``ops.context``) unless ``actor`` is given."""
+    task context (``core.context``) unless ``actor`` is given."""
     row = _outbox_row(
         entity=entity,
         action=action,
@@ -191,7 +192,7 @@ def audit_outbox_purge(*, older_than_days: int | None = None) -> int:
 
 def event_item(row: AuditOutbox) -> AuditEventItem:
     """The DynamoDB item of an outbox row (the same event id, so a re-relay is a no-op)."""
-    ts = ts_text(row.occurred_at)
+    ts = iso(row.occurred_at)
     return AuditEventItem(
         row.entity,
         f"{ts}#{row.event_id}",

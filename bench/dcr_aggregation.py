@@ -87,10 +87,11 @@ from django.db.models import Sum  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from accounts.models import Area, Branch, Region  # noqa: E402
+from core.clock import iso  # noqa: E402
 from dynamo.connection import boto3_client  # noqa: E402
 from dynamo.query import query_partition  # noqa: E402
 from dynamo.tables import ensure_table  # noqa: E402
-from payments.ddb_models import TransactionItem  # noqa: E402
+from payments.ddb_models import TransactionItem, branch_day_key  # noqa: E402
 from reconciliation.models import Dcr  # noqa: E402
 from reconciliation.selectors import READ_ATTRIBUTES  # noqa: E402
 from reconciliation.services import dcr_build_many  # noqa: E402
@@ -125,11 +126,13 @@ def bench_branches(count: int) -> list[Branch]:
 
 def item(n: int, branch_id: int) -> dict:
     """A transaction as DynamoDB stores it (what payment_ingest writes)."""
-    created = datetime.datetime(2026, 1, 15, 4, 0) + datetime.timedelta(milliseconds=n)
+    created = datetime.datetime(2026, 1, 15, 4, 0, tzinfo=datetime.UTC) + datetime.timedelta(
+        milliseconds=n
+    )
     return {
         "txn_id": {"S": f"BENCH{n:021d}"},
-        "branch_day": {"S": f"{branch_id}#{BUSINESS_DATE.isoformat()}"},
-        "created_at": {"S": created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
+        "branch_day": {"S": branch_day_key(branch_id, BUSINESS_DATE)},
+        "created_at": {"S": iso(created)},
         "loan_number": {"S": f"LN{n % 50000:08d}"},
         "loan_id": {"N": str(n % 50000 + 1)},
         "branch_id": {"N": str(branch_id)},
@@ -154,7 +157,7 @@ def loaded_per_branch(branches: list[Branch]) -> int:
             "TableName": TransactionItem.Meta.table_name,
             "IndexName": "branch_day",
             "KeyConditionExpression": "branch_day = :k",
-            "ExpressionAttributeValues": {":k": {"S": f"{branch.pk}#{BUSINESS_DATE}"}},
+            "ExpressionAttributeValues": {":k": {"S": branch_day_key(branch.pk, BUSINESS_DATE)}},
             "Select": "COUNT",
         }
         while True:
@@ -212,7 +215,7 @@ def raw_read(branches: list[Branch], workers: int) -> tuple[float, int]:
             "TableName": table,
             "IndexName": "branch_day",
             "KeyConditionExpression": "branch_day = :k",
-            "ExpressionAttributeValues": {":k": {"S": f"{branch.pk}#{BUSINESS_DATE}"}},
+            "ExpressionAttributeValues": {":k": {"S": branch_day_key(branch.pk, BUSINESS_DATE)}},
             "ProjectionExpression": projection,
             "ExpressionAttributeNames": names,
         }
@@ -236,7 +239,7 @@ def wire_read(branches: list[Branch], workers: int) -> tuple[float, int]:
             table=TransactionItem.Meta.table_name,
             index="branch_day",
             key_name="branch_day",
-            key_value=f"{branch.pk}#{BUSINESS_DATE}",
+            key_value=branch_day_key(branch.pk, BUSINESS_DATE),
             attributes=READ_ATTRIBUTES,
         )
         return sum(1 for _ in items)

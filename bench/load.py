@@ -68,9 +68,10 @@ from django.utils import timezone  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from api.services import api_client_create  # noqa: E402
+from core.clock import iso, parse_iso  # noqa: E402
 from dynamo.connection import boto3_client  # noqa: E402
 from loans.models import Instalment, LoanAccount  # noqa: E402
-from payments.ddb_models import QueueItem  # noqa: E402
+from payments.ddb_models import QueueItem, branch_day_key  # noqa: E402
 from payments.services import POSTING, QueueStatus  # noqa: E402
 from sessions_ddb.backend import SessionStore  # noqa: E402
 
@@ -250,7 +251,7 @@ def queue_lag_seconds() -> float:
     oldest = None
     for status in (QueueStatus.READY, QueueStatus.LEASED):
         for item in QueueItem.by_status.query(f"{POSTING}#{status}", limit=1):
-            created = datetime.datetime.fromisoformat(item.created_at)
+            created = parse_iso(item.created_at)
             oldest = created if oldest is None or created < oldest else oldest
     return max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
 
@@ -276,12 +277,12 @@ def raw_write_rate(clients: int, seconds: float) -> float:
                 TableName=table,
                 Item={
                     "txn_id": {"S": uuid.uuid4().hex},
-                    "branch_day": {"S": "1#2026-01-01"},
+                    "branch_day": {"S": branch_day_key(1, datetime.date(2026, 1, 1))},
                     "amount_paise": {"N": "25000"},
                     "mode": {"S": "CASH"},
                     "status": {"S": "RECEIVED"},
                     "receipt_number": {"S": "R-1"},
-                    "created_at": {"S": timezone.now().isoformat()},
+                    "created_at": {"S": iso(timezone.now())},
                 },
                 ConditionExpression="attribute_not_exists(txn_id)",
             )

@@ -15,7 +15,7 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 from .forms import DecisionForm
 

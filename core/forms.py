@@ -1,7 +1,54 @@
-"""The workflow's two forms: a checker's decision (approve or return, with remarks) and a
-maker's request with a reason (a reversal, a charge waiver, a mandate stop)."""
+"""The kernel's forms: fields that take ASCII digits only, and the workflow's two forms (a
+checker's decision, a maker's request with a reason).
+
+Python reads any Unicode digit as a digit: ``int()``, ``Decimal()`` and ``strptime`` read
+1500 written in Arabic-Indic or full-width digits as 1500, and so do Django's
+``IntegerField``, ``DecimalField``, ``DateField`` and the id of a ``ModelChoiceField``.
+The back-office promises ASCII digits wherever money or an id is typed, so these fields
+refuse any other character with a field message before Django parses the value. Every
+admin form gets them for its model's number, date and foreign-key fields
+(``accounts.admin_base.BackOfficeModelAdmin``); a form that declares such a field itself
+uses them directly.
+"""
+
+from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
+
+NON_ASCII_MESSAGE = "Use the digits 0-9 (no other scripts' digits or full-width characters)."
+
+
+def refuse_non_ascii(value) -> None:
+    """A validator for raw input: text with a character outside ASCII is refused."""
+    if isinstance(value, str) and not value.isascii():
+        raise ValidationError(NON_ASCII_MESSAGE, code="non_ascii")
+
+
+class AsciiInputMixin:
+    def to_python(self, value):
+        refuse_non_ascii(value)
+        return super().to_python(value)
+
+
+class AsciiDecimalField(AsciiInputMixin, forms.DecimalField):
+    pass
+
+
+class AsciiIntegerField(AsciiInputMixin, forms.IntegerField):
+    pass
+
+
+class AsciiDateField(AsciiInputMixin, forms.DateField):
+    pass
+
+
+class AsciiDateTimeField(AsciiInputMixin, forms.DateTimeField):
+    pass
+
+
+class AsciiModelChoiceField(AsciiInputMixin, forms.ModelChoiceField):
+    pass
 
 
 class DecisionForm(forms.Form):

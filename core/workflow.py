@@ -27,7 +27,7 @@ from django.db import models
 from django.dispatch import Signal
 from django.utils import timezone
 
-from ops.errors import ApplicationError, Conflict
+from core.errors import ApplicationError, Conflict
 
 from .models import StatusChange
 

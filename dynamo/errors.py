@@ -9,8 +9,7 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
-
-from ops.metrics import count_dynamodb_error
+from prometheus_client import Counter
 
 # Error codes AWS answers when it is overloaded or a transaction collided; worth a retry.
 RETRYABLE_CODES = {
@@ -24,7 +23,7 @@ RETRYABLE_CODES = {
 }
 # Reasons inside a cancelled transaction that are worth a retry.
 RETRYABLE_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"}
-# For /metrics (ops.metrics): what kind of error each code or reason is.
+# For /metrics: what kind of error each code or reason is.
 THROTTLE_CODES = {
     "ThrottlingException",
     "ProvisionedThroughputExceededException",
@@ -76,12 +75,29 @@ def error_kind(exc: BaseException) -> str | None:
     return None
 
 
+# The DynamoDB layer counts its own errors (ops.metrics exposes every counter of the process).
+DYNAMODB_ERRORS = Counter(
+    "backoffice_dynamodb_errors",
+    "DynamoDB errors the application handled, by kind: throttle, conflict (a transaction "
+    "collided), unavailable (unreachable or a server error), error (anything else).",
+    ["kind"],
+)
+
+
+def count_error(exc: BaseException, kind: str) -> None:
+    """Count one handled DynamoDB error, once however often it is classified."""
+    if getattr(exc, "_backoffice_counted", False):
+        return
+    exc._backoffice_counted = True
+    DYNAMODB_ERRORS.labels(kind).inc()
+
+
 def _count(exc: BaseException) -> None:
     """Every DynamoDB error the application handles passes through the two classifiers
     below; each is counted there once for /metrics."""
     kind = error_kind(exc)
     if kind is not None:
-        count_dynamodb_error(exc, kind)
+        count_error(exc, kind)
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -7,10 +7,13 @@ class LoansConfig(AppConfig):
 
     def ready(self) -> None:
         from audit.tracking import track
+        from refdata import cache as refdata
 
+        from .refdata import PRODUCTS
         from .services import register_approval_kinds
 
         register_approval_kinds()
+        refdata.register(PRODUCTS, "loans.LoanProduct")
 
         track("loans.LoanProduct")
         track("loans.BankingPartner")

@@ -1,6 +1,6 @@
 """Loan master data: products, banking partners, customers, loan accounts, schedules.
 
-Money is ``DecimalField(max_digits=14, decimal_places=2)``; PII (PAN, mobile, bank
+Money is ``core.money.MoneyField`` (14 digits, 2 places); PII (PAN, mobile, bank
 account numbers) is stored in full for the branch that serves the customer and shown
 masked in lists, logs, audit events and the API (``*_masked`` properties).
 """
@@ -17,6 +17,7 @@ from django.db.models.functions import Upper
 
 from accounts.models import MOBILE_VALIDATOR, Branch
 from audit.masking import mask_value
+from core.money import MoneyField
 
 ZERO = Decimal("0.00")
 PAN_VALIDATOR = RegexValidator(
@@ -33,9 +34,9 @@ UTILITY_CODE_VALIDATOR = RegexValidator(
 )
 
 
-def money_field(**kwargs) -> models.DecimalField:
+def money_field(**kwargs) -> MoneyField:
     kwargs.setdefault("validators", [MinValueValidator(ZERO)])
-    return models.DecimalField(max_digits=14, decimal_places=2, **kwargs)
+    return MoneyField(**kwargs)
 
 
 class LoanProduct(models.Model):

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
-PAISA = Decimal("0.01")
+from core.money import PAISA
+
 PERIODS_PER_YEAR = {"MONTHLY": 12, "FORTNIGHTLY": 26, "WEEKLY": 52}
 
 

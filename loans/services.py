@@ -8,13 +8,13 @@ from django.db import connection, transaction
 from django.db.models import F, Sum
 
 from accounts.models import User
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
+from core.money import PAISA
 
 from .models import Customer, Instalment, LoanAccount, LoanCharge
 from .schedule import build_schedule
 
 ZERO = Decimal("0.00")
-PAISA = Decimal("0.01")
 
 
 class ChargeNotWaivable(ApplicationError):

@@ -40,9 +40,9 @@ from accounts.admin_base import (
     ScopedRelatedFilter,
 )
 from audit.admin import AuditHistoryAdminMixin
+from core.errors import ApplicationError
 from core.models import StatusChange
 from loans.models import BankingPartner
-from ops.errors import ApplicationError
 
 from . import selectors, services
 from .api.results import outcome_counts, results_apply

@@ -7,11 +7,15 @@ class MandatesConfig(AppConfig):
 
     def ready(self) -> None:
         from audit.tracking import track
+        from refdata import cache as refdata
 
         from . import (  # noqa: F401 - register the approval kinds and the inbox source
             selectors,
             services,
         )
+        from .refdata import RETURN_CODES
+
+        refdata.register(RETURN_CODES, "mandates.ReturnCodePolicy")
 
         # Status changes are recorded (history and audit) by core.workflow.transition.
         track(

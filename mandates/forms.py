@@ -12,9 +12,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from pynamodb.exceptions import PynamoDBException
 
-from core.forms import ReasonForm
+from core.forms import AsciiModelChoiceField, ReasonForm
 from loans.models import BankingPartner
-from ops.forms import AsciiModelChoiceField
 
 from .api.results import PartnerResult
 from .models import Mandate, ReturnCodePolicy, SandboxBounceRule

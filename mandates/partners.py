@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.module_loading import import_string
 
-from ops import refdata
+from .refdata import return_codes
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def sandbox_results(debits: list[tuple[str, str]]) -> list[dict]:
             account_number__in=[account for _, account in debits]
         ).values_list("account_number", "return_code")
     )
-    reasons = {code: policy.description for code, policy in refdata.return_codes().items()}
+    reasons = {code: policy.description for code, policy in return_codes().items()}
     results = []
     for execution_id, account in debits:
         code = rules.get(account)

@@ -27,8 +27,8 @@ from approvals.selectors import (
     without_undecidable,
 )
 from core.models import StatusChange
+from core.money import from_paise
 from loans.models import Instalment
-from payments.services import from_paise
 
 from .ddb_models import MandateExecutionItem
 from .models import ExecutionResult, Mandate

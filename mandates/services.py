@@ -29,13 +29,15 @@ from approvals.services import (
     subject_decide,
     subject_of,
 )
+from core.clock import iso
+from core.errors import ApplicationError, Conflict, NotFound
+from core.money import PAISA, from_paise, to_paise
 from core.workflow import InvalidTransition, allowed, require_permission, transition
 from loans.models import Instalment, LoanAccount, LoanCharge
+from loans.refdata import loan_product
 from loans.services import loan_charge_raise
-from ops import refdata
-from ops.errors import ApplicationError, Conflict, NotFound
 from payments.exceptions import DuplicateReceipt
-from payments.services import PaymentInput, from_paise, iso, payment_ingest, to_paise
+from payments.services import PaymentInput, payment_ingest
 
 from .ddb_models import DUE_DATE_SHARDS, MandateExecutionItem
 from .models import (
@@ -48,6 +50,7 @@ from .models import (
     ScheduledPresentation,
 )
 from .partners import DebitRequest, adapter_for
+from .refdata import return_code as return_code_policy
 
 logger = logging.getLogger(__name__)
 S = Mandate.Status
@@ -535,7 +538,7 @@ def execution_result_apply(
         raise NotFound(f"No execution {execution_id} for this partner.", code="execution_not_found")
     policy = None
     if status == "BOUNCED":
-        policy = refdata.return_code(return_code)  # cached, invalidated when the table changes
+        policy = return_code_policy(return_code)  # cached, invalidated when the table changes
         if policy is None:
             raise ResultRejected(f"Unknown NACH return code {return_code!r}.", field="return_code")
     outcome = _apply_in_ledger(item, status, return_code, reason, policy)
@@ -577,7 +580,7 @@ def _apply_in_ledger(item, status: str, return_code: str, reason: str, policy) -
         return "applied"
     mandate = Mandate.objects.select_for_update().get(pk=row.mandate_id)
     loan = LoanAccount.objects.select_for_update().get(pk=mandate.loan_id)
-    product = refdata.loan_product(loan.product_id)
+    product = loan_product(loan.product_id)
     loan_charge_raise(
         loan=loan,
         instalment=row.instalment,
@@ -612,7 +615,7 @@ def _apply_in_ledger(item, status: str, return_code: str, reason: str, policy) -
 def _bounce_notice(row: ScheduledPresentation, return_code: str, policy) -> None:
     from notifications.services import notification_queue
 
-    product = refdata.loan_product(row.mandate.loan.product_id)
+    product = loan_product(row.mandate.loan.product_id)
     charge = product.bounce_charge * (1 + product.gst_rate_on_charges / 100)
     try:
         notification_queue(
@@ -627,8 +630,8 @@ def _bounce_notice(row: ScheduledPresentation, return_code: str, policy) -> None
                 "return_reason": policy.description,
                 "reason": policy.description,
                 "return_code": return_code,
-                "charge": charge.quantize(Decimal("0.01")),
-                "bounce_charge": charge.quantize(Decimal("0.01")),
+                "charge": charge.quantize(PAISA),
+                "bounce_charge": charge.quantize(PAISA),
             },
             entity=f"mandates.scheduledpresentation#{row.pk}",
         )

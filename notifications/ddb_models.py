@@ -11,12 +11,8 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from core.clock import parse_iso
 from dynamo.registry import register
-
-
-def iso(moment: dt.datetime) -> str:
-    """A sortable UTC ISO string (fixed width, so string order is time order)."""
-    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def status_channel(status: str, channel: str) -> str:
@@ -70,7 +66,7 @@ class NotificationItem(Model):
 
     @property
     def scheduled_for(self) -> dt.datetime:
-        return dt.datetime.fromisoformat(self.scheduled_at)
+        return parse_iso(self.scheduled_at)
 
     def is_expired(self, now: dt.datetime) -> bool:
         return self.expires_at <= now

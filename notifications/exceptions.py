@@ -1,7 +1,7 @@
 """Domain errors of the notifications app. Every one is a ``NotificationError`` (and so an
 ``ApplicationError`` with a stable ``code``)."""
 
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class NotificationError(ApplicationError):

@@ -18,13 +18,14 @@ from django.conf import settings
 from django.template import Context, Engine, Library, TemplateSyntaxError
 from django.utils import timezone
 
+from core.money import PAISA
+
 from .exceptions import TemplateNotFound, TemplateRenderError
 
 register = Library()
 
 # Django puts this in place of an unknown variable (with the variable's name for %s).
 _MISSING = "\x00missing:%s\x00"
-_PAISE = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def format_inr(value: Decimal | int | str) -> str:
     if isinstance(value, float | bool):
         raise TemplateRenderError(f"money must be a Decimal or a string, not {value!r}")
     try:
-        amount = Decimal(str(value).strip()).quantize(_PAISE, rounding=ROUND_HALF_UP)
+        amount = Decimal(str(value).strip()).quantize(PAISA, rounding=ROUND_HALF_UP)
     except (InvalidOperation, ValueError):
         raise TemplateRenderError(f"not an amount: {value!r}") from None
     rupees, paise = f"{abs(amount):.2f}".split(".")

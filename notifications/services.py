@@ -33,8 +33,10 @@ from django.utils import timezone
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBConnectionError, UpdateError
 from ulid import ULID
 
+from core.clock import iso
+
 from .channels import adapter_for
-from .ddb_models import NotificationItem, iso, status_channel
+from .ddb_models import NotificationItem, status_channel
 from .exceptions import (
     ChannelError,
     NotificationError,

@@ -6,7 +6,4 @@ class OpsConfig(AppConfig):
     verbose_name = "Operations"
 
     def ready(self) -> None:
-        from . import celery_context, metrics  # noqa: F401 - connect the Celery signals
-        from .refdata import connect_signals
-
-        connect_signals()  # changes of reference data invalidate its cache (ops/refdata.py)
+        from . import metrics  # noqa: F401 - connect the Celery signals

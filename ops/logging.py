@@ -22,7 +22,7 @@ from celery import current_task
 from django.utils.functional import LazyObject, empty
 from gunicorn.glogging import Logger as GunicornBaseLogger
 
-from . import context
+from core import context
 
 MASK = "[REDACTED]"
 _CREDENTIAL = re.compile(r"(?i)\b(api-key|bearer)(\s+)[^\s,;\"'&]+")

@@ -1,5 +1,6 @@
-"""Prometheus metrics at ``/metrics``: requests, Celery tasks, DynamoDB errors, the posting
-queue and the database pools.
+"""Prometheus metrics at ``/metrics``: requests, Celery tasks and the database pools, plus
+what the other layers count themselves (DynamoDB errors: ``dynamo.errors``) and the figures
+apps register in ``ready()`` (``core.metrics``; the posting queue: ``payments.metrics``).
 
 Processes. gunicorn runs several workers and Celery forks a pool, so each process keeps its
 own figures. With ``PROMETHEUS_MULTIPROC_DIR`` set (``bin/run`` sets it and empties it at
@@ -9,9 +10,9 @@ Celery workers and beat started with the same directory. Without the variable th
 are the answering process's own (runserver, the tests).
 
 Figures of the stores (posting queue depth, age of the oldest due item, dead letters) are
-read from DynamoDB when ``/metrics`` is scraped, so every instance reports the same values:
-alert on ``max`` of them, not ``sum``. Pool use is each process's own (a ``pid`` label in
-multiprocess mode), published when a request or task ends and at the scrape.
+read by the registered collectors when ``/metrics`` is scraped, so every instance reports
+the same values: alert on ``max`` of them, not ``sum``. Pool use is each process's own (a
+``pid`` label in multiprocess mode), published when a request or task ends and at the scrape.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import ipaddress
 import logging
 import os
 import time
-from datetime import UTC, datetime
 
 from celery import signals
 from django.conf import settings
@@ -35,13 +35,13 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
-    Counter,
     Gauge,
     Histogram,
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
+
+from core.metrics import registered_collectors
 
 from .logging import actor_fields
 from .middleware import client_ip
@@ -55,8 +55,6 @@ if MULTIPROC_DIR:
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _TASK_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# Counting a deep backlog reads the whole partition; beyond this the depth saturates.
-QUEUE_COUNT_LIMIT = 100_000
 
 REQUEST_DURATION = Histogram(
     "backoffice_http_request_duration_seconds",
@@ -69,12 +67,6 @@ TASK_DURATION = Histogram(
     "Time a Celery task ran, by task and outcome (success, failure, retry, ...).",
     ["task", "outcome"],
     buckets=_TASK_BUCKETS,
-)
-DYNAMODB_ERRORS = Counter(
-    "backoffice_dynamodb_errors",
-    "DynamoDB errors the application handled, by kind: throttle, conflict (a transaction "
-    "collided), unavailable (unreachable or a server error), error (anything else).",
-    ["kind"],
 )
 DB_POOL_IN_USE = Gauge(
     "backoffice_db_pool_connections_in_use",
@@ -159,17 +151,6 @@ def _task_finished(task_id=None, task=None, state=None, **kwargs) -> None:
     observe_pools()
 
 
-# --- DynamoDB errors ----------------------------------------------------------------------
-
-
-def count_dynamodb_error(exc: BaseException, kind: str) -> None:
-    """Count one handled DynamoDB error, once however often it is classified."""
-    if getattr(exc, "_backoffice_counted", False):
-        return
-    exc._backoffice_counted = True
-    DYNAMODB_ERRORS.labels(kind).inc()
-
-
 # --- Database pools -----------------------------------------------------------------------
 
 
@@ -184,84 +165,6 @@ def observe_pools() -> None:
         DB_POOL_IN_USE.labels(alias).set(stats["pool_size"] - stats["pool_available"])
         DB_POOL_MAX.labels(alias).set(stats["pool_max"])
         DB_POOL_WAITING.labels(alias).set(stats["requests_waiting"])
-
-
-# --- The stores, read at scrape time ------------------------------------------------------
-
-
-class StoreCollector:
-    """The posting queue in DynamoDB: depth by status, age of the oldest due item, dead
-    letters. ``backoffice_metrics_source_up`` is 0 (and the others absent) when DynamoDB
-    cannot be read, so a store outage never breaks the scrape."""
-
-    def collect(self):
-        from payments.ddb_models import QueueItem, queue_live
-        from payments.services import POSTING, QueueStatus, iso
-
-        up = GaugeMetricFamily(
-            "backoffice_metrics_source_up",
-            "1 when /metrics could read the store's figures, else 0.",
-            labels=["source"],
-        )
-        try:
-            now = datetime.now(UTC)
-            depth = GaugeMetricFamily(
-                "backoffice_posting_queue_depth",
-                "Posting queue items waiting or being posted, by status.",
-                labels=["status"],
-            )
-            oldest_due = None
-            for status in (QueueStatus.READY, QueueStatus.LEASED):
-                partition = f"{POSTING}#{status}"
-                count = QueueItem.by_status.count(
-                    partition, filter_condition=queue_live(now), limit=QUEUE_COUNT_LIMIT
-                )
-                depth.add_metric([status.lower()], count)
-                # READY items are due from next_attempt_at, LEASED ones when the lease ends
-                first = next(
-                    iter(
-                        QueueItem.by_status.query(
-                            partition,
-                            QueueItem.next_attempt_at <= iso(now),
-                            filter_condition=queue_live(now),
-                            limit=1,
-                        )
-                    ),
-                    None,
-                )
-                if first is not None and (oldest_due is None or first.next_attempt_at < oldest_due):
-                    oldest_due = first.next_attempt_at
-            dead = QueueItem.by_status.count(
-                f"{POSTING}#{QueueStatus.DEAD}",
-                filter_condition=queue_live(now),
-                limit=QUEUE_COUNT_LIMIT,
-            )
-        except Exception:  # any failure to read: report the source down, keep the scrape
-            logging.getLogger(__name__).warning("metrics: the posting queue could not be read")
-            up.add_metric(["dynamodb"], 0)
-            yield up
-            return
-        age = 0.0
-        if oldest_due is not None:
-            due_at = datetime.strptime(oldest_due, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-            age = max((now - due_at).total_seconds(), 0.0)
-        up.add_metric(["dynamodb"], 1)
-        yield up
-        yield depth
-        yield GaugeMetricFamily(
-            "backoffice_posting_queue_oldest_due_age_seconds",
-            "How long the oldest due posting queue item has waited past its due time (0: none).",
-            value=age,
-        )
-        yield GaugeMetricFamily(
-            "backoffice_posting_dead_letters",
-            "Posting queue items given up after the last attempt, waiting for staff.",
-            value=dead,
-        )
-
-
-_stores = CollectorRegistry()
-_stores.register(StoreCollector())
 
 
 # --- Exposition ---------------------------------------------------------------------------
@@ -292,7 +195,10 @@ def exposition() -> bytes:
         body = generate_latest(registry)
     else:
         body = generate_latest(REGISTRY)
-    return body + generate_latest(_stores)
+    stores = CollectorRegistry()  # the apps' figures, read from their stores now
+    for collector in registered_collectors():
+        stores.register(collector)
+    return body + generate_latest(stores)
 
 
 def _allowed(request) -> bool:

@@ -2,7 +2,7 @@ import re
 
 from django.conf import settings
 
-from . import context
+from core import context
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 

@@ -40,9 +40,8 @@ from approvals.admin import approval_request_submit
 from approvals.models import ApprovalRequest
 from approvals.services import handler_for
 from audit.admin import AuditHistoryAdminMixin
-from core.forms import ReasonForm
-from ops.errors import ApplicationError
-from ops.forms import AsciiModelChoiceField
+from core.errors import ApplicationError
+from core.forms import AsciiModelChoiceField, ReasonForm
 
 from . import selectors
 from .models import LedgerSwitch, Posting

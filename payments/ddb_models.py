@@ -4,7 +4,7 @@ Amounts are integer paise (``NumberAttribute`` holding ints only, never floats).
 Times used as sort keys are UTC ISO strings of one fixed format, so that they sort.
 """
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.expressions.condition import Condition
@@ -12,6 +12,12 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from dynamo.registry import register
+
+
+def branch_day_key(branch_id: int, business_date: date) -> str:
+    """The ``branch_day`` index's partition: one branch's transactions of one business date,
+    ``{branch_id}#{business_date}``. Every writer and reader builds it here."""
+    return f"{int(branch_id)}#{business_date.isoformat()}"
 
 
 class BranchDayIndex(GlobalSecondaryIndex):

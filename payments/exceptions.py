@@ -1,4 +1,4 @@
-from ops.errors import ApplicationError, Conflict, NotFound, ServiceUnavailable
+from core.errors import ApplicationError, Conflict, NotFound, ServiceUnavailable
 
 
 class PaymentRejected(ApplicationError):

@@ -11,10 +11,12 @@ from decimal import Decimal
 from django.utils import timezone
 
 from accounts.models import Branch
+from core.clock import iso
+from core.money import from_paise
 
-from .ddb_models import TransactionItem
+from .ddb_models import TransactionItem, branch_day_key
 from .models import Posting
-from .services import TxnStatus, from_paise, iso
+from .services import TxnStatus
 
 
 @dataclass
@@ -49,7 +51,7 @@ def integrity_check(
     keys = [(b, d) for b in branches for d in days(start, end)]
     for branch, day in progress(keys):
         report.branch_days += 1
-        for txn in TransactionItem.by_branch_day.query(f"{branch.pk}#{day.isoformat()}"):
+        for txn in TransactionItem.by_branch_day.query(branch_day_key(branch.pk, day)):
             txns[txn.txn_id] = txn
     report.transactions = len(txns)
     postings = {

@@ -26,11 +26,12 @@ from accounts.models import Branch
 from accounts.scoping import can_see_branch, scope_queryset, visible_branch_ids
 from approvals.models import ApprovalRequest
 from approvals.selectors import register_request_detail
+from core.clock import parse_iso
+from core.errors import ApplicationError
 from dynamo.errors import is_unavailable
 from loans.models import Instalment, LoanAccount
-from ops.errors import ApplicationError
 
-from .ddb_models import QueueItem, TransactionItem, queue_live
+from .ddb_models import QueueItem, TransactionItem, branch_day_key, queue_live
 from .exceptions import LoanNotFound, StoreUnavailable, TransactionNotFound
 from .models import Posting
 from .services import POSTING, QueueStatus, transaction_body, transaction_get
@@ -105,7 +106,7 @@ def transactions_for_branch_day(
         raise ApplicationError(
             "No such branch that you may see.", code="branch_not_found", status=404
         )
-    partition = f"{int(branch_id)}#{business_date.isoformat()}"
+    partition = branch_day_key(branch_id, business_date)
     namespace = f"branch_day:{partition}"
     results = TransactionItem.by_branch_day.query(
         partition,
@@ -299,4 +300,4 @@ def _cursor_read(cursor: str | None, namespace: str) -> dict | None:
 def _moment(text: str | None) -> datetime.datetime | None:
     if not text:
         return None
-    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+    return parse_iso(text)

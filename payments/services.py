@@ -19,7 +19,7 @@ import logging
 import secrets
 import socket
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -29,18 +29,27 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteEr
 from ulid import ULID
 
 from accounts.models import Branch
+from accounts.refdata import BranchRef
 from accounts.scoping import scope_queryset
 from approvals.services import KindHandler, approval_request_create, register_kind
 from audit.ddb_models import AuditEventItem
 from audit.services import audit_event_item, audit_record
+from core.clock import business_date, iso
+from core.money import from_paise, to_paise
 from dynamo.errors import RETRYABLE_REASONS, cancellation_codes, is_unavailable
 from dynamo.transactions import transact_write
 from loans.models import Instalment, LoanAccount
 from loans.services import loan_outstanding_refresh
-from ops import refdata
 
 from .allocation import allocate
-from .ddb_models import DedupItem, QueueItem, TransactionItem, UniqueKeyItem, queue_live
+from .ddb_models import (
+    DedupItem,
+    QueueItem,
+    TransactionItem,
+    UniqueKeyItem,
+    branch_day_key,
+    queue_live,
+)
 from .exceptions import (
     DuplicatePayment,
     DuplicateReceipt,
@@ -55,10 +64,10 @@ from .exceptions import (
     TransactionNotFound,
 )
 from .models import Posting
+from .refdata import ledger_state
 
 logger = logging.getLogger(__name__)
 
-PAISA = Decimal("0.01")
 MODES = ("CASH", "UPI", "CHEQUE", "NEFT", "NACH")
 POSTING = "POSTING"
 CLAIM_LEASE = timedelta(seconds=15)
@@ -82,24 +91,9 @@ class QueueStatus:
 # --- Money and time -------------------------------------------------------------------
 
 
-def to_paise(amount: Decimal) -> int:
-    return int((amount * 100).to_integral_exact())
-
-
-def from_paise(paise: int) -> Decimal:
-    return (Decimal(int(paise)) / 100).quantize(PAISA)
-
-
-def iso(moment: datetime) -> str:
-    """UTC, one fixed format: these strings sort as the moments do."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def business_date_for(branch: Branch | refdata.BranchRef, moment: datetime) -> date:
+def business_date_for(branch: Branch | BranchRef, moment: datetime) -> date:
     """The IST date a payment counts for: after the branch's cut-off, the next day."""
-    local = timezone.localtime(moment)
-    day = local.date()
-    return day + timedelta(days=1) if local.time() >= branch.cutoff_time else day
+    return business_date(moment, branch.cutoff_time)
 
 
 # --- Ingestion ------------------------------------------------------------------------
@@ -371,7 +365,7 @@ def payment_ingest(
     txn_id = str(ULID())
     txn = TransactionItem(
         txn_id,
-        branch_day=f"{loan.branch_id}#{business_date.isoformat()}",
+        branch_day=branch_day_key(loan.branch_id, business_date),
         created_at=iso(now),
         loan_number=loan.loan_number,
         loan_id=loan.pk,
@@ -534,7 +528,7 @@ def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
 
 
 def _ledger_open() -> None:
-    switch = refdata.ledger_state()  # cached: read by every posting, changed once in a while
+    switch = ledger_state()  # cached: read by every posting, changed once in a while
     if switch.maintenance:
         raise LedgerUnavailable(f"The ledger is in maintenance: {switch.reason or 'no reason'}")
 

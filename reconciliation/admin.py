@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.admin_base import HeadOfficeAdmin, ScopedModelAdmin, ScopedRelatedFilter
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 from . import selectors, services
 from .forms import BuildForm, DepositForm

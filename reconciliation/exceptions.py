@@ -1,6 +1,6 @@
 from approvals.exceptions import AlreadyDecided, MakerCannotCheck
+from core.errors import ApplicationError, Conflict, NotFound, ServiceUnavailable
 from core.workflow import InvalidTransition, NotAllowed
-from ops.errors import ApplicationError, Conflict, NotFound, ServiceUnavailable
 
 __all__ = [
     "AlreadyDecided",

@@ -4,8 +4,8 @@ from django import forms
 from django.core.validators import RegexValidator
 
 from accounts.models import Branch
+from core.forms import AsciiDateField, AsciiModelChoiceField
 from loans.models import CollectionAccount
-from ops.forms import AsciiDateField, AsciiModelChoiceField
 
 from .models import Deposit
 from .services import deposit_problems

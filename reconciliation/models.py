@@ -14,7 +14,7 @@ statements, and the guard rows of the daily jobs.
 - ``JobRun``: one row per (job, business date), claimed at the start of a daily job, so
   that two beats or a redelivered task run it once.
 
-Money is ``DecimalField(max_digits=14, decimal_places=2)``; DynamoDB holds integer paise.
+Money is ``core.money.MoneyField`` (14 digits, 2 places); DynamoDB holds integer paise.
 """
 
 from __future__ import annotations
@@ -31,15 +31,16 @@ from ulid import ULID
 
 from accounts.models import Branch
 from core.models import StatusChange
+from core.money import MoneyField
 from core.workflow import ACTOR, NOW, REMARKS
 from loans.models import CollectionAccount
 
 ZERO = Decimal("0.00")
 
 
-def money(**kwargs) -> models.DecimalField:
+def money(**kwargs) -> MoneyField:
     kwargs.setdefault("default", ZERO)
-    return models.DecimalField(max_digits=14, decimal_places=2, **kwargs)
+    return MoneyField(**kwargs)
 
 
 class Status(models.TextChoices):
@@ -263,7 +264,7 @@ class Deposit(models.Model):
         CollectionAccount, on_delete=models.PROTECT, related_name="+"
     )
     slip_number = models.CharField(max_length=40, blank=True)
-    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    amount = MoneyField()
     slip_scan = models.FileField(
         upload_to=slip_upload_to, blank=True, help_text="PDF, JPEG or PNG, at most 5 MB."
     )

@@ -23,7 +23,7 @@ from approvals.selectors import InboxEntry, register_inbox_source, without_undec
 from dynamo.errors import is_unavailable
 from dynamo.query import query_partition
 from ops.db import reporting, reporting_alias
-from payments.ddb_models import TransactionItem
+from payments.ddb_models import TransactionItem, branch_day_key
 from payments.services import MODES
 
 from .exceptions import StoreUnavailable
@@ -80,10 +80,6 @@ class DayFigures:
         return sorted(t for t, v in self.txns.items() if v[1] not in COLLECTED)
 
 
-def branch_day_partition(branch_id: int, business_date: datetime.date) -> str:
-    return f"{int(branch_id)}#{business_date.isoformat()}"
-
-
 def branch_day_figures(*, branch_id: int, business_date: datetime.date) -> DayFigures:
     """Every transaction of one branch and business date, by a paginated Query of the
     ``branch_day`` index. Amounts stay integer paise here."""
@@ -93,7 +89,7 @@ def branch_day_figures(*, branch_id: int, business_date: datetime.date) -> DayFi
         table=TransactionItem.Meta.table_name,
         index=TransactionItem.by_branch_day.Meta.index_name,
         key_name="branch_day",
-        key_value=branch_day_partition(branch_id, business_date),
+        key_value=branch_day_key(branch_id, business_date),
         attributes=READ_ATTRIBUTES,
     )
     try:

@@ -26,14 +26,15 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts import refdata as branch_refs
 from accounts.models import Branch
 from accounts.scoping import can_see_branch, scope_queryset
 from approvals.models import SubjectContribution
 from approvals.services import subject_contribution_record, subject_decide, subject_of
+from core.money import from_paise
 from core.workflow import require_permission, transition
 from loans.models import CollectionAccount
-from ops import refdata
-from payments.services import business_date_for, from_paise
+from payments.services import business_date_for
 
 from .exceptions import (
     AlreadyDecided,
@@ -127,7 +128,7 @@ def dcr_build_many(
     Postgres transaction (in this thread). A branch-day that fails is reported in
     ``failed`` (its transaction rolled back: no half-written DCR) and the others go on."""
     pairs = list(dict.fromkeys(pairs))
-    branches = refdata.branches({branch_id for branch_id, _ in pairs})  # cut-offs, cached
+    branches = branch_refs.branches({branch_id for branch_id, _ in pairs})  # cut-offs, cached
     report = BuildReport()
     for pair, result in branch_days_figures(pairs, workers=workers):
         if isinstance(result, BaseException):

@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from core.money import PAISA
+
 COLUMNS: dict[str, tuple[str, ...]] = {
     "date": ("date", "txn date", "transaction date", "value date"),
     "narration": ("narration", "description", "particulars"),
@@ -162,4 +164,4 @@ def _amount(text: str) -> Decimal | None:
         return None
     if not value.is_finite() or value.as_tuple().exponent < -2 or abs(value) > MAX_AMOUNT:
         return None
-    return value.quantize(Decimal("0.01"))
+    return value.quantize(PAISA)

@@ -27,8 +27,8 @@ from django.views.decorators.http import require_POST
 
 from approvals.services import decision_refusal, subject_of
 from core.decision import DecisionScreen
-from ops.errors import ApplicationError
-from ops.spreadsheets import csv_response, xlsx_response
+from core.errors import ApplicationError
+from core.spreadsheets import csv_response, xlsx_response
 
 from . import selectors, services
 from .exceptions import StatementAlreadyImported, StatementRejected

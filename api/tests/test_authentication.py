@@ -194,7 +194,7 @@ def test_audit_events_of_a_key_request_name_the_client(client):
 
 
 def test_authenticating_outside_a_request_leaves_the_context_alone():
-    from ops import context
+    from core import context
 
     _, raw_key = make_api_client()
     outside = context.RequestContext(request_id="outside-0001")

@@ -12,7 +12,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
 from api.fields import AMOUNT_SHAPE, AmountField, amount_pattern, max_amount, parse_count
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 from payments.api.serializers import PaymentInSerializer, TransactionFilterSerializer
 
 ARABIC_1500 = "\u0661\u0665\u0660\u0660"

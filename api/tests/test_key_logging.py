@@ -34,7 +34,7 @@ from api.services import api_client_deactivate, api_client_rotate_key
 from api.tests.factories import key_header, make_api_client
 from audit.models import AuditOutbox
 from dynamo import registry
-from dynamo.faults import inject
+from dynamo.tests.faults import inject
 from loans.tests.factories import make_loan
 
 LOANS = "/api/v1/loans/"

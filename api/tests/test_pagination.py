@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 
 from api.pagination import decode_cursor, encode_cursor
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 LAST_KEY = {"pk": {"S": "branch#42"}, "sk": {"S": "2026-01-02T10:00:00.000000Z#01J0ABC"}}
 

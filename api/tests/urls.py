@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from api.pagination import DynamoCursorPagination
 from config import urls as root
 from config.urls import handler400, handler403, handler404, handler500  # noqa: F401
-from ops.errors import ServiceUnavailable
+from core.errors import ServiceUnavailable
 
 
 class ItemSerializer(serializers.Serializer):

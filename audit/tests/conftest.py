@@ -1,7 +1,7 @@
 import pytest
 
 from audit.models import AuditOutbox
-from ops import context
+from core import context
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ from audit.masking import mask_value
 from audit.models import AuditOutbox
 from audit.services import audit_record
 from audit.tracking import entity_for, track
-from ops.context import acting_as
+from core.context import acting_as
 
 from .factories import AreaFactory, BranchFactory, UserFactory
 

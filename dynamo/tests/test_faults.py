@@ -3,7 +3,7 @@ with backoff; nothing is lost and nothing is written twice."""
 
 import pytest
 
-from dynamo.faults import inject
+from dynamo.tests.faults import inject
 from loans.tests.factories import make_loan
 from payments.ddb_models import DedupItem, QueueItem, TransactionItem
 from payments.exceptions import StoreUnavailable

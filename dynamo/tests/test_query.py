@@ -6,8 +6,8 @@ from botocore.exceptions import ClientError
 from django.test import override_settings
 
 from dynamo.connection import boto3_client
-from dynamo.faults import inject
 from dynamo.query import query_partition
+from dynamo.tests.faults import inject
 from payments.ddb_models import TransactionItem
 from reconciliation.exceptions import StoreUnavailable
 from reconciliation.models import Dcr

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError
 from pynamodb.exceptions import PynamoDBException
 
-from ops.errors import ApplicationError, Conflict, ServiceUnavailable
+from core.errors import ApplicationError, Conflict, ServiceUnavailable
 
 from .. import services
 from ..selectors import recorded_results

@@ -21,8 +21,8 @@ from api.exceptions import error_body
 from api.models import ApiClient
 from api.permissions import HasScope
 from api.schema import error_response
+from core.errors import NotFound
 from loans.models import BankingPartner
-from ops.errors import NotFound
 
 from .results import PartnerResult, result_apply
 from .serializers import (

@@ -9,12 +9,12 @@ from accounts.tests.factories import BranchFactory
 from approvals.exceptions import MakerCannotCheck
 from approvals.services import approval_decide
 from audit.models import AuditOutbox
+from core.errors import Conflict
 from core.workflow import NotAllowed
 from loans.tests.factories import make_customer, make_loan
 from mandates import services
 from mandates.models import Mandate, ScheduledPresentation
 from mandates.tests.factories import active_mandate, actors, draft_mandate
-from ops.errors import Conflict
 
 pytestmark = pytest.mark.django_db
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.tests.factories import BranchFactory, UserFactory
 from approvals.services import approval_decide
+from core.errors import Conflict
 from loans.models import Instalment, LoanCharge
 from loans.services import loan_charge_waiver_request
 from loans.tests.factories import make_loan
@@ -26,7 +27,6 @@ from mandates.models import (
 )
 from mandates.tests.factories import active_mandate, actors
 from notifications.ddb_models import NotificationItem
-from ops.errors import Conflict
 from payments.ddb_models import TransactionItem
 from payments.models import Posting
 from payments.services import payments_post_due
@@ -285,7 +285,7 @@ def test_unknown_code_and_foreign_partner_are_refused(world):
             status="BOUNCED",
             return_code="ZZ",
         )
-    from ops.errors import NotFound
+    from core.errors import NotFound
 
     with pytest.raises(NotFound):
         services.execution_result_apply(

@@ -13,7 +13,8 @@ from django.test import TestCase
 from django.utils import timezone
 
 from accounts.models import User
-from notifications.ddb_models import NotificationItem, iso
+from core.clock import iso
+from notifications.ddb_models import NotificationItem
 from notifications.models import Channel
 from notifications.services import notification_queue
 

@@ -5,10 +5,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.exceptions import ValidationError
 
+from core.errors import ApplicationError
 from notifications.exceptions import NotificationError, TemplateNotFound, TemplateRenderError
 from notifications.models import Channel, NotificationTemplate
 from notifications.rendering import format_day, format_inr, render_text, template_render
-from ops.errors import ApplicationError
 
 from .factories import receipt_context
 

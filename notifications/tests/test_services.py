@@ -6,8 +6,9 @@ from django.core import mail
 from django.db import transaction
 from django.utils import timezone
 
+from core.clock import iso
 from notifications.channels import development_outbox
-from notifications.ddb_models import NotificationItem, iso, status_channel
+from notifications.ddb_models import NotificationItem, status_channel
 from notifications.exceptions import (
     InvalidRecipient,
     NotificationNotFound,

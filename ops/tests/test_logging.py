@@ -18,7 +18,7 @@ from django.utils.log import configure_logging
 from accounts.tests.factories import UserFactory
 from config import settings as production_settings
 from config.celery import app
-from ops import context
+from core import context
 from ops.logging import MASK
 
 task_logger = logging.getLogger("ops.tests.logging_task")

@@ -20,14 +20,15 @@ from django.db.backends.postgresql.base import DatabaseWrapper
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.celery import app
-from dynamo.errors import error_kind, is_unavailable
-from dynamo.faults import inject
+from core.clock import iso
+from dynamo.errors import DYNAMODB_ERRORS, error_kind, is_unavailable
+from dynamo.tests.faults import inject
 from loans.tests.factories import make_loan
 from ops import metrics
 from ops.tasks import heartbeat_task
 from payments.ddb_models import QueueItem
 from payments.exceptions import StoreUnavailable
-from payments.services import iso, payment_ingest
+from payments.services import payment_ingest
 from payments.tests.factories import head_office, payment
 
 ALERTS = Path(metrics.__file__).parent / "prometheus" / "alerts.yml"
@@ -213,10 +214,10 @@ def test_a_failed_condition_is_the_stores_answer_not_an_error():
     condition = ClientError({"Error": {"Code": "ConditionalCheckFailedException"}}, "PutItem")
     validation = ClientError({"Error": {"Code": "ValidationException"}}, "PutItem")
     assert error_kind(condition) is None and error_kind(validation) == "error"
-    before = metrics.DYNAMODB_ERRORS.labels("error")._value.get()
+    before = DYNAMODB_ERRORS.labels("error")._value.get()
     assert not is_unavailable(condition)
     assert not is_unavailable(validation) and not is_unavailable(validation)
-    assert metrics.DYNAMODB_ERRORS.labels("error")._value.get() == before + 1
+    assert DYNAMODB_ERRORS.labels("error")._value.get() == before + 1
 
 
 # --- The database pool --------------------------------------------------------------------

@@ -30,7 +30,7 @@ def test_beat_schedule_names_registered_tasks():
 def test_a_task_runs_with_the_request_id_of_the_request_that_enqueued_it():
     from celery import shared_task
 
-    from ops import context
+    from core import context
 
     seen = []
 

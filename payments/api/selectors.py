@@ -7,9 +7,9 @@ from datetime import date
 
 from accounts.models import Branch
 from accounts.scoping import can_see_branch, scope_queryset
+from core.errors import ApplicationError
 from loans.models import LoanAccount
-from ops.errors import ApplicationError
-from payments.ddb_models import TransactionItem
+from payments.ddb_models import TransactionItem, branch_day_key
 from payments.exceptions import LoanNotFound, TransactionNotFound
 from payments.services import _store_call, transaction_body, transaction_get
 
@@ -62,7 +62,7 @@ def transactions_of_branch_day_for_api(
     return _store_call(
         lambda: _page(
             TransactionItem.by_branch_day.query(
-                f"{branch.pk}#{day.isoformat()}", limit=limit, last_evaluated_key=start_key
+                branch_day_key(branch.pk, day), limit=limit, last_evaluated_key=start_key
             ),
             limit,
         )

@@ -24,7 +24,7 @@ from api.exceptions import error_body
 from api.pagination import DynamoCursorPagination
 from api.permissions import HasScope
 from api.schema import error_response, error_responses
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 from payments.api import selectors
 from payments.services import payment_ingest
 

@@ -10,9 +10,9 @@ from django import template
 from django.urls import reverse
 from pynamodb.exceptions import PynamoDBException
 
+from core.errors import ApplicationError
 from notifications.exceptions import TemplateRenderError
 from notifications.rendering import format_inr
-from ops.errors import ApplicationError
 
 from .. import selectors
 

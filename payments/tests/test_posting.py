@@ -7,13 +7,14 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from core.clock import iso
 from loans.models import Instalment, LoanAccount
 from loans.tests.factories import make_loan
 from notifications.ddb_models import NotificationItem
 from payments import services
 from payments.ddb_models import QueueItem, TransactionItem
 from payments.models import LedgerSwitch, Posting
-from payments.services import iso, payment_ingest, payments_post_due
+from payments.services import payment_ingest, payments_post_due
 from payments.tests.factories import head_office, payment
 
 pytestmark = pytest.mark.django_db

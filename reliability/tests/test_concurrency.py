@@ -27,12 +27,13 @@ from accounts.tests.factories import BranchFactory, UserFactory
 from api import scopes
 from api.tests.factories import make_api_client
 from audit.models import AuditOutbox
+from core.money import to_paise
 from loans.tests.factories import make_loan
 from mandates.services import mandate_stop_request, mandate_submit
 from mandates.tests.factories import active_mandate, actors, draft_mandate
 from payments.ddb_models import QueueItem, TransactionItem
 from payments.models import Posting
-from payments.services import payments_post_due, to_paise
+from payments.services import payments_post_due
 from reconciliation.models import Dbs
 from reconciliation.services import dbs_submit, dcr_build, dcr_submit
 from reconciliation.tests import factories as recon

@@ -19,11 +19,12 @@ from django.core.cache import cache
 from django.db import close_old_connections, connection
 from django.test import Client
 
+from core.money import to_paise
 from notifications.ddb_models import NotificationItem
 from notifications.tests.factories import templates_seed
 from payments.ddb_models import DedupItem, QueueItem, TransactionItem
 from payments.models import Posting
-from payments.services import payment_ingest, to_paise
+from payments.services import payment_ingest
 from payments.tests.factories import head_office, payment
 from reliability.payments import (
     ApiPayment,

@@ -1,5 +1,5 @@
 """DynamoDB throttling and transaction conflicts, which DynamoDB Local never raises itself,
-injected (``dynamo.faults.inject``: the answer AWS gives once its own retries are spent)
+injected (``dynamo.tests.faults.inject``: the answer AWS gives once its own retries are spent)
 while payments are ingested through the API and while the posting queue drains.
 
 Each is retried with backoff: a cancelled transaction by the application, a refused
@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from dynamo.faults import inject
+from dynamo.tests.faults import inject
 from payments.ddb_models import DedupItem, QueueItem, TransactionItem
 from payments.models import Posting
 from reliability.payments import Sweeper, assert_integrity, integration, payments_for

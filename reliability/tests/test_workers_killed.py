@@ -23,6 +23,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.tests.factories import BranchFactory
+from core.money import from_paise
 from loans.models import Instalment, LoanAccount
 from loans.tests.factories import BankingPartnerFactory, make_loan
 from mandates.ddb_models import MandateExecutionItem
@@ -39,7 +40,7 @@ from notifications.ddb_models import NotificationItem
 from notifications.tests.factories import templates_seed
 from payments.ddb_models import QueueItem, TransactionItem
 from payments.models import Posting
-from payments.services import business_date_for, from_paise, payment_ingest
+from payments.services import business_date_for, payment_ingest
 from payments.tests.factories import head_office, payment
 from reconciliation.models import Dbs, Dcr, JobRun
 from reconciliation.services import dbs_refresh, dcr_build_many

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from accounts.models import Branch
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 from reconciliation.services import dcr_build_range
 
 

@@ -24,11 +24,11 @@ from django.db import connection
 from django.test import override_settings
 
 from audit.services import audit_relay_pending
+from backup.dynamodb import file_sha256
+from backup.services import environment_verify
 from dynamo import registry, tables
 from dynamo.connection import boto3_client
 from loans.tests.factories import make_loan
-from ops.backup.dynamodb import file_sha256
-from ops.backup.services import environment_verify
 from payments.ddb_models import TransactionItem
 from payments.models import Posting
 from payments.services import payment_ingest, payments_post_due

@@ -39,7 +39,7 @@ def current() -> RequestContext:
     """The bound context (a request's, a task's), or a fresh one for code outside both.
 
     A fresh one is not kept: a long-lived thread must not reuse one request id forever.
-    Requests are bound by the middleware and Celery tasks by ``ops.celery_context``."""
+    Requests are bound by the middleware and Celery tasks by ``core.celery_context``."""
     ctx = _current.get()
     return ctx if ctx is not None else RequestContext(request_id=new_request_id())
 

@@ -4,8 +4,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from ops.backup import BackupError
-from ops.backup.services import backup_restore
+from backup import BackupError
+from backup.services import backup_restore
 
 
 class Command(BaseCommand):

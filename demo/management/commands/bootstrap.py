@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from ops import demo
+from demo import services as demo
 
 ADMIN_USERNAME = "admin"
 LOGINS_INDENT = " " * len("  Logins: ")  # bin/run prints the first line after that label

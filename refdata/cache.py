@@ -1,8 +1,10 @@
-"""Reference data read on hot paths, cached in Redis (Django's cache): the ledger's
-maintenance switch (read by every posting), NACH return codes (every bounce), loan products
-(every bounce's charge) and branches with their cut-off time and cash limit (every DCR
-build). Values are frozen dataclasses, never model instances, so a cached row cannot be
-saved back.
+"""Reference data read on hot paths, cached in Redis (Django's cache). The owning apps
+keep their reads in their own ``refdata.py`` and register each namespace with the models
+whose changes invalidate it (``register`` in their ``ready()``): the ledger's maintenance
+switch (payments: read by every posting), NACH return codes (mandates: every bounce), loan
+products (loans: every bounce's charge) and branches with their cut-off time and cash limit
+(accounts: every DCR build). Values are frozen dataclasses, never model instances, so a
+cached row cannot be saved back.
 
 Only rows whose own query the cache saves are read through here: a branch or product that
 already arrives joined to the row a path needs (a payment's loan and its branch) is read
@@ -29,13 +31,11 @@ for ``CACHE_SECONDS`` at most.
 
 from __future__ import annotations
 
-import datetime
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, fields
-from decimal import Decimal
+from collections.abc import Callable
+from dataclasses import fields
 from typing import Any, TypeVar
 
 from django.apps import apps
@@ -49,127 +49,33 @@ SCHEMA = 1  # part of every key: bump it when a cached dataclass changes shape
 CACHE_SECONDS = 300
 BYPASS_SECONDS = 15
 
-BRANCHES = "branch"
-PRODUCTS = "product"
-RETURN_CODES = "return_code"
-LEDGER = "ledger"
-
-# model label -> the namespace its changes invalidate
-WATCHED = {
-    "accounts.Branch": BRANCHES,
-    "loans.LoanProduct": PRODUCTS,
-    "mandates.ReturnCodePolicy": RETURN_CODES,
-    "payments.LedgerSwitch": LEDGER,
-}
+# model label -> the namespace its changes invalidate (filled by the owning apps' register)
+WATCHED: dict[str, str] = {}
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class BranchRef:
-    id: int
-    code: str
-    name: str
-    area_id: int
-    cutoff_time: datetime.time
-    cash_in_hand_limit: Decimal
-    is_active: bool
-
-    @property
-    def pk(self) -> int:
-        return self.id
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.name}"
+def register(namespace: str, *labels: str) -> None:
+    """An owning app's namespace and the models ("app.Model") whose saves and deletes
+    invalidate it; called from the app's ``ready()``."""
+    for label in labels:
+        WATCHED[label] = namespace
+        for signal in (post_save, post_delete):
+            signal.connect(_on_change, sender=label, dispatch_uid=f"refdata:{label}")
 
 
-@dataclass(frozen=True)
-class ProductRef:
-    id: int
-    code: str
-    name: str
-    emi_frequency: str
-    bounce_charge: Decimal
-    gst_rate_on_charges: Decimal
-    is_active: bool
-
-    @property
-    def pk(self) -> int:
-        return self.id
-
-
-@dataclass(frozen=True)
-class ReturnCodeRef:
-    code: str
-    description: str
-    retryable: bool
-    mandate_action: str
-    max_presentations: int
-    retry_after_days: int
-
-
-@dataclass(frozen=True)
-class LedgerState:
-    maintenance: bool = False
-    reason: str = ""
-
-
-# --- Reads ---------------------------------------------------------------------------
-
-
-def ledger_state() -> LedgerState:
-    """The maintenance switch; no row means open."""
-    return _cached(LEDGER, ["switch"], _load_ledger)["switch"]
-
-
-def return_codes() -> dict[str, ReturnCodeRef]:
-    """Every NACH return code's policy, by code."""
-    return _cached(RETURN_CODES, ["all"], _load_return_codes)["all"]
-
-
-def return_code(code: str) -> ReturnCodeRef | None:
-    return return_codes().get(code)
-
-
-def loan_product(product_id: int) -> ProductRef | None:
-    key = str(int(product_id))
-    return _cached(PRODUCTS, [key], _loader("loans.LoanProduct", ProductRef)).get(key)
-
-
-def branches(branch_ids: Iterable[int]) -> dict[int, BranchRef]:
-    """The branches of these ids that exist, by id (one round trip for all of them)."""
-    found = _cached(
-        BRANCHES, [str(int(pk)) for pk in branch_ids], _loader("accounts.Branch", BranchRef)
-    )
-    return {int(key): ref for key, ref in found.items()}
-
-
-def branch(branch_id: int) -> BranchRef | None:
-    return branches([branch_id]).get(int(branch_id))
-
-
-def _loader(label: str, ref: type[T]) -> Callable[[list[str]], dict[str, T]]:
+def rows_by_id(label: str, ref: type[T]) -> Callable[[list[str]], dict[str, T]]:
+    """A loader for ``cached``: the rows of these ids as ``ref`` (its fields are the columns)."""
     names = [f.name for f in fields(ref)]
 
     def load(keys: list[str]) -> dict[str, T]:
-        rows = _primary(label).filter(pk__in=[int(key) for key in keys]).values(*names)
+        rows = primary(label).filter(pk__in=[int(key) for key in keys]).values(*names)
         return {str(row["id"]): ref(**row) for row in rows}
 
     return load
 
 
-def _load_return_codes(keys: list[str]) -> dict[str, dict[str, ReturnCodeRef]]:
-    names = [f.name for f in fields(ReturnCodeRef)]
-    rows = _primary("mandates.ReturnCodePolicy").values(*names)
-    return {"all": {row["code"]: ReturnCodeRef(**row) for row in rows}}
-
-
-def _load_ledger(keys: list[str]) -> dict[str, LedgerState]:
-    row = _primary("payments.LedgerSwitch").filter(pk=1).values("maintenance", "reason").first()
-    return {"switch": LedgerState(**row) if row else LedgerState()}
-
-
-def _primary(label: str):
+def primary(label: str):
     """Reference data decides things: always the primary, even inside ``reporting()``."""
     return apps.get_model(label)._default_manager.using(DEFAULT_DB_ALIAS)
 
@@ -188,7 +94,7 @@ def _new_version() -> str:
     return secrets.token_hex(8)
 
 
-def _cached(namespace: str, keys: list[str], load: Callable[[list[str]], dict[str, Any]]):
+def cached(namespace: str, keys: list[str], load: Callable[[list[str]], dict[str, Any]]):
     """``{key: value}`` for the keys ``load`` finds, from the cache where it holds them
     under the namespace's current version, else from ``load`` (the database)."""
     keys = list(dict.fromkeys(keys))
@@ -294,9 +200,3 @@ def _announce(*namespaces: str) -> bool:
 
 def _on_change(sender, using: str = DEFAULT_DB_ALIAS, **kwargs) -> None:
     changed(WATCHED[sender._meta.label], using=using)
-
-
-def connect_signals() -> None:
-    for label in WATCHED:
-        for signal in (post_save, post_delete):
-            signal.connect(_on_change, sender=label, dispatch_uid=f"refdata:{label}")

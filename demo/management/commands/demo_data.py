@@ -3,7 +3,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from ops import demo
+from demo import services as demo
 
 
 class Command(BaseCommand):

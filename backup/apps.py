@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class BackupConfig(AppConfig):
+    """backup_create / backup_restore: the Postgres dump and every DynamoDB table as one
+    verified archive (tooling, not the product's domain)."""
+
+    name = "backup"
+    verbose_name = "Backup"
