@@ -19,17 +19,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from accounts.models import User
-from accounts.tests.factories import PASSWORD
 from api.models import ApiClient
 from approvals.models import ApprovalRequest
-from loans.tests.factories import make_loan
 from mandates import services as mandate_services
 from mandates.models import BankHoliday, Mandate
-from mandates.tests.factories import draft_mandate
 from payments.models import LedgerSwitch
 from reconciliation import services as recon_services
 from reconciliation.models import Dbs, Dcr, Deposit, StatementUpload
-from reconciliation.tests.factories import days_ago
+from tests.factories import PASSWORD, days_ago, draft_mandate, make_loan
 
 from .world import World
 

@@ -38,7 +38,7 @@ from django.urls import NoReverseMatch, URLResolver, get_resolver, resolve, reve
 
 from api import scopes
 from api.models import ApiClient
-from api.tests.factories import key_header, make_api_client
+from tests.factories import key_header, make_api_client
 
 from .world import World
 

@@ -20,15 +20,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory, branch_user
 from api import scopes
-from api.tests.factories import make_api_client
 from approvals.models import ApprovalRequest
 from audit.services import audit_relay_pending
 from dynamo import registry
 from loans.models import CoBorrower, CustomerBankAccount, LoanCharge
 from loans.services import loan_charge_waiver_request
-from loans.tests.factories import LoanProductFactory, make_customer, make_loan
 from mandates import services as mandate_services
 from mandates.models import (
     BankHoliday,
@@ -39,14 +36,26 @@ from mandates.models import (
     SandboxBounceRule,
     ScheduledPresentation,
 )
-from mandates.tests.factories import active_mandate
 from notifications.ddb_models import NotificationItem
 from notifications.models import NotificationTemplate
 from payments.models import LedgerSwitch, Posting
 from payments.services import payments_post_due
 from reconciliation import services as recon_services
 from reconciliation.models import Dbs, Dcr, JobRun
-from reconciliation.tests.factories import collection_account, days_ago, deposit, pay
+from tests.factories import (
+    AreaFactory,
+    BranchFactory,
+    LoanProductFactory,
+    UserFactory,
+    active_mandate,
+    collection_account,
+    days_ago,
+    deposit,
+    make_api_client,
+    make_customer,
+    make_loan,
+    pay,
+)
 
 WHERES = ("own", "near", "far")
 
@@ -149,8 +158,8 @@ def build_world() -> World:
     }
     own = world.branches["own"]
     world.users = {
-        "BS": branch_user(own, role="Branch Staff", username="walk.staff"),
-        "BM": branch_user(own, role="Branch Manager", username="walk.manager"),
+        "BS": UserFactory(role="Branch Staff", home_branch=own, username="walk.staff"),
+        "BM": UserFactory(role="Branch Manager", home_branch=own, username="walk.manager"),
         "AM": UserFactory(
             username="walk.area", role="Area Manager", level=User.Level.AREA, home_area=area
         ),
@@ -167,8 +176,8 @@ def build_world() -> World:
             people = {"staff": world.users["BS"], "manager": world.users["BM"]}
         else:
             people = {
-                "staff": branch_user(branch),
-                "manager": branch_user(branch, "Branch Manager"),
+                "staff": UserFactory(role="Branch Staff", home_branch=branch),
+                "manager": UserFactory(role="Branch Manager", home_branch=branch),
             }
         people["ops"] = world.users["OP"]
         people_of[where] = people

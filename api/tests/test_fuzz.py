@@ -51,19 +51,22 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES
 from schemathesis.core.parameters import ParameterLocation
 
-from accounts.tests.factories import BranchFactory
 from api import scopes
 from api.limits import MAX_JSON_DEPTH
 from api.models import ApiClient
 from api.principal import ApiPrincipal
 from config.celery import app as celery_app
-from loans.tests.factories import make_loan
 from mandates import services as mandate_services
 from mandates.models import ScheduledPresentation
-from mandates.tests.factories import active_mandate, actors
 from payments.services import PaymentInput, payment_ingest
-
-from .factories import key_header, make_api_client
+from tests.factories import (
+    BranchFactory,
+    active_mandate,
+    actors,
+    key_header,
+    make_api_client,
+    make_loan,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -4,12 +4,17 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.tests.factories import BranchFactory, branch_user
 from api import scopes
 from loans.models import LoanAccount
-from loans.tests.factories import LoanProductFactory, make_customer, make_loan
-
-from .factories import key_header, make_api_client
+from tests.factories import (
+    BranchFactory,
+    LoanProductFactory,
+    UserFactory,
+    key_header,
+    make_api_client,
+    make_customer,
+    make_loan,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +62,7 @@ def test_a_client_with_all_branches_sees_every_loan(client, world):
 
 
 def test_staff_sessions_are_scoped_by_their_place_in_the_hierarchy(client, world):
-    client.force_login(branch_user(world["chennai"]))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=world["chennai"]))
     assert _numbers(client.get(LOANS)) == {world["chennai_loan"].loan_number}
     assert client.get(LOANS + world["pune_loan"].loan_number).status_code == 404
 
@@ -123,7 +128,7 @@ def test_the_list_costs_a_fixed_number_of_queries(client, world, django_assert_n
 
 
 def test_a_client_of_a_banking_partner_needs_loans_read_too(client, world):
-    from loans.tests.factories import BankingPartnerFactory
+    from tests.factories import BankingPartnerFactory
 
     _, raw_key = make_api_client(
         kind="BANKING_PARTNER",

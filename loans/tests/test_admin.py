@@ -6,9 +6,15 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import User
-from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory, branch_user
 from loans.models import CoBorrower, Customer, CustomerBankAccount, LoanAccount
-from loans.tests.factories import LoanProductFactory, make_customer, make_loan
+from tests.factories import (
+    AreaFactory,
+    BranchFactory,
+    LoanProductFactory,
+    UserFactory,
+    make_customer,
+    make_loan,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +69,7 @@ def _changelist_ids(client, model_name):
     "model_name", ["loanaccount", "customer", "coborrower", "customerbankaccount", "instalment"]
 )
 def test_branch_staff_changelist_shows_only_their_branch(client, world, model_name):
-    client.force_login(branch_user(world["own"]))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=world["own"]))
     shown = _changelist_ids(client, model_name)
     own = _objects(world["own_loan"])[model_name]
     other = _objects(world["other_loan"])[model_name]
@@ -75,7 +81,7 @@ def test_branch_staff_changelist_shows_only_their_branch(client, world, model_na
     "model_name", ["loanaccount", "customer", "coborrower", "customerbankaccount", "instalment"]
 )
 def test_branch_staff_cannot_open_another_branchs_object(client, world, model_name):
-    client.force_login(branch_user(world["own"]))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=world["own"]))
     own = _objects(world["own_loan"])[model_name]
     other = _objects(world["other_loan"])[model_name]
     assert client.get(reverse(f"admin:loans_{model_name}_change", args=[own.pk])).status_code == 200
@@ -86,7 +92,7 @@ def test_branch_staff_cannot_open_another_branchs_object(client, world, model_na
 
 
 def test_branch_staff_cannot_change_another_branchs_customer_by_post(client, world):
-    client.force_login(branch_user(world["own"]))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=world["own"]))
     other = world["other_loan"].customer
     url = reverse("admin:loans_customer_change", args=[other.pk])
     response = client.post(
@@ -103,7 +109,7 @@ def test_branch_staff_cannot_change_another_branchs_customer_by_post(client, wor
     [("loanaccount", "customer", "customer"), ("coborrower", "loan", "loanaccount")],
 )
 def test_autocomplete_offers_only_the_users_branch(client, world, model_name, field_name, target):
-    client.force_login(branch_user(world["own"]))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=world["own"]))
     response = client.get(
         reverse("admin:autocomplete"),
         {"app_label": "loans", "model_name": model_name, "field_name": field_name, "term": ""},
@@ -139,7 +145,7 @@ def test_auditor_sees_everything_and_changes_nothing(client, world):
 
 
 def test_branch_staff_create_a_loan_with_its_schedule_from_the_admin(client, world):
-    staff = branch_user(world["own"])
+    staff = UserFactory(role="Branch Staff", home_branch=world["own"])
     client.force_login(staff)
     customer = make_customer(branch=world["own"])
     product = LoanProductFactory()
@@ -176,7 +182,7 @@ def test_branch_staff_create_a_loan_with_its_schedule_from_the_admin(client, wor
 def test_bad_loan_input_gets_a_field_message_and_saves_nothing(
     client, world, field, value, message
 ):
-    client.force_login(branch_user(world["own"]))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=world["own"]))
     customer = make_customer(branch=world["own"])
     data = {
         "customer": customer.pk,
@@ -198,7 +204,7 @@ def test_bad_loan_input_gets_a_field_message_and_saves_nothing(
 
 
 def test_branch_staff_cannot_book_a_loan_for_another_branchs_customer(client, world):
-    client.force_login(branch_user(world["own"]))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=world["own"]))
     foreign = world["other_loan"].customer
     response = client.post(
         reverse("admin:loans_loanaccount_add"),
@@ -219,7 +225,7 @@ def test_branch_staff_cannot_book_a_loan_for_another_branchs_customer(client, wo
 
 
 def test_lists_show_pii_masked(client, world):
-    client.force_login(branch_user(world["own"]))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=world["own"]))
     customer = world["own_loan"].customer
     page = client.get(reverse("admin:loans_customer_changelist")).content.decode()
     assert customer.pan not in page
@@ -228,7 +234,7 @@ def test_lists_show_pii_masked(client, world):
 
 
 def test_customer_search_finds_by_exact_number_and_mobile(client, world):
-    client.force_login(branch_user(world["own"]))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=world["own"]))
     customer = world["own_loan"].customer
     url = reverse("admin:loans_customer_changelist")
     for term in (customer.customer_number, customer.mobile, customer.name[:6]):

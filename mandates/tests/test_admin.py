@@ -12,10 +12,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
-from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory
 from approvals.models import ApprovalRequest
 from loans.models import LoanCharge
-from loans.tests.factories import BankingPartnerFactory, make_loan
 from mandates import services
 from mandates.models import (
     BankHoliday,
@@ -26,7 +24,16 @@ from mandates.models import (
     PresentationRun,
     ScheduledPresentation,
 )
-from mandates.tests.factories import active_mandate, actors, draft_mandate
+from tests.factories import (
+    AreaFactory,
+    BankingPartnerFactory,
+    BranchFactory,
+    UserFactory,
+    active_mandate,
+    actors,
+    draft_mandate,
+    make_loan,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -162,7 +169,7 @@ def test_adding_a_mandate_goes_through_the_service(world):
 
 
 def test_the_payer_must_be_on_the_loan_and_the_loan_in_scope(world):
-    from loans.tests.factories import make_customer
+    from tests.factories import make_customer
 
     client = logged_in(world["people"]["staff"])
     stranger = make_customer(branch=world["own"])

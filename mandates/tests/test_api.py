@@ -11,17 +11,23 @@ import yaml
 from django.core.management import call_command
 from django.db import connection
 
-from accounts.tests.factories import BranchFactory, UserFactory, branch_user
 from api import scopes
 from api.models import ApiClient
-from api.tests.factories import key_header, make_api_client
 from loans.models import LoanCharge
-from loans.tests.factories import BankingPartnerFactory, make_loan
 from mandates import services
 from mandates.api.results import PartnerResult, result_apply
 from mandates.models import ExecutionResult, ReturnCodePolicy, ScheduledPresentation
-from mandates.tests.factories import active_mandate, actors
 from payments.ddb_models import TransactionItem
+from tests.factories import (
+    BankingPartnerFactory,
+    BranchFactory,
+    UserFactory,
+    active_mandate,
+    actors,
+    key_header,
+    make_api_client,
+    make_loan,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -228,7 +234,10 @@ def test_session_users_are_refused_and_anonymous_callers_unauthenticated(client,
     anonymous = post(client, world["partner"].code, body)
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "not_authenticated"
-    for user in (UserFactory(role="Operations"), branch_user(world["branch"], "Branch Manager")):
+    for user in (
+        UserFactory(role="Operations"),
+        UserFactory(role="Branch Manager", home_branch=world["branch"]),
+    ):
         client.force_login(user)
         response = post(client, world["partner"].code, body)
         assert response.status_code == 403

@@ -9,16 +9,14 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.test import Client
 
-from accounts.tests.factories import BranchFactory
 from approvals.exceptions import MakerCannotCheck
 from approvals.models import SubjectContribution
 from approvals.selectors import inbox_entries
 from approvals.tests.races import change_racing_decision
-from loans.tests.factories import make_loan
 from mandates import services
 from mandates.models import Mandate
 from mandates.selectors import mandates_waiting_for
-from mandates.tests.factories import actors, draft_mandate
+from tests.factories import BranchFactory, actors, draft_mandate, make_loan
 
 pytestmark = pytest.mark.django_db
 

@@ -5,15 +5,20 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
-from accounts.tests.factories import BranchFactory
 from approvals.exceptions import MakerCannotCheck
 from approvals.services import approval_decide
 from audit.models import AuditOutbox
-from loans.tests.factories import make_customer, make_loan
 from mandates import services
 from mandates.models import Mandate, MandateTransition, ScheduledPresentation
-from mandates.tests.factories import active_mandate, actors, draft_mandate
 from ops.errors import Conflict
+from tests.factories import (
+    BranchFactory,
+    active_mandate,
+    actors,
+    draft_mandate,
+    make_customer,
+    make_loan,
+)
 
 pytestmark = pytest.mark.django_db
 

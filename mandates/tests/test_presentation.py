@@ -8,11 +8,9 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.tests.factories import BranchFactory, UserFactory
 from approvals.services import approval_decide
 from loans.models import Instalment, LoanCharge
 from loans.services import loan_charge_waiver_request
-from loans.tests.factories import make_loan
 from mandates import services
 from mandates.ddb_models import MandateExecutionItem
 from mandates.models import (
@@ -24,12 +22,12 @@ from mandates.models import (
     SandboxBounceRule,
     ScheduledPresentation,
 )
-from mandates.tests.factories import active_mandate, actors
 from notifications.ddb_models import NotificationItem
 from ops.errors import Conflict
 from payments.ddb_models import TransactionItem
 from payments.models import Posting
 from payments.services import payments_post_due
+from tests.factories import BranchFactory, UserFactory, active_mandate, actors, make_loan
 
 pytestmark = pytest.mark.django_db
 

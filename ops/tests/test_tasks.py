@@ -94,8 +94,7 @@ def test_a_posting_is_not_held_up_by_a_backlog_of_notifications(queues):
     from notifications.tasks import notification_send_task
     from payments.models import Posting
     from payments.services import payment_ingest
-    from payments.tests.factories import head_office, payment
-    from reconciliation.tests.factories import branch_with_loan
+    from tests.factories import branch_with_loan, head_office, payment
 
     default, background = queues
     for i in range(300):

@@ -14,17 +14,15 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory, branch_user
 from approvals import selectors as approvals_selectors
 from approvals.models import ApprovalRequest
 from dynamo import registry
-from loans.tests.factories import make_loan
 from payments import services
 from payments.admin import TransactionRecordAdmin
 from payments.ddb_models import QueueItem, TransactionItem
 from payments.models import LedgerSwitch, Posting
 from payments.services import payment_ingest, payments_post_due
-from payments.tests.factories import head_office, payment
+from tests.factories import AreaFactory, BranchFactory, UserFactory, make_loan, payment
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +46,7 @@ def world():
     area = AreaFactory()
     own, other = BranchFactory(area=area), BranchFactory()
     own_loan, other_loan = make_loan(branch=own), make_loan(branch=other)
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     own_txn = ingest(own_loan, principal, amount="5000.00", receipt_number="RC-OWN-1")
     other_txn = ingest(other_loan, principal, amount="7000.00", receipt_number="RC-OTHER-1")
     assert payments_post_due() == {"posted": 2}
@@ -78,7 +76,7 @@ def messages_of(response) -> list[str]:
 
 
 def test_posting_list_shows_only_the_users_branch_and_another_branchs_page_redirects(client, world):
-    login(client, branch_user(world["own"]))
+    login(client, UserFactory(role="Branch Staff", home_branch=world["own"]))
     response = client.get(POSTINGS)
     assert response.status_code == 200
     shown = {p.pk for p in response.context["cl"].result_list}
@@ -89,7 +87,7 @@ def test_posting_list_shows_only_the_users_branch_and_another_branchs_page_redir
 
 
 def test_posting_list_is_read_only_with_scoped_branch_filter(client, world):
-    login(client, branch_user(world["own"]))
+    login(client, UserFactory(role="Branch Staff", home_branch=world["own"]))
     html = client.get(POSTINGS).content.decode()
     assert world["own"].name in html
     assert world["other"].name not in html  # neither a row nor a filter choice
@@ -130,7 +128,9 @@ def test_posting_changelist_query_count_is_pinned(
         ingest(world["own_loan"], world["principal"], amount="100.00")
     payments_post_due()
     user = (
-        branch_user(world["own"], role=role) if role == "Branch Staff" else UserFactory(role=role)
+        UserFactory(role=role, home_branch=world["own"])
+        if role == "Branch Staff"
+        else UserFactory(role=role)
     )
     login(client, user)
     # session user, permissions (2), the branch filter's choices, bounded count, rows with
@@ -156,7 +156,7 @@ def test_posting_page_shows_the_allocation_per_instalment(client, world):
 
 
 def test_reversal_request_needs_a_reason_and_creates_an_approval_request(client, world):
-    manager = branch_user(world["own"], role="Branch Manager")
+    manager = UserFactory(role="Branch Manager", home_branch=world["own"])
     login(client, manager)
     posting = world["own_posting"]
     change = client.get(f"{POSTINGS}{posting.pk}/change/").content.decode()
@@ -190,12 +190,12 @@ def test_reversal_request_needs_a_reason_and_creates_an_approval_request(client,
 
 
 def test_only_reversal_makers_reach_the_form_and_only_for_their_branch(client, world):
-    staff = branch_user(world["own"])
+    staff = UserFactory(role="Branch Staff", home_branch=world["own"])
     login(client, staff)
     own = world["own_posting"]
     assert "/reversal/" not in client.get(f"{POSTINGS}{own.pk}/change/").content.decode()
     assert client.get(f"{POSTINGS}{own.pk}/reversal/").status_code == 403
-    login(client, branch_user(world["own"], role="Branch Manager"))
+    login(client, UserFactory(role="Branch Manager", home_branch=world["own"]))
     other = world["other_posting"]
     assert client.post(f"{POSTINGS}{other.pk}/reversal/", {"reason": "x"}).status_code == 302
     assert not ApprovalRequest.objects.exists()
@@ -206,7 +206,7 @@ def test_only_reversal_makers_reach_the_form_and_only_for_their_branch(client, w
 
 def test_browser_finds_a_loans_transactions_newest_first(client, world):
     second = ingest(world["own_loan"], world["principal"], amount="250.50")
-    login(client, branch_user(world["own"]))
+    login(client, UserFactory(role="Branch Staff", home_branch=world["own"]))
     response = client.get(BROWSER, {"loan_number": world["own_loan"].loan_number.lower()})
     assert response.status_code == 200
     rows = response.context["rows"]
@@ -219,7 +219,7 @@ def test_browser_finds_a_loans_transactions_newest_first(client, world):
 
 
 def test_browser_never_shows_another_branchs_loan(client, world):
-    login(client, branch_user(world["own"]))
+    login(client, UserFactory(role="Branch Staff", home_branch=world["own"]))
     response = client.get(BROWSER, {"loan_number": world["other_loan"].loan_number})
     assert response.context["rows"] is None
     assert "that you may see" in response.content.decode()
@@ -227,7 +227,7 @@ def test_browser_never_shows_another_branchs_loan(client, world):
 
 
 def test_browser_by_id_shows_own_and_hides_another_branchs_transaction(client, world):
-    login(client, branch_user(world["own"]))
+    login(client, UserFactory(role="Branch Staff", home_branch=world["own"]))
     own = client.get(BROWSER, {"txn_id": world["own_txn"]})
     assert [r["txn_id"] for r in own.context["rows"]] == [world["own_txn"]]
     other = client.get(BROWSER, {"txn_id": world["other_txn"]})
@@ -237,7 +237,7 @@ def test_browser_by_id_shows_own_and_hides_another_branchs_transaction(client, w
 
 
 def test_browser_by_branch_and_day_offers_only_visible_branches(client, world):
-    login(client, branch_user(world["own"]))
+    login(client, UserFactory(role="Branch Staff", home_branch=world["own"]))
     day = Posting.objects.get(txn_id=world["own_txn"]).business_date
     page = client.get(BROWSER)
     choices = {str(b.pk) for b in page.context["form"].fields["branch"].queryset}
@@ -279,7 +279,7 @@ def test_browser_needs_the_view_permission(client, world):
     login(client, UserFactory(is_staff=True))
     assert client.get(BROWSER).status_code == 403
     assert client.get(QUEUE).status_code == 403
-    login(client, branch_user(world["own"]))
+    login(client, UserFactory(role="Branch Staff", home_branch=world["own"]))
     index = client.get("/admin/").content.decode()
     assert BROWSER in index and QUEUE in index
     assert "Transactions (DynamoDB)" in index and "Posting queue" in index
@@ -316,7 +316,7 @@ def test_browser_shows_a_message_when_dynamodb_is_down(client, world, settings):
 
 def test_loan_page_shows_its_transactions_and_postings(client, world):
     pending = ingest(world["own_loan"], world["principal"], amount="321.00")
-    login(client, branch_user(world["own"]))
+    login(client, UserFactory(role="Branch Staff", home_branch=world["own"]))
     html = client.get(f"/admin/loans/loanaccount/{world['own_loan'].pk}/change/").content.decode()
     assert 'id="loan-payments"' in html and 'id="loan-postings"' in html
     assert html.count('class="txn-row') == 2
@@ -327,7 +327,7 @@ def test_loan_page_shows_its_transactions_and_postings(client, world):
 
 
 def test_loan_add_page_has_no_payments_section(client, world):
-    login(client, branch_user(world["own"]))
+    login(client, UserFactory(role="Branch Staff", home_branch=world["own"]))
     html = client.get("/admin/loans/loanaccount/add/").content.decode()
     assert 'id="loan-payments"' not in html
 
@@ -352,7 +352,7 @@ def retrier(branch=None) -> User:
     """A member of staff who may retry dead letters (Finance's permission)."""
     if branch is None:
         return UserFactory(role="Finance")
-    user = branch_user(branch)
+    user = UserFactory(role="Branch Staff", home_branch=branch)
     user.user_permissions.add(Permission.objects.get(codename="retry_posting"))
     return User.objects.get(pk=user.pk)
 
@@ -366,7 +366,7 @@ def test_queue_tabs_show_ready_leased_and_dead_items_of_visible_branches(
     ingest(world["other_loan"], world["principal"], amount="30.00")
     services.queue_claim_due(limit=10, worker="test-worker")  # leases all three
     QueueItem(ready).update(actions=[QueueItem.queue_status.set("POSTING#READY")])
-    login(client, branch_user(world["own"]))
+    login(client, UserFactory(role="Branch Staff", home_branch=world["own"]))
 
     def ids(status):
         response = client.get(QUEUE, {"status": status})
@@ -401,7 +401,7 @@ def test_retry_sends_a_dead_letter_back_and_it_posts(client, world, dead_letters
 
 def test_retry_is_refused_without_permission_or_outside_the_scope(client, world, dead_letters):
     own_dead, other_dead = dead_letters
-    login(client, branch_user(world["own"]))
+    login(client, UserFactory(role="Branch Staff", home_branch=world["own"]))
     assert client.post(f"{QUEUE}{own_dead}/retry/").status_code == 403
     login(client, retrier(world["own"]))
     assert client.get(f"{QUEUE}{own_dead}/retry/").status_code == 405
@@ -459,7 +459,7 @@ def test_ledger_switch_is_one_row_toggled_with_a_reason(client, world):
 
 def test_ledger_switch_is_read_only_for_branch_staff(client, world):
     LedgerSwitch.objects.create(pk=1)
-    login(client, branch_user(world["own"]))
+    login(client, UserFactory(role="Branch Staff", home_branch=world["own"]))
     page = client.get(f"{SWITCH}1/change/")
     assert page.status_code == 200
     assert 'name="_save"' not in page.content.decode()
