@@ -5,6 +5,8 @@ from django.core.cache import cache
 
 from dynamo import registry, tables
 
+pytest_plugins = ["tests.world"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def dynamodb_tables():

@@ -12,12 +12,10 @@ from dataclasses import dataclass, replace
 from django.db import close_old_connections, connection
 from django.test import Client
 
-from accounts.tests.factories import BranchFactory
 from api import scopes
-from api.tests.factories import make_api_client
-from loans.tests.factories import make_loan
 from payments.ddb_models import QueueItem
 from payments.services import payments_post_due
+from tests.factories import BranchFactory, make_api_client, make_loan
 
 from .services import ledger_integrity
 

@@ -1,4 +1,5 @@
-"""The access tests' world (see world.py): built once per test module that asks for it,
+"""The access tests' world (access_world.py: the shared ``world``, extended): built once
+per test module that asks for it,
 inside a transaction rolled back at the end; each test runs in a savepoint of it. Such a
 module also overrides the suite's ``clean_stores`` so that the world's DynamoDB items
 stay between its tests; they are deleted here at the end."""
@@ -7,16 +8,16 @@ import pytest
 from django.core.cache import cache
 from django.db import transaction
 
-from .world import build_world, empty_dynamodb
+from .access_world import build_access_world, empty_dynamodb
 
 
 @pytest.fixture(scope="module")
-def world(django_db_setup, django_db_blocker):
+def access_world(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         outer = transaction.atomic()
         outer.__enter__()
         try:
-            yield build_world()
+            yield build_access_world()
         finally:
             transaction.set_rollback(True)
             outer.__exit__(None, None, None)

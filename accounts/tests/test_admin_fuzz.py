@@ -27,8 +27,9 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
-from .factories import UserFactory
-from .world import World
+from tests.factories import UserFactory
+
+from .access_world import World
 
 NUL = "\x00"
 ARABIC_INDIC_1500 = "\u0661\u0665\u0660\u0660"
@@ -89,13 +90,13 @@ def _parameters(client: Client, url: str, model_admin, user) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def superuser(world: World, django_db_blocker):
+def superuser(access_world: World, django_db_blocker):
     with django_db_blocker.unblock():
         return UserFactory(username="fuzz.root", is_superuser=True, is_staff=True)
 
 
 @pytest.fixture(scope="module")
-def walk(world: World, superuser, django_db_blocker) -> list[tuple[str, list[str]]]:
+def walk(access_world: World, superuser, django_db_blocker) -> list[tuple[str, list[str]]]:
     """Every changelist's URL with its parameters, read once for both walks."""
     root = Client()
     with django_db_blocker.unblock():
@@ -120,8 +121,8 @@ def _requests(walk, who: str):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("who", ["superuser", "branch staff"])
-def test_no_list_filter_value_makes_a_server_error(world: World, superuser, walk, who):
-    user = superuser if who == "superuser" else world.users["BS"]
+def test_no_list_filter_value_makes_a_server_error(access_world: World, superuser, walk, who):
+    user = superuser if who == "superuser" else access_world.users["BS"]
     client = Client(raise_request_exception=False)
     client.force_login(user)
     server_errors, not_refused, walked = [], [], 0
@@ -138,7 +139,7 @@ def test_no_list_filter_value_makes_a_server_error(world: World, superuser, walk
 
 
 @pytest.mark.django_db
-def test_a_nul_in_a_filter_shows_the_list_with_a_message(world: World, superuser):
+def test_a_nul_in_a_filter_shows_the_list_with_a_message(access_world: World, superuser):
     client = Client()
     client.force_login(superuser)
     url = reverse("admin:approvals_approvalrequest_changelist")

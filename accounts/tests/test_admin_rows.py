@@ -11,9 +11,8 @@ from django.test import Client
 
 from accounts.admin_rows import lean_results
 from accounts.models import User
-from accounts.tests.factories import BranchFactory, UserFactory
 from loans.models import Customer, LoanAccount
-from loans.tests.factories import make_customer, make_loan
+from tests.factories import BranchFactory, UserFactory, make_customer, make_loan
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from accounts import admin_site
-from accounts.tests.factories import BranchFactory, UserFactory, branch_user
+from tests.factories import BranchFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +29,10 @@ def _sidebar(client) -> set[str]:
 
 def test_users_of_one_role_share_one_entry_and_see_the_same_models(client):
     branch = BranchFactory()
-    first, second = branch_user(branch), branch_user(branch)
+    first, second = (
+        UserFactory(role="Branch Staff", home_branch=branch),
+        UserFactory(role="Branch Staff", home_branch=branch),
+    )
     client.force_login(first)
     shown = _sidebar(client)
     client.force_login(second)
@@ -40,7 +43,7 @@ def test_users_of_one_role_share_one_entry_and_see_the_same_models(client):
 
 def test_roles_that_differ_get_their_own_list(client):
     branch = BranchFactory()
-    client.force_login(branch_user(branch))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=branch))
     staff = _sidebar(client)
     client.force_login(UserFactory(role="Auditor"))
     auditor = _sidebar(client)
@@ -53,7 +56,7 @@ def test_roles_that_differ_get_their_own_list(client):
 
 
 def test_a_new_permission_shows_at_once_and_a_revoked_one_goes(client):
-    user = branch_user(BranchFactory())
+    user = UserFactory(role="Branch Staff", home_branch=BranchFactory())
     client.force_login(user)
     assert "Region" not in _sidebar(client)
     extra = Group.objects.create(name="Region viewers")
@@ -76,16 +79,16 @@ def test_the_second_page_of_a_role_does_not_build_the_list_again(client, monkeyp
 
     monkeypatch.setattr(site, "_build_app_dict", counted)
     branch = BranchFactory()
-    client.force_login(branch_user(branch))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=branch))
     _sidebar(client)
     _sidebar(client)
-    client.force_login(branch_user(branch))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=branch))
     _sidebar(client)
     assert builds == [None]
 
 
 def test_the_sidebar_highlights_the_pages_model_and_is_djangos_rendering(client):
-    user = branch_user(BranchFactory())
+    user = UserFactory(role="Branch Staff", home_branch=BranchFactory())
     client.force_login(user)
     for name, other in (("loanaccount", "customer"), ("customer", "loanaccount")) * 2:
         response = client.get(reverse(f"admin:loans_{name}_changelist"))

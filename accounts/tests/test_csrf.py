@@ -19,32 +19,29 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from accounts.models import User
-from accounts.tests.factories import PASSWORD
 from api.models import ApiClient
 from approvals.models import ApprovalRequest
-from loans.tests.factories import make_loan
 from mandates import services as mandate_services
 from mandates.models import BankHoliday, Mandate
-from mandates.tests.factories import draft_mandate
 from payments.models import LedgerSwitch
 from reconciliation import services as recon_services
 from reconciliation.models import Dbs, Dcr, Deposit, StatementUpload
-from reconciliation.tests.factories import days_ago
+from tests.factories import PASSWORD, days_ago, draft_mandate, make_loan
 
-from .world import World
+from .access_world import World
 
 NEW_PASSWORD = "Kh8#quite-new-2026"
 
 
 @pytest.fixture(autouse=True)
 def clean_stores():
-    """Overrides the suite's: the module's world keeps its DynamoDB items between tests."""
+    """Overrides the suite's: the module's access_world keeps its DynamoDB items between tests."""
     yield
 
 
 @dataclass(frozen=True)
 class Form:
-    who: str  # a role code of the world ("AN": nobody logged in)
+    who: str  # a role code of the access_world ("AN": nobody logged in)
     page: Callable[[World], str]  # where the form is (its GET sets the CSRF cookie)
     action: Callable[[World], str]  # where it posts
     data: Callable[[World], dict]  # a valid submission (called for each POST)
@@ -52,36 +49,36 @@ class Form:
     prepare: Callable[[World], None] | None = None
 
 
-def _own(world: World, label: str):
-    return world.objects[label]["own"]
+def _own(access_world: World, label: str):
+    return access_world.objects[label]["own"]
 
 
-def _single(world: World, label: str):
-    return world.objects[label]["single"]
+def _single(access_world: World, label: str):
+    return access_world.objects[label]["single"]
 
 
 def _status(model, pk):
     return model.objects.values_list("status", flat=True).get(pk=pk)
 
 
-def _pending_mandate(world: World) -> None:
-    loan = make_loan(branch=world.branches["own"])
-    mandate = draft_mandate(loan, world.users["BS"])
-    mandate_services.mandate_submit(mandate_id=mandate.pk, actor=world.users["BS"])
-    world.values["pending_mandate"] = mandate.pk
+def _pending_mandate(access_world: World) -> None:
+    loan = make_loan(branch=access_world.branches["own"])
+    mandate = draft_mandate(loan, access_world.users["BS"])
+    mandate_services.mandate_submit(mandate_id=mandate.pk, actor=access_world.users["BS"])
+    access_world.values["pending_mandate"] = mandate.pk
 
 
 def _submit(kind: str) -> Callable[[World], None]:
-    def prepare(world: World) -> None:
-        obj = _own(world, f"reconciliation.{kind}")
+    def prepare(access_world: World) -> None:
+        obj = _own(access_world, f"reconciliation.{kind}")
         submit = recon_services.dcr_submit if kind == "dcr" else recon_services.dbs_submit
-        submit(**{f"{kind}_id": obj.pk}, actor=world.users["BM"])
+        submit(**{f"{kind}_id": obj.pk}, actor=access_world.users["BM"])
 
     return prepare
 
 
 def _report_form(kind: str, verb: str, who: str, remarks: str = "") -> Form:
-    """The submit or decide form of the world's own DCR or DBS; deciding returns it with
+    """The submit or decide form of the access_world's own DCR or DBS; deciding returns it with
     ``remarks`` (after its manager submitted it)."""
     model = {"dcr": Dcr, "dbs": Dbs}[kind]
     key = f"{kind}.own"
@@ -111,8 +108,8 @@ def _logged_in(client: Client) -> bool:
     return client.get("/admin/").status_code == 200
 
 
-def _password(world: World, code: str) -> str:
-    return User.objects.values_list("password", flat=True).get(pk=world.users[code].pk)
+def _password(access_world: World, code: str) -> str:
+    return User.objects.values_list("password", flat=True).get(pk=access_world.users[code].pk)
 
 
 FORMS = {
@@ -255,22 +252,24 @@ FORMS = {
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("name", list(FORMS))
-def test_a_form_needs_its_csrf_token(world, name):
+def test_a_form_needs_its_csrf_token(access_world, name):
     form = FORMS[name]
     if form.prepare:
-        form.prepare(world)
+        form.prepare(access_world)
     browser = Client(enforce_csrf_checks=True)
     if form.who != "AN":
-        browser.force_login(world.users[form.who])
-    assert browser.get(form.page(world)).status_code == 200
+        browser.force_login(access_world.users[form.who])
+    assert browser.get(form.page(access_world)).status_code == 200
     token = browser.cookies["csrftoken"].value
-    before = form.state(world, browser)
+    before = form.state(access_world, browser)
 
-    forged = browser.post(form.action(world), form.data(world))
+    forged = browser.post(form.action(access_world), form.data(access_world))
     assert forged.status_code == 403
     assert "CSRF" in forged.content.decode()
-    assert form.state(world, browser) == before, "a POST without the token changed something"
+    assert form.state(access_world, browser) == before, "a POST without the token changed something"
 
-    genuine = browser.post(form.action(world), {**form.data(world), "csrfmiddlewaretoken": token})
+    genuine = browser.post(
+        form.action(access_world), {**form.data(access_world), "csrfmiddlewaretoken": token}
+    )
     assert genuine.status_code in (200, 302), genuine.status_code
-    assert form.state(world, browser) != before, "the POST with the token did not work"
+    assert form.state(access_world, browser) != before, "the POST with the token did not work"

@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import User
-from accounts.tests.factories import PASSWORD, BranchFactory, UserFactory, branch_user
+from tests.factories import PASSWORD, BranchFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -14,14 +14,14 @@ def _login(client, username, password):
 
 
 def test_staff_log_in_with_their_password(client):
-    user = branch_user(BranchFactory())
+    user = UserFactory(role="Branch Staff", home_branch=BranchFactory())
     response = _login(client, user.username, PASSWORD)
     assert response.status_code == 302
     assert response["Location"] == "/admin/"
 
 
 def test_repeated_failed_logins_lock_the_account_out(client, settings):
-    user = branch_user(BranchFactory())
+    user = UserFactory(role="Branch Staff", home_branch=BranchFactory())
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         assert _login(client, user.username, "wrong-password").status_code == 200
     locked = _login(client, user.username, "wrong-password")
@@ -32,7 +32,10 @@ def test_repeated_failed_logins_lock_the_account_out(client, settings):
 
 
 def test_a_lockout_is_per_user_not_for_everyone(client, settings):
-    victim, other = branch_user(BranchFactory()), branch_user(BranchFactory())
+    victim, other = (
+        UserFactory(role="Branch Staff", home_branch=BranchFactory()),
+        UserFactory(role="Branch Staff", home_branch=BranchFactory()),
+    )
     for _ in range(settings.AXES_FAILURE_LIMIT):
         _login(client, victim.username, "nope")
     assert _login(client, other.username, PASSWORD).status_code == 302
@@ -77,7 +80,7 @@ def test_a_user_level_needs_its_matching_home(client):
 
 
 def test_an_off_site_next_lands_on_the_admin_not_a_missing_profile_page(client):
-    user = branch_user(BranchFactory())
+    user = UserFactory(role="Branch Staff", home_branch=BranchFactory())
     response = client.post(
         "/admin/login/?next=https://evil.example/steal",
         {"username": user.username, "password": PASSWORD},
@@ -96,7 +99,7 @@ def _login_from(client, address, username, password):
 
 def test_failures_from_one_address_across_many_usernames_lock_that_address_out(client, settings):
     settings.LOGIN_ADDRESS_FAILURE_LIMIT = 8
-    user = branch_user(BranchFactory())
+    user = UserFactory(role="Branch Staff", home_branch=BranchFactory())
     # one guess each at many usernames: never the per-user limit, always the same address
     for n in range(settings.LOGIN_ADDRESS_FAILURE_LIMIT - 1):
         assert _login_from(client, SPRAYER, f"clerk{n}", "Summer2026!").status_code == 200
@@ -110,7 +113,9 @@ def test_failures_from_one_address_across_many_usernames_lock_that_address_out(c
 
 def test_a_success_from_the_address_does_not_clear_its_failures(client, settings):
     settings.LOGIN_ADDRESS_FAILURE_LIMIT = 4
-    own = branch_user(BranchFactory())  # the sprayer's own (or a guessed) account
+    own = UserFactory(
+        role="Branch Staff", home_branch=BranchFactory()
+    )  # the sprayer's own (or a guessed) account
     for n in range(settings.LOGIN_ADDRESS_FAILURE_LIMIT - 1):
         assert _login_from(client, SPRAYER, f"clerk{n}", "Summer2026!").status_code == 200
     assert _login_from(client, SPRAYER, own.username, PASSWORD).status_code == 302

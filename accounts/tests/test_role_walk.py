@@ -18,8 +18,9 @@ Changelists and autocomplete list the objects of the scope and no other; POSTs r
 or redirected change nothing outside it. A URL pattern or an admin model that no table
 covers fails the walk, so a new screen gets its line here.
 
-The world (world.py): branch ``own`` (home of the branch users), ``near`` (same area: in
-the area manager's scope, not in the branch users') and ``far`` (another region), with
+The access world (access_world.py): branch ``own`` (home of the branch users), ``near``
+(same area: in the area manager's scope, not in the branch users') and ``far`` (another
+region), with
 their loans, mandates, payments, DCRs and the rest, and one of each head-office record.
 It is built once for the module (conftest.py), inside a transaction rolled back at the
 end; each role's test runs in a savepoint of it.
@@ -38,9 +39,9 @@ from django.urls import NoReverseMatch, URLResolver, get_resolver, resolve, reve
 
 from api import scopes
 from api.models import ApiClient
-from api.tests.factories import key_header, make_api_client
+from tests.factories import key_header, make_api_client
 
-from .world import World
+from .access_world import World
 
 # --- Who ----------------------------------------------------------------------------------
 
@@ -169,7 +170,7 @@ def _in_scope(label: str, where: str, code: str) -> bool:
 
 
 # --- Every other URL ------------------------------------------------------------------------
-# {name} stands for an object of the world (see _placeholders); "own" and "far" objects.
+# {name} stands for an object of the access_world (see _placeholders); "own" and "far" objects.
 
 URL_ACCESS = """
 method url                                                   AN  BS  BM  AM  OP  FI  AU  AD
@@ -289,7 +290,7 @@ def _parse_url_table(text: str) -> tuple[list[str], list[tuple[str, str, list[in
 
 @pytest.fixture(autouse=True)
 def clean_stores():
-    """Overrides the suite's: the module's world keeps its DynamoDB items between tests."""
+    """Overrides the suite's: the module's access_world keeps its DynamoDB items between tests."""
     yield
 
 
@@ -303,7 +304,7 @@ def _admin_url(name: str, *args) -> str | None:
         return None
 
 
-def admin_visits(world: World, code: str) -> list[tuple[str, str, str, dict | None, int]]:
+def admin_visits(access_world: World, code: str) -> list[tuple[str, str, str, dict | None, int]]:
     """(what, method, url, data, expected) for every admin model's pages."""
     visits = []
     for model in admin.site._registry:
@@ -319,7 +320,7 @@ def admin_visits(world: World, code: str) -> list[tuple[str, str, str, dict | No
                 if method == "POST" and expected != 403 and code != "AN":
                     continue  # an add that may succeed is not part of the walk
                 visits.append((f"{label} add", method, url, {}, expected))
-        for where, obj in world.objects.get(label, {}).items():
+        for where, obj in access_world.objects.get(label, {}).items():
             if where in ("own", "single"):  # the old URL of an object redirects to its page
                 url = (
                     reverse("admin:index")
@@ -349,19 +350,19 @@ def _fill(template: str, values: dict) -> str:
     return re.sub(r"\{([^}]+)\}", lambda match: str(values[match.group(1)]), template)
 
 
-def url_visits(world: World, code: str, table: str = URL_ACCESS):
+def url_visits(access_world: World, code: str, table: str = URL_ACCESS):
     columns, rows = _parse_url_table(table)
     column = columns.index(code)
     return [
-        (f"{method} {template}", method, _fill(template, world.values), {}, statuses[column])
+        (f"{method} {template}", method, _fill(template, access_world.values), {}, statuses[column])
         for method, template, statuses in rows
     ]
 
 
-def _client(world: World, code: str) -> Client:
+def _client(access_world: World, code: str) -> Client:
     client = Client(raise_request_exception=False)
     if code != "AN":
-        client.force_login(world.users[code])
+        client.force_login(access_world.users[code])
     return client
 
 
@@ -403,7 +404,7 @@ def all_routes() -> set[str]:
     return set(patterns(get_resolver().url_patterns))
 
 
-def autocomplete_visits(world: World, code: str):
+def autocomplete_visits(access_world: World, code: str):
     """Every autocomplete field of the admin: allowed when the user may view the target
     model; what it offers is checked by :func:`_offers_only_the_scope`."""
     visits = []
@@ -426,30 +427,30 @@ def autocomplete_visits(world: World, code: str):
     return visits
 
 
-def _offers_only_the_scope(world: World, code: str, client: Client) -> list[str]:
+def _offers_only_the_scope(access_world: World, code: str, client: Client) -> list[str]:
     """Changelists and autocomplete offer the objects of the user's scope and no other."""
     wrong = []
     scope = SCOPE.get(code, EVERYWHERE)
-    for what, _, url, _, expected in autocomplete_visits(world, code):
+    for what, _, url, _, expected in autocomplete_visits(access_world, code):
         if expected != 200:
             continue
         target = what.split()[1]
         offered = {str(r["id"]) for r in client.get(url).json()["results"]}
-        wrong += _scope_mismatch(world, target, offered, scope, url)
+        wrong += _scope_mismatch(access_world, target, offered, scope, url)
     for model in admin.site._registry:
         label = model._meta.label_lower
-        if "far" not in world.objects.get(label, {}) or not ADMIN[label][code] & {"v", "c"}:
+        if "far" not in access_world.objects.get(label, {}) or not ADMIN[label][code] & {"v", "c"}:
             continue
         url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
         response = client.get(url)
         listed = {str(obj.pk) for obj in response.context_data["cl"].result_list}
-        wrong += _scope_mismatch(world, label, listed, scope, url)
+        wrong += _scope_mismatch(access_world, label, listed, scope, url)
     return wrong
 
 
-def _scope_mismatch(world, label, offered: set[str], scope: set[str], url: str) -> list[str]:
+def _scope_mismatch(access_world, label, offered: set[str], scope: set[str], url: str) -> list[str]:
     wrong = []
-    for where, obj in world.objects.get(label, {}).items():
+    for where, obj in access_world.objects.get(label, {}).items():
         if where == "single":
             continue
         shown = str(obj.pk) in offered
@@ -461,11 +462,11 @@ def _scope_mismatch(world, label, offered: set[str], scope: set[str], url: str) 
 # --- The tests ------------------------------------------------------------------------------
 
 
-def _unchanged(world: World) -> dict[str, str]:
+def _unchanged(access_world: World) -> dict[str, str]:
     """What a refused or redirected POST must not have changed."""
     return {
         f"{label} {where}": repr(type(obj).objects.filter(pk=obj.pk).values().first())
-        for label, objects in world.objects.items()
+        for label, objects in access_world.objects.items()
         for where, obj in objects.items()
         if where in ("near", "far", "single")
     }
@@ -473,15 +474,15 @@ def _unchanged(world: World) -> dict[str, str]:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("code", list(ROLES))
-def test_each_role_gets_exactly_the_access_of_the_tables(world, code):
-    before = _unchanged(world)
-    client = _client(world, code)
+def test_each_role_gets_exactly_the_access_of_the_tables(access_world, code):
+    before = _unchanged(access_world)
+    client = _client(access_world, code)
     routes: set[str] = set()
-    wrong = walk(client, admin_visits(world, code), routes)
-    wrong += walk(client, url_visits(world, code), routes)
-    wrong += walk(client, autocomplete_visits(world, code), routes)
+    wrong = walk(client, admin_visits(access_world, code), routes)
+    wrong += walk(client, url_visits(access_world, code), routes)
+    wrong += walk(client, autocomplete_visits(access_world, code), routes)
     if code != "AN":
-        wrong += _offers_only_the_scope(world, code, client)
+        wrong += _offers_only_the_scope(access_world, code, client)
     assert not wrong, f"{ROLES[code]}:\n" + "\n".join(wrong)
 
     # every URL of the URLconf is in the walk (logout is below)
@@ -490,7 +491,7 @@ def test_each_role_gets_exactly_the_access_of_the_tables(world, code):
 
     if code in SCOPE:
         # nothing outside the scope changed (the POSTs above were refused or redirected)
-        after = _unchanged(world)
+        after = _unchanged(access_world)
         changed = [key for key in before if before[key] != after[key] and "far" in key]
         assert not changed, changed
 
@@ -501,15 +502,15 @@ def test_each_role_gets_exactly_the_access_of_the_tables(world, code):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("key", list(KEY_SCOPES))
-def test_each_api_key_gets_exactly_the_access_of_its_scopes(world, key):
+def test_each_api_key_gets_exactly_the_access_of_its_scopes(access_world, key):
     """Keys for the own branch only; no session."""
-    partner = world.objects["loans.bankingpartner"]["single"]
+    partner = access_world.objects["loans.bankingpartner"]["single"]
     _, raw_key = make_api_client(
         scopes=KEY_SCOPES[key],
-        branches=[world.branches["own"]],
+        branches=[access_world.branches["own"]],
         kind=ApiClient.Kind.BANKING_PARTNER if key == "partner" else ApiClient.Kind.INTEGRATION,
         banking_partner=partner if key == "partner" else None,
     )
     client = Client(raise_request_exception=False)
-    wrong = walk(client, url_visits(world, key, API_KEY_ACCESS), **key_header(raw_key))
+    wrong = walk(client, url_visits(access_world, key, API_KEY_ACCESS), **key_header(raw_key))
     assert not wrong, f"key with {key}:\n" + "\n".join(wrong)

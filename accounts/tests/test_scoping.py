@@ -3,14 +3,8 @@ from django.urls import reverse
 
 from accounts.models import Branch, User
 from accounts.scoping import scope_queryset, visible_branch_ids
-from accounts.tests.factories import (
-    AreaFactory,
-    BranchFactory,
-    RegionFactory,
-    UserFactory,
-    branch_user,
-)
 from sessions_ddb.ddb_models import SessionItem
+from tests.factories import AreaFactory, BranchFactory, RegionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +26,7 @@ def tree():
 
 def test_each_level_sees_its_part_of_the_hierarchy(tree):
     ids = {name: b.pk for name, b in tree.items() if isinstance(b, Branch)}
-    staff = branch_user(tree["pune"])
+    staff = UserFactory(role="Branch Staff", home_branch=tree["pune"])
     area = UserFactory(level=User.Level.AREA, home_area=tree["pune_area"])
     region = UserFactory(level=User.Level.REGION, home_region=tree["west"])
     head_office = UserFactory(level=User.Level.HEAD_OFFICE)
@@ -45,13 +39,16 @@ def test_each_level_sees_its_part_of_the_hierarchy(tree):
 
 
 def test_an_inactive_user_sees_nothing(tree):
-    staff = branch_user(tree["pune"], is_active=False)
+    staff = UserFactory(role="Branch Staff", home_branch=tree["pune"], is_active=False)
     assert scope_queryset(Branch.objects.all(), staff).count() == 0
 
 
 def test_branch_and_user_lists_are_scoped(client, tree):
-    manager = branch_user(tree["pune"], role="Branch Manager")
-    colleague, outsider = branch_user(tree["pune"]), branch_user(tree["chennai"])
+    manager = UserFactory(role="Branch Manager", home_branch=tree["pune"])
+    colleague, outsider = (
+        UserFactory(role="Branch Staff", home_branch=tree["pune"]),
+        UserFactory(role="Branch Staff", home_branch=tree["chennai"]),
+    )
     client.force_login(manager)
     branches = client.get(reverse("admin:accounts_branch_changelist")).context["cl"].result_list
     assert [b.pk for b in branches] == [tree["pune"].pk]
@@ -65,7 +62,7 @@ def test_branch_and_user_lists_are_scoped(client, tree):
 def test_ending_all_sessions_of_a_user_from_the_admin(client, tree):
     from django.test import Client
 
-    victim = branch_user(tree["pune"])
+    victim = UserFactory(role="Branch Staff", home_branch=tree["pune"])
     browser = Client()
     browser.force_login(victim)
     assert browser.get("/admin/").status_code == 200

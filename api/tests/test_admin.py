@@ -7,10 +7,8 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from accounts.tests.factories import BranchFactory, UserFactory
 from api.models import ApiClient
-
-from .factories import key_header, make_api_client
+from tests.factories import BranchFactory, UserFactory, key_header, make_api_client
 
 pytestmark = pytest.mark.django_db
 
@@ -160,7 +158,7 @@ def test_an_integration_client_cannot_be_changed_to_reach_nothing(admin_client):
 
 
 def test_a_partner_client_needs_no_branches(admin_client):
-    from loans.tests.factories import BankingPartnerFactory
+    from tests.factories import BankingPartnerFactory
 
     partner = BankingPartnerFactory()
     response = admin_client.post(

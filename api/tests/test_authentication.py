@@ -16,13 +16,11 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
-from accounts.tests.factories import BranchFactory
 from api.authentication import ApiKeyAuthentication
 from api.models import ApiClient
 from api.services import api_client_deactivate, api_client_rotate_key
 from audit.models import AuditOutbox
-
-from .factories import key_header, make_api_client
+from tests.factories import BranchFactory, UserFactory, key_header, make_api_client
 
 pytestmark = pytest.mark.django_db
 
@@ -100,7 +98,6 @@ def test_a_rotated_key_replaces_the_old_one_at_once(client):
     ],
 )
 def test_a_malformed_key_header_is_401_and_never_falls_back_to_the_session(client, headers):
-    from accounts.tests.factories import UserFactory
 
     client.force_login(UserFactory(is_superuser=True))
     _assert_error(client.get(LOANS, **headers), 401, "not_authenticated")
@@ -160,7 +157,6 @@ def test_the_raw_key_is_never_logged(client, caplog):
 
 def test_session_writes_need_csrf_key_writes_do_not(settings):
     """DRF's session authentication keeps Django's CSRF check; API keys are not cookies."""
-    from accounts.tests.factories import UserFactory
 
     settings.ROOT_URLCONF = "api.tests.urls"
     browser = Client(enforce_csrf_checks=True)

@@ -5,7 +5,7 @@ import logging
 import pytest
 from django.test import Client
 
-from .factories import key_header, make_api_client
+from tests.factories import key_header, make_api_client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("api.tests.urls")]
 

@@ -34,7 +34,6 @@ import functools
 import json
 import re
 import uuid
-from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -51,19 +50,19 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.config._checks import POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES
 from schemathesis.core.parameters import ParameterLocation
 
-from accounts.tests.factories import BranchFactory
 from api import scopes
 from api.limits import MAX_JSON_DEPTH
 from api.models import ApiClient
 from api.principal import ApiPrincipal
 from config.celery import app as celery_app
-from loans.tests.factories import make_loan
 from mandates import services as mandate_services
 from mandates.models import ScheduledPresentation
-from mandates.tests.factories import active_mandate, actors
 from payments.services import PaymentInput, payment_ingest
-
-from .factories import key_header, make_api_client
+from tests.factories import (
+    active_mandate,
+    key_header,
+    make_api_client,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -124,7 +123,7 @@ CONFIG = {
     ],
 }
 
-# The seeded rows' values by the name requests use for them; filled by the ``world``
+# The seeded rows' values by the name requests use for them; filled by the ``fuzz_key``
 # fixture of the running test and read when a case is drawn.
 SEEDED: dict[str, str] = {}
 # How the running test's client authenticates (the stateful machine reads it).
@@ -212,14 +211,13 @@ def before_generate_case(context, strategy):
 
 
 @pytest.fixture
-def world():
-    """A branch with a loan under an active mandate whose first debit was presented to
-    the sandbox partner, a payment on the loan, and a client that may do everything:
-    the client's key."""
-    branch = BranchFactory()
-    people = actors(branch)
-    loan = make_loan(branch=branch, disbursed_on=date(2026, 10, 1), tenure_months=12)
-    mandate = active_mandate(loan, people)
+def fuzz_key(world):
+    """The loan of the shared world's ``own`` branch under an active mandate whose first
+    debit was presented to the sandbox partner, a payment on the loan, and a client that
+    may do everything: the client's key."""
+    branch = world.branches["own"]
+    loan = world.loans["own"]
+    mandate = active_mandate(loan, world.people)
     first = ScheduledPresentation.objects.filter(mandate=mandate).order_by("due_date").first()
     mandate_services.mandates_present_due(run_date=first.presentation_date)
     first.refresh_from_db()
@@ -276,7 +274,7 @@ def no_tasks_left_behind():
 @schema.parametrize()
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # one world for all cases
 def test_every_operation_answers_as_documented(
-    case, world, in_test_transaction, no_tasks_left_behind
+    case, fuzz_key, in_test_transaction, no_tasks_left_behind
 ):
     with_fresh_idempotency_key(case)
     case.call_and_validate(headers=CALLER["headers"])
@@ -299,7 +297,7 @@ def test_the_fuzzed_schema_is_the_served_one(client):
 
 
 class ApiWorkflow(schema.as_state_machine()):
-    """Sequences of calls along the schema's links, as the client of ``world``."""
+    """Sequences of calls along the schema's links, as the client of ``fuzz_key``."""
 
     def before_call(self, case):
         with_seeded_rows(case)
@@ -320,7 +318,7 @@ class ApiWorkflow(schema.as_state_machine()):
 
 
 def test_sequences_along_the_links_answer_as_documented(
-    world, in_test_transaction, no_tasks_left_behind
+    fuzz_key, in_test_transaction, no_tasks_left_behind
 ):
     ApiWorkflow.run(
         settings=settings(
@@ -373,7 +371,7 @@ def _send(client, method: str, path: str, body: bytes):
 
 
 @pytest.mark.parametrize(("method", "path"), write_operations())
-def test_a_body_over_the_size_limit_is_a_413_on_every_write(client, world, method, path):
+def test_a_body_over_the_size_limit_is_a_413_on_every_write(client, fuzz_key, method, path):
     body = b'{"items": ["' + b"x" * (settings_module.DATA_UPLOAD_MAX_MEMORY_SIZE + 1) + b'"]}'
     response = _send(client, method, path, body)
     assert response.status_code == 413, response.content[:300]
@@ -383,7 +381,7 @@ def test_a_body_over_the_size_limit_is_a_413_on_every_write(client, world, metho
 
 @pytest.mark.parametrize(("method", "path"), write_operations())
 @pytest.mark.parametrize("depth", [100_000, MAX_JSON_DEPTH + 1])
-def test_a_deeply_nested_body_is_a_400_on_every_write(client, world, method, path, depth):
+def test_a_deeply_nested_body_is_a_400_on_every_write(client, fuzz_key, method, path, depth):
     response = _send(client, method, path, b"[" * depth + b"]" * depth)
     assert response.status_code == 400, response.content[:300]
     assert response["Content-Type"] == "application/json"

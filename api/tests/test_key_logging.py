@@ -27,15 +27,13 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.views.debug import ExceptionReporter
 
-from accounts.tests.factories import BranchFactory
 from api import scopes
 from api.keys import KEY_BRAND, PREFIX_LENGTH
 from api.services import api_client_deactivate, api_client_rotate_key
-from api.tests.factories import key_header, make_api_client
 from audit.models import AuditOutbox
 from dynamo import registry
 from dynamo.tests.faults import inject
-from loans.tests.factories import make_loan
+from tests.factories import BranchFactory, key_header, make_api_client, make_loan
 
 LOANS = "/api/v1/loans/"
 TRANSACTIONS = "/api/v1/transactions"

@@ -4,12 +4,16 @@ from decimal import Decimal
 
 import pytest
 
-from accounts.tests.factories import BranchFactory, branch_user
 from api import scopes
 from loans.models import LoanAccount
-from loans.tests.factories import LoanProductFactory, make_customer, make_loan
-
-from .factories import key_header, make_api_client
+from tests.factories import (
+    LoanProductFactory,
+    UserFactory,
+    key_header,
+    make_api_client,
+    make_customer,
+    make_loan,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -17,17 +21,18 @@ LOANS = "/api/v1/loans/"
 
 
 @pytest.fixture
-def world():
-    pune, thane, chennai = BranchFactory(), BranchFactory(), BranchFactory()
+def loan_book(world):
+    """The shared world's branches and loans, and a gold loan at ``pune``."""
+    pune, thane, chennai = (world.branches[where] for where in ("own", "near", "far"))
     gold = LoanProductFactory(code="GOLD", name="Gold loan", min_tenure_months=3)
     return {
         "pune": pune,
         "thane": thane,
         "chennai": chennai,
-        "pune_loan": make_loan(branch=pune),
+        "pune_loan": world.loans["own"],
         "pune_gold": make_loan(branch=pune, product=gold, tenure_months=6),
-        "thane_loan": make_loan(branch=thane),
-        "chennai_loan": make_loan(branch=chennai),
+        "thane_loan": world.loans["near"],
+        "chennai_loan": world.loans["far"],
     }
 
 
@@ -36,43 +41,43 @@ def _numbers(response):
     return {row["loan_number"] for row in response.json()["results"]}
 
 
-def test_a_client_sees_the_loans_of_its_branches_only(client, world):
-    _, raw_key = make_api_client(branches=[world["pune"], world["thane"]])
+def test_a_client_sees_the_loans_of_its_branches_only(client, loan_book):
+    _, raw_key = make_api_client(branches=[loan_book["pune"], loan_book["thane"]])
     seen = _numbers(client.get(LOANS, **key_header(raw_key)))
-    assert seen == {world[n].loan_number for n in ("pune_loan", "pune_gold", "thane_loan")}
-    own = client.get(LOANS + world["thane_loan"].loan_number, **key_header(raw_key))
+    assert seen == {loan_book[n].loan_number for n in ("pune_loan", "pune_gold", "thane_loan")}
+    own = client.get(LOANS + loan_book["thane_loan"].loan_number, **key_header(raw_key))
     assert own.status_code == 200
-    other = client.get(LOANS + world["chennai_loan"].loan_number, **key_header(raw_key))
+    other = client.get(LOANS + loan_book["chennai_loan"].loan_number, **key_header(raw_key))
     assert other.status_code == 404
     assert other.json()["error"]["code"] == "not_found"
 
 
-def test_a_client_with_all_branches_sees_every_loan(client, world):
+def test_a_client_with_all_branches_sees_every_loan(client, loan_book):
     _, raw_key = make_api_client(all_branches=True)
     assert _numbers(client.get(LOANS, **key_header(raw_key))) == set(
         LoanAccount.objects.values_list("loan_number", flat=True)
     )
-    other = client.get(LOANS + world["chennai_loan"].loan_number, **key_header(raw_key))
+    other = client.get(LOANS + loan_book["chennai_loan"].loan_number, **key_header(raw_key))
     assert other.status_code == 200
 
 
-def test_staff_sessions_are_scoped_by_their_place_in_the_hierarchy(client, world):
-    client.force_login(branch_user(world["chennai"]))
-    assert _numbers(client.get(LOANS)) == {world["chennai_loan"].loan_number}
-    assert client.get(LOANS + world["pune_loan"].loan_number).status_code == 404
+def test_staff_sessions_are_scoped_by_their_place_in_the_hierarchy(client, loan_book):
+    client.force_login(UserFactory(role="Branch Staff", home_branch=loan_book["chennai"]))
+    assert _numbers(client.get(LOANS)) == {loan_book["chennai_loan"].loan_number}
+    assert client.get(LOANS + loan_book["pune_loan"].loan_number).status_code == 404
 
 
-def test_filters_by_branch_status_and_product_code(client, world):
+def test_filters_by_branch_status_and_product_code(client, loan_book):
     _, raw_key = make_api_client(all_branches=True)
     auth = key_header(raw_key)
-    pune = {world["pune_loan"].loan_number, world["pune_gold"].loan_number}
-    assert _numbers(client.get(LOANS, {"branch": world["pune"].code}, **auth)) == pune
+    pune = {loan_book["pune_loan"].loan_number, loan_book["pune_gold"].loan_number}
+    assert _numbers(client.get(LOANS, {"branch": loan_book["pune"].code}, **auth)) == pune
     assert _numbers(client.get(LOANS, {"product": "GOLD"}, **auth)) == {
-        world["pune_gold"].loan_number
+        loan_book["pune_gold"].loan_number
     }
-    LoanAccount.objects.filter(pk=world["thane_loan"].pk).update(status="CLOSED")
+    LoanAccount.objects.filter(pk=loan_book["thane_loan"].pk).update(status="CLOSED")
     assert _numbers(client.get(LOANS, {"status": "CLOSED"}, **auth)) == {
-        world["thane_loan"].loan_number
+        loan_book["thane_loan"].loan_number
     }
     bad = client.get(LOANS, {"status": "NOPE"}, **auth)
     assert bad.status_code == 400
@@ -100,7 +105,7 @@ def test_a_loan_shows_amounts_as_two_decimal_strings_and_no_pii(client):
         assert pii not in text
 
 
-def test_lists_are_paginated_by_page_number(client, world):
+def test_lists_are_paginated_by_page_number(client, loan_book):
     _, raw_key = make_api_client(all_branches=True)
     page = client.get(LOANS, {"page_size": 2}, **key_header(raw_key)).json()
     assert page["count"] == 4 and len(page["results"]) == 2 and page["next"]
@@ -111,19 +116,19 @@ def test_lists_are_paginated_by_page_number(client, world):
     assert beyond.status_code == 404 and beyond.json()["error"]["code"] == "not_found"
 
 
-def test_the_list_costs_a_fixed_number_of_queries(client, world, django_assert_num_queries):
-    _, raw_key = make_api_client(branches=[world["pune"], world["thane"]])
+def test_the_list_costs_a_fixed_number_of_queries(client, loan_book, django_assert_num_queries):
+    _, raw_key = make_api_client(branches=[loan_book["pune"], loan_book["thane"]])
     client.get(LOANS, **key_header(raw_key))  # records last use
     for _ in range(5):
-        make_loan(branch=world["pune"])
+        make_loan(branch=loan_book["pune"])
     # the client by key prefix, its branches, the count, the page
     with django_assert_num_queries(4):
         response = client.get(LOANS, **key_header(raw_key))
     assert len(response.json()["results"]) == 8
 
 
-def test_a_client_of_a_banking_partner_needs_loans_read_too(client, world):
-    from loans.tests.factories import BankingPartnerFactory
+def test_a_client_of_a_banking_partner_needs_loans_read_too(client, loan_book):
+    from tests.factories import BankingPartnerFactory
 
     _, raw_key = make_api_client(
         kind="BANKING_PARTNER",
@@ -134,7 +139,7 @@ def test_a_client_of_a_banking_partner_needs_loans_read_too(client, world):
     assert client.get(LOANS, **key_header(raw_key)).status_code == 403
 
 
-def test_a_loan_number_postgres_cannot_compare_is_a_404_not_a_server_error(client, world):
+def test_a_loan_number_postgres_cannot_compare_is_a_404_not_a_server_error(client, loan_book):
     _, raw_key = make_api_client(all_branches=True)
     for number in ("LN%00", "LN%C3%A9", "LN 1"):
         response = client.get(LOANS + number, **key_header(raw_key))
@@ -143,7 +148,7 @@ def test_a_loan_number_postgres_cannot_compare_is_a_404_not_a_server_error(clien
 
 
 @pytest.mark.parametrize("size", ["null", "\u0661", "0", ""])
-def test_a_page_size_that_is_not_a_whole_number_is_a_400(client, world, size):
+def test_a_page_size_that_is_not_a_whole_number_is_a_400(client, loan_book, size):
     _, raw_key = make_api_client(all_branches=True)
     response = client.get(LOANS, {"page_size": size}, **key_header(raw_key))
     assert response.status_code == 400, response.content
@@ -151,7 +156,7 @@ def test_a_page_size_that_is_not_a_whole_number_is_a_400(client, world, size):
     assert error["code"] == "invalid" and list(error["fields"]) == ["page_size"]
 
 
-def test_the_next_link_names_the_page_size_once(client, world):
+def test_the_next_link_names_the_page_size_once(client, loan_book):
     _, raw_key = make_api_client(all_branches=True)
     twice = client.get(f"{LOANS}?page_size=1&page_size=1", **key_header(raw_key))
     assert twice.status_code == 400
@@ -160,7 +165,7 @@ def test_the_next_link_names_the_page_size_once(client, world):
     assert client.get(page["next"], **key_header(raw_key)).status_code == 200
 
 
-def test_a_page_number_in_other_digits_is_no_page(client, world):
+def test_a_page_number_in_other_digits_is_no_page(client, loan_book):
     _, raw_key = make_api_client(all_branches=True)
     response = client.get(LOANS, {"page": "\u0661"}, **key_header(raw_key))
     assert response.status_code == 404

@@ -5,12 +5,10 @@ from django.core.exceptions import ImproperlyConfigured
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 
-from accounts.tests.factories import BranchFactory, UserFactory, branch_user
 from api import scopes
 from api.permissions import HasScope
 from api.principal import ApiPrincipal
-
-from .factories import key_header, make_api_client
+from tests.factories import BranchFactory, UserFactory, key_header, make_api_client
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +42,9 @@ def test_a_client_with_the_scope_is_allowed(client):
 
 def test_a_staff_user_needs_the_model_permission_not_a_scope(client):
     branch = BranchFactory()
-    client.force_login(branch_user(branch, role="Branch Staff"))  # has loans.view_loanaccount
+    client.force_login(
+        UserFactory(role="Branch Staff", home_branch=branch)
+    )  # has loans.view_loanaccount
     assert client.get(LOANS).status_code == 200
     client.force_login(UserFactory())  # head office, but no role: no permission
     response = client.get(LOANS)

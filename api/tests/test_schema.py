@@ -7,9 +7,7 @@ import yaml
 from django.contrib.staticfiles import finders
 from django.core.management import call_command
 
-from accounts.tests.factories import UserFactory
-
-from .factories import key_header, make_api_client
+from tests.factories import UserFactory, key_header, make_api_client
 
 pytestmark = pytest.mark.django_db
 

@@ -4,10 +4,8 @@ import pytest
 
 from accounts.models import Branch
 from accounts.scoping import scope_queryset, sees_everything, visible_branch_ids
-from accounts.tests.factories import BranchFactory
 from api.principal import ApiPrincipal
-
-from .factories import make_api_client
+from tests.factories import BranchFactory, make_api_client
 
 pytestmark = pytest.mark.django_db
 

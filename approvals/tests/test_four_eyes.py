@@ -10,18 +10,15 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from accounts.tests.factories import BranchFactory, UserFactory, branch_user
 from approvals.exceptions import MakerCannotCheck
 from approvals.models import ApprovalRequest, SubjectContribution
 from approvals.selectors import approval_requests_waiting, inbox_entries
 from approvals.services import approval_decide, subject_of
 from loans.models import LoanAccount, LoanCharge
 from loans.services import loan_charge_raise, loan_charge_waiver_request
-from loans.tests.factories import make_loan
 from mandates.services import mandate_stop_request
-from mandates.tests.factories import active_mandate, actors
 from payments.services import payment_ingest, payment_reversal_request, payments_post_due
-from payments.tests.factories import head_office, payment
+from tests.factories import BranchFactory, UserFactory, active_mandate, actors, make_loan, payment
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +28,7 @@ def _reversal(branch):
     txn_id = payment_ingest(
         payment=payment(loan, amount="5000.00"),
         idempotency_key=f"four-eyes-{loan.pk}",
-        principal=head_office(),
+        principal=UserFactory(is_superuser=True),
         source="test",
     ).body["txn_id"]
     payments_post_due()
@@ -139,5 +136,5 @@ def test_a_branch_manager_request_is_decided_by_the_checker_role():
     """The usual makers and checkers are unchanged: a branch manager asks, Finance decides."""
     branch = BranchFactory()
     ask, checker = _reversal(branch)
-    request = ask(branch_user(branch, role="Branch Manager"))
+    request = ask(UserFactory(role="Branch Manager", home_branch=branch))
     approval_decide(request_id=request.pk, approve=True, actor=checker(), remarks="ok")

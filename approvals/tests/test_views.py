@@ -9,15 +9,13 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
-from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory, branch_user
 from approvals.models import ApprovalRequest
 from approvals.selectors import InboxEntry, inbox_count, inbox_entries, register_inbox_source
 from audit.models import AuditOutbox
 from audit.services import audit_relay_pending
-from loans.tests.factories import make_loan
 from payments.models import Posting
 from payments.services import payment_ingest, payment_reversal_request, payments_post_due
-from payments.tests.factories import head_office, payment
+from tests.factories import AreaFactory, BranchFactory, UserFactory, make_loan, payment
 
 pytestmark = pytest.mark.django_db
 
@@ -42,11 +40,11 @@ def reversal():
     txn_id = payment_ingest(
         payment=payment(loan, amount="5000.00"),
         idempotency_key=f"k-{time.time_ns()}",
-        principal=head_office(),
+        principal=UserFactory(is_superuser=True),
         source="test",
     ).body["txn_id"]
     payments_post_due()
-    manager = branch_user(branch, role="Branch Manager")
+    manager = UserFactory(role="Branch Manager", home_branch=branch)
     request = payment_reversal_request(txn_id=txn_id, reason="Cheque bounced", actor=manager)
     return {
         "branch": branch,
@@ -81,7 +79,10 @@ def test_inbox_shows_finance_the_reversal_but_not_the_maker_nor_branch_staff(rev
     assert 'id="site-name"' in html  # the admin's look
     assert "Approvals (1)" in html  # the header's link counts it
 
-    for user in (reversal["manager"], branch_user(reversal["branch"])):
+    for user in (
+        reversal["manager"],
+        UserFactory(role="Branch Staff", home_branch=reversal["branch"]),
+    ):
         response = logged_in(user).get(INBOX)
         assert response.status_code == 200
         assert response.context["entries"] == []
@@ -199,7 +200,7 @@ def test_the_maker_and_users_without_the_checker_permission_are_refused(reversal
     maker = logged_in(reversal["manager"])
     response = maker.post(decide_url(request), {"decision": "approve"}, follow=True)
     assert messages_of(response) == ["You made this request; another person must approve it."]
-    other_manager = logged_in(branch_user(reversal["branch"], role="Branch Manager"))
+    other_manager = logged_in(UserFactory(role="Branch Manager", home_branch=reversal["branch"]))
     response = other_manager.post(decide_url(request), {"decision": "approve"}, follow=True)
     assert messages_of(response) == ["You may not approve this kind of request."]
     request.refresh_from_db()
@@ -215,7 +216,7 @@ def test_a_request_outside_the_users_scope_is_not_found(reversal):
     request.refresh_from_db()
     assert request.status == "PENDING"
     # in scope but neither maker, viewer nor checker: refused
-    staff = logged_in(branch_user(reversal["branch"]))
+    staff = logged_in(UserFactory(role="Branch Staff", home_branch=reversal["branch"]))
     assert staff.get(detail_url(request)).status_code == 403
 
 
@@ -288,7 +289,7 @@ def _another_reversal(reversal) -> ApprovalRequest:
     txn_id = payment_ingest(
         payment=payment(reversal["loan"], amount="700.00"),
         idempotency_key=f"k-{time.time_ns()}",
-        principal=head_office(),
+        principal=UserFactory(is_superuser=True),
         source="test",
     ).body["txn_id"]
     payments_post_due()

@@ -13,8 +13,8 @@ from audit.models import AuditOutbox
 from audit.services import audit_record, audit_relay_pending
 from audit.tracking import entity_for
 from dynamo import registry
+from tests.factories import AreaFactory, BranchFactory, UserFactory
 
-from .factories import AreaFactory, BranchFactory, UserFactory
 from .test_services import closed_port
 
 pytestmark = pytest.mark.django_db

@@ -15,8 +15,7 @@ from audit.selectors import (
     audit_events_for_entity,
 )
 from audit.services import audit_record, audit_relay_pending
-
-from .factories import BranchFactory, UserFactory
+from tests.factories import BranchFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,7 @@ from audit.exceptions import AuditStoreUnavailable
 from audit.models import AuditOutbox
 from audit.services import audit_outbox_purge, audit_record, audit_relay_pending, event_item
 from dynamo.connection import boto3_client
-
-from .factories import UserFactory
+from tests.factories import UserFactory
 
 
 def record_events(n: int) -> list[AuditOutbox]:

@@ -14,8 +14,7 @@ from audit.models import AuditOutbox
 from audit.services import audit_record
 from audit.tracking import entity_for, track
 from core.context import acting_as
-
-from .factories import AreaFactory, BranchFactory, UserFactory
+from tests.factories import PASSWORD, AreaFactory, BranchFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +118,7 @@ def test_a_login_stamp_alone_is_no_event(client):
     user = UserFactory(is_staff=True)
     before = len(events_of(user))
     response = client.post(
-        "/admin/login/?next=/admin/", {"username": user.username, "password": "Str0ng-pass-2026"}
+        "/admin/login/?next=/admin/", {"username": user.username, "password": PASSWORD}
     )
     assert response.status_code == 302
     user.refresh_from_db()

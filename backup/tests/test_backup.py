@@ -28,12 +28,11 @@ from backup.dynamodb import file_sha256
 from backup.services import environment_verify
 from dynamo import registry, tables
 from dynamo.connection import boto3_client
-from loans.tests.factories import make_loan
 from payments.ddb_models import TransactionItem
 from payments.models import Posting
 from payments.services import payment_ingest, payments_post_due
-from payments.tests.factories import head_office, payment
 from sessions_ddb.backend import SessionStore
+from tests.factories import UserFactory, make_loan, payment
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION = "-c TimeZone=UTC -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c extra_float_digits=3"
@@ -49,7 +48,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def business_data():
     """Loans with schedules, payments ingested and posted (transactions, keys, queue items,
     postings, receipts), audit events relayed to DynamoDB, a web session."""
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     loans = [make_loan() for _ in range(3)]
     for n, loan in enumerate(loans):
         for i in range(2):

@@ -7,7 +7,6 @@ import pytest
 from django import forms
 
 from accounts.models import Branch
-from accounts.tests.factories import BranchFactory
 from core.forms import (
     NON_ASCII_MESSAGE,
     AsciiDateField,
@@ -15,6 +14,7 @@ from core.forms import (
     AsciiIntegerField,
     AsciiModelChoiceField,
 )
+from tests.factories import BranchFactory
 
 ARABIC_INDIC_1500 = "\u0661\u0665\u0660\u0660"
 FULL_WIDTH_1500 = "\uff11\uff15\uff10\uff10"

@@ -11,9 +11,8 @@ from django.utils import timezone
 from audit.models import AuditOutbox
 from core.models import StatusChange
 from core.workflow import InvalidTransition, NotAllowed, require_permission, transition
-from mandates.tests.factories import draft_mandate
 from reconciliation.models import Dbs, Dcr
-from reconciliation.tests.factories import branch_with_loan, days_ago, manager, staff
+from tests.factories import UserFactory, branch_with_loan, days_ago, draft_mandate
 
 
 def _dcr():
@@ -24,7 +23,7 @@ def _dcr():
 @pytest.mark.django_db
 def test_an_allowed_move_sets_the_declared_fields_and_writes_history_and_audit():
     dcr, _ = _dcr()
-    actor = manager(dcr.branch)
+    actor = UserFactory(role="Branch Manager", home_branch=dcr.branch)
 
     transition(dcr, Dcr.Status.SUBMITTED, actor=actor, remarks="figures checked")
 
@@ -44,7 +43,7 @@ def test_a_decision_records_the_checker_and_the_remarks():
     dcr, _ = _dcr()
     Dcr.objects.filter(pk=dcr.pk).update(status=Dcr.Status.SUBMITTED)
     dcr.refresh_from_db()
-    checker = manager(dcr.branch)
+    checker = UserFactory(role="Branch Manager", home_branch=dcr.branch)
 
     transition(dcr, Dcr.Status.RETURNED, actor=checker, remarks="cash short")
 
@@ -58,7 +57,11 @@ def test_a_refused_move_changes_nothing_and_says_why():
     dcr, _ = _dcr()
 
     with pytest.raises(InvalidTransition) as refused:
-        transition(dcr, Dcr.Status.APPROVED, actor=manager(dcr.branch))
+        transition(
+            dcr,
+            Dcr.Status.APPROVED,
+            actor=UserFactory(role="Branch Manager", home_branch=dcr.branch),
+        )
 
     assert (refused.value.code, refused.value.status) == ("invalid_transition", 409)
     assert str(refused.value) == f"{dcr} is draft: it cannot be approved."
@@ -71,7 +74,7 @@ def test_a_refused_move_changes_nothing_and_says_why():
 @pytest.mark.django_db
 def test_a_model_words_its_own_refusal():
     branch, loan = branch_with_loan()
-    mandate = draft_mandate(loan, staff(branch))
+    mandate = draft_mandate(loan, UserFactory(role="Branch Staff", home_branch=branch))
 
     with pytest.raises(InvalidTransition) as refused:
         transition(mandate, "ACTIVE", actor=None)
@@ -84,11 +87,19 @@ def test_require_permission_refuses_with_not_allowed():
     branch, _ = branch_with_loan()
 
     with pytest.raises(NotAllowed) as refused:
-        require_permission(staff(branch), "reconciliation.approve_dcr", "You may not approve DCRs.")
+        require_permission(
+            UserFactory(role="Branch Staff", home_branch=branch),
+            "reconciliation.approve_dcr",
+            "You may not approve DCRs.",
+        )
 
     assert (refused.value.code, refused.value.status) == ("not_allowed", 403)
     assert str(refused.value) == "You may not approve DCRs."
-    require_permission(manager(branch), "reconciliation.submit_dcr", "unused")  # allowed
+    require_permission(
+        UserFactory(role="Branch Manager", home_branch=branch),
+        "reconciliation.submit_dcr",
+        "unused",
+    )  # allowed
 
 
 BEFORE = [("mandates", "0003_plural_names"), ("reconciliation", "0002_statement_content_hash")]
@@ -97,10 +108,12 @@ BEFORE = [("mandates", "0003_plural_names"), ("reconciliation", "0002_statement_
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_moves_the_three_old_histories_into_status_change():
     branch, loan = branch_with_loan()
-    mandate = draft_mandate(loan, staff(branch))  # its "created" row goes back and forth too
+    mandate = draft_mandate(
+        loan, UserFactory(role="Branch Staff", home_branch=branch)
+    )  # its "created" row goes back and forth too
     dcr = Dcr.objects.create(branch=branch, business_date=days_ago(1))
     dbs = Dbs.objects.create(branch=branch, business_date=days_ago(1))
-    actor = manager(branch)
+    actor = UserFactory(role="Branch Manager", home_branch=branch)
     then = timezone.now() - datetime.timedelta(days=400)
 
     executor = MigrationExecutor(connection)

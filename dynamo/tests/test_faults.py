@@ -4,18 +4,20 @@ with backoff; nothing is lost and nothing is written twice."""
 import pytest
 
 from dynamo.tests.faults import inject
-from loans.tests.factories import make_loan
 from payments.ddb_models import DedupItem, QueueItem, TransactionItem
 from payments.exceptions import StoreUnavailable
 from payments.services import payment_ingest
-from payments.tests.factories import head_office, payment
+from tests.factories import UserFactory, make_loan, payment
 
 pytestmark = pytest.mark.django_db
 
 
 def _ingest(loan, key="fault-key-1"):
     return payment_ingest(
-        payment=payment(loan), idempotency_key=key, principal=head_office(), source="test"
+        payment=payment(loan),
+        idempotency_key=key,
+        principal=UserFactory(is_superuser=True),
+        source="test",
     )
 
 

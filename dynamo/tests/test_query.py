@@ -13,7 +13,7 @@ from reconciliation.exceptions import StoreUnavailable
 from reconciliation.models import Dcr
 from reconciliation.selectors import branch_day_figures
 from reconciliation.services import dcr_build_many
-from reconciliation.tests.factories import branch_with_loan, days_ago, pay
+from tests.factories import branch_with_loan, days_ago, pay
 
 pytestmark = pytest.mark.django_db
 

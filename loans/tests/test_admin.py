@@ -6,21 +6,22 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import User
-from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory, branch_user
 from loans.models import CoBorrower, Customer, CustomerBankAccount, LoanAccount
-from loans.tests.factories import LoanProductFactory, make_customer, make_loan
+from tests.factories import (
+    BranchFactory,
+    LoanProductFactory,
+    UserFactory,
+    make_customer,
+    make_loan,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world():
-    area = AreaFactory()
-    own, other = BranchFactory(area=area), BranchFactory()
-    sibling = BranchFactory(area=area)
-    own_loan, other_loan = make_loan(branch=own), make_loan(branch=other)
-    sibling_loan = make_loan(branch=sibling)
-    for loan in (own_loan, other_loan, sibling_loan):
+def branch_loans(world):
+    """The shared world's loans, each with a co-borrower and a bank account."""
+    for loan in world.loans.values():
         CoBorrower.objects.create(
             loan=loan, customer=make_customer(branch=loan.branch), relationship="SPOUSE"
         )
@@ -32,13 +33,13 @@ def world():
             ifsc="HDFC0001234",
         )
     return {
-        "own": own,
-        "other": other,
-        "sibling": sibling,
-        "area": area,
-        "own_loan": own_loan,
-        "other_loan": other_loan,
-        "sibling_loan": sibling_loan,
+        "own": world.branches["own"],
+        "other": world.branches["far"],
+        "sibling": world.branches["near"],
+        "area": world.branches["own"].area,
+        "own_loan": world.loans["own"],
+        "other_loan": world.loans["far"],
+        "sibling_loan": world.loans["near"],
     }
 
 
@@ -62,11 +63,11 @@ def _changelist_ids(client, model_name):
 @pytest.mark.parametrize(
     "model_name", ["loanaccount", "customer", "coborrower", "customerbankaccount", "instalment"]
 )
-def test_branch_staff_changelist_shows_only_their_branch(client, world, model_name):
-    client.force_login(branch_user(world["own"]))
+def test_branch_staff_changelist_shows_only_their_branch(client, branch_loans, model_name):
+    client.force_login(UserFactory(role="Branch Staff", home_branch=branch_loans["own"]))
     shown = _changelist_ids(client, model_name)
-    own = _objects(world["own_loan"])[model_name]
-    other = _objects(world["other_loan"])[model_name]
+    own = _objects(branch_loans["own_loan"])[model_name]
+    other = _objects(branch_loans["other_loan"])[model_name]
     assert own.pk in shown
     assert other.pk not in shown
 
@@ -74,10 +75,10 @@ def test_branch_staff_changelist_shows_only_their_branch(client, world, model_na
 @pytest.mark.parametrize(
     "model_name", ["loanaccount", "customer", "coborrower", "customerbankaccount", "instalment"]
 )
-def test_branch_staff_cannot_open_another_branchs_object(client, world, model_name):
-    client.force_login(branch_user(world["own"]))
-    own = _objects(world["own_loan"])[model_name]
-    other = _objects(world["other_loan"])[model_name]
+def test_branch_staff_cannot_open_another_branchs_object(client, branch_loans, model_name):
+    client.force_login(UserFactory(role="Branch Staff", home_branch=branch_loans["own"]))
+    own = _objects(branch_loans["own_loan"])[model_name]
+    other = _objects(branch_loans["other_loan"])[model_name]
     assert client.get(reverse(f"admin:loans_{model_name}_change", args=[own.pk])).status_code == 200
     response = client.get(reverse(f"admin:loans_{model_name}_change", args=[other.pk]))
     assert response.status_code == 302  # "doesn't exist", back to the admin index
@@ -85,13 +86,18 @@ def test_branch_staff_cannot_open_another_branchs_object(client, world, model_na
     assert history.status_code in (302, 404)
 
 
-def test_branch_staff_cannot_change_another_branchs_customer_by_post(client, world):
-    client.force_login(branch_user(world["own"]))
-    other = world["other_loan"].customer
+def test_branch_staff_cannot_change_another_branchs_customer_by_post(client, branch_loans):
+    client.force_login(UserFactory(role="Branch Staff", home_branch=branch_loans["own"]))
+    other = branch_loans["other_loan"].customer
     url = reverse("admin:loans_customer_change", args=[other.pk])
     response = client.post(
         url,
-        {"name": "Hijacked", "mobile": other.mobile, "pan": other.pan, "branch": world["own"].pk},
+        {
+            "name": "Hijacked",
+            "mobile": other.mobile,
+            "pan": other.pan,
+            "branch": branch_loans["own"].pk,
+        },
     )
     assert response.status_code == 302
     other.refresh_from_db()
@@ -102,34 +108,38 @@ def test_branch_staff_cannot_change_another_branchs_customer_by_post(client, wor
     ("model_name", "field_name", "target"),
     [("loanaccount", "customer", "customer"), ("coborrower", "loan", "loanaccount")],
 )
-def test_autocomplete_offers_only_the_users_branch(client, world, model_name, field_name, target):
-    client.force_login(branch_user(world["own"]))
+def test_autocomplete_offers_only_the_users_branch(
+    client, branch_loans, model_name, field_name, target
+):
+    client.force_login(UserFactory(role="Branch Staff", home_branch=branch_loans["own"]))
     response = client.get(
         reverse("admin:autocomplete"),
         {"app_label": "loans", "model_name": model_name, "field_name": field_name, "term": ""},
     )
     assert response.status_code == 200
     ids = {int(r["id"]) for r in response.json()["results"]}
-    own = _objects(world["own_loan"])[target]
-    other = _objects(world["other_loan"])[target]
+    own = _objects(branch_loans["own_loan"])[target]
+    other = _objects(branch_loans["other_loan"])[target]
     assert own.pk in ids
     assert other.pk not in ids
 
 
-def test_area_manager_sees_the_branches_of_their_area(client, world):
-    manager = UserFactory(level=User.Level.AREA, home_area=world["area"], role="Area Manager")
+def test_area_manager_sees_the_branches_of_their_area(client, branch_loans):
+    manager = UserFactory(
+        level=User.Level.AREA, home_area=branch_loans["area"], role="Area Manager"
+    )
     client.force_login(manager)
     shown = _changelist_ids(client, "loanaccount")
-    assert {world["own_loan"].pk, world["sibling_loan"].pk} <= shown
-    assert world["other_loan"].pk not in shown
+    assert {branch_loans["own_loan"].pk, branch_loans["sibling_loan"].pk} <= shown
+    assert branch_loans["other_loan"].pk not in shown
 
 
-def test_auditor_sees_everything_and_changes_nothing(client, world):
-    auditor = UserFactory(role="Auditor", level=User.Level.BRANCH, home_branch=world["own"])
+def test_auditor_sees_everything_and_changes_nothing(client, branch_loans):
+    auditor = UserFactory(role="Auditor", level=User.Level.BRANCH, home_branch=branch_loans["own"])
     client.force_login(auditor)
     shown = _changelist_ids(client, "loanaccount")
-    assert {world["own_loan"].pk, world["other_loan"].pk} <= shown
-    url = reverse("admin:loans_customer_change", args=[world["other_loan"].customer.pk])
+    assert {branch_loans["own_loan"].pk, branch_loans["other_loan"].pk} <= shown
+    url = reverse("admin:loans_customer_change", args=[branch_loans["other_loan"].customer.pk])
     page = client.get(url)
     assert page.status_code == 200
     assert b'name="_save"' not in page.content  # read-only view
@@ -138,17 +148,17 @@ def test_auditor_sees_everything_and_changes_nothing(client, world):
     assert client.get(reverse("admin:loans_loanaccount_add")).status_code == 403
 
 
-def test_branch_staff_create_a_loan_with_its_schedule_from_the_admin(client, world):
-    staff = branch_user(world["own"])
+def test_branch_staff_create_a_loan_with_its_schedule_from_the_admin(client, branch_loans):
+    staff = UserFactory(role="Branch Staff", home_branch=branch_loans["own"])
     client.force_login(staff)
-    customer = make_customer(branch=world["own"])
+    customer = make_customer(branch=branch_loans["own"])
     product = LoanProductFactory()
     response = client.post(
         reverse("admin:loans_loanaccount_add"),
         {
             "customer": customer.pk,
             "product": product.pk,
-            "branch": world["own"].pk,
+            "branch": branch_loans["own"].pk,
             "sanctioned_amount": "150000.00",
             "disbursed_amount": "150000.00",
             "interest_rate": "",
@@ -174,14 +184,14 @@ def test_branch_staff_create_a_loan_with_its_schedule_from_the_admin(client, wor
     ],
 )
 def test_bad_loan_input_gets_a_field_message_and_saves_nothing(
-    client, world, field, value, message
+    client, branch_loans, field, value, message
 ):
-    client.force_login(branch_user(world["own"]))
-    customer = make_customer(branch=world["own"])
+    client.force_login(UserFactory(role="Branch Staff", home_branch=branch_loans["own"]))
+    customer = make_customer(branch=branch_loans["own"])
     data = {
         "customer": customer.pk,
         "product": LoanProductFactory().pk,
-        "branch": world["own"].pk,
+        "branch": branch_loans["own"].pk,
         "sanctioned_amount": "150000.00",
         "disbursed_amount": "100000.00",
         "tenure_months": "24",
@@ -197,15 +207,15 @@ def test_bad_loan_input_gets_a_field_message_and_saves_nothing(
     assert LoanAccount.objects.count() == before
 
 
-def test_branch_staff_cannot_book_a_loan_for_another_branchs_customer(client, world):
-    client.force_login(branch_user(world["own"]))
-    foreign = world["other_loan"].customer
+def test_branch_staff_cannot_book_a_loan_for_another_branchs_customer(client, branch_loans):
+    client.force_login(UserFactory(role="Branch Staff", home_branch=branch_loans["own"]))
+    foreign = branch_loans["other_loan"].customer
     response = client.post(
         reverse("admin:loans_loanaccount_add"),
         {
             "customer": foreign.pk,
             "product": LoanProductFactory().pk,
-            "branch": world["own"].pk,
+            "branch": branch_loans["own"].pk,
             "sanctioned_amount": "150000.00",
             "disbursed_amount": "100000.00",
             "tenure_months": "24",
@@ -215,42 +225,46 @@ def test_branch_staff_cannot_book_a_loan_for_another_branchs_customer(client, wo
     )
     assert response.status_code == 200
     assert "customer" in response.context["adminform"].form.errors
-    assert not LoanAccount.objects.filter(customer=foreign).exclude(pk=world["other_loan"].pk)
+    assert not LoanAccount.objects.filter(customer=foreign).exclude(
+        pk=branch_loans["other_loan"].pk
+    )
 
 
-def test_lists_show_pii_masked(client, world):
-    client.force_login(branch_user(world["own"]))
-    customer = world["own_loan"].customer
+def test_lists_show_pii_masked(client, branch_loans):
+    client.force_login(UserFactory(role="Branch Staff", home_branch=branch_loans["own"]))
+    customer = branch_loans["own_loan"].customer
     page = client.get(reverse("admin:loans_customer_changelist")).content.decode()
     assert customer.pan not in page
     assert customer.mobile not in page
     assert customer.pan[-4:] in page
 
 
-def test_customer_search_finds_by_exact_number_and_mobile(client, world):
-    client.force_login(branch_user(world["own"]))
-    customer = world["own_loan"].customer
+def test_customer_search_finds_by_exact_number_and_mobile(client, branch_loans):
+    client.force_login(UserFactory(role="Branch Staff", home_branch=branch_loans["own"]))
+    customer = branch_loans["own_loan"].customer
     url = reverse("admin:loans_customer_changelist")
     for term in (customer.customer_number, customer.mobile, customer.name[:6]):
         response = client.get(url, {"q": term})
         assert customer.pk in {c.pk for c in response.context["cl"].result_list}
-    response = client.get(url, {"q": world["other_loan"].customer.customer_number})
+    response = client.get(url, {"q": branch_loans["other_loan"].customer.customer_number})
     assert list(response.context["cl"].result_list) == []
 
 
 @pytest.mark.parametrize("query", [{}, {"status__exact": "ACTIVE"}, {"q": "LN0000000001"}])
 def test_loan_changelist_query_count_does_not_grow_with_rows(
-    client, world, django_assert_max_num_queries, query
+    client, branch_loans, django_assert_max_num_queries, query
 ):
     client.force_login(UserFactory(role="Auditor"))
     for _ in range(5):
-        make_loan(branch=world["own"])
+        make_loan(branch=branch_loans["own"])
     with django_assert_max_num_queries(12):
         response = client.get(reverse("admin:loans_loanaccount_changelist"), query)
     assert response.status_code == 200
 
 
-def test_loan_changelist_never_counts_the_whole_table(client, world, django_assert_num_queries):
+def test_loan_changelist_never_counts_the_whole_table(
+    client, branch_loans, django_assert_num_queries
+):
     client.force_login(UserFactory(role="Auditor"))
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
@@ -272,20 +286,24 @@ def _branch_choices(response) -> set[str]:
     return {label for _, label in branch_filter.lookup_choices}
 
 
-def test_the_branch_filter_offers_active_visible_branches_and_a_chosen_closed_one(client, world):
-    closed = BranchFactory(area=world["area"], is_active=False)
+def test_the_branch_filter_offers_active_visible_branches_and_a_chosen_closed_one(
+    client, branch_loans
+):
+    closed = BranchFactory(area=branch_loans["area"], is_active=False)
     closed_loan = make_loan(branch=closed)
-    manager = UserFactory(level=User.Level.AREA, home_area=world["area"], role="Area Manager")
+    manager = UserFactory(
+        level=User.Level.AREA, home_area=branch_loans["area"], role="Area Manager"
+    )
     client.force_login(manager)
     url = reverse("admin:loans_loanaccount_changelist")
 
     offered = _branch_choices(client.get(url))
-    assert offered == {str(world["own"]), str(world["sibling"])}  # not another area's
+    assert offered == {str(branch_loans["own"]), str(branch_loans["sibling"])}  # not another area's
 
     chosen = client.get(url, {"branch__id__exact": closed.pk})
     assert str(closed) in _branch_choices(chosen)
     assert [loan.pk for loan in chosen.context["cl"].result_list] == [closed_loan.pk]
     # another area's branch chosen by URL is neither offered nor shown
-    foreign = client.get(url, {"branch__id__exact": world["other"].pk})
-    assert str(world["other"]) not in _branch_choices(foreign)
+    foreign = client.get(url, {"branch__id__exact": branch_loans["other"].pk})
+    assert str(branch_loans["other"]) not in _branch_choices(foreign)
     assert list(foreign.context["cl"].result_list) == []

@@ -5,13 +5,12 @@ import json
 import pytest
 from django.urls import reverse
 
-from accounts.tests.factories import BranchFactory, branch_user
 from audit.ddb_models import AuditEventItem
 from audit.models import AuditOutbox
 from audit.selectors import audit_events_for_entity
 from audit.services import audit_relay_pending
 from loans.models import CoBorrower, Customer
-from loans.tests.factories import make_customer, make_loan
+from tests.factories import BranchFactory, UserFactory, make_customer, make_loan
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +21,7 @@ def _events(entity):
 
 def test_admin_create_change_delete_are_audited_with_actor_request_and_masked_pii(client):
     branch = BranchFactory()
-    staff = branch_user(branch, role="Branch Manager")
+    staff = UserFactory(role="Branch Manager", home_branch=branch)
     client.force_login(staff)
     form = {
         "name": "Ravi Iyer",
@@ -79,12 +78,12 @@ def test_admin_create_change_delete_are_audited_with_actor_request_and_masked_pi
 
 def test_history_page_of_a_loan_shows_its_audit_trail_and_is_scoped(client):
     loan = make_loan()
-    staff = branch_user(loan.branch)
+    staff = UserFactory(role="Branch Staff", home_branch=loan.branch)
     client.force_login(staff)
     audit_relay_pending()
     page = client.get(reverse("admin:loans_loanaccount_history", args=[loan.pk]))
     assert page.status_code == 200
     assert "create" in page.content.decode().lower()
-    outsider = branch_user(BranchFactory())
+    outsider = UserFactory(role="Branch Staff", home_branch=BranchFactory())
     client.force_login(outsider)
     assert client.get(reverse("admin:loans_loanaccount_history", args=[loan.pk])).status_code == 404

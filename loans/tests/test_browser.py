@@ -3,9 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from accounts.tests.factories import PASSWORD, BranchFactory, branch_user
 from loans.models import Customer, LoanAccount
-from loans.tests.factories import LoanProductFactory, make_loan
+from tests.factories import PASSWORD, BranchFactory, LoanProductFactory, UserFactory, make_loan
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -14,7 +13,7 @@ def test_branch_staff_create_a_customer_and_a_loan_and_cannot_open_another_branc
     live_server, page
 ):
     branch = BranchFactory(name="Pune Camp")
-    staff = branch_user(branch, username="staff.pune")
+    staff = UserFactory(role="Branch Staff", home_branch=branch, username="staff.pune")
     LoanProductFactory(code="MSME", name="Small business loan")
     foreign_loan = make_loan(branch=BranchFactory(name="Chennai"))
 

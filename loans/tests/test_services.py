@@ -4,9 +4,8 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
-from accounts.tests.factories import BranchFactory
 from loans.models import Instalment, LoanAccount
-from loans.tests.factories import LoanProductFactory, make_customer, make_loan
+from tests.factories import BranchFactory, LoanProductFactory, make_customer, make_loan
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,6 @@ the suspend/cancel request, executions from DynamoDB, bank holidays, the partner
 response file, and the charge waiver request on the loan charges list."""
 
 import re
-from datetime import date
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -12,10 +11,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
-from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory
 from approvals.models import ApprovalRequest
 from loans.models import LoanCharge
-from loans.tests.factories import BankingPartnerFactory, make_loan
 from mandates import services
 from mandates.models import (
     BankHoliday,
@@ -25,7 +22,13 @@ from mandates.models import (
     PresentationRun,
     ScheduledPresentation,
 )
-from mandates.tests.factories import active_mandate, actors, draft_mandate
+from tests.factories import (
+    BankingPartnerFactory,
+    UserFactory,
+    active_mandate,
+    actors,
+    draft_mandate,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -37,18 +40,16 @@ CHARGES = "/admin/loans/loancharge/"
 
 
 @pytest.fixture
-def world():
-    area = AreaFactory()
-    own, other = BranchFactory(area=area), BranchFactory()
-    loan = make_loan(branch=own, disbursed_on=date(2026, 10, 1), tenure_months=12)
-    other_loan = make_loan(branch=other, disbursed_on=date(2026, 10, 1), tenure_months=12)
+def mandate_world(world):
+    """The shared world seen from ``own`` and from ``other`` (far), with their people."""
+    own, other = world.branches["own"], world.branches["far"]
     return {
         "own": own,
         "other": other,
-        "area": area,
-        "loan": loan,
-        "other_loan": other_loan,
-        "people": actors(own),
+        "area": own.area,
+        "loan": world.loans["own"],
+        "other_loan": world.loans["far"],
+        "people": world.people,
         "other_people": actors(other),
     }
 
@@ -74,23 +75,25 @@ def presented(mandate):
 # --- The mandate list ---------------------------------------------------------------------
 
 
-def test_the_list_shows_the_users_branch_only_with_masked_account_numbers(world):
-    own = draft_mandate(world["loan"], world["people"]["staff"], account_number="123456789012")
-    foreign = draft_mandate(world["other_loan"], world["other_people"]["staff"])
-    client = logged_in(world["people"]["staff"])
+def test_the_list_shows_the_users_branch_only_with_masked_account_numbers(mandate_world):
+    own = draft_mandate(
+        mandate_world["loan"], mandate_world["people"]["staff"], account_number="123456789012"
+    )
+    foreign = draft_mandate(mandate_world["other_loan"], mandate_world["other_people"]["staff"])
+    client = logged_in(mandate_world["people"]["staff"])
     response = client.get(MANDATES)
     assert response.status_code == 200
     assert [m.pk for m in response.context["cl"].result_list] == [own.pk]
     html = response.content.decode()
     assert "XXXXXXXX9012" in html and "123456789012" not in html
-    assert world["other"].name not in html  # neither a row nor a branch filter choice
+    assert mandate_world["other"].name not in html  # neither a row nor a branch filter choice
     assert client.get(f"{MANDATES}{own.pk}/change/").status_code == 200
     assert client.get(f"{MANDATES}{foreign.pk}/change/").status_code == 302
 
 
-def test_the_list_costs_the_same_queries_for_one_or_many_mandates(world):
-    staff = world["people"]["staff"]
-    draft_mandate(world["loan"], staff)
+def test_the_list_costs_the_same_queries_for_one_or_many_mandates(mandate_world):
+    staff = mandate_world["people"]["staff"]
+    draft_mandate(mandate_world["loan"], staff)
     client = logged_in(staff)
     client.get(MANDATES)  # warm caches (content types, sessions)
 
@@ -101,15 +104,15 @@ def test_the_list_costs_the_same_queries_for_one_or_many_mandates(world):
 
     one = count()
     for n in range(4):
-        draft_mandate(world["loan"], staff, account_number=f"55544433322{n}")
+        draft_mandate(mandate_world["loan"], staff, account_number=f"55544433322{n}")
     assert count() == one
 
 
-def test_search_is_exact_by_loan_number_umrn_or_id(world):
-    mandate = active_mandate(world["loan"], world["people"])
-    other = draft_mandate(world["other_loan"], world["other_people"]["staff"])
-    client = logged_in(world["people"]["ops"])
-    by_loan = client.get(MANDATES, {"q": world["loan"].loan_number.lower()})
+def test_search_is_exact_by_loan_number_umrn_or_id(mandate_world):
+    mandate = active_mandate(mandate_world["loan"], mandate_world["people"])
+    other = draft_mandate(mandate_world["other_loan"], mandate_world["other_people"]["staff"])
+    client = logged_in(mandate_world["people"]["ops"])
+    by_loan = client.get(MANDATES, {"q": mandate_world["loan"].loan_number.lower()})
     assert [m.pk for m in by_loan.context["cl"].result_list] == [mandate.pk]
     by_umrn = client.get(MANDATES, {"q": mandate.umrn})
     assert [m.pk for m in by_umrn.context["cl"].result_list] == [mandate.pk]
@@ -118,13 +121,13 @@ def test_search_is_exact_by_loan_number_umrn_or_id(world):
     assert list(client.get(MANDATES, {"q": mandate.umrn[:8]}).context["cl"].result_list) == []
 
 
-def test_filters_by_status_and_branch(world):
-    active = active_mandate(world["loan"], world["people"])
-    draft = draft_mandate(world["other_loan"], world["other_people"]["staff"])
-    client = logged_in(world["people"]["ops"])
+def test_filters_by_status_and_branch(mandate_world):
+    active = active_mandate(mandate_world["loan"], mandate_world["people"])
+    draft = draft_mandate(mandate_world["other_loan"], mandate_world["other_people"]["staff"])
+    client = logged_in(mandate_world["people"]["ops"])
     by_status = client.get(MANDATES, {"status__exact": "ACTIVE"})
     assert [m.pk for m in by_status.context["cl"].result_list] == [active.pk]
-    by_branch = client.get(MANDATES, {"loan__branch__id__exact": world["other"].pk})
+    by_branch = client.get(MANDATES, {"loan__branch__id__exact": mandate_world["other"].pk})
     assert [m.pk for m in by_branch.context["cl"].result_list] == [draft.pk]
 
 
@@ -150,25 +153,29 @@ def _form(loan, **overrides):
     return data
 
 
-def test_adding_a_mandate_goes_through_the_service(world):
-    staff = world["people"]["staff"]
-    response = logged_in(staff).post(f"{MANDATES}add/", _form(world["loan"]))
+def test_adding_a_mandate_goes_through_the_service(mandate_world):
+    staff = mandate_world["people"]["staff"]
+    response = logged_in(staff).post(f"{MANDATES}add/", _form(mandate_world["loan"]))
     assert response.status_code == 302, response.context["adminform"].form.errors
     mandate = Mandate.objects.get()
-    assert (mandate.status, mandate.created_by, mandate.loan) == ("DRAFT", staff, world["loan"])
+    assert (mandate.status, mandate.created_by, mandate.loan) == (
+        "DRAFT",
+        staff,
+        mandate_world["loan"],
+    )
     move = mandate.transitions.get()
     assert (move.to_status, move.actor, move.remarks) == ("DRAFT", staff, "created")
 
 
-def test_the_payer_must_be_on_the_loan_and_the_loan_in_scope(world):
-    from loans.tests.factories import make_customer
+def test_the_payer_must_be_on_the_loan_and_the_loan_in_scope(mandate_world):
+    from tests.factories import make_customer
 
-    client = logged_in(world["people"]["staff"])
-    stranger = make_customer(branch=world["own"])
-    refused = client.post(f"{MANDATES}add/", _form(world["loan"], payer=stranger.pk))
+    client = logged_in(mandate_world["people"]["staff"])
+    stranger = make_customer(branch=mandate_world["own"])
+    refused = client.post(f"{MANDATES}add/", _form(mandate_world["loan"], payer=stranger.pk))
     assert refused.status_code == 200
     assert "payer" in refused.context["adminform"].form.errors
-    foreign = client.post(f"{MANDATES}add/", _form(world["other_loan"]))
+    foreign = client.post(f"{MANDATES}add/", _form(mandate_world["other_loan"]))
     assert "loan" in foreign.context["adminform"].form.errors
     assert not Mandate.objects.exists()
 
@@ -180,15 +187,19 @@ def _management(client, url) -> dict:
     return dict(re.findall(pattern, html))
 
 
-def test_a_draft_can_be_changed_but_not_once_submitted(world):
-    staff = world["people"]["staff"]
-    mandate = draft_mandate(world["loan"], staff)
+def test_a_draft_can_be_changed_but_not_once_submitted(mandate_world):
+    staff = mandate_world["people"]["staff"]
+    mandate = draft_mandate(mandate_world["loan"], staff)
     client = logged_in(staff)
     url = f"{MANDATES}{mandate.pk}/change/"
     changed = client.post(
         url,
         {
-            **_form(world["loan"], banking_partner=mandate.banking_partner_id, ifsc="SBIN0009999"),
+            **_form(
+                mandate_world["loan"],
+                banking_partner=mandate.banking_partner_id,
+                ifsc="SBIN0009999",
+            ),
             **_management(client, url),
         },
     )
@@ -201,7 +212,7 @@ def test_a_draft_can_be_changed_but_not_once_submitted(world):
     assert 'name="_save"' not in page and 'name="ifsc"' not in page
     assert "XXXXXXXXXX5678" in page and "50100012345678" not in page
     refused = client.post(
-        url, {**_form(world["loan"], ifsc="SBIN0001111"), **_management(client, url)}
+        url, {**_form(mandate_world["loan"], ifsc="SBIN0001111"), **_management(client, url)}
     )
     assert refused.status_code == 200
     assert "Only a draft mandate can be changed" in refused.content.decode()
@@ -221,9 +232,9 @@ def _action(client, action, *mandates):
     )
 
 
-def test_submit_and_send_to_bank_actions_call_the_services_and_report_each_mandate(world):
-    people = world["people"]
-    mandate = draft_mandate(world["loan"], people["staff"])
+def test_submit_and_send_to_bank_actions_call_the_services_and_report_each_mandate(mandate_world):
+    people = mandate_world["people"]
+    mandate = draft_mandate(mandate_world["loan"], people["staff"])
     submitted = _action(logged_in(people["staff"]), "submit_for_approval", mandate)
     assert any("1 mandate(s) submitted for approval" in m for m in messages_of(submitted))
     mandate.refresh_from_db()
@@ -242,17 +253,17 @@ def test_submit_and_send_to_bank_actions_call_the_services_and_report_each_manda
     assert mandate.status == "ACTIVE" and mandate.umrn
 
 
-def test_actions_are_offered_only_with_their_permission(world):
-    draft_mandate(world["loan"], world["people"]["staff"])
-    staff_actions = logged_in(world["people"]["staff"]).get(MANDATES).context["action_form"]
+def test_actions_are_offered_only_with_their_permission(mandate_world):
+    draft_mandate(mandate_world["loan"], mandate_world["people"]["staff"])
+    staff_actions = logged_in(mandate_world["people"]["staff"]).get(MANDATES).context["action_form"]
     offered = {name for name, _ in staff_actions.fields["action"].choices}
     assert "submit_for_approval" in offered
     assert not {"send_to_bank", "resume"} & offered
 
 
-def test_stop_request_from_the_change_page_and_resume_action(world):
-    people = world["people"]
-    mandate = active_mandate(world["loan"], people)
+def test_stop_request_from_the_change_page_and_resume_action(mandate_world):
+    people = mandate_world["people"]
+    mandate = active_mandate(mandate_world["loan"], people)
     manager = logged_in(people["manager"])
     page = manager.get(f"{MANDATES}{mandate.pk}/change/").content.decode()
     assert 'id="stop-request-form"' in page and "Ask to suspend" in page
@@ -278,9 +289,9 @@ def test_stop_request_from_the_change_page_and_resume_action(world):
     assert mandate.status == "ACTIVE"
 
 
-def test_branch_staff_cannot_ask_to_stop(world):
-    mandate = active_mandate(world["loan"], world["people"])
-    staff = logged_in(world["people"]["staff"])
+def test_branch_staff_cannot_ask_to_stop(mandate_world):
+    mandate = active_mandate(mandate_world["loan"], mandate_world["people"])
+    staff = logged_in(mandate_world["people"]["staff"])
     page = staff.get(f"{MANDATES}{mandate.pk}/change/").content.decode()
     assert 'id="stop-request-form"' not in page
     refused = staff.post(
@@ -289,10 +300,10 @@ def test_branch_staff_cannot_ask_to_stop(world):
     assert refused.status_code == 403
 
 
-def test_the_change_page_shows_history_presentations_and_executions(world):
-    mandate = active_mandate(world["loan"], world["people"])
+def test_the_change_page_shows_history_presentations_and_executions(mandate_world):
+    mandate = active_mandate(mandate_world["loan"], mandate_world["people"])
     first, execution_id = presented(mandate)
-    response = logged_in(world["people"]["staff"]).get(f"{MANDATES}{mandate.pk}/change/")
+    response = logged_in(mandate_world["people"]["staff"]).get(f"{MANDATES}{mandate.pk}/change/")
     html = response.content.decode()
     assert [row.execution_id for row in response.context["executions"]] == [execution_id]
     assert execution_id in html and "PRESENTED" in html
@@ -303,11 +314,11 @@ def test_the_change_page_shows_history_presentations_and_executions(world):
 # --- Bank holidays ------------------------------------------------------------------------
 
 
-def test_saving_or_deleting_a_holiday_reschedules_presentations(world):
-    mandate = active_mandate(world["loan"], world["people"])
+def test_saving_or_deleting_a_holiday_reschedules_presentations(mandate_world):
+    mandate = active_mandate(mandate_world["loan"], mandate_world["people"])
     first = ScheduledPresentation.objects.filter(mandate=mandate).order_by("due_date").first()
     day = first.presentation_date
-    ops = logged_in(world["people"]["ops"])
+    ops = logged_in(mandate_world["people"]["ops"])
     added = ops.post(
         f"{HOLIDAYS}add/", {"date": day.isoformat(), "name": "Bank holiday"}, follow=True
     )
@@ -320,13 +331,13 @@ def test_saving_or_deleting_a_holiday_reschedules_presentations(world):
     assert any("1 moved" in m for m in messages_of(deleted))
     first.refresh_from_db()
     assert first.presentation_date == day
-    assert logged_in(world["people"]["staff"]).get(f"{HOLIDAYS}add/").status_code == 403
+    assert logged_in(mandate_world["people"]["staff"]).get(f"{HOLIDAYS}add/").status_code == 403
 
 
-def test_read_only_screens_open_and_refuse_changes(world):
-    mandate = active_mandate(world["loan"], world["people"])
+def test_read_only_screens_open_and_refuse_changes(mandate_world):
+    mandate = active_mandate(mandate_world["loan"], mandate_world["people"])
     presented(mandate)
-    ops = logged_in(world["people"]["ops"])
+    ops = logged_in(mandate_world["people"]["ops"])
     for model in (
         "scheduledpresentation",
         "presentationbatch",
@@ -338,20 +349,20 @@ def test_read_only_screens_open_and_refuse_changes(world):
         assert ops.get(f"/admin/mandates/{model}/").status_code == 200, model
     for model in ("scheduledpresentation", "presentationbatch", "executionresult"):
         assert ops.get(f"/admin/mandates/{model}/add/").status_code == 403, model
-    foreign = active_mandate(world["other_loan"], world["other_people"])
-    staff = logged_in(world["people"]["staff"])
+    foreign = active_mandate(mandate_world["other_loan"], mandate_world["other_people"])
+    staff = logged_in(mandate_world["people"]["staff"])
     rows = staff.get("/admin/mandates/scheduledpresentation/").context["cl"].result_list
     assert {row.mandate_id for row in rows} == {mandate.pk} != {foreign.pk}
 
 
-def test_batches_and_runs_span_branches_so_only_head_office_sees_them(world):
-    presented(active_mandate(world["loan"], world["people"]))
+def test_batches_and_runs_span_branches_so_only_head_office_sees_them(mandate_world):
+    presented(active_mandate(mandate_world["loan"], mandate_world["people"]))
     batch, run = PresentationBatch.objects.get(), PresentationRun.objects.get()
-    ops = logged_in(world["people"]["ops"])
+    ops = logged_in(mandate_world["people"]["ops"])
     for model, obj in (("presentationbatch", batch), ("presentationrun", run)):
         assert list(ops.get(f"/admin/mandates/{model}/").context["cl"].result_list) == [obj]
         assert ops.get(f"/admin/mandates/{model}/{obj.pk}/change/").status_code == 200
-    for user in (world["people"]["staff"], world["people"]["manager"]):
+    for user in (mandate_world["people"]["staff"], mandate_world["people"]["manager"]):
         client = logged_in(user)
         for model, obj in (("presentationbatch", batch), ("presentationrun", run)):
             assert client.get(f"/admin/mandates/{model}/").status_code == 403, model
@@ -373,10 +384,10 @@ def _upload(client, partner, text: str, name="results.csv"):
 
 
 @pytest.fixture
-def two_executions(world):
+def two_executions(mandate_world):
     """Two active mandates (one per branch), each with its first instalment presented."""
-    own = active_mandate(world["loan"], world["people"])
-    other = active_mandate(world["other_loan"], world["other_people"])
+    own = active_mandate(mandate_world["loan"], mandate_world["people"])
+    other = active_mandate(mandate_world["other_loan"], mandate_world["other_people"])
     run_date = max(
         ScheduledPresentation.objects.filter(mandate=m)
         .order_by("due_date")
@@ -392,9 +403,9 @@ def two_executions(world):
     return {"partner": own.banking_partner, "ids": ids}
 
 
-def test_a_good_file_is_applied_with_counts(world, two_executions):
+def test_a_good_file_is_applied_with_counts(mandate_world, two_executions):
     ok, bounce = two_executions["ids"]
-    ops = logged_in(world["people"]["ops"])
+    ops = logged_in(mandate_world["people"]["ops"])
     assert 'class="upload-link"' in ops.get(RESULTS).content.decode()
     text = f"execution_id,status,return_code,reason\n{ok},SUCCESS,,\n{bounce},BOUNCED,04,funds\n"
     response = _upload(ops, two_executions["partner"], text)
@@ -405,7 +416,7 @@ def test_a_good_file_is_applied_with_counts(world, two_executions):
         ok: "SUCCESS",
         bounce: "BOUNCED",
     }
-    assert LoanCharge.objects.get().loan == world["other_loan"]
+    assert LoanCharge.objects.get().loan == mandate_world["other_loan"]
     assert any("2 applied, 0 duplicate, 0 error(s)" in m for m in messages_of(response))
 
     again = _upload(ops, two_executions["partner"], text)
@@ -414,7 +425,7 @@ def test_a_good_file_is_applied_with_counts(world, two_executions):
     assert ExecutionResult.objects.count() == 2 and LoanCharge.objects.count() == 1
 
 
-def test_a_file_with_bad_lines_reports_each_and_applies_nothing(world, two_executions):
+def test_a_file_with_bad_lines_reports_each_and_applies_nothing(mandate_world, two_executions):
     ok, bounce = two_executions["ids"]
     text = "\n".join(
         [
@@ -428,7 +439,7 @@ def test_a_file_with_bad_lines_reports_each_and_applies_nothing(world, two_execu
             "just-one-column",  # 8
         ]
     )
-    response = _upload(logged_in(world["people"]["ops"]), two_executions["partner"], text)
+    response = _upload(logged_in(mandate_world["people"]["ops"]), two_executions["partner"], text)
     assert response.status_code == 200
     assert response.context["report"] is None
     numbers = [number for number, _ in response.context["form"].line_errors]
@@ -439,12 +450,12 @@ def test_a_file_with_bad_lines_reports_each_and_applies_nothing(world, two_execu
 
 
 def test_a_line_conflicting_with_a_recorded_result_or_another_partner_is_refused(
-    world, two_executions
+    mandate_world, two_executions
 ):
     ok, bounce = two_executions["ids"]
     partner = two_executions["partner"]
     services.execution_result_apply(partner_code=partner.code, execution_id=ok, status="SUCCESS")
-    ops = logged_in(world["people"]["ops"])
+    ops = logged_in(mandate_world["people"]["ops"])
     conflict = _upload(ops, partner, f"{bounce},SUCCESS\n{ok},BOUNCED,04\n")
     assert conflict.context["form"].line_errors == [
         (2, f"{ok} already has the result SUCCESS."),
@@ -457,18 +468,18 @@ def test_a_line_conflicting_with_a_recorded_result_or_another_partner_is_refused
     assert ExecutionResult.objects.count() == 1
 
 
-def test_duplicate_lines_in_one_file_apply_once(world, two_executions):
+def test_duplicate_lines_in_one_file_apply_once(mandate_world, two_executions):
     ok, _ = two_executions["ids"]
     response = _upload(
-        logged_in(world["people"]["ops"]), two_executions["partner"], f"{ok},SUCCESS\n" * 3
+        logged_in(mandate_world["people"]["ops"]), two_executions["partner"], f"{ok},SUCCESS\n" * 3
     )
     counts = response.context["report"]["counts"]
     assert (counts["applied"], counts["duplicate"]) == (1, 2)
     assert ExecutionResult.objects.count() == 1
 
 
-def test_only_users_with_the_permission_may_upload(world):
-    staff = logged_in(world["people"]["staff"])
+def test_only_users_with_the_permission_may_upload(mandate_world):
+    staff = logged_in(mandate_world["people"]["staff"])
     assert staff.get(UPLOAD).status_code == 403
     assert 'class="upload-link"' not in staff.get(RESULTS).content.decode()
 
@@ -476,9 +487,9 @@ def test_only_users_with_the_permission_may_upload(world):
 # --- Loan charges: the waiver request ----------------------------------------------------------
 
 
-def test_a_bounce_charge_waiver_is_requested_from_the_charges_list(world):
-    people = world["people"]
-    mandate = active_mandate(world["loan"], people)
+def test_a_bounce_charge_waiver_is_requested_from_the_charges_list(mandate_world):
+    people = mandate_world["people"]
+    mandate = active_mandate(mandate_world["loan"], people)
     _, execution_id = presented(mandate)
     services.execution_result_apply(
         partner_code=mandate.banking_partner.code,
@@ -511,7 +522,7 @@ def test_a_bounce_charge_waiver_is_requested_from_the_charges_list(world):
     assert any("Waiver not requested" in m for m in messages_of(twice))
 
     outsider = UserFactory(
-        role="Branch Manager", level=User.Level.BRANCH, home_branch=world["other"]
+        role="Branch Manager", level=User.Level.BRANCH, home_branch=mandate_world["other"]
     )
     assert list(logged_in(outsider).get(CHARGES).context["cl"].result_list) == []
     assert logged_in(outsider).get(url).status_code == 302

@@ -11,17 +11,21 @@ import yaml
 from django.core.management import call_command
 from django.db import connection
 
-from accounts.tests.factories import BranchFactory, UserFactory, branch_user
 from api import scopes
 from api.models import ApiClient
-from api.tests.factories import key_header, make_api_client
 from loans.models import LoanCharge
-from loans.tests.factories import BankingPartnerFactory, make_loan
 from mandates import services
 from mandates.api.results import PartnerResult, result_apply
 from mandates.models import ExecutionResult, ReturnCodePolicy, ScheduledPresentation
-from mandates.tests.factories import active_mandate, actors
 from payments.ddb_models import TransactionItem
+from tests.factories import (
+    BankingPartnerFactory,
+    UserFactory,
+    active_mandate,
+    key_header,
+    make_api_client,
+    make_loan,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -31,17 +35,14 @@ def url(code: str) -> str:
 
 
 @pytest.fixture
-def world():
-    """Two active mandates at the sandbox partner, each with its first debit presented,
-    and the partner's API client."""
-    branch = BranchFactory()
-    people = actors(branch)
-    mandates = [
-        active_mandate(
-            make_loan(branch=branch, disbursed_on=date(2026, 10, 1), tenure_months=12), people
-        )
-        for _ in range(2)
-    ]
+def partner_world(world):
+    """Two active mandates at the sandbox partner (on the loan of the shared world's ``own``
+    and on a second loan there), each with its first debit presented, and the partner's
+    API client."""
+    branch = world.branches["own"]
+    people = world.people
+    second = make_loan(branch=branch, disbursed_on=date(2026, 10, 1), tenure_months=12)
+    mandates = [active_mandate(loan, people) for loan in (world.loans["own"], second)]
     firsts = [
         ScheduledPresentation.objects.filter(mandate=m).order_by("due_date").first()
         for m in mandates
@@ -75,8 +76,8 @@ def post(client, code, body, key=None, **extra):
     )
 
 
-def test_the_partner_applies_a_success_and_a_bounce(client, world):
-    ok, bounce = world["ids"]
+def test_the_partner_applies_a_success_and_a_bounce(client, partner_world):
+    ok, bounce = partner_world["ids"]
     body = {
         "results": [
             {"execution_id": ok, "status": "SUCCESS"},
@@ -88,7 +89,7 @@ def test_the_partner_applies_a_success_and_a_bounce(client, world):
             },
         ]
     }
-    response = post(client, world["partner"].code, body, world["key"])
+    response = post(client, partner_world["partner"].code, body, partner_world["key"])
     assert response.status_code == 200, response.content
     assert response.json() == {
         "results": [
@@ -101,21 +102,21 @@ def test_the_partner_applies_a_success_and_a_bounce(client, world):
         bounce: "BOUNCED",
     }
     (txn,) = list(TransactionItem.scan())
-    assert txn.mode == "NACH" and txn.loan_number == world["mandates"][0].loan.loan_number
+    assert txn.mode == "NACH" and txn.loan_number == partner_world["mandates"][0].loan.loan_number
     charge = LoanCharge.objects.get()
-    assert (charge.loan, charge.total) == (world["mandates"][1].loan, Decimal("590.00"))
+    assert (charge.loan, charge.total) == (partner_world["mandates"][1].loan, Decimal("590.00"))
 
 
-def test_a_replay_is_a_duplicate_and_changes_nothing(client, world):
-    ok, bounce = world["ids"]
+def test_a_replay_is_a_duplicate_and_changes_nothing(client, partner_world):
+    ok, bounce = partner_world["ids"]
     body = {
         "results": [
             {"execution_id": ok, "status": "SUCCESS"},
             {"execution_id": bounce, "status": "BOUNCED", "return_code": "04"},
         ]
     }
-    post(client, world["partner"].code, body, world["key"])
-    again = post(client, world["partner"].code, body, world["key"])
+    post(client, partner_world["partner"].code, body, partner_world["key"])
+    again = post(client, partner_world["partner"].code, body, partner_world["key"])
     assert again.status_code == 200
     assert [r["outcome"] for r in again.json()["results"]] == ["duplicate", "duplicate"]
     assert ExecutionResult.objects.count() == 2
@@ -123,13 +124,13 @@ def test_a_replay_is_a_duplicate_and_changes_nothing(client, world):
     assert len(list(TransactionItem.scan())) == 1
 
 
-def test_a_conflicting_result_is_that_items_error(client, world):
-    ok, bounce = world["ids"]
+def test_a_conflicting_result_is_that_items_error(client, partner_world):
+    ok, bounce = partner_world["ids"]
     first_time = {"results": [{"execution_id": ok, "status": "SUCCESS"}]}
-    post(client, world["partner"].code, first_time, world["key"])
+    post(client, partner_world["partner"].code, first_time, partner_world["key"])
     response = post(
         client,
-        world["partner"].code,
+        partner_world["partner"].code,
         {
             "results": [
                 {"execution_id": ok, "status": "BOUNCED", "return_code": "04"},
@@ -138,7 +139,7 @@ def test_a_conflicting_result_is_that_items_error(client, world):
                 {"execution_id": bounce, "status": "BOUNCED"},
             ]
         },
-        world["key"],
+        partner_world["key"],
     )
     assert response.status_code == 200
     first, second, third, fourth = response.json()["results"]
@@ -153,8 +154,8 @@ def test_a_conflicting_result_is_that_items_error(client, world):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_same_result_delivered_twice_at_once_is_applied_once(world):
-    _, bounce = world["ids"]
+def test_the_same_result_delivered_twice_at_once_is_applied_once(partner_world):
+    _, bounce = partner_world["ids"]
     # An earlier transactional test may have flushed the seeded return codes.
     ReturnCodePolicy.objects.get_or_create(
         code="04",
@@ -167,7 +168,7 @@ def test_the_same_result_delivered_twice_at_once_is_applied_once(world):
         barrier.wait()
         try:
             outcome = result_apply(
-                partner_code=world["partner"].code,
+                partner_code=partner_world["partner"].code,
                 result=PartnerResult(bounce, "BOUNCED", "04"),
             )
             outcomes.append(outcome.outcome or outcome.error.code)
@@ -183,15 +184,15 @@ def test_the_same_result_delivered_twice_at_once_is_applied_once(world):
     assert ExecutionResult.objects.count() == 1 and LoanCharge.objects.count() == 1
 
 
-def test_another_partners_client_is_refused(client, world):
+def test_another_partners_client_is_refused(client, partner_world):
     other = BankingPartnerFactory(code="otherbank", name="Other Bank")
     _, other_key = make_api_client(
         scopes=[scopes.PARTNER_RESULTS],
         kind=ApiClient.Kind.BANKING_PARTNER,
         banking_partner=other,
     )
-    body = {"results": [{"execution_id": world["ids"][0], "status": "SUCCESS"}]}
-    response = post(client, world["partner"].code, body, other_key)
+    body = {"results": [{"execution_id": partner_world["ids"][0], "status": "SUCCESS"}]}
+    response = post(client, partner_world["partner"].code, body, other_key)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "permission_denied"
     # at its own URL it may post, but the execution is not its own
@@ -200,37 +201,40 @@ def test_another_partners_client_is_refused(client, world):
     assert not ExecutionResult.objects.exists()
 
 
-def test_an_integration_client_is_refused_even_with_the_scope(client, world):
+def test_an_integration_client_is_refused_even_with_the_scope(client, partner_world):
     _, key = make_api_client(scopes=[scopes.PARTNER_RESULTS], all_branches=True)
-    body = {"results": [{"execution_id": world["ids"][0], "status": "SUCCESS"}]}
-    response = post(client, world["partner"].code, body, key)
+    body = {"results": [{"execution_id": partner_world["ids"][0], "status": "SUCCESS"}]}
+    response = post(client, partner_world["partner"].code, body, key)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "permission_denied"
     _, plain = make_api_client(scopes=[scopes.TRANSACTIONS_WRITE], all_branches=True)
-    assert post(client, world["partner"].code, body, plain).status_code == 403
+    assert post(client, partner_world["partner"].code, body, plain).status_code == 403
     assert not ExecutionResult.objects.exists()
 
 
-def test_the_partner_client_without_the_scope_is_refused(client, world):
+def test_the_partner_client_without_the_scope_is_refused(client, partner_world):
     _, key = make_api_client(
         scopes=[scopes.LOANS_READ],
         kind=ApiClient.Kind.BANKING_PARTNER,
-        banking_partner=world["partner"],
+        banking_partner=partner_world["partner"],
     )
-    body = {"results": [{"execution_id": world["ids"][0], "status": "SUCCESS"}]}
-    response = post(client, world["partner"].code, body, key)
+    body = {"results": [{"execution_id": partner_world["ids"][0], "status": "SUCCESS"}]}
+    response = post(client, partner_world["partner"].code, body, key)
     assert response.status_code == 403
     assert "partner:results" in response.json()["error"]["message"]
 
 
-def test_session_users_are_refused_and_anonymous_callers_unauthenticated(client, world):
-    body = {"results": [{"execution_id": world["ids"][0], "status": "SUCCESS"}]}
-    anonymous = post(client, world["partner"].code, body)
+def test_session_users_are_refused_and_anonymous_callers_unauthenticated(client, partner_world):
+    body = {"results": [{"execution_id": partner_world["ids"][0], "status": "SUCCESS"}]}
+    anonymous = post(client, partner_world["partner"].code, body)
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "not_authenticated"
-    for user in (UserFactory(role="Operations"), branch_user(world["branch"], "Branch Manager")):
+    for user in (
+        UserFactory(role="Operations"),
+        UserFactory(role="Branch Manager", home_branch=partner_world["branch"]),
+    ):
         client.force_login(user)
-        response = post(client, world["partner"].code, body)
+        response = post(client, partner_world["partner"].code, body)
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "permission_denied"
     assert not ExecutionResult.objects.exists()
@@ -246,15 +250,15 @@ def test_session_users_are_refused_and_anonymous_callers_unauthenticated(client,
         {"results": [{"execution_id": "1-1", "status": "SUCCESS"}] * 501},
     ],
 )
-def test_a_malformed_body_is_a_400_in_the_error_envelope(client, world, body):
-    response = post(client, world["partner"].code, body, world["key"])
+def test_a_malformed_body_is_a_400_in_the_error_envelope(client, partner_world, body):
+    response = post(client, partner_world["partner"].code, body, partner_world["key"])
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] in {"invalid", "malformed_json"}
     assert not ExecutionResult.objects.exists()
 
 
-def test_an_unknown_partner_is_a_404_for_a_superuser(client, world):
+def test_an_unknown_partner_is_a_404_for_a_superuser(client, partner_world):
     client.force_login(UserFactory(is_superuser=True))
     response = post(client, "nobank", {"results": [{"execution_id": "1-1", "status": "SUCCESS"}]})
     assert response.status_code == 404

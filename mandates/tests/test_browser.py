@@ -6,10 +6,8 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import User
-from accounts.tests.factories import PASSWORD, BranchFactory, UserFactory, branch_user
-from loans.tests.factories import make_loan
 from mandates.models import Mandate
-from mandates.tests.factories import draft_mandate
+from tests.factories import PASSWORD, BranchFactory, UserFactory, draft_mandate, make_loan
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -36,8 +34,8 @@ def _submit_from_the_list(page, live_server, mandate) -> None:
 def test_the_manager_who_changed_the_account_number_cannot_approve_it(live_server, browser):
     branch = BranchFactory(name="Kolhapur")
     loan = make_loan(branch=branch)
-    staff = branch_user(branch, role="Branch Staff", username="staff.kop")
-    manager = branch_user(branch, role="Branch Manager", username="manager.kop")
+    staff = UserFactory(role="Branch Staff", home_branch=branch, username="staff.kop")
+    manager = UserFactory(role="Branch Manager", home_branch=branch, username="manager.kop")
     ops = UserFactory(role="Operations", level=User.Level.HEAD_OFFICE, username="ops.ho")
     mandate = draft_mandate(loan, staff, account_number="123456789012")
     review_url = f"{live_server.url}{reverse('mandates:review', args=[mandate.pk])}"

@@ -9,16 +9,14 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.test import Client
 
-from accounts.tests.factories import BranchFactory
 from approvals.exceptions import MakerCannotCheck
 from approvals.models import SubjectContribution
 from approvals.selectors import inbox_entries
 from approvals.tests.races import change_racing_decision
-from loans.tests.factories import make_loan
 from mandates import services
 from mandates.models import Mandate
 from mandates.selectors import mandates_waiting_for
-from mandates.tests.factories import actors, draft_mandate
+from tests.factories import BranchFactory, UserFactory, actors, draft_mandate, make_loan
 
 pytestmark = pytest.mark.django_db
 
@@ -26,12 +24,11 @@ C = SubjectContribution.Kind
 
 
 @pytest.fixture
-def world():
-    branch = BranchFactory()
-    loan = make_loan(branch=branch, disbursed_on=date(2026, 10, 1), tenure_months=12)
-    people = actors(branch)
-    people["manager2"] = actors(branch)["manager"]
-    return loan, people
+def four_eyes(world):
+    """The loan of ``own`` and its people, with a second branch manager."""
+    people = dict(world.people)
+    people["manager2"] = UserFactory(role="Branch Manager", home_branch=world.branches["own"])
+    return world.loans["own"], people
 
 
 def _admin_edit(user, mandate, **changes) -> None:
@@ -77,8 +74,8 @@ def _returned_then_edited(loan, people, editor):
     return mandate
 
 
-def test_the_editor_since_the_last_decision_cannot_approve_nor_return(world):
-    loan, people = world
+def test_the_editor_since_the_last_decision_cannot_approve_nor_return(four_eyes):
+    loan, people = four_eyes
     manager = people["manager"]
     mandate = _returned_then_edited(loan, people, manager)
     assert Mandate.objects.get(pk=mandate.pk).account_number == "998877665544"
@@ -97,8 +94,8 @@ def test_the_editor_since_the_last_decision_cannot_approve_nor_return(world):
     assert approved.status == Mandate.Status.APPROVED and approved.checker == people["ops"]
 
 
-def test_the_creator_cannot_decide_in_any_round(world):
-    loan, people = world
+def test_the_creator_cannot_decide_in_any_round(four_eyes):
+    loan, people = four_eyes
     manager, staff = people["manager"], people["staff"]
     mandate = draft_mandate(loan, manager)  # the manager keys it in, staff submit it
     services.mandate_submit(mandate_id=mandate.pk, actor=staff)
@@ -112,8 +109,8 @@ def test_the_creator_cannot_decide_in_any_round(world):
     services.mandate_approve(mandate_id=mandate.pk, actor=people["manager2"])
 
 
-def test_a_contributor_from_before_the_last_decision_can_decide_the_next_round(world):
-    loan, people = world
+def test_a_contributor_from_before_the_last_decision_can_decide_the_next_round(four_eyes):
+    loan, people = four_eyes
     manager, staff = people["manager"], people["staff"]
     mandate = _returned_then_edited(loan, people, manager)  # the manager's edit: round 1
     services.mandate_return(mandate_id=mandate.pk, actor=people["ops"], remarks="payer?")
@@ -138,8 +135,8 @@ def test_a_contributor_from_before_the_last_decision_can_decide_the_next_round(w
     }
 
 
-def test_a_refused_decision_leaves_nothing_behind(world):
-    loan, people = world
+def test_a_refused_decision_leaves_nothing_behind(four_eyes):
+    loan, people = four_eyes
     mandate = _returned_then_edited(loan, people, people["manager"])
     decided = SubjectContribution.objects.filter(kind=C.DECIDED).count()
     with pytest.raises(MakerCannotCheck):
@@ -148,8 +145,8 @@ def test_a_refused_decision_leaves_nothing_behind(world):
     assert Mandate.objects.get(pk=mandate.pk).status == Mandate.Status.PENDING_APPROVAL
 
 
-def test_an_edit_that_changes_nothing_is_no_contribution(world):
-    loan, people = world
+def test_an_edit_that_changes_nothing_is_no_contribution(four_eyes):
+    loan, people = four_eyes
     staff, manager = people["staff"], people["manager"]
     mandate = draft_mandate(loan, staff)
     services.mandate_update(
@@ -159,8 +156,8 @@ def test_an_edit_that_changes_nothing_is_no_contribution(world):
     services.mandate_approve(mandate_id=mandate.pk, actor=manager)
 
 
-def test_only_a_draft_changes_and_only_its_details(world):
-    loan, people = world
+def test_only_a_draft_changes_and_only_its_details(four_eyes):
+    loan, people = four_eyes
     staff = people["staff"]
     mandate = draft_mandate(loan, staff)
     with pytest.raises(services.MandateError, match="Not a mandate detail: status"):
@@ -172,8 +169,8 @@ def test_only_a_draft_changes_and_only_its_details(world):
     assert Mandate.objects.get(pk=mandate.pk).ifsc == "SBIN0001234"
 
 
-def test_the_database_refuses_a_decision_by_a_contributor_of_the_round(world):
-    loan, people = world
+def test_the_database_refuses_a_decision_by_a_contributor_of_the_round(four_eyes):
+    loan, people = four_eyes
     mandate = _returned_then_edited(loan, people, people["manager"])
     with pytest.raises(IntegrityError), transaction.atomic():
         SubjectContribution.objects.create(

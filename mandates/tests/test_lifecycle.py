@@ -5,29 +5,25 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
-from accounts.tests.factories import BranchFactory
 from approvals.exceptions import MakerCannotCheck
 from approvals.services import approval_decide
 from audit.models import AuditOutbox
 from core.errors import Conflict
 from core.workflow import NotAllowed
-from loans.tests.factories import make_customer, make_loan
 from mandates import services
 from mandates.models import Mandate, ScheduledPresentation
-from mandates.tests.factories import active_mandate, actors, draft_mandate
+from tests.factories import active_mandate, actors, draft_mandate, make_customer
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world():
-    branch = BranchFactory()
-    loan = make_loan(branch=branch, disbursed_on=date(2026, 10, 1), tenure_months=12)
-    return loan, actors(branch)
+def lifecycle(world):
+    return world.loans["own"], world.people
 
 
-def test_the_whole_lifecycle_to_active_records_every_move(world):
-    loan, people = world
+def test_the_whole_lifecycle_to_active_records_every_move(lifecycle):
+    loan, people = lifecycle
     mandate = active_mandate(loan, people)
     assert mandate.status == "ACTIVE"
     assert mandate.umrn.startswith("SBOX")
@@ -46,8 +42,8 @@ def test_the_whole_lifecycle_to_active_records_every_move(world):
     assert ScheduledPresentation.objects.filter(mandate=mandate).exists()
 
 
-def test_refused_moves(world):
-    loan, people = world
+def test_refused_moves(lifecycle):
+    loan, people = lifecycle
     mandate = draft_mandate(loan, people["staff"])
     with pytest.raises(Conflict):  # not yet submitted
         services.mandate_approve(mandate_id=mandate.pk, actor=people["manager"])
@@ -60,8 +56,8 @@ def test_refused_moves(world):
     assert Mandate.objects.get(pk=mandate.pk).status == "DRAFT"
 
 
-def test_the_checker_can_never_be_the_maker(world):
-    loan, people = world
+def test_the_checker_can_never_be_the_maker(lifecycle):
+    loan, people = lifecycle
     manager = people["manager"]
     mandate = draft_mandate(loan, manager)
     services.mandate_submit(mandate_id=mandate.pk, actor=manager)
@@ -72,8 +68,8 @@ def test_the_checker_can_never_be_the_maker(world):
         Mandate.objects.filter(pk=mandate.pk).update(checker=manager)
 
 
-def test_branch_staff_cannot_approve(world):
-    loan, people = world
+def test_branch_staff_cannot_approve(lifecycle):
+    loan, people = lifecycle
     mandate = draft_mandate(loan, people["staff"])
     services.mandate_submit(mandate_id=mandate.pk, actor=people["staff"])
     other_staff = actors(loan.branch)["staff"]
@@ -81,8 +77,8 @@ def test_branch_staff_cannot_approve(world):
         services.mandate_approve(mandate_id=mandate.pk, actor=other_staff)
 
 
-def test_only_one_active_mandate_per_loan(world):
-    loan, people = world
+def test_only_one_active_mandate_per_loan(lifecycle):
+    loan, people = lifecycle
     active_mandate(loan, people)
     second = draft_mandate(loan, people["staff"], account_number="998877665544")
     services.mandate_submit(mandate_id=second.pk, actor=people["staff"])
@@ -92,16 +88,16 @@ def test_only_one_active_mandate_per_loan(world):
     assert Mandate.objects.filter(loan=loan, status="ACTIVE").count() == 1
 
 
-def test_the_payer_must_be_on_the_loan(world):
-    loan, people = world
+def test_the_payer_must_be_on_the_loan(lifecycle):
+    loan, people = lifecycle
     stranger = make_customer(branch=loan.branch)
     with pytest.raises(ValidationError) as caught:
         draft_mandate(loan, people["staff"], payer=stranger)
     assert "payer" in caught.value.message_dict
 
 
-def test_suspend_and_cancel_go_through_maker_checker(world):
-    loan, people = world
+def test_suspend_and_cancel_go_through_maker_checker(lifecycle):
+    loan, people = lifecycle
     mandate = active_mandate(loan, people)
     request = services.mandate_stop_request(
         mandate_id=mandate.pk, action="SUSPEND", reason="customer dispute", actor=people["manager"]
@@ -119,16 +115,16 @@ def test_suspend_and_cancel_go_through_maker_checker(world):
     assert Mandate.objects.get(pk=mandate.pk).status == "CANCELLED"
 
 
-def test_expiry_after_the_end_date(world):
-    loan, people = world
+def test_expiry_after_the_end_date(lifecycle):
+    loan, people = lifecycle
     mandate = active_mandate(loan, people, end_date=date(2026, 12, 31))
     assert services.mandates_expire(today=date(2027, 1, 1)) == 1
     assert Mandate.objects.get(pk=mandate.pk).status == "EXPIRED"
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_approvers_at_once_one_wins_with_one_audit_event(world):
-    loan, people = world
+def test_two_approvers_at_once_one_wins_with_one_audit_event(lifecycle):
+    loan, people = lifecycle
     second_manager = actors(loan.branch)["manager"]
     mandate = draft_mandate(loan, people["staff"])
     services.mandate_submit(mandate_id=mandate.pk, actor=people["staff"])

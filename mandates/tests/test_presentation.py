@@ -1,6 +1,6 @@
 import threading
 import time
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -8,12 +8,10 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.tests.factories import BranchFactory, UserFactory
 from approvals.services import approval_decide
 from core.errors import Conflict
 from loans.models import Instalment, LoanCharge
 from loans.services import loan_charge_waiver_request
-from loans.tests.factories import make_loan
 from mandates import services
 from mandates.ddb_models import MandateExecutionItem
 from mandates.models import (
@@ -25,41 +23,42 @@ from mandates.models import (
     SandboxBounceRule,
     ScheduledPresentation,
 )
-from mandates.tests.factories import active_mandate, actors
 from notifications.ddb_models import NotificationItem
 from payments.ddb_models import TransactionItem
 from payments.models import Posting
 from payments.services import payments_post_due
+from tests.factories import UserFactory, active_mandate
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world():
-    branch = BranchFactory()
-    loan = make_loan(branch=branch, disbursed_on=date(2026, 10, 1), tenure_months=12)
-    people = actors(branch)
+def presentable(world):
+    """An active mandate on the loan of ``own`` and its first scheduled presentation."""
+    loan, people = world.loans["own"], world.people
     mandate = active_mandate(loan, people)
     first = ScheduledPresentation.objects.filter(mandate=mandate).order_by("due_date").first()
     return {"loan": loan, "people": people, "mandate": mandate, "first": first}
 
 
-def _present(world):
-    run = services.mandates_present_due(run_date=world["first"].presentation_date)
-    world["first"].refresh_from_db()
+def _present(presentable):
+    run = services.mandates_present_due(run_date=presentable["first"].presentation_date)
+    presentable["first"].refresh_from_db()
     return run
 
 
-def _execution(world):
-    return services.execution_id_for(world["first"], world["first"].attempts)
+def _execution(presentable):
+    return services.execution_id_for(presentable["first"], presentable["first"].attempts)
 
 
-def test_schedule_follows_the_loan_and_skips_sundays_and_bank_holidays(world):
-    rows = list(ScheduledPresentation.objects.filter(mandate=world["mandate"]))
-    instalments = Instalment.objects.filter(loan=world["loan"], due_date__gte=timezone.localdate())
+def test_schedule_follows_the_loan_and_skips_sundays_and_bank_holidays(presentable):
+    rows = list(ScheduledPresentation.objects.filter(mandate=presentable["mandate"]))
+    instalments = Instalment.objects.filter(
+        loan=presentable["loan"], due_date__gte=timezone.localdate()
+    )
     assert {r.instalment_id for r in rows} == {i.pk for i in instalments}
     assert all(r.presentation_date.weekday() != 6 for r in rows)
-    first = world["first"]
+    first = presentable["first"]
     BankHoliday.objects.create(date=first.presentation_date, name="Bank holiday")
     services.presentations_reschedule()
     first.refresh_from_db()
@@ -67,36 +66,38 @@ def test_schedule_follows_the_loan_and_skips_sundays_and_bank_holidays(world):
     assert first.presentation_date.weekday() != 6
 
 
-def test_presentation_creates_executions_batched_per_partner_once_per_date(world):
-    run = _present(world)
+def test_presentation_creates_executions_batched_per_partner_once_per_date(presentable):
+    run = _present(presentable)
     assert run.presented == 1
-    item = MandateExecutionItem.get(_execution(world))
-    assert item.status == "PRESENTED" and item.umrn == world["mandate"].umrn
-    assert item.amount_paise == int(world["first"].amount * 100)
+    item = MandateExecutionItem.get(_execution(presentable))
+    assert item.status == "PRESENTED" and item.umrn == presentable["mandate"].umrn
+    assert item.amount_paise == int(presentable["first"].amount * 100)
     assert PresentationBatch.objects.get().count == 1
-    assert world["first"].status == "PRESENTED"
-    assert services.mandates_present_due(run_date=world["first"].presentation_date) is None
+    assert presentable["first"].status == "PRESENTED"
+    assert services.mandates_present_due(run_date=presentable["first"].presentation_date) is None
     assert MandateExecutionItem.count() == 1
 
 
-def test_a_pre_debit_notice_goes_out_before_the_presentation(world):
-    day_before = world["first"].presentation_date - timedelta(days=1)
+def test_a_pre_debit_notice_goes_out_before_the_presentation(presentable):
+    day_before = presentable["first"].presentation_date - timedelta(days=1)
     run = services.mandates_present_due(run_date=day_before)
     assert run.notices == 1 and run.presented == 0
     notices = [n for n in NotificationItem.scan() if n.template_code == "pre_debit_notice"]
     assert len(notices) == 1
-    assert world["loan"].loan_number in notices[0].body
+    assert presentable["loan"].loan_number in notices[0].body
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_runs_at_once_present_once(world):
+def test_two_runs_at_once_present_once(presentable):
     barrier = threading.Barrier(2)
     results = []
 
     def run():
         barrier.wait()
         try:
-            results.append(services.mandates_present_due(run_date=world["first"].presentation_date))
+            results.append(
+                services.mandates_present_due(run_date=presentable["first"].presentation_date)
+            )
         finally:
             connection.close()
 
@@ -109,21 +110,21 @@ def test_two_runs_at_once_present_once(world):
     assert MandateExecutionItem.count() == 1
 
 
-def test_a_run_killed_half_way_is_resumed_without_presenting_twice(world):
-    _present(world)
+def test_a_run_killed_half_way_is_resumed_without_presenting_twice(presentable):
+    _present(presentable)
     # As if the run died after writing the execution and before recording it in Postgres:
-    ScheduledPresentation.objects.filter(pk=world["first"].pk).update(
+    ScheduledPresentation.objects.filter(pk=presentable["first"].pk).update(
         status="SCHEDULED", attempts=0
     )
     PresentationBatch.objects.update(count=0, total=0)  # rolled back with the rows
     PresentationRun.objects.update(finished_at=None, claimed_until=None)
-    run = services.mandates_present_due(run_date=world["first"].presentation_date)
+    run = services.mandates_present_due(run_date=presentable["first"].presentation_date)
     assert run.presented == 1
     assert MandateExecutionItem.count() == 1  # the same deterministic execution id
 
 
-def test_a_resumed_run_counts_the_notices_of_the_killed_one(world):
-    day_before = world["first"].presentation_date - timedelta(days=1)
+def test_a_resumed_run_counts_the_notices_of_the_killed_one(presentable):
+    day_before = presentable["first"].presentation_date - timedelta(days=1)
     killed = services._claim_run(day_before)
     services._pre_debit_notices(day_before, killed)  # then the worker died
     PresentationRun.objects.update(claimed_until=None)  # its lease ran out
@@ -133,8 +134,8 @@ def test_a_resumed_run_counts_the_notices_of_the_killed_one(world):
     assert len(notices) == 1  # not sent again
 
 
-def test_a_held_run_tells_how_long_its_lease_has_left(world):
-    day = world["first"].presentation_date
+def test_a_held_run_tells_how_long_its_lease_has_left(presentable):
+    day = presentable["first"].presentation_date
     assert services.presentation_run_held_for(run_date=day) is None  # no run yet
     PresentationRun.objects.create(
         run_date=day, claimed_until=timezone.now() + timedelta(seconds=120)
@@ -149,7 +150,7 @@ def test_a_held_run_tells_how_long_its_lease_has_left(world):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_task_that_finds_the_run_held_resumes_it_when_the_lease_lapses(world):
+def test_a_task_that_finds_the_run_held_resumes_it_when_the_lease_lapses(presentable):
     """A worker died mid-run and its task came back before the lease ran out: the task
     waits for the lease instead of leaving the date's presentations to the next day."""
     from celery.contrib.testing.worker import start_worker
@@ -157,7 +158,7 @@ def test_a_task_that_finds_the_run_held_resumes_it_when_the_lease_lapses(world):
     from config.celery import app
     from mandates.tasks import mandates_daily_task
 
-    day = world["first"].presentation_date
+    day = presentable["first"].presentation_date
     PresentationRun.objects.create(
         run_date=day, claimed_until=timezone.now() + timedelta(seconds=2)
     )  # the dead run's lease
@@ -168,15 +169,15 @@ def test_a_task_that_finds_the_run_held_resumes_it_when_the_lease_lapses(world):
             assert time.monotonic() < deadline, "the run was not resumed"
             time.sleep(0.2)
     assert PresentationRun.objects.get(run_date=day).presented == 1
-    world["first"].refresh_from_db()
-    assert world["first"].status == "PRESENTED"
+    presentable["first"].refresh_from_db()
+    assert presentable["first"].status == "PRESENTED"
     assert MandateExecutionItem.count() == 1
 
 
-def test_success_becomes_a_nach_payment_posted_once(world):
-    _present(world)
-    execution_id = _execution(world)
-    partner = world["mandate"].banking_partner.code
+def test_success_becomes_a_nach_payment_posted_once(presentable):
+    _present(presentable)
+    execution_id = _execution(presentable)
+    partner = presentable["mandate"].banking_partner.code
     assert (
         services.execution_result_apply(
             partner_code=partner, execution_id=execution_id, status="SUCCESS"
@@ -190,27 +191,27 @@ def test_success_becomes_a_nach_payment_posted_once(world):
         == "duplicate"
     )
     (txn,) = list(TransactionItem.scan())
-    assert txn.mode == "NACH" and txn.amount_paise == int(world["first"].amount * 100)
+    assert txn.mode == "NACH" and txn.amount_paise == int(presentable["first"].amount * 100)
     assert MandateExecutionItem.get(execution_id).txn_id == txn.txn_id
     payments_post_due()
-    assert Posting.objects.get(txn_id=txn.txn_id).amount == world["first"].amount
-    world["first"].refresh_from_db()
-    assert world["first"].status == "SUCCEEDED"
+    assert Posting.objects.get(txn_id=txn.txn_id).amount == presentable["first"].amount
+    presentable["first"].refresh_from_db()
+    assert presentable["first"].status == "SUCCEEDED"
     with pytest.raises(Conflict):
         services.execution_result_apply(
             partner_code=partner, execution_id=execution_id, status="BOUNCED", return_code="04"
         )
 
 
-def test_a_success_synced_again_after_its_key_expired_is_not_a_second_payment(world):
+def test_a_success_synced_again_after_its_key_expired_is_not_a_second_payment(presentable):
     """The NACH payment's receipt number is ``NACH-<execution id>``: unique per branch like
     any receipt. A result synced again once its idempotency key has expired meets its own
     receipt (409 duplicate_receipt) and takes that transaction instead of failing."""
     from payments.ddb_models import DedupItem
 
-    _present(world)
-    execution_id = _execution(world)
-    partner = world["mandate"].banking_partner.code
+    _present(presentable)
+    execution_id = _execution(presentable)
+    partner = presentable["mandate"].banking_partner.code
     services.execution_result_apply(
         partner_code=partner, execution_id=execution_id, status="SUCCESS"
     )
@@ -226,62 +227,68 @@ def test_a_success_synced_again_after_its_key_expired_is_not_a_second_payment(wo
     assert ExecutionResult.objects.get().dynamo_synced_at is not None
 
 
-def test_a_retryable_bounce_charges_the_loan_and_is_represented(world):
-    _present(world)
-    partner = world["mandate"].banking_partner.code
+def test_a_retryable_bounce_charges_the_loan_and_is_represented(presentable):
+    _present(presentable)
+    partner = presentable["mandate"].banking_partner.code
     services.execution_result_apply(
-        partner_code=partner, execution_id=_execution(world), status="BOUNCED", return_code="04"
+        partner_code=partner,
+        execution_id=_execution(presentable),
+        status="BOUNCED",
+        return_code="04",
     )
-    world["first"].refresh_from_db()
-    assert world["first"].status == "RETRY_SCHEDULED"
-    assert world["first"].presentation_date >= timezone.localdate() + timedelta(days=5)
+    presentable["first"].refresh_from_db()
+    assert presentable["first"].status == "RETRY_SCHEDULED"
+    assert presentable["first"].presentation_date >= timezone.localdate() + timedelta(days=5)
     charge = LoanCharge.objects.get()
     assert (charge.amount, charge.gst, charge.total) == (
         Decimal("500.00"),
         Decimal("90.00"),
         Decimal("590.00"),
     )
-    instalment = Instalment.objects.get(pk=world["first"].instalment_id)
+    instalment = Instalment.objects.get(pk=presentable["first"].instalment_id)
     assert instalment.charges_due == Decimal("590.00")
-    world["loan"].refresh_from_db()
-    assert world["loan"].outstanding_charges == Decimal("590.00")
-    assert MandateExecutionItem.get(_execution(world)).return_code == "04"
+    presentable["loan"].refresh_from_db()
+    assert presentable["loan"].outstanding_charges == Decimal("590.00")
+    assert MandateExecutionItem.get(_execution(presentable)).return_code == "04"
     assert any(n.template_code == "bounce_notice" for n in NotificationItem.scan())
     # re-presented later as attempt 2, and after the policy's limit it stops
     for attempt in (2, 3):
-        services.mandates_present_due(run_date=world["first"].presentation_date)
-        world["first"].refresh_from_db()
-        assert world["first"].attempts == attempt
+        services.mandates_present_due(run_date=presentable["first"].presentation_date)
+        presentable["first"].refresh_from_db()
+        assert presentable["first"].attempts == attempt
         services.execution_result_apply(
-            partner_code=partner, execution_id=_execution(world), status="BOUNCED", return_code="04"
+            partner_code=partner,
+            execution_id=_execution(presentable),
+            status="BOUNCED",
+            return_code="04",
         )
-        world["first"].refresh_from_db()
+        presentable["first"].refresh_from_db()
         PresentationRun.objects.all().delete()
-    assert world["first"].status == "STOPPED"
+    assert presentable["first"].status == "STOPPED"
     assert LoanCharge.objects.count() == 3
 
 
 @pytest.mark.parametrize(("code", "status"), [("01", "CANCELLED"), ("03", "SUSPENDED")])
-def test_a_terminal_bounce_stops_presentations_and_flags_the_mandate(world, code, status):
-    _present(world)
+def test_a_terminal_bounce_stops_presentations_and_flags_the_mandate(presentable, code, status):
+    _present(presentable)
     services.execution_result_apply(
-        partner_code=world["mandate"].banking_partner.code,
-        execution_id=_execution(world),
+        partner_code=presentable["mandate"].banking_partner.code,
+        execution_id=_execution(presentable),
         status="BOUNCED",
         return_code=code,
     )
-    assert Mandate.objects.get(pk=world["mandate"].pk).status == status
+    assert Mandate.objects.get(pk=presentable["mandate"].pk).status == status
     assert not ScheduledPresentation.objects.filter(
-        mandate=world["mandate"], status__in=["SCHEDULED", "RETRY_SCHEDULED"]
+        mandate=presentable["mandate"], status__in=["SCHEDULED", "RETRY_SCHEDULED"]
     ).exists()
 
 
-def test_unknown_code_and_foreign_partner_are_refused(world):
-    _present(world)
+def test_unknown_code_and_foreign_partner_are_refused(presentable):
+    _present(presentable)
     with pytest.raises(services.ResultRejected):
         services.execution_result_apply(
-            partner_code=world["mandate"].banking_partner.code,
-            execution_id=_execution(world),
+            partner_code=presentable["mandate"].banking_partner.code,
+            execution_id=_execution(presentable),
             status="BOUNCED",
             return_code="ZZ",
         )
@@ -289,46 +296,47 @@ def test_unknown_code_and_foreign_partner_are_refused(world):
 
     with pytest.raises(NotFound):
         services.execution_result_apply(
-            partner_code="other-bank", execution_id=_execution(world), status="SUCCESS"
+            partner_code="other-bank", execution_id=_execution(presentable), status="SUCCESS"
         )
     assert not ExecutionResult.objects.exists()
 
 
-def test_the_sandbox_reports_success_or_the_configured_return(world):
+def test_the_sandbox_reports_success_or_the_configured_return(presentable):
     SandboxBounceRule.objects.create(
-        account_number=world["mandate"].account_number, return_code="04"
+        account_number=presentable["mandate"].account_number, return_code="04"
     )
-    _present(world)
+    _present(presentable)
     counts = services.sandbox_report(
-        partner_code=world["mandate"].banking_partner.code, execution_ids=[_execution(world)]
+        partner_code=presentable["mandate"].banking_partner.code,
+        execution_ids=[_execution(presentable)],
     )
     assert counts == {"applied": 1}
     assert ExecutionResult.objects.get().return_code == "04"
 
 
-def test_a_bounce_charge_is_waived_only_through_maker_checker(world):
-    _present(world)
+def test_a_bounce_charge_is_waived_only_through_maker_checker(presentable):
+    _present(presentable)
     services.execution_result_apply(
-        partner_code=world["mandate"].banking_partner.code,
-        execution_id=_execution(world),
+        partner_code=presentable["mandate"].banking_partner.code,
+        execution_id=_execution(presentable),
         status="BOUNCED",
         return_code="04",
     )
     charge = LoanCharge.objects.get()
-    manager = world["people"]["manager"]
+    manager = presentable["people"]["manager"]
     request = loan_charge_waiver_request(charge_id=charge.pk, reason="bank error", actor=manager)
     area = UserFactory(
-        role="Area Manager", level=User.Level.AREA, home_area=world["loan"].branch.area
+        role="Area Manager", level=User.Level.AREA, home_area=presentable["loan"].branch.area
     )
     approval_decide(request_id=request.pk, approve=True, actor=area)
     charge.refresh_from_db()
     assert charge.waived_amount == Decimal("590.00")
-    world["loan"].refresh_from_db()
-    assert world["loan"].outstanding_charges == Decimal("0.00")
+    presentable["loan"].refresh_from_db()
+    assert presentable["loan"].outstanding_charges == Decimal("0.00")
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_daily_task_runs_through_an_embedded_worker(world, settings):
+def test_the_daily_task_runs_through_an_embedded_worker(presentable, settings):
     import time
 
     from celery.contrib.testing.worker import start_worker
@@ -336,9 +344,11 @@ def test_the_daily_task_runs_through_an_embedded_worker(world, settings):
     from config.celery import app
     from mandates.tasks import sandbox_report_task
 
-    _present(world)
+    _present(presentable)
     with start_worker(app, perform_ping_check=False, pool="solo", shutdown_timeout=10):
-        sandbox_report_task.delay(world["mandate"].banking_partner.code, [_execution(world)])
+        sandbox_report_task.delay(
+            presentable["mandate"].banking_partner.code, [_execution(presentable)]
+        )
         deadline = time.monotonic() + 60
         while not ExecutionResult.objects.exists():
             assert time.monotonic() < deadline, "the sandbox report did not arrive"

@@ -9,12 +9,17 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory, branch_user
 from approvals.selectors import inbox_count, inbox_entries
-from loans.tests.factories import make_loan
 from mandates import services
 from mandates.models import Mandate
-from mandates.tests.factories import actors, draft_mandate
+from tests.factories import (
+    AreaFactory,
+    BranchFactory,
+    UserFactory,
+    actors,
+    draft_mandate,
+    make_loan,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +50,7 @@ def pending():
         "loan": loan,
         "people": people,
         "mandate": mandate,
-        "other_manager": branch_user(other, role="Branch Manager"),
+        "other_manager": UserFactory(role="Branch Manager", home_branch=other),
     }
 
 
@@ -82,7 +87,11 @@ def test_the_inbox_does_not_list_it_for_the_maker_another_branch_or_staff(pendin
     maker = pending["people"]["staff"]
     maker.groups.add(*pending["people"]["manager"].groups.all())  # even with the permission
     maker = User.objects.get(pk=maker.pk)
-    for user in (maker, pending["other_manager"], branch_user(pending["branch"])):
+    for user in (
+        maker,
+        pending["other_manager"],
+        UserFactory(role="Branch Staff", home_branch=pending["branch"]),
+    ):
         assert [e for e in inbox_entries(user) if e.source == "mandates"] == []
         assert inbox_count(user) == 0
 
@@ -157,7 +166,7 @@ def test_returning_needs_remarks(pending):
 
 
 def test_a_second_decision_is_told_it_was_decided_already(pending):
-    second = branch_user(pending["branch"], role="Branch Manager")
+    second = UserFactory(role="Branch Manager", home_branch=pending["branch"])
     services.mandate_approve(mandate_id=pending["mandate"].pk, actor=pending["people"]["manager"])
     response = logged_in(second).post(
         decide_url(pending["mandate"]), {"decision": "return", "remarks": "no"}, follow=True
@@ -184,7 +193,7 @@ def test_the_maker_cannot_approve_their_own_mandate(pending):
 
 
 def test_branch_staff_may_look_but_not_approve(pending):
-    staff = branch_user(pending["branch"])
+    staff = UserFactory(role="Branch Staff", home_branch=pending["branch"])
     client = logged_in(staff)
     page = client.get(review_url(pending["mandate"])).content.decode()
     assert "You may not approve mandates." in page

@@ -6,8 +6,7 @@ from django.test import Client
 from notifications.admin import OutboxAdmin
 from notifications.models import Channel, NotificationStatus
 from notifications.services import notification_send
-
-from .factories import EMAIL, MOBILE, StaffFactory, queued, reload
+from tests.factories import EMAIL, MOBILE, UserFactory, queued, reload
 
 Status = NotificationStatus
 OUTBOX = "/admin/notifications/outbox/"
@@ -16,14 +15,14 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def viewer(client):
-    client.force_login(StaffFactory(permissions=["view_notificationtemplate"]))
+    client.force_login(UserFactory(permissions=["view_notificationtemplate"]))
     return client
 
 
 @pytest.fixture
 def operator(client):
     client.force_login(
-        StaffFactory(permissions=["view_notificationtemplate", "change_notificationtemplate"])
+        UserFactory(permissions=["view_notificationtemplate", "change_notificationtemplate"])
     )
     return client
 
@@ -138,7 +137,7 @@ def test_viewers_cannot_retry(viewer, failed_sms):
 def test_retry_needs_a_post_with_a_csrf_token(failed_sms):
     client = Client(enforce_csrf_checks=True)
     client.force_login(
-        StaffFactory(permissions=["view_notificationtemplate", "change_notificationtemplate"])
+        UserFactory(permissions=["view_notificationtemplate", "change_notificationtemplate"])
     )
     retry = f"{OUTBOX}{failed_sms.notification_id}/retry/"
     assert client.get(retry).status_code == 405
@@ -152,7 +151,7 @@ def test_retry_needs_a_post_with_a_csrf_token(failed_sms):
 
 
 def test_staff_without_the_permission_are_refused(client, failed_sms):
-    client.force_login(StaffFactory())
+    client.force_login(UserFactory())
     assert client.get(OUTBOX).status_code == 403
     assert client.get(f"{OUTBOX}{failed_sms.notification_id}/").status_code == 403
     assert client.get(f"{OUTBOX}development/").status_code == 403

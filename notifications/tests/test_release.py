@@ -12,8 +12,7 @@ from notifications.channels import development_outbox
 from notifications.models import Channel, NotificationStatus, PendingRelease
 from notifications.services import notification_queue, notifications_release_pending
 from notifications.tasks import notifications_dispatch_task
-
-from .factories import MOBILE, receipt_context, reload, templates_seed
+from tests.factories import MOBILE, receipt_context, reload, templates_seed
 
 Status = NotificationStatus
 NOW = dt.timedelta(0)

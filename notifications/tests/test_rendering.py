@@ -9,8 +9,7 @@ from core.errors import ApplicationError
 from notifications.exceptions import NotificationError, TemplateNotFound, TemplateRenderError
 from notifications.models import Channel, NotificationTemplate
 from notifications.rendering import format_day, format_inr, render_text, template_render
-
-from .factories import receipt_context
+from tests.factories import receipt_context
 
 pytestmark = pytest.mark.django_db
 

@@ -24,11 +24,10 @@ from notifications.services import (
     notifications_dispatch_due,
     welcome_notification_queue,
 )
-
-from .factories import (
+from tests.factories import (
     EMAIL,
     MOBILE,
-    StaffFactory,
+    UserFactory,
     make_due,
     make_expired,
     queued,
@@ -36,6 +35,7 @@ from .factories import (
     reload,
     templates_seed,
 )
+
 from .providers import FlakyProvider
 
 Status = NotificationStatus
@@ -362,7 +362,7 @@ def test_unknown_template_queues_nothing():
 
 
 def test_welcome_goes_by_email_and_sms_when_the_user_has_both(django_capture_on_commit_callbacks):
-    user = StaffFactory(first_name="Asha", last_name="Rao", email=EMAIL, mobile=MOBILE)
+    user = UserFactory(first_name="Asha", last_name="Rao", email=EMAIL, mobile=MOBILE)
     with django_capture_on_commit_callbacks(execute=True):
         items = welcome_notification_queue(user=user)
     assert sorted(i.channel for i in items) == ["EMAIL", "SMS"]
@@ -375,9 +375,9 @@ def test_welcome_goes_by_email_and_sms_when_the_user_has_both(django_capture_on_
 
 
 def test_welcome_skips_what_the_user_lacks():
-    no_mobile = StaffFactory(email=EMAIL)
-    no_email = StaffFactory(mobile=MOBILE)
-    neither = StaffFactory()
+    no_mobile = UserFactory(email=EMAIL)
+    no_email = UserFactory(mobile=MOBILE)
+    neither = UserFactory()
     assert [i.channel for i in welcome_notification_queue(user=no_mobile)] == ["EMAIL"]
     assert [i.channel for i in welcome_notification_queue(user=no_email)] == ["SMS"]
     assert welcome_notification_queue(user=neither) == []

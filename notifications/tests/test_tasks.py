@@ -9,8 +9,7 @@ from notifications.channels import development_outbox
 from notifications.models import Channel, NotificationStatus
 from notifications.selectors import notification_get
 from notifications.services import notification_queue
-
-from .factories import MOBILE, receipt_context, templates_seed
+from tests.factories import MOBILE, receipt_context, templates_seed
 
 
 @pytest.mark.django_db(transaction=True)

@@ -23,17 +23,9 @@ from django.utils import timezone
 from accounts.models import Branch
 from ops.db import REPLICA, ReportingRouter, replica_lag_seconds, reporting, reporting_alias
 from payments.services import payment_ingest, payments_post_due
-from payments.tests.factories import payment
 from reconciliation import selectors, services
 from reconciliation.models import Dbs, Dcr
-from reconciliation.tests.factories import (
-    area_manager,
-    branch_with_loan,
-    days_ago,
-    head_office,
-    manager,
-    pay,
-)
+from tests.factories import UserFactory, branch_with_loan, days_ago, pay, payment
 
 ROOT = Path(__file__).resolve().parents[2]
 BOTH = ["default", REPLICA]
@@ -48,8 +40,8 @@ def _submitted_dcr():
     branch, loan = branch_with_loan()
     pay(loan, "120.00")
     dcr = services.dcr_build(branch_id=branch.pk, business_date=days_ago(1))
-    services.dcr_submit(dcr_id=dcr.pk, actor=manager(branch))
-    return dcr, area_manager(branch.area)
+    services.dcr_submit(dcr_id=dcr.pk, actor=UserFactory(role="Branch Manager", home_branch=branch))
+    return dcr, UserFactory(role="Area Manager", home_area=branch.area)
 
 
 def _queries(alias: str) -> CaptureQueriesContext:
@@ -87,7 +79,9 @@ def test_a_lagging_replica_shows_old_figures_while_the_approval_reads_the_primar
     # Rows of this test's open transaction: committed for the primary's own connection,
     # not yet visible through the replica's (as if replication were behind).
     dcr, approver = _submitted_dcr()
-    everyone = head_office()  # a superuser: no database read to decide what they see
+    everyone = UserFactory(
+        is_superuser=True
+    )  # a superuser: no database read to decide what they see
 
     assert Dcr.objects.filter(status="SUBMITTED").count() == 1
     behind = selectors.dashboard_data(user=everyone, today=timezone.localdate())
@@ -156,7 +150,7 @@ def test_the_integrity_check_reads_the_replica_unless_told_primary(to_replica, c
     payment_ingest(
         payment=payment(loan, amount="700.00"),
         idempotency_key="replica-1",
-        principal=head_office(),
+        principal=UserFactory(is_superuser=True),
         source="t",
     )
     assert payments_post_due() == {"posted": 1}  # the posting: not visible to the replica yet

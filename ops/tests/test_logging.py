@@ -15,11 +15,11 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.utils.log import configure_logging
 
-from accounts.tests.factories import UserFactory
 from config import settings as production_settings
 from config.celery import app
 from core import context
 from ops.logging import MASK
+from tests.factories import UserFactory
 
 task_logger = logging.getLogger("ops.tests.logging_task")
 

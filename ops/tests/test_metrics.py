@@ -23,13 +23,12 @@ from config.celery import app
 from core.clock import iso
 from dynamo.errors import DYNAMODB_ERRORS, error_kind, is_unavailable
 from dynamo.tests.faults import inject
-from loans.tests.factories import make_loan
 from ops import metrics
 from ops.tasks import heartbeat_task
 from payments.ddb_models import QueueItem
 from payments.exceptions import StoreUnavailable
 from payments.services import payment_ingest
-from payments.tests.factories import head_office, payment
+from tests.factories import UserFactory, make_loan, payment
 
 ALERTS = Path(metrics.__file__).parent / "prometheus" / "alerts.yml"
 
@@ -191,18 +190,24 @@ def test_dynamodb_throttles_and_conflicts_are_counted_once_each(client):
     before = scrape(client)
     with inject("TransactWriteItems", "throttling", times=3):
         payment_ingest(
-            payment=payment(loan), idempotency_key="k-1", principal=head_office(), source="t"
+            payment=payment(loan),
+            idempotency_key="k-1",
+            principal=UserFactory(is_superuser=True),
+            source="t",
         )
     with inject("TransactWriteItems", "conflict", times=2):
         payment_ingest(
             payment=payment(loan, receipt_number="R-2"),
             idempotency_key="k-2",
-            principal=head_office(),
+            principal=UserFactory(is_superuser=True),
             source="t",
         )
     with inject("GetItem", "throttling", times=100), pytest.raises(StoreUnavailable):
         payment_ingest(
-            payment=payment(loan), idempotency_key="k-3", principal=head_office(), source="t"
+            payment=payment(loan),
+            idempotency_key="k-3",
+            principal=UserFactory(is_superuser=True),
+            source="t",
         )
     after = scrape(client)
     assert count(after, name, kind="throttle") == count(before, name, kind="throttle") + 4

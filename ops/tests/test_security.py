@@ -20,10 +20,8 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from accounts.tests.factories import BranchFactory, UserFactory
 from api import scopes
-from api.tests.factories import key_header, make_api_client
-from loans.tests.factories import make_loan
+from tests.factories import BranchFactory, UserFactory, key_header, make_api_client, make_loan
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ with no policy violation reported."""
 import pytest
 from django.urls import reverse
 
-from accounts.tests.factories import PASSWORD, UserFactory
+from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

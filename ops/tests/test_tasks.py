@@ -94,8 +94,7 @@ def test_a_posting_is_not_held_up_by_a_backlog_of_notifications(queues):
     from notifications.tasks import notification_send_task
     from payments.models import Posting
     from payments.services import payment_ingest
-    from payments.tests.factories import head_office, payment
-    from reconciliation.tests.factories import branch_with_loan
+    from tests.factories import UserFactory, branch_with_loan, payment
 
     default, background = queues
     for i in range(300):
@@ -104,7 +103,7 @@ def test_a_posting_is_not_held_up_by_a_backlog_of_notifications(queues):
     txn_id = payment_ingest(
         payment=payment(loan, amount="500.00"),
         idempotency_key="behind-the-backlog",
-        principal=head_office(),
+        principal=UserFactory(is_superuser=True),
         source="t",
     ).body["txn_id"]
     assert _queued(default) == 1  # its posting task, ahead of nothing

@@ -6,12 +6,10 @@ import pytest
 import yaml
 from django.core.management import call_command
 
-from accounts.tests.factories import BranchFactory, branch_user
 from api import scopes
-from api.tests.factories import key_header, make_api_client
 from loans.models import LoanAccount
-from loans.tests.factories import make_loan
 from payments.ddb_models import QueueItem, TransactionItem
+from tests.factories import BranchFactory, UserFactory, key_header, make_api_client, make_loan
 
 pytestmark = pytest.mark.django_db
 
@@ -210,7 +208,7 @@ def test_the_schema_documents_batch_items_and_the_503_of_reads(tmp_path):
 
 
 def test_branch_staff_post_through_their_session(client, setup):
-    staff = branch_user(setup["branch"])
+    staff = UserFactory(role="Branch Staff", home_branch=setup["branch"])
     client.force_login(staff)
     response = client.post(
         URL,

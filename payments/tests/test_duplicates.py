@@ -12,17 +12,21 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from accounts.tests.factories import BranchFactory
 from api import scopes
-from api.tests.factories import key_header, make_api_client
 from audit.ddb_models import AuditEventItem
 from loans.models import LoanAccount
-from loans.tests.factories import make_loan
 from payments.ddb_models import DedupItem, QueueItem, TransactionItem, UniqueKeyItem
 from payments.exceptions import DuplicateReceipt, DuplicateReference, PaymentRejected
 from payments.integrity import integrity_check
 from payments.services import payment_ingest, payments_post_due
-from payments.tests.factories import head_office, payment
+from tests.factories import (
+    BranchFactory,
+    UserFactory,
+    key_header,
+    make_api_client,
+    make_loan,
+    payment,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +65,7 @@ def _body(loan, amount="2500.00", **kw):
 def test_a_second_payment_with_a_receipt_of_the_branch_is_refused_naming_the_first():
     loan = make_loan()
     same_branch = make_loan(branch=loan.branch)
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     first = _ingest(loan, "key-1", principal, receipt_number="RC-7")
     with pytest.raises(DuplicateReceipt) as caught:
         _ingest(same_branch, "key-2", principal, amount="50.00", receipt_number="rc-7")
@@ -78,7 +82,7 @@ def test_a_second_payment_with_a_receipt_of_the_branch_is_refused_naming_the_fir
 
 
 def test_the_same_receipt_in_another_branch_is_accepted():
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     here, there = make_loan(), make_loan(branch=BranchFactory())
     a = _ingest(here, "key-1", principal, receipt_number="RC-1")
     b = _ingest(there, "key-2", principal, receipt_number="RC-1")
@@ -88,7 +92,7 @@ def test_the_same_receipt_in_another_branch_is_accepted():
 
 def test_the_same_key_and_body_replays_and_a_refused_key_stays_free():
     loan = make_loan()
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     first = _ingest(loan, "key-1", principal, receipt_number="RC-1")
     again = _ingest(loan, "key-1", principal, receipt_number="RC-1")
     assert again.replayed and again.body == first.body  # a replay, not a 409
@@ -102,7 +106,7 @@ def test_the_same_key_and_body_replays_and_a_refused_key_stays_free():
 
 def test_external_reference_is_unique_per_api_client_only():
     loan = make_loan()
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     first = _ingest(loan, "key-1", principal, source="api:1", external_reference="UTR-9")
     with pytest.raises(DuplicateReference) as caught:
         _ingest(loan, "key-2", principal, source="api:1", external_reference="UTR-9")
@@ -118,7 +122,7 @@ def test_external_reference_is_unique_per_api_client_only():
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_payments_with_one_receipt_store_exactly_one():
     loan = make_loan()
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     accepted, refused, other = [], [], []
     barrier = threading.Barrier(10)
 
@@ -151,7 +155,7 @@ def test_every_accepted_payment_has_its_audit_event_and_a_refused_one_none():
     loan = make_loan()
     closed = make_loan(branch=loan.branch)
     LoanAccount.objects.filter(pk=closed.pk).update(status="CLOSED")
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     ids = [
         _ingest(loan, f"key-{i}", principal, receipt_number=f"RC-{i}").body["txn_id"]
         for i in range(3)
@@ -232,7 +236,7 @@ def test_the_batch_refuses_a_receipt_repeated_in_it_or_recorded_before(client):
 
 def test_refused_duplicates_leave_the_ledger_and_the_store_in_agreement():
     loan = make_loan()
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     for i in range(4):
         with contextlib.suppress(DuplicateReceipt):
             _ingest(loan, f"key-{i}", principal, amount="300.00", receipt_number=f"RC-{i % 2}")

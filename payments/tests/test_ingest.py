@@ -4,9 +4,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from accounts.tests.factories import BranchFactory, branch_user
 from loans.models import LoanAccount
-from loans.tests.factories import make_loan
 from payments.ddb_models import DedupItem, QueueItem, TransactionItem, UniqueKeyItem
 from payments.exceptions import (
     IdempotencyKeyReused,
@@ -15,7 +13,7 @@ from payments.exceptions import (
     RequestInFlight,
 )
 from payments.services import payment_ingest
-from payments.tests.factories import head_office, payment
+from tests.factories import BranchFactory, UserFactory, make_loan, payment
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +22,7 @@ def _ingest(loan, key="key-1", principal=None, **kw):
     return payment_ingest(
         payment=payment(loan, **kw),
         idempotency_key=key,
-        principal=principal or head_office(),
+        principal=principal or UserFactory(is_superuser=True),
         source="test",
     )
 
@@ -44,7 +42,7 @@ def test_a_payment_is_stored_with_its_dedup_key_and_queue_item_in_paise():
 
 def test_same_key_same_body_replays_the_first_response():
     loan = make_loan()
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     first = _ingest(loan, principal=principal)
     second = _ingest(loan, principal=principal)
     assert second.replayed and second.status == 201
@@ -54,7 +52,7 @@ def test_same_key_same_body_replays_the_first_response():
 
 def test_same_key_different_body_is_a_conflict():
     loan = make_loan()
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     _ingest(loan, principal=principal, amount="100.00")
     with pytest.raises(IdempotencyKeyReused):
         _ingest(loan, principal=principal, amount="200.00")
@@ -63,7 +61,7 @@ def test_same_key_different_body_is_a_conflict():
 
 def test_a_key_in_flight_gets_a_conflict():
     loan = make_loan()
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     # A first request has claimed the key and not finished yet.
     from payments import services
 
@@ -87,7 +85,7 @@ def test_refused_payments_write_nothing_and_free_the_key():
 
 def test_another_branchs_loan_is_not_found_for_branch_staff():
     loan = make_loan()
-    outsider = branch_user(BranchFactory())
+    outsider = UserFactory(role="Branch Staff", home_branch=BranchFactory())
     with pytest.raises(LoanNotFound):
         _ingest(loan, principal=outsider)
     assert TransactionItem.count() == 0
@@ -105,7 +103,7 @@ def test_a_future_business_date_is_refused():
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicates_store_one_transaction():
     loan = make_loan()
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     results, errors = [], []
     barrier = threading.Barrier(8)
 

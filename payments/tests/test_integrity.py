@@ -4,11 +4,10 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from loans.tests.factories import make_loan
 from payments.ddb_models import TransactionItem
 from payments.models import Posting
 from payments.services import payment_ingest, payments_post_due
-from payments.tests.factories import head_office, payment
+from tests.factories import UserFactory, make_loan, payment
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +25,7 @@ def _run(capsys, *extra):
 
 def _posted_loan():
     loan = make_loan()
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     ids = []
     for i in range(3):
         ids.append(

@@ -9,13 +9,12 @@ from django.utils import timezone
 
 from core.clock import iso
 from loans.models import Instalment, LoanAccount
-from loans.tests.factories import make_loan
 from notifications.ddb_models import NotificationItem
 from payments import services
 from payments.ddb_models import QueueItem, TransactionItem
 from payments.models import LedgerSwitch, Posting
 from payments.services import payment_ingest, payments_post_due
-from payments.tests.factories import head_office, payment
+from tests.factories import UserFactory, make_loan, payment
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +23,7 @@ def _ingest(loan, amount="1000.00", key=None, principal=None):
     return payment_ingest(
         payment=payment(loan, amount=amount),
         idempotency_key=key or f"k-{time.time_ns()}",
-        principal=principal or head_office(),
+        principal=principal or UserFactory(is_superuser=True),
         source="test",
     ).body["txn_id"]
 
@@ -128,7 +127,7 @@ def test_maintenance_backs_off_then_drains_and_dead_letters_can_be_retried(setti
     assert QueueItem.get(txn_id).queue_status == "POSTING#DEAD"
     assert payments_post_due() == {}  # dead letters wait for staff
     LedgerSwitch.objects.filter(pk=1).update(maintenance=False)
-    services.queue_item_retry(item_id=txn_id, actor=head_office())
+    services.queue_item_retry(item_id=txn_id, actor=UserFactory(is_superuser=True))
     assert payments_post_due() == {"posted": 1}
     assert Posting.objects.filter(txn_id=txn_id).exists()
 
@@ -146,7 +145,7 @@ def test_backoff_waits_before_the_next_attempt(settings):
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_workers_post_each_payment_exactly_once():
     loans = [make_loan() for _ in range(3)]
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     txn_ids = [_ingest(loans[i % 3], amount="500.00", principal=principal) for i in range(24)]
     barrier = threading.Barrier(4)
 
@@ -215,7 +214,7 @@ def test_a_finished_queue_item_expires_after_the_retention_and_a_dead_letter_nev
 
 def test_an_expired_item_not_yet_deleted_is_never_claimed_nor_listed():
     loan = make_loan()
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     txn_id = _ingest(loan, principal=principal)
     # DynamoDB deletes expired items up to days late: until then they are still there
     QueueItem(txn_id).update(

@@ -5,13 +5,11 @@ import pytest
 from django.db import connection
 
 from accounts.models import User
-from accounts.tests.factories import BranchFactory, UserFactory, branch_user
 from approvals.exceptions import AlreadyDecided, MakerCannotCheck
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
 from audit.models import AuditOutbox
 from core.workflow import NotAllowed
-from loans.tests.factories import make_loan
 from payments.ddb_models import TransactionItem
 from payments.models import Posting
 from payments.services import (
@@ -20,7 +18,7 @@ from payments.services import (
     payment_reversals_sync_pending,
     payments_post_due,
 )
-from payments.tests.factories import head_office, payment
+from tests.factories import BranchFactory, UserFactory, make_loan, payment
 
 pytestmark = pytest.mark.django_db
 
@@ -32,11 +30,11 @@ def posted():
     txn_id = payment_ingest(
         payment=payment(loan, amount="5000.00"),
         idempotency_key="r1",
-        principal=head_office(),
+        principal=UserFactory(is_superuser=True),
         source="t",
     ).body["txn_id"]
     payments_post_due()
-    manager = branch_user(branch, role="Branch Manager")
+    manager = UserFactory(role="Branch Manager", home_branch=branch)
     finance = UserFactory(role="Finance", level=User.Level.HEAD_OFFICE)
     return loan, txn_id, manager, finance
 
@@ -71,11 +69,11 @@ def test_the_maker_cannot_approve_their_own_reversal(posted):
 
 def test_only_permitted_roles_ask_and_approve(posted):
     loan, txn_id, manager, finance = posted
-    staff = branch_user(loan.branch)
+    staff = UserFactory(role="Branch Staff", home_branch=loan.branch)
     with pytest.raises(NotAllowed):
         payment_reversal_request(txn_id=txn_id, reason="x", actor=staff)
     request = payment_reversal_request(txn_id=txn_id, reason="x", actor=manager)
-    other_manager = branch_user(loan.branch, role="Branch Manager")
+    other_manager = UserFactory(role="Branch Manager", home_branch=loan.branch)
     with pytest.raises(NotAllowed):
         approval_decide(request_id=request.pk, approve=True, actor=other_manager)
 

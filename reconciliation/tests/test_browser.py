@@ -4,10 +4,9 @@ cannot."""
 import pytest
 from django.urls import reverse
 
-from accounts.tests.factories import PASSWORD
 from reconciliation import services
 from reconciliation.models import Dcr
-from reconciliation.tests.factories import area_manager, branch_with_loan, days_ago, manager, pay
+from tests.factories import PASSWORD, UserFactory, branch_with_loan, days_ago, pay
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,9 +24,9 @@ def test_an_approver_approves_a_dcr_from_the_inbox(live_server, browser):
     pay(loan, "1200.00")
     pay(loan, "300.50", mode="UPI", collector="Agent Z")
     dcr = services.dcr_build(branch_id=branch.pk, business_date=days_ago(1))
-    maker = manager(branch)
+    maker = UserFactory(role="Branch Manager", home_branch=branch)
     services.dcr_submit(dcr_id=dcr.pk, actor=maker)
-    approver = area_manager(branch.area)
+    approver = UserFactory(role="Area Manager", home_area=branch.area)
     dcr_url = reverse("reconciliation:dcr", args=[dcr.pk])
 
     # the maker sees the DCR waiting, but no decision for them

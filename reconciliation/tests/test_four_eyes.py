@@ -14,14 +14,12 @@ from approvals.tests.races import change_racing_decision
 from reconciliation import services
 from reconciliation.models import Dbs, Dcr, Deposit
 from reconciliation.selectors import dbss_waiting_for, dcrs_waiting_for
-from reconciliation.tests.factories import (
-    area_manager,
+from tests.factories import (
+    UserFactory,
     branch_with_loan,
     collection_account,
     days_ago,
     deposit,
-    finance,
-    manager,
     pay,
 )
 
@@ -30,7 +28,7 @@ pytestmark = pytest.mark.django_db
 
 def finance_who_records_deposits() -> User:
     """A finance user who was also given the branch staff's deposit permissions."""
-    user = finance()
+    user = UserFactory(role="Finance")
     user.user_permissions.add(
         *Permission.objects.filter(
             content_type__app_label="reconciliation",
@@ -48,14 +46,19 @@ def day():
     account = collection_account()
     deposit(branch, account, "600.00", slip="S-1")
     dbs = Dbs.objects.get(branch=branch, business_date=days_ago(1))
-    return {"branch": branch, "account": account, "dbs": dbs, "manager": manager(branch)}
+    return {
+        "branch": branch,
+        "account": account,
+        "dbs": dbs,
+        "manager": UserFactory(role="Branch Manager", home_branch=branch),
+    }
 
 
 # --- DBS ------------------------------------------------------------------------------
 
 
 def test_a_checker_who_recorded_a_deposit_cannot_decide_the_dbs(day):
-    checker, other = finance_who_records_deposits(), finance()
+    checker, other = finance_who_records_deposits(), UserFactory(role="Finance")
     deposit(day["branch"], day["account"], "100.00", slip="S-2", actor=checker)
     services.dbs_submit(dbs_id=day["dbs"].pk, actor=day["manager"])
 
@@ -76,7 +79,7 @@ def test_a_checker_who_recorded_a_deposit_cannot_decide_the_dbs(day):
 
 @pytest.mark.parametrize("change", ["update", "delete"])
 def test_changing_or_deleting_a_deposit_after_a_return_counts_too(day, change):
-    checker, other = finance_who_records_deposits(), finance()
+    checker, other = finance_who_records_deposits(), UserFactory(role="Finance")
     dbs_id = day["dbs"].pk
     services.dbs_submit(dbs_id=dbs_id, actor=day["manager"])
     services.dbs_return(dbs_id=dbs_id, actor=other, remarks="slip S-1 says 60.00")
@@ -92,7 +95,7 @@ def test_changing_or_deleting_a_deposit_after_a_return_counts_too(day, change):
 
 
 def test_a_deposit_recorded_before_the_last_decision_does_not_bar_the_next_round(day):
-    checker, other = finance_who_records_deposits(), finance()
+    checker, other = finance_who_records_deposits(), UserFactory(role="Finance")
     deposit(day["branch"], day["account"], "100.00", slip="S-2", actor=checker)  # round 0
     services.dbs_submit(dbs_id=day["dbs"].pk, actor=day["manager"])
     services.dbs_return(dbs_id=day["dbs"].pk, actor=other, remarks="count again")
@@ -116,7 +119,10 @@ def test_the_dbs_submitter_cannot_decide_it(day):
 
 def test_dcr_the_submitter_cannot_decide_but_an_earlier_rounds_submitter_can(day):
     dcr = Dcr.objects.get(branch=day["branch"], business_date=days_ago(1))
-    first, second = area_manager(day["branch"].area), area_manager(day["branch"].area)
+    first, second = (
+        UserFactory(role="Area Manager", home_area=day["branch"].area),
+        UserFactory(role="Area Manager", home_area=day["branch"].area),
+    )
     services.dcr_submit(dcr_id=dcr.pk, actor=first)
     with pytest.raises(MakerCannotCheck, match="You submitted this DCR"):
         services.dcr_approve(dcr_id=dcr.pk, actor=first)
@@ -141,7 +147,11 @@ def test_a_deposit_racing_the_approval_never_lets_its_recorder_approve_the_dbs()
     account = collection_account()
     deposit(branch, account, "600.00", slip="R-1")
     dbs = Dbs.objects.get(branch=branch, business_date=days_ago(1))
-    maker, checker, other = manager(branch), finance_who_records_deposits(), finance()
+    maker, checker, other = (
+        UserFactory(role="Branch Manager", home_branch=branch),
+        finance_who_records_deposits(),
+        UserFactory(role="Finance"),
+    )
     services.dbs_submit(dbs_id=dbs.pk, actor=maker)
     services.dbs_return(dbs_id=dbs.pk, actor=other, remarks="one slip is missing")
 

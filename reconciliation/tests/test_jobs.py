@@ -12,13 +12,7 @@ from audit.models import AuditOutbox
 from reconciliation import services
 from reconciliation.exceptions import AlreadyDecided
 from reconciliation.models import Dbs, Dcr, JobRun
-from reconciliation.tests.factories import (
-    area_manager,
-    branch_with_loan,
-    days_ago,
-    manager,
-    pay,
-)
+from tests.factories import UserFactory, branch_with_loan, days_ago, pay
 
 
 def _in_threads(*calls):
@@ -130,8 +124,11 @@ def test_concurrent_approvals_one_wins_with_one_audit_transition():
     branch, loan = branch_with_loan()
     pay(loan)
     dcr = services.dcr_build(branch_id=branch.pk, business_date=days_ago(1))
-    services.dcr_submit(dcr_id=dcr.pk, actor=manager(branch))
-    first, second = area_manager(branch.area), area_manager(branch.area)
+    services.dcr_submit(dcr_id=dcr.pk, actor=UserFactory(role="Branch Manager", home_branch=branch))
+    first, second = (
+        UserFactory(role="Area Manager", home_area=branch.area),
+        UserFactory(role="Area Manager", home_area=branch.area),
+    )
     results = _in_threads(
         lambda: services.dcr_approve(dcr_id=dcr.pk, actor=first),
         lambda: services.dcr_approve(dcr_id=dcr.pk, actor=second),
@@ -169,7 +166,9 @@ def test_the_tick_rolls_up_today_provisionally_builds_closed_dates_and_records_l
         key: "skipped" for key in summary["daily"]
     }
 
-    services.dcr_submit(dcr_id=closed.pk, actor=manager(branch))
+    services.dcr_submit(
+        dcr_id=closed.pk, actor=UserFactory(role="Branch Manager", home_branch=branch)
+    )
     pay(loan, "5.00", day=closed.business_date)
     assert services.reconciliation_tick(now=now)["late_arrivals"] == 1
     closed.refresh_from_db()

@@ -6,7 +6,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, connection
 
 from loans.models import LoanAccount
-from loans.tests.factories import make_loan
 from payments.services import payments_post_due
 from reconciliation import services
 from reconciliation.exceptions import (
@@ -20,16 +19,15 @@ from reconciliation.exceptions import (
     StatementRejected,
 )
 from reconciliation.models import Dbs, Dcr, Deposit, LateArrival, StatementLine, StatementUpload
-from reconciliation.tests.factories import (
-    area_manager,
+from tests.factories import (
+    AreaFactory,
+    UserFactory,
     branch_with_loan,
     collection_account,
     days_ago,
     deposit,
-    finance,
-    manager,
+    make_loan,
     pay,
-    staff,
 )
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +87,7 @@ def test_a_submitted_dcr_is_never_rewritten_and_late_arrivals_are_recorded_once(
     day = days_ago(1)
     pay(loan, "1000.00", day=day)
     dcr = services.dcr_build(branch_id=branch.pk, business_date=day)
-    services.dcr_submit(dcr_id=dcr.pk, actor=manager(branch))
+    services.dcr_submit(dcr_id=dcr.pk, actor=UserFactory(role="Branch Manager", home_branch=branch))
     late = pay(loan, "300.00", mode="UPI", collector="Late agent", day=day)
 
     for _ in range(2):  # the tick reads it again and again
@@ -102,7 +100,9 @@ def test_a_submitted_dcr_is_never_rewritten_and_late_arrivals_are_recorded_once(
         (late, "NEW", D("300.00"), "UPI")
     ]
 
-    services.dcr_approve(dcr_id=dcr.pk, actor=area_manager(branch.area))
+    services.dcr_approve(
+        dcr_id=dcr.pk, actor=UserFactory(role="Area Manager", home_area=branch.area)
+    )
     services.dcr_build_many(pairs=[(branch.pk, day)])
     dcr.refresh_from_db()
     assert (dcr.status, dcr.collected_amount) == ("APPROVED", D("1000.00"))
@@ -112,7 +112,10 @@ def test_a_returned_dcr_is_rebuilt_with_its_late_arrivals_and_resubmitted():
     branch, loan = branch_with_loan()
     day = days_ago(1)
     pay(loan, "100.00", day=day)
-    maker, checker = manager(branch), area_manager(branch.area)
+    maker, checker = (
+        UserFactory(role="Branch Manager", home_branch=branch),
+        UserFactory(role="Area Manager", home_area=branch.area),
+    )
     dcr = services.dcr_build(branch_id=branch.pk, business_date=day)
     services.dcr_submit(dcr_id=dcr.pk, actor=maker)
     pay(loan, "50.00", day=day)
@@ -139,9 +142,11 @@ def test_dcr_workflow_allowed_and_refused_moves():
         branch_id=branch.pk,
         business_date=services.business_date_for(branch, services.timezone.now()),
     )
-    maker = area_manager(branch.area)  # may submit and approve, but not their own
-    checker = area_manager(branch.area)
-    branch_staff = staff(branch)
+    maker = UserFactory(
+        role="Area Manager", home_area=branch.area
+    )  # may submit and approve, but not their own
+    checker = UserFactory(role="Area Manager", home_area=branch.area)
+    branch_staff = UserFactory(role="Branch Staff", home_branch=branch)
 
     with pytest.raises(NotAllowed):
         services.dcr_submit(dcr_id=dcr.pk, actor=branch_staff)
@@ -155,13 +160,19 @@ def test_dcr_workflow_allowed_and_refused_moves():
     with pytest.raises(MakerCannotCheck):
         services.dcr_approve(dcr_id=dcr.pk, actor=maker)
     with pytest.raises(NotAllowed):
-        services.dcr_approve(dcr_id=dcr.pk, actor=manager(branch))  # no approve_dcr
+        services.dcr_approve(
+            dcr_id=dcr.pk, actor=UserFactory(role="Branch Manager", home_branch=branch)
+        )  # no approve_dcr
     with pytest.raises(NotAllowed) as refused:
         services.dcr_return(dcr_id=dcr.pk, actor=checker, remarks="  ")
     assert refused.value.code == "remarks_required"
     services.dcr_approve(dcr_id=dcr.pk, actor=checker, remarks="ok")
     with pytest.raises(AlreadyDecided) as again:
-        services.dcr_return(dcr_id=dcr.pk, actor=area_manager(branch.area), remarks="late")
+        services.dcr_return(
+            dcr_id=dcr.pk,
+            actor=UserFactory(role="Area Manager", home_area=branch.area),
+            remarks="late",
+        )
     assert again.value.code == "already_decided"
     assert checker.username in str(again.value)
     dcr.refresh_from_db()
@@ -172,9 +183,11 @@ def test_an_approver_of_another_area_cannot_see_the_dcr():
     branch, loan = branch_with_loan()
     pay(loan)
     dcr = services.dcr_build(branch_id=branch.pk, business_date=days_ago(1))
-    services.dcr_submit(dcr_id=dcr.pk, actor=manager(branch))
+    services.dcr_submit(dcr_id=dcr.pk, actor=UserFactory(role="Branch Manager", home_branch=branch))
     with pytest.raises(services.ReportNotFound):
-        services.dcr_approve(dcr_id=dcr.pk, actor=area_manager())
+        services.dcr_approve(
+            dcr_id=dcr.pk, actor=UserFactory(role="Area Manager", home_area=AreaFactory())
+        )
 
 
 # --- DBS -----------------------------------------------------------------------------------
@@ -208,8 +221,10 @@ def test_dbs_arithmetic_and_every_flag():
         "DCR_NOT_APPROVED",
     }
 
-    services.dcr_submit(dcr_id=dcr.pk, actor=manager(branch))
-    services.dcr_approve(dcr_id=dcr.pk, actor=area_manager(branch.area))
+    services.dcr_submit(dcr_id=dcr.pk, actor=UserFactory(role="Branch Manager", home_branch=branch))
+    services.dcr_approve(
+        dcr_id=dcr.pk, actor=UserFactory(role="Area Manager", home_area=branch.area)
+    )
     dbs.refresh_from_db()
     assert "DCR_NOT_APPROVED" not in dbs.flag_codes
 
@@ -223,12 +238,19 @@ def test_dbs_negative_cash_is_flagged_and_workflow_is_the_dcr_one():
     assert dbs.closing_cash == D("-200.00")
     assert "CASH_NEGATIVE" in dbs.flag_codes
 
-    maker, checker = manager(branch), finance()
+    maker, checker = (
+        UserFactory(role="Branch Manager", home_branch=branch),
+        UserFactory(role="Finance"),
+    )
     with pytest.raises(NotAllowed):
-        services.dbs_submit(dbs_id=dbs.pk, actor=staff(branch))
+        services.dbs_submit(
+            dbs_id=dbs.pk, actor=UserFactory(role="Branch Staff", home_branch=branch)
+        )
     services.dbs_submit(dbs_id=dbs.pk, actor=maker)
     with pytest.raises(NotAllowed):
-        services.dbs_approve(dbs_id=dbs.pk, actor=area_manager(branch.area))  # not finance
+        services.dbs_approve(
+            dbs_id=dbs.pk, actor=UserFactory(role="Area Manager", home_area=branch.area)
+        )  # not finance
     with pytest.raises(DepositRejected):  # the date's DBS is submitted: deposits are frozen
         deposit(branch, collection_account(), "5.00", slip="N-2")
     services.dbs_return(dbs_id=dbs.pk, actor=checker, remarks="Slip N-1 is for 30.00")
@@ -266,7 +288,7 @@ def test_bad_deposits_are_refused_with_the_field(changes, field, text):
     account = collection_account()
     deposit(branch, account, "10.00", slip="DUP-1")
     fields = {
-        "actor": staff(branch),
+        "actor": UserFactory(role="Branch Staff", home_branch=branch),
         "branch_id": branch.pk,
         "deposit_date": days_ago(0),
         "collection_account_id": account.pk,
@@ -288,7 +310,7 @@ def test_a_deposit_with_a_scan_is_stored_and_staff_of_another_branch_are_refused
     branch, _ = branch_with_loan()
     account = collection_account()
     saved = services.deposit_record(
-        actor=staff(branch),
+        actor=UserFactory(role="Branch Staff", home_branch=branch),
         branch_id=branch.pk,
         deposit_date=days_ago(0),
         collection_account_id=account.pk,
@@ -302,7 +324,7 @@ def test_a_deposit_with_a_scan_is_stored_and_staff_of_another_branch_are_refused
     other, _ = branch_with_loan()
     with pytest.raises(NotAllowed):
         services.deposit_record(
-            actor=staff(other),
+            actor=UserFactory(role="Branch Staff", home_branch=other),
             branch_id=branch.pk,
             deposit_date=days_ago(0),
             collection_account_id=account.pk,
@@ -335,7 +357,7 @@ def test_a_statement_matches_deposits_by_slip_and_amount_and_shows_both_sides():
             f"{day},TRANSFER OUT,,500.00,,780.00\n"
             f"{day},CASH DEP,ZZ-9,,10.00,790.00\n"
         ),
-        actor=finance(),
+        actor=UserFactory(role="Finance"),
     )
     assert upload.line_count == 3  # the debit line is skipped
     lines = {line.reference: line for line in upload.lines.all()}
@@ -353,7 +375,7 @@ def test_a_statement_with_wrong_columns_is_refused_whole():
         services.statement_upload(
             collection_account_id=collection_account().pk,
             file=_csv("Date,Description,Amount\n2026-01-02,CASH,100.00\n"),
-            actor=finance(),
+            actor=UserFactory(role="Finance"),
         )
     [(line, message)] = refused.value.errors
     assert line == 1
@@ -374,7 +396,9 @@ def test_broken_rows_are_each_reported_with_their_line_and_nothing_is_imported()
     )
     with pytest.raises(StatementRejected) as refused:
         services.statement_upload(
-            collection_account_id=collection_account().pk, file=_csv(text), actor=finance()
+            collection_account_id=collection_account().pk,
+            file=_csv(text),
+            actor=UserFactory(role="Finance"),
         )
     lines = [line for line, _ in refused.value.errors]
     assert lines == [3, 5, 6, 7]
@@ -392,7 +416,7 @@ def test_only_finance_may_upload_statements():
         services.statement_upload(
             collection_account_id=collection_account().pk,
             file=_csv("date,narration,reference,credit\n2026-01-02,X,S1,1.00\n"),
-            actor=manager(branch),
+            actor=UserFactory(role="Branch Manager", home_branch=branch),
         )
 
 
@@ -405,7 +429,9 @@ def test_a_nul_in_a_statement_cell_is_a_line_error_and_nothing_is_imported():
     )
     with pytest.raises(StatementRejected) as refused:
         services.statement_upload(
-            collection_account_id=collection_account().pk, file=_csv(text), actor=finance()
+            collection_account_id=collection_account().pk,
+            file=_csv(text),
+            actor=UserFactory(role="Finance"),
         )
     assert [line for line, _ in refused.value.errors] == [3, 4]
     assert all("NUL" in message for _, message in refused.value.errors)
@@ -428,7 +454,7 @@ def test_statement_amounts_dates_and_references_take_ascii_digits_only(cells, pr
         services.statement_upload(
             collection_account_id=collection_account().pk,
             file=_csv(f"date,narration,reference,credit\n{cells}\n"),
-            actor=finance(),
+            actor=UserFactory(role="Finance"),
         )
     [(line, message)] = refused.value.errors
     assert line == 2 and problem in message
@@ -440,7 +466,7 @@ STATEMENT = "date,narration,reference,credit\n2026-01-02,CASH DEP,S1,100.00\n"
 
 def test_the_same_statement_file_is_refused_for_its_account_naming_the_earlier_upload():
     account, other = collection_account(), collection_account(number="999988887777")
-    user = finance()
+    user = UserFactory(role="Finance")
     first = services.statement_upload(
         collection_account_id=account.pk, file=_csv(STATEMENT, "jan.csv"), actor=user
     )
@@ -471,7 +497,7 @@ def test_the_database_refuses_a_second_upload_of_one_file_for_an_account():
 
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_uploads_of_one_file_import_it_once():
-    account, user = collection_account(), finance()
+    account, user = collection_account(), UserFactory(role="Finance")
     barrier = threading.Barrier(2)
     results: list = [None, None]
 

@@ -11,16 +11,14 @@ from openpyxl import load_workbook
 
 from reconciliation import services
 from reconciliation.models import Dbs, Deposit
-from reconciliation.tests.factories import (
-    area_manager,
+from tests.factories import (
+    AreaFactory,
+    UserFactory,
     branch_with_loan,
     collection_account,
     days_ago,
     deposit,
-    finance,
-    manager,
     pay,
-    staff,
 )
 
 pytestmark = pytest.mark.django_db
@@ -38,9 +36,9 @@ def submitted():
     branch, loan = branch_with_loan()
     txns = [pay(loan, "120.00"), pay(loan, "80.00", mode="UPI", collector="Agent Z")]
     dcr = services.dcr_build(branch_id=branch.pk, business_date=days_ago(1))
-    maker = manager(branch)
+    maker = UserFactory(role="Branch Manager", home_branch=branch)
     services.dcr_submit(dcr_id=dcr.pk, actor=maker)
-    return dcr, txns, maker, area_manager(branch.area)
+    return dcr, txns, maker, UserFactory(role="Area Manager", home_area=branch.area)
 
 
 def test_the_inbox_lists_dcrs_and_dbss_for_the_right_approver_only(submitted):
@@ -53,9 +51,12 @@ def test_the_inbox_lists_dcrs_and_dbss_for_the_right_approver_only(submitted):
 
     page = client_for(approver).get(inbox).content.decode()
     assert dcr_url in page and dbs_url not in page  # DBSs are for finance
-    page = client_for(finance()).get(inbox).content.decode()
+    page = client_for(UserFactory(role="Finance")).get(inbox).content.decode()
     assert dbs_url in page and dcr_url not in page
-    for nobody in (maker, area_manager()):  # the submitter; another area's approver
+    for nobody in (
+        maker,
+        UserFactory(role="Area Manager", home_area=AreaFactory()),
+    ):  # the submitter; another area's approver
         page = client_for(nobody).get(inbox).content.decode()
         assert dcr_url not in page and dbs_url not in page
 
@@ -87,7 +88,7 @@ def test_approve_and_return_through_the_detail_page(submitted):
     assert response.status_code == 302
     dcr.refresh_from_db()
     assert (dcr.status, dcr.decided_by) == ("APPROVED", approver)
-    response = client_for(area_manager(dcr.branch.area)).post(
+    response = client_for(UserFactory(role="Area Manager", home_area=dcr.branch.area)).post(
         url, {"decision": "approve"}, follow=True
     )
     assert "already approved by" in response.content.decode()
@@ -95,7 +96,9 @@ def test_approve_and_return_through_the_detail_page(submitted):
 
 def test_a_dcr_of_another_area_is_a_404(submitted):
     dcr, *_ = submitted
-    response = client_for(area_manager()).get(reverse("reconciliation:dcr", args=[dcr.pk]))
+    response = client_for(UserFactory(role="Area Manager", home_area=AreaFactory())).get(
+        reverse("reconciliation:dcr", args=[dcr.pk])
+    )
     assert response.status_code == 404
 
 
@@ -105,7 +108,9 @@ def test_the_dashboard_charts_only_the_approvers_scope():
     for branch, loan in ((mine, my_loan), (other, other_loan)):
         pay(loan, "150.00", day=days_ago(2))
         services.dcr_build(branch_id=branch.pk, business_date=days_ago(2))
-    response = client_for(area_manager(mine.area)).get(reverse("reconciliation:dashboard"))
+    response = client_for(UserFactory(role="Area Manager", home_area=mine.area)).get(
+        reverse("reconciliation:dashboard")
+    )
     assert response.status_code == 200
     page = response.content.decode()
     assert "vendor/chartjs/chart.umd.min.js" in page
@@ -156,7 +161,7 @@ def test_csv_and_excel_exports_of_the_visible_lists(submitted):
 
 def test_the_statement_upload_page_lists_each_bad_line():
     account = collection_account()
-    client = client_for(finance())
+    client = client_for(UserFactory(role="Finance"))
     response = client.post(
         reverse("reconciliation:statement_upload"),
         {
@@ -186,7 +191,7 @@ def test_branch_staff_add_a_deposit_in_the_admin_for_their_branch_only(settings,
     branch, _ = branch_with_loan()
     other, _ = branch_with_loan()
     account = collection_account()
-    user = staff(branch)
+    user = UserFactory(role="Branch Staff", home_branch=branch)
     client = client_for(user)
     add = reverse("admin:reconciliation_deposit_add")
     form = client.get(add).content.decode()
@@ -217,7 +222,7 @@ def test_branch_staff_add_a_deposit_in_the_admin_for_their_branch_only(settings,
 
 
 def test_changelists_make_a_fixed_number_of_queries(django_assert_max_num_queries):
-    approver = area_manager()
+    approver = UserFactory(role="Area Manager", home_area=AreaFactory())
     client = client_for(approver)
     for _ in range(3):
         branch, loan = branch_with_loan(area=approver.home_area)
@@ -249,7 +254,7 @@ def test_exports_write_remarks_as_text_never_as_formulas(submitted):
 
 def test_a_statement_file_uploaded_twice_is_refused_with_a_message_on_the_file():
     account = collection_account()
-    client = client_for(finance())
+    client = client_for(UserFactory(role="Finance"))
     url = reverse("reconciliation:statement_upload")
     text = b"date,narration,reference,credit\n2026-01-02,CASH\x00DEP,S1,10.00\n"
     response = client.post(
@@ -281,7 +286,7 @@ def test_a_statement_file_uploaded_twice_is_refused_with_a_message_on_the_file()
 )
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 def test_bad_export_filters_are_a_400_with_a_message(query, fmt):
-    client = client_for(finance())
+    client = client_for(UserFactory(role="Finance"))
     for kind in ("dcr", "dbs"):
         response = client.get(reverse("reconciliation:export", args=[kind, fmt]), query)
         assert response.status_code == 400
@@ -319,7 +324,7 @@ def test_the_admin_deposit_form_refuses_other_scripts_digits_with_a_field_messag
         "amount": "1500.00",
         field: typed,
     }
-    client = client_for(staff(branch))
+    client = client_for(UserFactory(role="Branch Staff", home_branch=branch))
     url = reverse("admin:reconciliation_deposit_add")
     response = client.post(url, data)
     assert response.status_code == 200

@@ -15,17 +15,20 @@ from django.db import connection, transaction
 from django.test import Client, override_settings
 
 from accounts import refdata as branch_refs
-from accounts.tests.factories import BranchFactory
 from loans import refdata as product_refs
-from loans.tests.factories import LoanProductFactory, make_loan
 from mandates import refdata as code_refs
 from mandates.models import ReturnCodePolicy
 from payments import refdata as ledger_refs
 from payments import services as payments
 from payments.models import LedgerSwitch
-from payments.tests.factories import payment
-from reconciliation.tests.factories import head_office
 from refdata import cache as refdata
+from tests.factories import (
+    BranchFactory,
+    LoanProductFactory,
+    UserFactory,
+    make_loan,
+    payment,
+)
 
 committed = pytest.mark.django_db(transaction=True)
 
@@ -101,7 +104,7 @@ def test_a_change_through_the_admin_or_in_code_is_seen_at_once():
     branch, product = _reference_rows()
     _read_all(branch, product)  # cached
     admin = Client()
-    admin.force_login(head_office())
+    admin.force_login(UserFactory(is_superuser=True))
 
     response = admin.post(
         "/admin/payments/ledgerswitch/1/change/",
@@ -185,7 +188,7 @@ def test_a_change_reaches_the_cache_only_once_committed(django_assert_num_querie
 def test_a_maintenance_switch_stops_the_next_posting_at_once(settings):
     settings.PAYMENTS_POSTING_BACKOFF_SECONDS = 0
     LedgerSwitch.objects.create(pk=1)
-    loan, principal = make_loan(), head_office()
+    loan, principal = make_loan(), UserFactory(is_superuser=True)
     for n in range(2):
         payments.payment_ingest(
             payment=payment(loan, amount="100.00"),

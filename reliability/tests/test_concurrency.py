@@ -23,21 +23,26 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts.models import User
-from accounts.tests.factories import BranchFactory, UserFactory
 from api import scopes
-from api.tests.factories import make_api_client
 from audit.models import AuditOutbox
 from core.money import to_paise
-from loans.tests.factories import make_loan
 from mandates.services import mandate_stop_request, mandate_submit
-from mandates.tests.factories import active_mandate, actors, draft_mandate
 from payments.ddb_models import QueueItem, TransactionItem
 from payments.models import Posting
 from payments.services import payments_post_due
 from reconciliation.models import Dbs
 from reconciliation.services import dbs_submit, dcr_build, dcr_submit
-from reconciliation.tests import factories as recon
 from reliability.services import figures
+from tests import factories as recon
+from tests.factories import (
+    BranchFactory,
+    UserFactory,
+    active_mandate,
+    actors,
+    draft_mandate,
+    make_api_client,
+    make_loan,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -267,7 +272,7 @@ def test_two_approvers_deciding_the_same_dcr_dbs_mandate_and_request_decide_once
     recon.pay(loan, "700.00", mode="UPI")
     assert payments_post_due() == {"posted": 2}
     day = recon.days_ago(1)
-    manager = recon.manager(branch)
+    manager = recon.UserFactory(role="Branch Manager", home_branch=branch)
     dcr = dcr_build(branch_id=branch.pk, business_date=day)
     dcr_submit(dcr_id=dcr.pk, actor=manager)
     dbs = Dbs.objects.get(branch=branch, business_date=day)
@@ -286,14 +291,17 @@ def test_two_approvers_deciding_the_same_dcr_dbs_mandate_and_request_decide_once
             "DCR",
             dcr,
             reverse("reconciliation:dcr_decide", args=[dcr.pk]),
-            (recon.area_manager(branch.area), recon.area_manager(branch.area)),
+            (
+                recon.UserFactory(role="Area Manager", home_area=branch.area),
+                recon.UserFactory(role="Area Manager", home_area=branch.area),
+            ),
             lambda: dcr.history.count(),
         ),
         Contested(
             "DBS",
             dbs,
             reverse("reconciliation:dbs_decide", args=[dbs.pk]),
-            (recon.finance(), recon.finance()),
+            (recon.UserFactory(role="Finance"), recon.UserFactory(role="Finance")),
             lambda: dbs.history.count(),
         ),
         Contested(

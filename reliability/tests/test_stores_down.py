@@ -21,11 +21,9 @@ from django.test import Client
 
 from core.money import to_paise
 from notifications.ddb_models import NotificationItem
-from notifications.tests.factories import templates_seed
 from payments.ddb_models import DedupItem, QueueItem, TransactionItem
 from payments.models import Posting
 from payments.services import payment_ingest
-from payments.tests.factories import head_office, payment
 from reliability.payments import (
     ApiPayment,
     Sweeper,
@@ -35,6 +33,7 @@ from reliability.payments import (
     payments_for,
 )
 from reliability.services import FaultInstanceError, FaultServices, figures
+from tests.factories import UserFactory, payment, templates_seed
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -175,7 +174,7 @@ def test_postgres_stopped_while_the_queue_drains_backs_off_and_posts_each_once(s
     settings.PAYMENTS_POSTING_BACKOFF_SECONDS = 1
     templates_seed()  # an earlier transactional test flushed the seeded receipt template
     loans, _ = integration(loans=4)
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     total = 40
     txn_ids = {
         payment_ingest(

@@ -22,10 +22,8 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
-from accounts.tests.factories import BranchFactory
 from core.money import from_paise
 from loans.models import Instalment, LoanAccount
-from loans.tests.factories import BankingPartnerFactory, make_loan
 from mandates.ddb_models import MandateExecutionItem
 from mandates.models import (
     ExecutionResult,
@@ -35,18 +33,25 @@ from mandates.models import (
 )
 from mandates.services import execution_id_for
 from mandates.tasks import mandates_daily_task
-from mandates.tests.factories import active_mandate, actors
 from notifications.ddb_models import NotificationItem
-from notifications.tests.factories import templates_seed
 from payments.ddb_models import QueueItem, TransactionItem
 from payments.models import Posting
 from payments.services import business_date_for, payment_ingest
-from payments.tests.factories import head_office, payment
 from reconciliation.models import Dbs, Dcr, JobRun
 from reconciliation.services import dbs_refresh, dcr_build_many
 from reconciliation.tasks import reconciliation_tick_task
-from reconciliation.tests import factories as recon
 from reliability.services import figures
+from tests import factories as recon
+from tests.factories import (
+    BankingPartnerFactory,
+    BranchFactory,
+    UserFactory,
+    active_mandate,
+    actors,
+    make_loan,
+    payment,
+    templates_seed,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
@@ -81,7 +86,7 @@ def test_a_worker_killed_while_posting_a_leased_batch_posts_each_payment_once(
     templates_seed()  # the receipt's: an earlier transactional test's flush removed it
     branch = BranchFactory()
     loans = [make_loan(branch=branch) for _ in range(LOANS)]
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     paid: dict[int, Decimal] = defaultdict(Decimal)
     txn_ids = []
     for i in range(PAYMENTS):
@@ -305,7 +310,7 @@ def test_a_worker_killed_during_the_dcr_aggregation_leaves_no_half_written_dcr(
     again to the next worker, which takes the job over (after 5 s here) and builds every
     branch. The figures must equal a clean build, and no DCR is ever half-written."""
     branches, collected = [], {}
-    principal = recon.head_office()
+    principal = recon.UserFactory(is_superuser=True)
     # the cut-off 12 hours away: the closed date cannot change while the test runs
     cutoff = (timezone.localtime() + timedelta(hours=12)).time().replace(microsecond=0)
     for b in range(BRANCHES):

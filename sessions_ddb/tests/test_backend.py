@@ -3,22 +3,18 @@
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.utils import timezone
 
 from sessions_ddb.backend import SessionStore
 from sessions_ddb.ddb_models import SessionItem
 from sessions_ddb.services import user_sessions_end
-
-PASSWORD = "Str0ng-pass-2026"
+from tests.factories import PASSWORD, UserFactory
 
 
 @pytest.fixture
 def staff_user(db):
-    return get_user_model().objects.create_user(
-        username="clerk", password=PASSWORD, is_staff=True, is_superuser=True
-    )
+    return UserFactory(username="clerk", is_superuser=True)
 
 
 def test_item_round_trips_through_dynamodb():

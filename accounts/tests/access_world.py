@@ -1,7 +1,9 @@
-"""The world the access tests walk through, built through the real services.
+"""The world the access tests walk through: the suite's shared ``world`` (tests/world.py),
+extended through the real services.
 
 Branch ``own`` (home of the branch users), ``near`` (same area as ``own``) and ``far``
-(another region), each with a customer, a loan, a co-borrower, a bank account, a mandate
+(another region), each with the shared world's customer and loan, a co-borrower, a bank
+account, a mandate
 presented and bounced (its bounce charge, its notification and the branch manager's
 waiver request), a payment posted, a DCR, a DBS and a deposit; one of each head-office
 record; one user per role (the branch users at ``own``, the area manager over ``own``'s
@@ -11,7 +13,6 @@ area, the others at head office). ``World.values`` names what URL templates need
 from __future__ import annotations
 
 import datetime
-from dataclasses import dataclass, field
 
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth.models import Group
@@ -19,16 +20,12 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from accounts.models import User
-from accounts.tests.factories import AreaFactory, BranchFactory, UserFactory, branch_user
 from api import scopes
-from api.tests.factories import make_api_client
 from approvals.models import ApprovalRequest
 from audit.services import audit_relay_pending
 from dynamo import registry
 from loans.models import CoBorrower, CustomerBankAccount, LoanCharge
 from loans.services import loan_charge_waiver_request
-from loans.tests.factories import LoanProductFactory, make_customer, make_loan
 from mandates import services as mandate_services
 from mandates.models import (
     BankHoliday,
@@ -39,32 +36,29 @@ from mandates.models import (
     SandboxBounceRule,
     ScheduledPresentation,
 )
-from mandates.tests.factories import active_mandate
 from notifications.ddb_models import NotificationItem
 from notifications.models import NotificationTemplate
 from payments.models import LedgerSwitch, Posting
 from payments.services import payments_post_due
 from reconciliation import services as recon_services
 from reconciliation.models import Dbs, Dcr, JobRun
-from reconciliation.tests.factories import collection_account, days_ago, deposit, pay
+from tests.factories import (
+    UserFactory,
+    active_mandate,
+    collection_account,
+    days_ago,
+    deposit,
+    make_api_client,
+    make_customer,
+    pay,
+)
+from tests.world import WHERES, World, build_world
 
-WHERES = ("own", "near", "far")
-
-
-@dataclass
-class World:
-    branches: dict[str, object] = field(default_factory=dict)
-    users: dict[str, User] = field(default_factory=dict)
-    objects: dict[str, dict[str, object]] = field(default_factory=dict)  # label -> where -> obj
-    values: dict[str, object] = field(default_factory=dict)  # placeholders of URL_ACCESS
-
-
-def _head_office(role: str, username: str) -> User:
-    return UserFactory(username=username, role=role, level=User.Level.HEAD_OFFICE)
+__all__ = ["World", "build_access_world", "empty_dynamodb"]
 
 
-def _branch_objects(world: World, where: str, branch, people, product, account) -> None:
-    loan = make_loan(branch=branch, product=product, disbursed_on=datetime.date(2026, 10, 1))
+def _branch_objects(world: World, where: str, branch, people, account) -> None:
+    loan = world.loans[where]
     co_borrower = CoBorrower.objects.create(
         loan=loan, customer=make_customer(branch=branch), relationship="SPOUSE"
     )
@@ -139,40 +133,22 @@ def _present_and_bounce(world: World, people_of: dict) -> None:
             world.objects.setdefault(label, {})[where] = obj
 
 
-def build_world() -> World:
-    world = World()
-    area = AreaFactory()
-    world.branches = {
-        "own": BranchFactory(area=area),
-        "near": BranchFactory(area=area),
-        "far": BranchFactory(),
-    }
-    own = world.branches["own"]
-    world.users = {
-        "BS": branch_user(own, role="Branch Staff", username="walk.staff"),
-        "BM": branch_user(own, role="Branch Manager", username="walk.manager"),
-        "AM": UserFactory(
-            username="walk.area", role="Area Manager", level=User.Level.AREA, home_area=area
-        ),
-        "OP": _head_office("Operations", "walk.ops"),
-        "FI": _head_office("Finance", "walk.finance"),
-        "AU": _head_office("Auditor", "walk.auditor"),
-        "AD": _head_office("Admin", "walk.admin"),
-    }
+def build_access_world() -> World:
+    world = build_world(username_prefix="walk")
     account = collection_account()
-    product = LoanProductFactory()
+    product = world.loans["own"].product
     people_of = {}
     for where, branch in world.branches.items():
         if where == "own":
             people = {"staff": world.users["BS"], "manager": world.users["BM"]}
         else:
             people = {
-                "staff": branch_user(branch),
-                "manager": branch_user(branch, "Branch Manager"),
+                "staff": UserFactory(role="Branch Staff", home_branch=branch),
+                "manager": UserFactory(role="Branch Manager", home_branch=branch),
             }
         people["ops"] = world.users["OP"]
         people_of[where] = people
-        _branch_objects(world, where, branch, people, product, account)
+        _branch_objects(world, where, branch, people, account)
     payments_post_due()
     _present_and_bounce(world, people_of)
 
