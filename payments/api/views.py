@@ -137,7 +137,8 @@ class TransactionsView(APIView):
         summary="List transactions of a loan, or of a branch on a business date",
         description="Give `loan_account`, or `branch` and `business_date` (an empty value "
         "counts as not given): without them the answer is a 400 `filter_required`. Newest "
-        "first for a loan; pages by `cursor`.",
+        "first; pages by `cursor`. A transaction is seen by a caller of the branch that "
+        "recorded it or of the branch holding its loan now.",
         operation_id="transactions_list",
         tags=["payments"],
         parameters=[

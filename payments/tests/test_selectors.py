@@ -5,8 +5,6 @@ DCR counted it), by loan, by branch and day and by id, and nothing recorded afte
 B's see the loan's whole history through the loan (and by id), but not A's days.
 """
 
-import time
-
 import pytest
 
 from accounts.tests.factories import BranchFactory, branch_user
@@ -16,22 +14,13 @@ from loans.models import LoanAccount
 from loans.tests.factories import make_loan
 from payments.admin import TransactionRecordAdmin
 from payments.ddb_models import TransactionItem
-from payments.services import payment_ingest
-from payments.tests.factories import head_office, payment
+from payments.tests.factories import head_office
+from payments.tests.test_admin import ingest
 
 pytestmark = pytest.mark.django_db
 
 BROWSER = "/admin/payments/transactionrecord/"
 API = "/api/v1/transactions"
-
-
-def ingest(loan, principal, amount: str) -> str:
-    return payment_ingest(
-        payment=payment(loan, amount=amount),
-        idempotency_key=f"k-{time.time_ns()}",
-        principal=principal,
-        source="test",
-    ).body["txn_id"]
 
 
 @pytest.fixture
