@@ -44,6 +44,7 @@ from core.errors import ApplicationError
 from core.forms import AsciiModelChoiceField, ReasonForm
 
 from . import selectors
+from .exceptions import LoanNotFound
 from .models import LedgerSwitch, Posting
 from .services import MODES, payment_reversal_request, queue_item_retry
 
@@ -403,14 +404,8 @@ class TransactionRecordAdmin(DynamoAdmin):
             if data["txn_id"]:
                 return [selectors.transaction_for_user(txn_id=data["txn_id"], user=user)], None
             if data["loan_number"]:
-                loan = selectors.loan_for_user(loan_number=data["loan_number"], user=user)
-                if loan is None:
-                    form.add_error(
-                        "loan_number", f"No loan account {data['loan_number']} that you may see."
-                    )
-                    return None, None
                 page = selectors.transactions_for_loan(
-                    loan=loan, user=user, limit=self.page_size, cursor=cursor
+                    loan=data["loan_number"], user=user, limit=self.page_size, cursor=cursor
                 )
             else:
                 page = selectors.transactions_for_branch_day(
@@ -420,6 +415,9 @@ class TransactionRecordAdmin(DynamoAdmin):
                     limit=self.page_size,
                     cursor=cursor,
                 )
+        except LoanNotFound as exc:
+            form.add_error("loan_number", str(exc))
+            return None, None
         except ApplicationError as exc:
             messages.error(request, str(exc))
             return None, None

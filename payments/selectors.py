@@ -11,6 +11,7 @@ what ``accounts.scoping`` lets them see.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,14 +41,16 @@ PAGE_SIZE = 50
 QUEUE_STATUSES = (QueueStatus.READY, QueueStatus.LEASED, QueueStatus.DEAD)
 _CURSOR_SALT = "payments.selectors.cursor"
 _IN_LIMIT = 100  # DynamoDB's IN takes at most 100 values
+TXN_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a ULID, as payment_ingest makes them
 
 
 @dataclass(frozen=True)
 class Page:
-    """One page of plain rows and the signed cursor of the next page (None on the last)."""
+    """One page of plain rows and where the next page starts (None on the last)."""
 
     rows: list[dict[str, Any]]
     next_cursor: str | None = None
+    next_key: dict | None = None  # the same place unsigned, for the API's own cursor
 
 
 class InvalidCursor(ApplicationError):
@@ -74,22 +77,58 @@ def transaction_row(txn: TransactionItem) -> dict[str, Any]:
 
 
 def transactions_for_loan(
-    *, loan: LoanAccount, user, limit: int = PAGE_SIZE, cursor: str | None = None
+    *,
+    loan: LoanAccount | str,
+    user,
+    limit: int = PAGE_SIZE,
+    cursor: str | None = None,
+    start_key: dict | None = None,
+    shape: Callable[[TransactionItem], dict[str, Any]] = transaction_row,
 ) -> Page:
-    """A loan's transactions, newest first (the ``loan_account`` index)."""
-    if not can_see_branch(user, loan.branch_id):
-        raise LoanNotFound(f"No loan account {loan.loan_number} that you may see.")
-    namespace = f"loan:{loan.loan_number}"
+    """A loan's transactions, newest first (the ``loan_account`` index), for the staff
+    screens (a signed ``cursor``) and the API (its own verified ``start_key``); ``loan`` is
+    the loan or its number as typed.
+
+    Visibility, one rule for every read of a transaction (see ``transaction_visible``): a
+    user sees a transaction when they may see the branch that recorded it (its ``branch_day``,
+    the branch whose DCR counted it) or the branch that holds its loan now. So for a loan
+    moved from branch A to branch B: B sees its whole history through the loan, A's
+    collections included; A sees, by loan as by day or id, what A collected, and nothing
+    recorded after the move. A loan of which the user may see no transaction is not found.
+    """
+    number = loan.loan_number if isinstance(loan, LoanAccount) else loan.strip().upper()
+    holder = (
+        loan.branch_id
+        if isinstance(loan, LoanAccount)
+        else LoanAccount.objects.filter(loan_number=number)
+        .values_list("branch_id", flat=True)
+        .first()
+    )
+    missing = LoanNotFound(f"No loan account {number} that you may see.")
+    if holder is None:
+        raise missing
+    whole = can_see_branch(user, holder)
+    filter_condition = None
+    if not whole:
+        branch_ids = visible_branch_ids(user)
+        if not branch_ids:
+            raise missing
+        if len(branch_ids) <= _IN_LIMIT:
+            filter_condition = TransactionItem.branch_id.is_in(*sorted(branch_ids))
+    namespace = f"loan:{number}"
+    first = not cursor and not start_key
     results = TransactionItem.by_loan.query(
-        loan.loan_number,
+        number,
         scan_index_forward=False,
+        filter_condition=filter_condition,
         limit=limit + 1,
-        last_evaluated_key=_cursor_read(cursor, namespace),
+        last_evaluated_key=start_key or _cursor_read(cursor, namespace),
     )
     items, next_key = _page(results, limit)
-    # A loan moved to another branch keeps its old transactions under the old branch.
-    rows = [transaction_row(t) for t in items if can_see_branch(user, int(t.branch_id))]
-    return Page(rows, _cursor_write(next_key, namespace))
+    rows = [shape(t) for t in items if whole or can_see_branch(user, int(t.branch_id))]
+    if first and not whole and not rows and next_key is None:
+        raise missing
+    return Page(rows, _cursor_write(next_key, namespace), next_key)
 
 
 def transactions_for_branch_day(
@@ -99,9 +138,14 @@ def transactions_for_branch_day(
     user,
     limit: int = PAGE_SIZE,
     cursor: str | None = None,
+    start_key: dict | None = None,
+    shape: Callable[[TransactionItem], dict[str, Any]] = transaction_row,
 ) -> Page:
     """A branch's transactions of one business date, newest first (the ``branch_day``
-    index, one partition per branch and day)."""
+    index, one partition per branch and day): those the branch recorded, so all of them
+    are visible to whoever may see the branch (``transaction_visible``); a loan moved in
+    later does not bring its earlier days here, they stay on the days of the branch that
+    collected them."""
     if not can_see_branch(user, branch_id):
         raise ApplicationError(
             "No such branch that you may see.", code="branch_not_found", status=404
@@ -112,21 +156,47 @@ def transactions_for_branch_day(
         partition,
         scan_index_forward=False,
         limit=limit + 1,
-        last_evaluated_key=_cursor_read(cursor, namespace),
+        last_evaluated_key=start_key or _cursor_read(cursor, namespace),
     )
     items, next_key = _page(results, limit)
-    return Page([transaction_row(t) for t in items], _cursor_write(next_key, namespace))
+    return Page([shape(t) for t in items], _cursor_write(next_key, namespace), next_key)
 
 
-def transaction_for_user(*, txn_id: str, user) -> dict[str, Any]:
-    """One transaction by id; one of a branch the user may not see does not exist for them."""
+def transaction_for_user(
+    *,
+    txn_id: str,
+    user,
+    shape: Callable[[TransactionItem], dict[str, Any]] = transaction_row,
+) -> dict[str, Any]:
+    """One transaction by id; one the user may not see (``transaction_visible``) does not
+    exist for them, and an id that is no ULID is not looked up (DynamoDB refuses a key over
+    2 KB instead of finding nothing)."""
     txn_id = txn_id.strip().upper()
-    if not txn_id or len(txn_id) > 40:
-        raise TransactionNotFound(f"No transaction {txn_id}.")
+    if not TXN_ID.match(txn_id):
+        raise TransactionNotFound(f"No transaction {txn_id[:40]}.")
     txn = transaction_get(txn_id=txn_id)
-    if not can_see_branch(user, int(txn.branch_id)):
+    if not transaction_visible(txn, user):
         raise TransactionNotFound(f"No transaction {txn_id}.")
-    return transaction_row(txn)
+    return shape(txn)
+
+
+def transaction_visible(txn: TransactionItem, user) -> bool:
+    """The one visibility rule of a transaction: the user may see the branch that recorded
+    it or the branch that holds its loan now (see ``transactions_for_loan``)."""
+    if can_see_branch(user, int(txn.branch_id)):
+        return True
+    holder = LoanAccount.objects.filter(pk=int(txn.loan_id)).values_list("branch_id", flat=True)
+    return holder.first() in (visible_branch_ids(user) or ())
+
+
+def branch_for_user(*, code: str, user) -> Branch:
+    """A branch by its code, among those the user may see."""
+    branch = branches_visible(user=user).filter(code=code.strip().upper()).first()
+    if branch is None:
+        raise ApplicationError(
+            f"No branch {code} that you may see.", code="branch_not_found", status=404
+        )
+    return branch
 
 
 # --- The posting queue (DynamoDB) -----------------------------------------------------
@@ -196,14 +266,6 @@ def postings_visible(*, user) -> QuerySet[Posting]:
 
 def postings_for_loan(*, loan: LoanAccount, user, limit: int = 20) -> list[Posting]:
     return list(postings_visible(user=user).filter(loan=loan).order_by("-posted_at")[:limit])
-
-
-def loan_for_user(*, loan_number: str, user) -> LoanAccount | None:
-    return (
-        scope_queryset(LoanAccount.objects.select_related("branch"), user)
-        .filter(loan_number=loan_number.strip().upper())
-        .first()
-    )
 
 
 def branches_visible(*, user) -> QuerySet[Branch]:

@@ -10,8 +10,8 @@ from rest_framework import viewsets
 from api import scopes
 from api.permissions import HasScope
 from loans.models import LoanAccount
+from loans.selectors import loan_accounts_visible
 
-from .selectors import loan_accounts_visible
 from .serializers import LoanAccountSerializer
 
 

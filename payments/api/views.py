@@ -25,8 +25,8 @@ from api.pagination import DynamoCursorPagination
 from api.permissions import HasScope
 from api.schema import error_response, error_responses
 from core.errors import ApplicationError
-from payments.api import selectors
-from payments.services import payment_ingest
+from payments import selectors
+from payments.services import payment_ingest, transaction_body
 
 from .serializers import (
     BatchInSerializer,
@@ -137,7 +137,8 @@ class TransactionsView(APIView):
         summary="List transactions of a loan, or of a branch on a business date",
         description="Give `loan_account`, or `branch` and `business_date` (an empty value "
         "counts as not given): without them the answer is a 400 `filter_required`. Newest "
-        "first for a loan; pages by `cursor`.",
+        "first; pages by `cursor`. A transaction is seen by a caller of the branch that "
+        "recorded it or of the branch holding its loan now.",
         operation_id="transactions_list",
         tags=["payments"],
         parameters=[
@@ -170,27 +171,30 @@ class TransactionsView(APIView):
         limit = self.pagination.get_page_size(request)
         if params.get("loan_account"):
             namespace = f"loan:{params['loan_account'].upper()}"
-            rows, last_key = selectors.transactions_of_loan_for_api(
+            page = selectors.transactions_for_loan(
+                loan=params["loan_account"],
                 user=request.user,
-                loan_number=params["loan_account"],
                 limit=limit,
                 start_key=self.pagination.get_start_key(request, namespace=namespace),
+                shape=transaction_body,
             )
         elif params.get("branch") and params.get("business_date"):
-            business_date = params["business_date"].isoformat()
-            namespace = f"branch:{params['branch']}:{business_date}"
-            rows, last_key = selectors.transactions_of_branch_day_for_api(
-                user=request.user,
-                branch_code=params["branch"],
+            business_date = params["business_date"]
+            namespace = f"branch:{params['branch']}:{business_date.isoformat()}"
+            start_key = self.pagination.get_start_key(request, namespace=namespace)
+            page = selectors.transactions_for_branch_day(
+                branch_id=selectors.branch_for_user(code=params["branch"], user=request.user).pk,
                 business_date=business_date,
+                user=request.user,
                 limit=limit,
-                start_key=self.pagination.get_start_key(request, namespace=namespace),
+                start_key=start_key,
+                shape=transaction_body,
             )
         else:
             raise ApplicationError(
                 "Give loan_account, or branch and business_date.", code="filter_required"
             )
-        return self.pagination.get_paginated_response(rows, last_key, namespace=namespace)
+        return self.pagination.get_paginated_response(page.rows, page.next_key, namespace=namespace)
 
 
 class TransactionBatchView(APIView):
@@ -276,4 +280,6 @@ class TransactionDetailView(APIView):
         },
     )
     def get(self, request, txn_id: str):
-        return Response(selectors.transaction_for_api(user=request.user, txn_id=txn_id))
+        return Response(
+            selectors.transaction_for_user(txn_id=txn_id, user=request.user, shape=transaction_body)
+        )

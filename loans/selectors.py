@@ -1,4 +1,4 @@
-"""What the loans API reads: always through the one scoping function."""
+"""Reads of loans, shared by the admin and the API: always through the one scoping function."""
 
 from __future__ import annotations
 
