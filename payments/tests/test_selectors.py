@@ -7,15 +7,12 @@ B's see the loan's whole history through the loan (and by id), but not A's days.
 
 import pytest
 
-from accounts.tests.factories import BranchFactory, branch_user
 from api import scopes
-from api.tests.factories import key_header, make_api_client
 from loans.models import LoanAccount
-from loans.tests.factories import make_loan
 from payments.admin import TransactionRecordAdmin
 from payments.ddb_models import TransactionItem
-from payments.tests.factories import head_office
 from payments.tests.test_admin import ingest
+from tests.factories import BranchFactory, UserFactory, key_header, make_api_client, make_loan
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +25,7 @@ def moved():
     """Two payments at A, the loan moved to B, two payments at B (newest last)."""
     a, b, c = BranchFactory(), BranchFactory(), BranchFactory()
     loan = make_loan(branch=a)
-    principal = head_office()
+    principal = UserFactory(is_superuser=True)
     at_a = [ingest(loan, principal, "101.00"), ingest(loan, principal, "102.00")]
     LoanAccount.objects.filter(pk=loan.pk).update(branch=b)
     loan.refresh_from_db()
@@ -51,7 +48,11 @@ def _api(client, key, path="", **params):
 
 def test_staff_of_each_branch_see_the_rule_by_loan_day_and_id(client, moved):
     at_a, at_b, loan = moved["at_a"], moved["at_b"], moved["loan"]
-    of_a, of_b, of_c = branch_user(moved["a"]), branch_user(moved["b"]), branch_user(moved["c"])
+    of_a, of_b, of_c = (
+        UserFactory(role="Branch Staff", home_branch=moved["a"]),
+        UserFactory(role="Branch Staff", home_branch=moved["b"]),
+        UserFactory(role="Branch Staff", home_branch=moved["c"]),
+    )
 
     # by loan: B the whole history, A what it collected, C nothing (not found)
     assert _browse(client, of_b, loan_number=loan.loan_number)[0] == at_b[::-1] + at_a[::-1]
@@ -82,7 +83,7 @@ def test_staff_of_each_branch_see_the_rule_by_loan_day_and_id(client, moved):
 
 def test_staff_pages_of_a_moved_loan_hold_only_visible_rows(client, moved, monkeypatch):
     monkeypatch.setattr(TransactionRecordAdmin, "page_size", 1)
-    client.force_login(branch_user(moved["a"]))
+    client.force_login(UserFactory(role="Branch Staff", home_branch=moved["a"]))
     first = client.get(BROWSER, {"loan_number": moved["loan"].loan_number})
     assert [r["txn_id"] for r in first.context["rows"]] == [moved["at_a"][1]]
     second = client.get(f"{BROWSER}{first.context['next_url']}")
