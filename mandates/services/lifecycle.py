@@ -39,8 +39,8 @@ from loans.services import loan_charge_raise
 from payments.exceptions import DuplicateReceipt
 from payments.services import PaymentInput, payment_ingest
 
-from .ddb_models import DUE_DATE_SHARDS, MandateExecutionItem
-from .models import (
+from ..ddb_models import DUE_DATE_SHARDS, MandateExecutionItem
+from ..models import (
     BankHoliday,
     ExecutionResult,
     Mandate,
@@ -49,8 +49,8 @@ from .models import (
     ReturnCodePolicy,
     ScheduledPresentation,
 )
-from .partners import DebitRequest, adapter_for
-from .refdata import return_code as return_code_policy
+from ..partners import DebitRequest, adapter_for
+from ..refdata import return_code as return_code_policy
 
 logger = logging.getLogger(__name__)
 S = Mandate.Status
@@ -705,7 +705,7 @@ def execution_results_sync_pending(*, limit: int = 200) -> int:
 
 def sandbox_report(*, partner_code: str, execution_ids: list[str]) -> dict[str, int]:
     """The sandbox partner's answers, through the same service as the results API."""
-    from .partners import sandbox_results
+    from ..partners import sandbox_results
 
     pairs = []
     for execution_id in execution_ids:

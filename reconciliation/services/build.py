@@ -36,7 +36,7 @@ from core.workflow import require_permission, transition
 from loans.models import CollectionAccount
 from payments.services import business_date_for
 
-from .exceptions import (
+from ..exceptions import (
     AlreadyDecided,
     BusinessDateOpen,
     DepositRejected,
@@ -45,7 +45,7 @@ from .exceptions import (
     StatementAlreadyImported,
     StatementRejected,
 )
-from .models import (
+from ..models import (
     FROZEN,
     ZERO,
     Dbs,
@@ -58,14 +58,14 @@ from .models import (
     StatementUpload,
     Status,
 )
-from .selectors import (
+from ..selectors import (
     COLLECTED,
     READ_WORKERS,
     DayFigures,
     branch_day_figures,
     branch_days_figures,
 )
-from .statements import statement_parse
+from ..statements import statement_parse
 
 logger = logging.getLogger(__name__)
 

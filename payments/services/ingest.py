@@ -41,8 +41,8 @@ from dynamo.transactions import transact_write
 from loans.models import Instalment, LoanAccount
 from loans.services import loan_outstanding_refresh
 
-from .allocation import allocate
-from .ddb_models import (
+from ..allocation import allocate
+from ..ddb_models import (
     DedupItem,
     QueueItem,
     TransactionItem,
@@ -50,7 +50,7 @@ from .ddb_models import (
     branch_day_key,
     queue_live,
 )
-from .exceptions import (
+from ..exceptions import (
     DuplicatePayment,
     DuplicateReceipt,
     DuplicateReference,
@@ -63,8 +63,8 @@ from .exceptions import (
     StoreUnavailable,
     TransactionNotFound,
 )
-from .models import Posting
-from .refdata import ledger_state
+from ..models import Posting
+from ..refdata import ledger_state
 
 logger = logging.getLogger(__name__)
 
@@ -445,7 +445,7 @@ def payment_ingest(
 
 def _enqueue_posting(txn_id: str) -> None:
     """Post soon; if the broker is down, the periodic sweep posts it anyway."""
-    from .tasks import payment_post_task
+    from ..tasks import payment_post_task
 
     try:
         payment_post_task.delay(txn_id)
@@ -821,7 +821,7 @@ def payment_reverse(*, txn_id: str, actor) -> Posting:
 
 
 def _reversal_sync_enqueue(txn_id: str) -> None:
-    from .tasks import payment_reversal_sync_task
+    from ..tasks import payment_reversal_sync_task
 
     try:
         payment_reversal_sync_task.delay(txn_id)

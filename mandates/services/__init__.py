@@ -1,0 +1,3 @@
+"""The mandates services, before their split by seam (next commit)."""
+
+from .lifecycle import *  # noqa: F403

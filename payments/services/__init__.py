@@ -1,0 +1,3 @@
+"""The payments services, before their split by seam (next commit)."""
+
+from .ingest import *  # noqa: F403
