@@ -1,14 +1,7 @@
-"""Payments: idempotent ingestion into DynamoDB, exactly-once posting to the loan ledger,
-reversal through maker-checker.
-
-Ingestion: claim the idempotency key (a conditional put, IN_FLIGHT with a lease) >
+"""Ingestion: claim the idempotency key (a conditional put, IN_FLIGHT with a lease) >
 validate against Postgres > one TransactWriteItems: the key DONE with the response, the
 transaction, the queue item, the audit event, and the uniqueness items of its receipt
-number (per branch) and external reference (per API client), each "absent". Posting:
-claim due queue items with a conditional update (lease) > post in one Postgres
-transaction (loan row locked, a posting unique per txn_id) > mark the transaction POSTED
-and the item DONE (which then expires). Every step can be repeated after a crash without
-changing the result.
+number (per branch) and external reference (per API client), each "absent".
 """
 
 from __future__ import annotations
@@ -17,86 +10,49 @@ import hashlib
 import json
 import logging
 import secrets
-import socket
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
 from ulid import ULID
 
-from accounts.models import Branch
-from accounts.refdata import BranchRef
 from accounts.scoping import scope_queryset
-from approvals.services import KindHandler, approval_request_create, register_kind
 from audit.ddb_models import AuditEventItem
-from audit.services import audit_event_item, audit_record
-from core.clock import business_date, iso
+from audit.services import audit_event_item
+from core.clock import iso
 from core.money import from_paise, to_paise
 from dynamo.errors import RETRYABLE_REASONS, cancellation_codes, is_unavailable
 from dynamo.transactions import transact_write
-from loans.models import Instalment, LoanAccount
-from loans.services import loan_outstanding_refresh
+from loans.models import LoanAccount
 
-from ..allocation import allocate
-from ..ddb_models import (
-    DedupItem,
-    QueueItem,
-    TransactionItem,
-    UniqueKeyItem,
-    branch_day_key,
-    queue_live,
-)
+from ..ddb_models import DedupItem, QueueItem, TransactionItem, UniqueKeyItem, branch_day_key
 from ..exceptions import (
     DuplicatePayment,
     DuplicateReceipt,
     DuplicateReference,
     IdempotencyKeyReused,
-    LedgerUnavailable,
     LoanNotFound,
     PaymentRejected,
-    PostingRefused,
     RequestInFlight,
     StoreUnavailable,
     TransactionNotFound,
 )
-from ..models import Posting
-from ..refdata import ledger_state
+from ._common import (
+    POSTING,
+    QueueStatus,
+    TxnStatus,
+    _enqueue_posting,
+    _store_call,
+    business_date_for,
+)
 
 logger = logging.getLogger(__name__)
 
-MODES = ("CASH", "UPI", "CHEQUE", "NEFT", "NACH")
-POSTING = "POSTING"
+
 CLAIM_LEASE = timedelta(seconds=15)
-POSTING_LEASE = timedelta(seconds=settings.PAYMENTS_POSTING_LEASE_SECONDS)
-
-
-class TxnStatus:
-    RECEIVED = "RECEIVED"
-    POSTED = "POSTED"
-    FAILED = "FAILED"
-    REVERSED = "REVERSED"
-
-
-class QueueStatus:
-    READY = "READY"
-    LEASED = "LEASED"
-    DONE = "DONE"
-    DEAD = "DEAD"
-
-
-# --- Money and time -------------------------------------------------------------------
-
-
-def business_date_for(branch: Branch | BranchRef, moment: datetime) -> date:
-    """The IST date a payment counts for: after the branch's cut-off, the next day."""
-    return business_date(moment, branch.cutoff_time)
-
-
-# --- Ingestion ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -151,16 +107,6 @@ def transaction_body(txn: TransactionItem) -> dict:
 
 def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _store_call(fn, *args, **kwargs):
-    """Run a DynamoDB call; an unreachable or overloaded store becomes a 503."""
-    try:
-        return fn(*args, **kwargs)
-    except PynamoDBException as exc:
-        if is_unavailable(exc):
-            raise StoreUnavailable("The payments store is unavailable; retry shortly.") from exc
-        raise
 
 
 def _dedup_get(dedup_key: str) -> DedupItem | None:
@@ -443,429 +389,8 @@ def payment_ingest(
     return IngestResult(201, body, False)
 
 
-def _enqueue_posting(txn_id: str) -> None:
-    """Post soon; if the broker is down, the periodic sweep posts it anyway."""
-    from ..tasks import payment_post_task
-
-    try:
-        payment_post_task.delay(txn_id)
-    except Exception:  # the queue item in DynamoDB is the source of truth
-        logger.warning("could not enqueue posting of %s; the sweep will post it", txn_id)
-
-
-# --- Reads ----------------------------------------------------------------------------
-
-
 def transaction_get(*, txn_id: str) -> TransactionItem:
     try:
         return _store_call(TransactionItem.get, txn_id, consistent_read=True)
     except DoesNotExist:
         raise TransactionNotFound(f"No transaction {txn_id}.") from None
-
-
-# --- Posting --------------------------------------------------------------------------
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{secrets.token_hex(4)}"
-
-
-def _backoff(attempts: int) -> timedelta:
-    seconds = settings.PAYMENTS_POSTING_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0)
-    return timedelta(seconds=min(seconds, 15 * 60))
-
-
-def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
-    """Lease up to ``limit`` due items: READY ones, and LEASED ones whose lease ran out
-    (their worker died). The conditional update makes a lease exclusive. When DynamoDB
-    pushes back (throttling) after some items are leased, claiming stops there and those
-    are returned, to be posted now rather than wait for their lease to run out."""
-    now = timezone.now()
-    claimed: list[QueueItem] = []
-    for status in (QueueStatus.READY, QueueStatus.LEASED):
-        try:
-            candidates = _store_call(
-                lambda s=status: list(
-                    QueueItem.by_status.query(
-                        f"{POSTING}#{s}",
-                        QueueItem.next_attempt_at <= iso(now),
-                        filter_condition=queue_live(now),
-                        limit=limit,
-                    )
-                )
-            )
-        except StoreUnavailable:
-            if not claimed:
-                raise
-            logger.warning("posting queue: claiming stopped by DynamoDB after %d", len(claimed))
-            return claimed
-        for candidate in candidates:
-            if len(claimed) >= limit:
-                return claimed
-            item = QueueItem(candidate.item_id)
-            try:
-                item.update(
-                    actions=[
-                        QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.LEASED}"),
-                        QueueItem.next_attempt_at.set(iso(now + POSTING_LEASE)),
-                        QueueItem.lease_owner.set(worker),
-                        QueueItem.attempts.add(1),
-                        QueueItem.updated_at.set(iso(now)),
-                    ],
-                    condition=(QueueItem.queue_status == candidate.queue_status)
-                    & (QueueItem.next_attempt_at == candidate.next_attempt_at)
-                    & queue_live(now),
-                )
-            except PynamoDBException as exc:
-                if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
-                    continue  # another worker leased it first
-                if claimed and is_unavailable(exc):
-                    logger.warning("posting queue: claiming stopped by DynamoDB: %s", exc)
-                    return claimed
-                raise
-            claimed.append(item)
-    return claimed
-
-
-def _ledger_open() -> None:
-    switch = ledger_state()  # cached: read by every posting, changed once in a while
-    if switch.maintenance:
-        raise LedgerUnavailable(f"The ledger is in maintenance: {switch.reason or 'no reason'}")
-
-
-@transaction.atomic
-def ledger_post(*, txn: TransactionItem) -> tuple[Posting, bool]:
-    """Post a transaction to its loan: (posting, True) when new, (posting, False) when it
-    had been posted already. Allocation: oldest dues first; charges, interest, principal."""
-    _ledger_open()
-    loan = LoanAccount.objects.select_for_update().select_related("customer").get(pk=txn.loan_id)
-    existing = Posting.objects.filter(txn_id=txn.txn_id).first()
-    if existing is not None:
-        return existing, False
-    if loan.status != LoanAccount.Status.ACTIVE:
-        raise PostingRefused(f"Loan {loan.loan_number} is {loan.get_status_display().lower()}.")
-    amount = from_paise(txn.amount_paise)
-    instalments = list(
-        loan.instalments.select_for_update()
-        .exclude(status=Instalment.Status.PAID)
-        .order_by("due_date", "number")
-    )
-    allocations, excess = allocate(amount, instalments)
-    by_id = {inst.pk: inst for inst in instalments}
-    for allocation in allocations:
-        inst = by_id[allocation.instalment_id]
-        inst.charges_paid += allocation.charges
-        inst.interest_paid += allocation.interest
-        inst.principal_paid += allocation.principal
-        inst.status = inst.derived_status
-    Instalment.objects.bulk_update(
-        [by_id[a.instalment_id] for a in allocations],
-        ["charges_paid", "interest_paid", "principal_paid", "status"],
-    )
-    posting = Posting.objects.create(
-        txn_id=txn.txn_id,
-        loan=loan,
-        branch_id=loan.branch_id,
-        business_date=date.fromisoformat(txn.business_date),
-        mode=txn.mode,
-        amount=amount,
-        charges=sum((a.charges for a in allocations), Decimal("0.00")),
-        interest=sum((a.interest for a in allocations), Decimal("0.00")),
-        principal=sum((a.principal for a in allocations), Decimal("0.00")),
-        excess=excess,
-        allocations=[a.as_json() for a in allocations],
-    )
-    loan_outstanding_refresh(loan=loan)
-    if loan.total_outstanding == 0:
-        loan.status = LoanAccount.Status.CLOSED
-        loan.save(update_fields=["status", "updated_at"])
-    _receipt_queue(loan=loan, txn=txn, amount=amount)
-    return posting, True
-
-
-def _receipt_queue(*, loan: LoanAccount, txn: TransactionItem, amount: Decimal) -> None:
-    """The customer's receipt, released when the posting commits (so only once)."""
-    from notifications.services import notification_queue
-
-    try:
-        notification_queue(
-            template_code="receipt",
-            channel="SMS",
-            recipient=loan.customer.mobile,
-            context={
-                "customer_name": loan.customer.name,
-                "amount": amount,
-                "loan_number": loan.loan_number,
-                "paid_on": date.fromisoformat(txn.business_date),
-                "receipt_number": txn.receipt_number or txn.txn_id,
-                "mode": txn.mode,
-            },
-            entity=f"payments.transaction#{txn.txn_id}",
-        )
-    except Exception:  # a receipt must never stop a posting
-        logger.exception("receipt for %s not queued", txn.txn_id)
-
-
-def _queue_expiry(moment: datetime) -> datetime:
-    """When a finished queue item expires (the transaction itself stays)."""
-    return moment + timedelta(days=settings.PAYMENTS_QUEUE_RETENTION_DAYS)
-
-
-def _mark(txn_id: str, item_id: str, *, status: str, reason: str | None = None) -> None:
-    """Transaction RECEIVED > POSTED or FAILED, and its queue item DONE (expiring), in one
-    write."""
-    moment = timezone.now()
-    now = iso(moment)
-    actions = [TransactionItem.status.set(status)]
-    if status == TxnStatus.POSTED:
-        actions.append(TransactionItem.posted_at.set(now))
-    if reason:
-        actions.append(TransactionItem.failure_reason.set(reason[:500]))
-
-    def build(tw) -> None:
-        tw.update(
-            TransactionItem(txn_id),
-            actions=actions,
-            condition=TransactionItem.status == TxnStatus.RECEIVED,
-        )
-        tw.update(
-            QueueItem(item_id),
-            actions=[
-                QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.DONE}"),
-                QueueItem.updated_at.set(now),
-                QueueItem.expires_at.set(_queue_expiry(moment)),
-                QueueItem.last_error.set(reason[:500]) if reason else QueueItem.last_error.remove(),
-            ],
-        )
-
-    try:
-        transact_write(build)
-    except TransactWriteError as exc:
-        if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
-            _queue_done(item_id)  # already marked by an earlier run: just finish the item
-            return
-        raise
-
-
-def _queue_done(item_id: str) -> None:
-    now = timezone.now()
-    QueueItem(item_id).update(
-        actions=[
-            QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.DONE}"),
-            QueueItem.updated_at.set(iso(now)),
-            QueueItem.expires_at.set(_queue_expiry(now)),
-        ]
-    )
-
-
-def _queue_release(item: QueueItem, error: str) -> str:
-    """Back off, or go to the dead letters after the last attempt."""
-    now = timezone.now()
-    attempts = int(item.attempts or 0)
-    dead = attempts >= settings.PAYMENTS_POSTING_MAX_ATTEMPTS
-    status = QueueStatus.DEAD if dead else QueueStatus.READY
-    QueueItem(item.item_id).update(
-        actions=[
-            QueueItem.queue_status.set(f"{POSTING}#{status}"),
-            QueueItem.next_attempt_at.set(iso(now if dead else now + _backoff(attempts))),
-            QueueItem.last_error.set(error[:500]),
-            QueueItem.updated_at.set(iso(now)),
-        ]
-    )
-    return "dead" if dead else "retry"
-
-
-def queue_item_process(*, item: QueueItem) -> str:
-    """Post one leased item. Returns posted, noop, failed, retry or dead."""
-    item.refresh(consistent_read=True)
-    txn = TransactionItem.get(item.txn_id, consistent_read=True)
-    if txn.status != TxnStatus.RECEIVED:
-        _queue_done(item.item_id)
-        return "noop"
-    try:
-        _, created = ledger_post(txn=txn)
-    except LedgerUnavailable as exc:
-        return _queue_release(item, str(exc))
-    except (OperationalError, InterfaceError) as exc:
-        return _queue_release(item, f"ledger database unavailable: {exc}".splitlines()[0])
-    except PostingRefused as exc:
-        _mark(txn.txn_id, item.item_id, status=TxnStatus.FAILED, reason=str(exc))
-        return "failed"
-    _mark(txn.txn_id, item.item_id, status=TxnStatus.POSTED)
-    return "posted" if created else "noop"
-
-
-def payments_post_due(*, limit: int = 100, worker: str | None = None) -> dict[str, int]:
-    """Claim and post what is due. Safe to run in any number of workers at once."""
-    worker = worker or worker_name()
-    outcomes: dict[str, int] = {}
-    for item in queue_claim_due(limit=limit, worker=worker):
-        try:
-            outcome = queue_item_process(item=item)
-        except PynamoDBException as exc:  # the lease runs out and another run retries
-            logger.warning("posting %s interrupted by DynamoDB: %s", item.item_id, exc)
-            outcome = "interrupted"
-        except DatabaseError as exc:
-            outcome = _queue_release(item, f"ledger database error: {exc}".splitlines()[0])
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
-
-
-def payment_post_one(*, txn_id: str) -> str:
-    """Post one transaction now if its item is due (used right after ingestion)."""
-    worker = worker_name()
-    item = QueueItem(txn_id)
-    now = timezone.now()
-    try:
-        item.update(
-            actions=[
-                QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.LEASED}"),
-                QueueItem.next_attempt_at.set(iso(now + POSTING_LEASE)),
-                QueueItem.lease_owner.set(worker),
-                QueueItem.attempts.add(1),
-                QueueItem.updated_at.set(iso(now)),
-            ],
-            condition=(QueueItem.queue_status == f"{POSTING}#{QueueStatus.READY}")
-            & (QueueItem.next_attempt_at <= iso(now))
-            & queue_live(now),
-        )
-    except PynamoDBException as exc:
-        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
-            return "not_due"
-        raise
-    return queue_item_process(item=item)
-
-
-def queue_item_retry(*, item_id: str, actor) -> None:
-    """Staff send a dead letter back to the queue, with its attempts reset."""
-    now = timezone.now()
-    try:
-        QueueItem(item_id).update(
-            actions=[
-                QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.READY}"),
-                QueueItem.next_attempt_at.set(iso(now)),
-                QueueItem.attempts.set(0),
-                QueueItem.updated_at.set(iso(now)),
-                QueueItem.expires_at.remove(),
-            ],
-            condition=QueueItem.queue_status == f"{POSTING}#{QueueStatus.DEAD}",
-        )
-    except PynamoDBException as exc:
-        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
-            raise PaymentRejected("Only a dead letter can be retried.", code="not_dead") from exc
-        raise
-    audit_record(
-        instance_or_entity=f"payments.queueitem#{item_id}",
-        action="transition",
-        changes={"status": [QueueStatus.DEAD, QueueStatus.READY]},
-        remarks="retried from the admin",
-        actor=actor,
-    )
-    _enqueue_posting(item_id)
-
-
-# --- Reversal (maker-checker) ---------------------------------------------------------
-
-
-def payment_reversal_request(*, txn_id: str, reason: str, actor):
-    posting = (
-        scope_queryset(Posting.objects.select_related("loan"), actor).filter(txn_id=txn_id).first()
-    )
-    if posting is None:
-        raise TransactionNotFound(f"No posted payment {txn_id} that you may see.")
-    if posting.reversed_at:
-        raise PaymentRejected("This payment is already reversed.", code="already_reversed")
-    return approval_request_create(
-        kind="PAYMENT_REVERSAL",
-        branch_id=posting.branch_id,
-        entity=f"payments.posting#{posting.pk}",
-        entity_repr=f"₹{posting.amount} on {posting.loan.loan_number} ({txn_id})",
-        reason=reason,
-        payload={"txn_id": txn_id},
-        actor=actor,
-    )
-
-
-def payment_reverse(*, txn_id: str, actor) -> Posting:
-    """Undo a posting: reopen exactly the dues it paid. Runs inside the approval's
-    transaction; DynamoDB's transaction is marked REVERSED after commit."""
-    posting = Posting.objects.select_for_update().get(txn_id=txn_id)
-    if posting.reversed_at:
-        raise PaymentRejected("This payment is already reversed.", code="already_reversed")
-    loan = LoanAccount.objects.select_for_update().get(pk=posting.loan_id)
-    instalments = {i.pk: i for i in loan.instalments.select_for_update()}
-    for allocation in posting.allocations:
-        inst = instalments[allocation["instalment"]]
-        inst.charges_paid -= Decimal(allocation["charges"])
-        inst.interest_paid -= Decimal(allocation["interest"])
-        inst.principal_paid -= Decimal(allocation["principal"])
-        inst.status = inst.derived_status
-    Instalment.objects.bulk_update(
-        list(instalments.values()), ["charges_paid", "interest_paid", "principal_paid", "status"]
-    )
-    loan_outstanding_refresh(loan=loan)
-    if loan.status == LoanAccount.Status.CLOSED and loan.total_outstanding > 0:
-        loan.status = LoanAccount.Status.ACTIVE
-        loan.save(update_fields=["status", "updated_at"])
-    posting.reversed_at = timezone.now()
-    posting.reversed_by = actor
-    posting.save(update_fields=["reversed_at", "reversed_by"])
-    audit_record(
-        instance_or_entity=posting,
-        action="transition",
-        changes={"status": ["POSTED", "REVERSED"], "amount": [str(posting.amount), None]},
-        actor=actor,
-    )
-    transaction.on_commit(lambda: _reversal_sync_enqueue(txn_id))
-    return posting
-
-
-def _reversal_sync_enqueue(txn_id: str) -> None:
-    from ..tasks import payment_reversal_sync_task
-
-    try:
-        payment_reversal_sync_task.delay(txn_id)
-    except Exception:
-        logger.warning("reversal sync of %s not enqueued; the sweep will do it", txn_id)
-
-
-def payment_reversal_sync(*, txn_id: str) -> bool:
-    """Mark DynamoDB's transaction REVERSED for a reversed posting (idempotent)."""
-    posting = Posting.objects.filter(txn_id=txn_id, reversed_at__isnull=False).first()
-    if posting is None or posting.reversal_synced_at:
-        return False
-    try:
-        TransactionItem(txn_id).update(
-            actions=[
-                TransactionItem.status.set(TxnStatus.REVERSED),
-                TransactionItem.reversed_at.set(iso(posting.reversed_at)),
-            ],
-            condition=TransactionItem.status.is_in(TxnStatus.POSTED, TxnStatus.REVERSED),
-        )
-    except PynamoDBException as exc:
-        if is_unavailable(exc):
-            raise StoreUnavailable("The payments store is unavailable.") from exc
-        raise
-    Posting.objects.filter(pk=posting.pk).update(reversal_synced_at=timezone.now())
-    return True
-
-
-def payment_reversals_sync_pending(*, limit: int = 200) -> int:
-    pending = Posting.objects.filter(
-        reversed_at__isnull=False, reversal_synced_at__isnull=True
-    ).values_list("txn_id", flat=True)[:limit]
-    return sum(payment_reversal_sync(txn_id=txn_id) for txn_id in pending)
-
-
-def _apply_reversal(*, request, actor) -> None:
-    payment_reverse(txn_id=request.payload["txn_id"], actor=actor)
-
-
-register_kind(
-    "PAYMENT_REVERSAL",
-    KindHandler(
-        maker_permission="payments.request_reversal",
-        checker_permission="payments.approve_reversal",
-        apply=_apply_reversal,
-    ),
-)

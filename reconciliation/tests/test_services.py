@@ -4,10 +4,11 @@ from decimal import Decimal
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, connection
+from django.utils import timezone
 
 from loans.models import LoanAccount
 from loans.tests.factories import make_loan
-from payments.services import payments_post_due
+from payments.services import business_date_for, payments_post_due
 from reconciliation import services
 from reconciliation.exceptions import (
     AlreadyDecided,
@@ -16,6 +17,7 @@ from reconciliation.exceptions import (
     InvalidTransition,
     MakerCannotCheck,
     NotAllowed,
+    ReportNotFound,
     StatementAlreadyImported,
     StatementRejected,
 )
@@ -137,7 +139,7 @@ def test_dcr_workflow_allowed_and_refused_moves():
     dcr = services.dcr_build(branch_id=branch.pk, business_date=days_ago(1))
     today = services.dcr_build(
         branch_id=branch.pk,
-        business_date=services.business_date_for(branch, services.timezone.now()),
+        business_date=business_date_for(branch, timezone.now()),
     )
     maker = area_manager(branch.area)  # may submit and approve, but not their own
     checker = area_manager(branch.area)
@@ -173,7 +175,7 @@ def test_an_approver_of_another_area_cannot_see_the_dcr():
     pay(loan)
     dcr = services.dcr_build(branch_id=branch.pk, business_date=days_ago(1))
     services.dcr_submit(dcr_id=dcr.pk, actor=manager(branch))
-    with pytest.raises(services.ReportNotFound):
+    with pytest.raises(ReportNotFound):
         services.dcr_approve(dcr_id=dcr.pk, actor=area_manager())
 
 
