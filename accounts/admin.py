@@ -5,7 +5,7 @@ from sessions_ddb.services import user_sessions_end
 
 from .admin_base import ScopedModelAdmin, ScopedRelatedFilter
 from .models import Area, Branch, Region, User
-from .services import user_created
+from .services import user_create
 
 
 @admin.register(User)
@@ -62,9 +62,13 @@ class UserAdmin(ScopedModelAdmin, DjangoUserAdmin):
     )
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if not change:
-            user_created(user=obj)
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # The add form hashed the password into obj; the service saves and welcomes.
+        fields = {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
+        del fields[obj._meta.pk.attname]
+        obj.pk = user_create(actor=request.user, **fields).pk
 
     @admin.action(description="End all sessions of the selected users")
     def end_sessions(self, request, queryset):

@@ -5,8 +5,14 @@ from django.db import transaction
 from .models import User
 
 
-def user_created(*, user: User) -> None:
-    """Side effects of a new member of staff: the welcome notification, after commit."""
+@transaction.atomic
+def user_create(*, actor: User | None, **fields) -> User:
+    """A new member of staff, from the fields the admin's add form validated (``password``
+    is the hash it made, or an unusable one), welcomed after commit. The row is audited by
+    the change tracking; groups are set by the caller (the form's many-to-many save)."""
     from notifications.services import welcome_notification_queue
 
+    user = User(**fields)
+    user.save()
     transaction.on_commit(lambda: welcome_notification_queue(user=user))
+    return user

@@ -296,7 +296,7 @@ PAYMENTS_QUEUE_RETENTION_DAYS = env.int("PAYMENTS_QUEUE_RETENTION_DAYS", default
 # --- Mandates ---------------------------------------------------------------------------
 
 # Adapter class per banking partner code; "default" for partners not listed.
-MANDATES_PARTNER_ADAPTERS = {"default": "mandates.partners.SandboxPartner"}
+MANDATES_PARTNER_ADAPTERS = {"default": "mandates.sandbox.SandboxPartner"}
 MANDATES_SANDBOX_REPORT_DELAY_SECONDS = env.int("MANDATES_SANDBOX_REPORT_DELAY_SECONDS", default=5)
 # The payer is notified this many days before each presentation (pre-debit notice).
 MANDATES_PRE_DEBIT_NOTICE_DAYS = env.int("MANDATES_PRE_DEBIT_NOTICE_DAYS", default=1)

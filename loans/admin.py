@@ -120,7 +120,12 @@ class CustomerAdmin(ScopedModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
+            services.customer_update(
+                customer_id=obj.pk,
+                actor=request.user,
+                **{name: form.cleaned_data[name] for name in form.changed_data},
+            )
+            return
         created = services.customer_create(actor=request.user, **form.cleaned_data)
         obj.pk, obj.customer_number = created.pk, created.customer_number
 
@@ -251,7 +256,12 @@ class LoanAccountAdmin(ScopedModelAdmin):
     @transaction.atomic
     def save_model(self, request, obj, form, change):
         if change:
-            return super().save_model(request, obj, form, change)
+            services.loan_update(
+                loan_id=obj.pk,
+                actor=request.user,
+                **{name: form.cleaned_data[name] for name in form.changed_data},
+            )
+            return
         terms = {name: form.cleaned_data.get(name) for name in TERMS}
         created = services.loan_account_create(actor=request.user, **terms)
         obj.pk = created.pk

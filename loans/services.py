@@ -46,6 +46,17 @@ def customer_create(*, actor: User | None, **fields) -> Customer:
 
 
 @transaction.atomic
+def customer_update(*, customer_id: int, actor: User | None, **changes) -> Customer:
+    """Change a customer's details (as validated by the admin's form), under the row's lock.
+    The save is audited by the change tracking."""
+    customer = Customer.objects.select_for_update().get(pk=customer_id)
+    for name, value in changes.items():
+        setattr(customer, name, value)
+    customer.save()
+    return customer
+
+
+@transaction.atomic
 def loan_account_create(
     *,
     customer: Customer,
@@ -75,6 +86,17 @@ def loan_account_create(
     loan.full_clean()
     loan.save()
     loan_schedule_generate(loan=loan)
+    return loan
+
+
+@transaction.atomic
+def loan_update(*, loan_id: int, actor: User | None, **changes) -> LoanAccount:
+    """Change what may change on an open loan (its terms are fixed once disbursed), under
+    the row's lock. The save is audited by the change tracking."""
+    loan = LoanAccount.objects.select_for_update().get(pk=loan_id)
+    for name, value in changes.items():
+        setattr(loan, name, value)
+    loan.save()
     return loan
 
 

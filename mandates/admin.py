@@ -190,18 +190,16 @@ class MandateAdmin(ScopedModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # a mandate's history stays; a draft nobody wants is left as it is
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.actor = request.user  # a class made for this request (modelform_factory)
+        return form
+
     def save_model(self, request, obj, form, change):
         if change:
-            # A draft's details, through the service: it locks the row, saves only what the
-            # form changed and records the editor, who then may not approve the mandate.
-            # (MandateForm checked under the same lock that it still is a draft.)
-            changed = [name for name in form.changed_data if name in MANDATE_FIELDS]
-            if changed:
-                services.mandate_update(
-                    mandate_id=obj.pk,
-                    actor=request.user,
-                    **{name: form.cleaned_data[name] for name in changed},
-                )
+            # Made already: MandateForm, once valid, changed the draft through
+            # mandate_update (which locks the row and records the editor, who then may
+            # not approve the mandate), so a refusal showed on the form.
             return None
         created = services.mandate_create(
             actor=request.user, **{name: form.cleaned_data[name] for name in MANDATE_FIELDS}

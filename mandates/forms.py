@@ -12,41 +12,46 @@ from django import forms
 from django.core.exceptions import ValidationError
 from pynamodb.exceptions import PynamoDBException
 
+from core.errors import ApplicationError
 from core.forms import AsciiModelChoiceField, ReasonForm
 from loans.models import BankingPartner
 
 from .api.results import PartnerResult
 from .models import Mandate, ReturnCodePolicy, SandboxBounceRule
 from .selectors import executions_by_id, recorded_results
+from .services import mandate_update
 
 MANDATE_FIELDS = list(Mandate.DETAIL_FIELDS)
 
 
 class MandateForm(forms.ModelForm):
-    """Details of a new or draft mandate. The payer must be on the loan (``Mandate.clean``)."""
+    """Details of a new or draft mandate. The payer must be on the loan (``Mandate.clean``).
+
+    A draft's change is made once the form is valid, by ``mandate_update`` (it locks the
+    row, checks it still is a draft, saves what changed and records the editor); its
+    refusal shows on the form. The admin sets ``actor``."""
+
+    actor = None
 
     class Meta:
         model = Mandate
         fields = MANDATE_FIELDS
 
-    def clean(self):
-        cleaned = super().clean()
-        if self.instance.pk:
-            # Locked until the admin's transaction commits the change: a mandate submitted
-            # meanwhile is not changed behind its checker's back.
-            status = (
-                Mandate.objects.select_for_update()
-                .filter(pk=self.instance.pk)
-                .values_list("status", flat=True)
-                .first()
-            )
-            if status != Mandate.Status.DRAFT:
-                raise ValidationError(
-                    "Only a draft mandate can be changed; this one is %(status)s.",
-                    params={"status": Mandate.Status(status).label.lower() if status else "gone"},
-                    code="not_draft",
+    def _post_clean(self):
+        super()._post_clean()  # the model's own checks first
+        if self.instance.pk and not self.errors:
+            changed = [name for name in self.changed_data if name in MANDATE_FIELDS]
+            try:
+                mandate_update(
+                    mandate_id=self.instance.pk,
+                    actor=self.actor,
+                    **{name: self.cleaned_data[name] for name in changed},
                 )
-        return cleaned
+            except ApplicationError as exc:
+                field = exc.field if exc.field in self.fields else None
+                self.add_error(field, ValidationError(exc.message, code=exc.code))
+            except ValidationError as exc:  # the model's checks on the locked row
+                self._update_errors(exc)
 
 
 class StopRequestForm(ReasonForm):

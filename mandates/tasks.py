@@ -4,7 +4,7 @@ from datetime import date
 from celery import shared_task
 from django.utils import timezone
 
-from . import services
+from . import sandbox, services
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=None)
@@ -27,7 +27,7 @@ def mandates_daily_task(self, run_date: str | None = None) -> dict:
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=10)
 def sandbox_report_task(self, partner_code: str, execution_ids: list[str]) -> None:
     """The sandbox partner's later report of a presented batch."""
-    services.sandbox_report(partner_code=partner_code, execution_ids=execution_ids)
+    sandbox.sandbox_report(partner_code=partner_code, execution_ids=execution_ids)
 
 
 @shared_task(acks_late=True, ignore_result=True)

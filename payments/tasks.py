@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from . import services
+from .exceptions import StoreUnavailable
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -21,5 +22,5 @@ def payments_post_due_task() -> dict:
 def payment_reversal_sync_task(self, txn_id: str) -> None:
     try:
         services.payment_reversal_sync(txn_id=txn_id)
-    except services.StoreUnavailable as exc:
+    except StoreUnavailable as exc:
         raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc

@@ -13,7 +13,9 @@ from approvals.exceptions import MakerCannotCheck
 from approvals.models import SubjectContribution
 from approvals.selectors import inbox_entries
 from approvals.tests.races import change_racing_decision
+from core.workflow import InvalidTransition
 from mandates import services
+from mandates.exceptions import MandateError
 from mandates.models import Mandate
 from mandates.selectors import mandates_waiting_for
 from tests.factories import BranchFactory, UserFactory, actors, draft_mandate, make_loan
@@ -160,10 +162,10 @@ def test_only_a_draft_changes_and_only_its_details(four_eyes):
     loan, people = four_eyes
     staff = people["staff"]
     mandate = draft_mandate(loan, staff)
-    with pytest.raises(services.MandateError, match="Not a mandate detail: status"):
+    with pytest.raises(MandateError, match="Not a mandate detail: status"):
         services.mandate_update(mandate_id=mandate.pk, actor=staff, status="APPROVED")
     services.mandate_submit(mandate_id=mandate.pk, actor=staff)
-    with pytest.raises(services.InvalidTransition) as caught:
+    with pytest.raises(InvalidTransition) as caught:
         services.mandate_update(mandate_id=mandate.pk, actor=staff, ifsc="SBIN0009999")
     assert caught.value.code == "not_draft"
     assert Mandate.objects.get(pk=mandate.pk).ifsc == "SBIN0001234"

@@ -9,8 +9,9 @@ from approvals.exceptions import MakerCannotCheck
 from approvals.services import approval_decide
 from audit.models import AuditOutbox
 from core.errors import Conflict
-from core.workflow import NotAllowed
+from core.workflow import InvalidTransition, NotAllowed
 from mandates import services
+from mandates.exceptions import MandateError
 from mandates.models import Mandate, ScheduledPresentation
 from tests.factories import active_mandate, actors, draft_mandate, make_customer
 
@@ -48,9 +49,9 @@ def test_refused_moves(lifecycle):
     with pytest.raises(Conflict):  # not yet submitted
         services.mandate_approve(mandate_id=mandate.pk, actor=people["manager"])
     services.mandate_submit(mandate_id=mandate.pk, actor=people["staff"])
-    with pytest.raises(services.InvalidTransition):
+    with pytest.raises(InvalidTransition):
         services.mandate_send_to_bank(mandate_id=mandate.pk, actor=people["ops"])
-    with pytest.raises(services.MandateError):
+    with pytest.raises(MandateError):
         services.mandate_return(mandate_id=mandate.pk, actor=people["manager"], remarks=" ")
     services.mandate_return(mandate_id=mandate.pk, actor=people["manager"], remarks="wrong IFSC")
     assert Mandate.objects.get(pk=mandate.pk).status == "DRAFT"
@@ -83,7 +84,7 @@ def test_only_one_active_mandate_per_loan(lifecycle):
     second = draft_mandate(loan, people["staff"], account_number="998877665544")
     services.mandate_submit(mandate_id=second.pk, actor=people["staff"])
     services.mandate_approve(mandate_id=second.pk, actor=people["manager"])
-    with pytest.raises(services.MandateError, match="already has an active mandate"):
+    with pytest.raises(MandateError, match="already has an active mandate"):
         services.mandate_send_to_bank(mandate_id=second.pk, actor=people["ops"])
     assert Mandate.objects.filter(loan=loan, status="ACTIVE").count() == 1
 

@@ -12,8 +12,9 @@ from approvals.services import approval_decide
 from core.errors import Conflict
 from loans.models import Instalment, LoanCharge
 from loans.services import loan_charge_waiver_request
-from mandates import services
+from mandates import sandbox, services
 from mandates.ddb_models import MandateExecutionItem
+from mandates.exceptions import ResultRejected
 from mandates.models import (
     BankHoliday,
     ExecutionResult,
@@ -23,6 +24,7 @@ from mandates.models import (
     SandboxBounceRule,
     ScheduledPresentation,
 )
+from mandates.services import presentation
 from notifications.ddb_models import NotificationItem
 from payments.ddb_models import TransactionItem
 from payments.models import Posting
@@ -125,8 +127,8 @@ def test_a_run_killed_half_way_is_resumed_without_presenting_twice(presentable):
 
 def test_a_resumed_run_counts_the_notices_of_the_killed_one(presentable):
     day_before = presentable["first"].presentation_date - timedelta(days=1)
-    killed = services._claim_run(day_before)
-    services._pre_debit_notices(day_before, killed)  # then the worker died
+    killed = presentation._claim_run(day_before)
+    presentation._pre_debit_notices(day_before, killed)  # then the worker died
     PresentationRun.objects.update(claimed_until=None)  # its lease ran out
     run = services.mandates_present_due(run_date=day_before)
     assert run.notices == 1
@@ -285,7 +287,7 @@ def test_a_terminal_bounce_stops_presentations_and_flags_the_mandate(presentable
 
 def test_unknown_code_and_foreign_partner_are_refused(presentable):
     _present(presentable)
-    with pytest.raises(services.ResultRejected):
+    with pytest.raises(ResultRejected):
         services.execution_result_apply(
             partner_code=presentable["mandate"].banking_partner.code,
             execution_id=_execution(presentable),
@@ -306,7 +308,7 @@ def test_the_sandbox_reports_success_or_the_configured_return(presentable):
         account_number=presentable["mandate"].account_number, return_code="04"
     )
     _present(presentable)
-    counts = services.sandbox_report(
+    counts = sandbox.sandbox_report(
         partner_code=presentable["mandate"].banking_partner.code,
         execution_ids=[_execution(presentable)],
     )

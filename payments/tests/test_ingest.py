@@ -63,11 +63,9 @@ def test_a_key_in_flight_gets_a_conflict():
     loan = make_loan()
     principal = UserFactory(is_superuser=True)
     # A first request has claimed the key and not finished yet.
-    from payments import services
+    from payments.services import ingest
 
-    token = services._claim(
-        services._hash("test\nkey-1"), services._hash(payment(loan).canonical())
-    )
+    token = ingest._claim(ingest._hash("test\nkey-1"), ingest._hash(payment(loan).canonical()))
     assert isinstance(token, str)
     with pytest.raises(RequestInFlight):
         _ingest(loan, principal=principal)
@@ -134,19 +132,19 @@ def test_a_request_whose_key_was_taken_over_meanwhile_stores_nothing_and_is_in_f
     """The first request stalled past its claim's lease and a retry took the key over
     (a new claim token): the first one's write is refused on the key (409 in flight, not
     a 500), and neither its transaction nor its receipt number is stored."""
-    from payments import services
+    from payments.services import ingest
 
     loan = make_loan()
-    validate = services._validate
+    validate = ingest._validate
 
     def stall_then_lose_the_key(payment, principal):
         result = validate(payment, principal)
-        DedupItem(services._hash("test\nkey-1")).update(
+        DedupItem(ingest._hash("test\nkey-1")).update(
             actions=[DedupItem.claim_token.set("the-retry's-claim")]
         )
         return result
 
-    monkeypatch.setattr(services, "_validate", stall_then_lose_the_key)
+    monkeypatch.setattr(ingest, "_validate", stall_then_lose_the_key)
     with pytest.raises(RequestInFlight):
         _ingest(loan, receipt_number="RC-1")
     assert TransactionItem.count() == 0 and QueueItem.count() == 0

@@ -9,6 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditOutbox
+from payments.services import business_date_for
 from reconciliation import services
 from reconciliation.exceptions import AlreadyDecided
 from reconciliation.models import Dbs, Dcr, JobRun
@@ -153,7 +154,7 @@ def test_concurrent_approvals_one_wins_with_one_audit_transition():
 def test_the_tick_rolls_up_today_provisionally_builds_closed_dates_and_records_late_arrivals():
     branch, loan = branch_with_loan()
     now = timezone.now()
-    today = services.business_date_for(branch, now)
+    today = business_date_for(branch, now)
     pay(loan, "40.00", day=today)
     pay(loan, "60.00", day=today - datetime.timedelta(days=1))
     summary = services.reconciliation_tick(now=now)

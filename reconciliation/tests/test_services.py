@@ -4,9 +4,10 @@ from decimal import Decimal
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, connection
+from django.utils import timezone
 
 from loans.models import LoanAccount
-from payments.services import payments_post_due
+from payments.services import business_date_for, payments_post_due
 from reconciliation import services
 from reconciliation.exceptions import (
     AlreadyDecided,
@@ -15,6 +16,7 @@ from reconciliation.exceptions import (
     InvalidTransition,
     MakerCannotCheck,
     NotAllowed,
+    ReportNotFound,
     StatementAlreadyImported,
     StatementRejected,
 )
@@ -140,7 +142,7 @@ def test_dcr_workflow_allowed_and_refused_moves():
     dcr = services.dcr_build(branch_id=branch.pk, business_date=days_ago(1))
     today = services.dcr_build(
         branch_id=branch.pk,
-        business_date=services.business_date_for(branch, services.timezone.now()),
+        business_date=business_date_for(branch, timezone.now()),
     )
     maker = UserFactory(
         role="Area Manager", home_area=branch.area
@@ -184,7 +186,7 @@ def test_an_approver_of_another_area_cannot_see_the_dcr():
     pay(loan)
     dcr = services.dcr_build(branch_id=branch.pk, business_date=days_ago(1))
     services.dcr_submit(dcr_id=dcr.pk, actor=UserFactory(role="Branch Manager", home_branch=branch))
-    with pytest.raises(services.ReportNotFound):
+    with pytest.raises(ReportNotFound):
         services.dcr_approve(
             dcr_id=dcr.pk, actor=UserFactory(role="Area Manager", home_area=AreaFactory())
         )

@@ -1,0 +1,56 @@
+"""Payments: idempotent ingestion into DynamoDB, exactly-once posting to the loan ledger,
+reversal through maker-checker. One module a seam: ingest, posting, reversal.
+"""
+
+from ._common import MODES, POSTING, QueueStatus, TxnStatus, business_date_for
+from ._common import _store_call as _store_call  # payments/api/selectors.py reads through it
+from .ingest import (
+    CLAIM_LEASE,
+    IngestResult,
+    PaymentInput,
+    payment_ingest,
+    transaction_body,
+    transaction_get,
+)
+from .posting import (
+    POSTING_LEASE,
+    ledger_post,
+    payment_post_one,
+    payments_post_due,
+    queue_claim_due,
+    queue_item_process,
+    queue_item_retry,
+    worker_name,
+)
+from .reversal import (
+    payment_reversal_request,
+    payment_reversal_sync,
+    payment_reversals_sync_pending,
+    payment_reverse,
+)
+
+__all__ = [
+    "CLAIM_LEASE",
+    "MODES",
+    "POSTING",
+    "POSTING_LEASE",
+    "IngestResult",
+    "PaymentInput",
+    "QueueStatus",
+    "TxnStatus",
+    "business_date_for",
+    "ledger_post",
+    "payment_ingest",
+    "payment_post_one",
+    "payment_reversal_request",
+    "payment_reversal_sync",
+    "payment_reversals_sync_pending",
+    "payment_reverse",
+    "payments_post_due",
+    "queue_claim_due",
+    "queue_item_process",
+    "queue_item_retry",
+    "transaction_body",
+    "transaction_get",
+    "worker_name",
+]

@@ -1,0 +1,336 @@
+"""Posting: claim due queue items with a conditional update (lease) > post in one Postgres
+transaction (loan row locked, a posting unique per txn_id) > mark the transaction POSTED
+and the item DONE (which then expires). Every step can be repeated after a crash without
+changing the result.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.utils import timezone
+from pynamodb.exceptions import PynamoDBException, TransactWriteError
+
+from audit.services import audit_record
+from core.clock import iso
+from core.money import from_paise
+from dynamo.errors import cancellation_codes, is_unavailable
+from dynamo.transactions import transact_write
+from loans.models import Instalment, LoanAccount
+from loans.services import loan_outstanding_refresh
+
+from ..allocation import allocate
+from ..ddb_models import QueueItem, TransactionItem, queue_live
+from ..exceptions import LedgerUnavailable, PaymentRejected, PostingRefused, StoreUnavailable
+from ..models import Posting
+from ..refdata import ledger_state
+from ._common import POSTING, QueueStatus, TxnStatus, _enqueue_posting, _store_call
+
+logger = logging.getLogger(__name__)
+
+
+POSTING_LEASE = timedelta(seconds=settings.PAYMENTS_POSTING_LEASE_SECONDS)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{secrets.token_hex(4)}"
+
+
+def _backoff(attempts: int) -> timedelta:
+    seconds = settings.PAYMENTS_POSTING_BACKOFF_SECONDS * 2 ** max(attempts - 1, 0)
+    return timedelta(seconds=min(seconds, 15 * 60))
+
+
+def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
+    """Lease up to ``limit`` due items: READY ones, and LEASED ones whose lease ran out
+    (their worker died). The conditional update makes a lease exclusive. When DynamoDB
+    pushes back (throttling) after some items are leased, claiming stops there and those
+    are returned, to be posted now rather than wait for their lease to run out."""
+    now = timezone.now()
+    claimed: list[QueueItem] = []
+    for status in (QueueStatus.READY, QueueStatus.LEASED):
+        try:
+            candidates = _store_call(
+                lambda s=status: list(
+                    QueueItem.by_status.query(
+                        f"{POSTING}#{s}",
+                        QueueItem.next_attempt_at <= iso(now),
+                        filter_condition=queue_live(now),
+                        limit=limit,
+                    )
+                )
+            )
+        except StoreUnavailable:
+            if not claimed:
+                raise
+            logger.warning("posting queue: claiming stopped by DynamoDB after %d", len(claimed))
+            return claimed
+        for candidate in candidates:
+            if len(claimed) >= limit:
+                return claimed
+            item = QueueItem(candidate.item_id)
+            try:
+                item.update(
+                    actions=[
+                        QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.LEASED}"),
+                        QueueItem.next_attempt_at.set(iso(now + POSTING_LEASE)),
+                        QueueItem.lease_owner.set(worker),
+                        QueueItem.attempts.add(1),
+                        QueueItem.updated_at.set(iso(now)),
+                    ],
+                    condition=(QueueItem.queue_status == candidate.queue_status)
+                    & (QueueItem.next_attempt_at == candidate.next_attempt_at)
+                    & queue_live(now),
+                )
+            except PynamoDBException as exc:
+                if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+                    continue  # another worker leased it first
+                if claimed and is_unavailable(exc):
+                    logger.warning("posting queue: claiming stopped by DynamoDB: %s", exc)
+                    return claimed
+                raise
+            claimed.append(item)
+    return claimed
+
+
+def _ledger_open() -> None:
+    switch = ledger_state()  # cached: read by every posting, changed once in a while
+    if switch.maintenance:
+        raise LedgerUnavailable(f"The ledger is in maintenance: {switch.reason or 'no reason'}")
+
+
+@transaction.atomic
+def ledger_post(*, txn: TransactionItem) -> tuple[Posting, bool]:
+    """Post a transaction to its loan: (posting, True) when new, (posting, False) when it
+    had been posted already. Allocation: oldest dues first; charges, interest, principal."""
+    _ledger_open()
+    loan = LoanAccount.objects.select_for_update().select_related("customer").get(pk=txn.loan_id)
+    existing = Posting.objects.filter(txn_id=txn.txn_id).first()
+    if existing is not None:
+        return existing, False
+    if loan.status != LoanAccount.Status.ACTIVE:
+        raise PostingRefused(f"Loan {loan.loan_number} is {loan.get_status_display().lower()}.")
+    amount = from_paise(txn.amount_paise)
+    instalments = list(
+        loan.instalments.select_for_update()
+        .exclude(status=Instalment.Status.PAID)
+        .order_by("due_date", "number")
+    )
+    allocations, excess = allocate(amount, instalments)
+    by_id = {inst.pk: inst for inst in instalments}
+    for allocation in allocations:
+        inst = by_id[allocation.instalment_id]
+        inst.charges_paid += allocation.charges
+        inst.interest_paid += allocation.interest
+        inst.principal_paid += allocation.principal
+        inst.status = inst.derived_status
+    Instalment.objects.bulk_update(
+        [by_id[a.instalment_id] for a in allocations],
+        ["charges_paid", "interest_paid", "principal_paid", "status"],
+    )
+    posting = Posting.objects.create(
+        txn_id=txn.txn_id,
+        loan=loan,
+        branch_id=loan.branch_id,
+        business_date=date.fromisoformat(txn.business_date),
+        mode=txn.mode,
+        amount=amount,
+        charges=sum((a.charges for a in allocations), Decimal("0.00")),
+        interest=sum((a.interest for a in allocations), Decimal("0.00")),
+        principal=sum((a.principal for a in allocations), Decimal("0.00")),
+        excess=excess,
+        allocations=[a.as_json() for a in allocations],
+    )
+    loan_outstanding_refresh(loan=loan)
+    if loan.total_outstanding == 0:
+        loan.status = LoanAccount.Status.CLOSED
+        loan.save(update_fields=["status", "updated_at"])
+    _receipt_queue(loan=loan, txn=txn, amount=amount)
+    return posting, True
+
+
+def _receipt_queue(*, loan: LoanAccount, txn: TransactionItem, amount: Decimal) -> None:
+    """The customer's receipt, released when the posting commits (so only once)."""
+    from notifications.services import notification_queue
+
+    try:
+        notification_queue(
+            template_code="receipt",
+            channel="SMS",
+            recipient=loan.customer.mobile,
+            context={
+                "customer_name": loan.customer.name,
+                "amount": amount,
+                "loan_number": loan.loan_number,
+                "paid_on": date.fromisoformat(txn.business_date),
+                "receipt_number": txn.receipt_number or txn.txn_id,
+                "mode": txn.mode,
+            },
+            entity=f"payments.transaction#{txn.txn_id}",
+        )
+    except Exception:  # a receipt must never stop a posting
+        logger.exception("receipt for %s not queued", txn.txn_id)
+
+
+def _queue_expiry(moment: datetime) -> datetime:
+    """When a finished queue item expires (the transaction itself stays)."""
+    return moment + timedelta(days=settings.PAYMENTS_QUEUE_RETENTION_DAYS)
+
+
+def _mark(txn_id: str, item_id: str, *, status: str, reason: str | None = None) -> None:
+    """Transaction RECEIVED > POSTED or FAILED, and its queue item DONE (expiring), in one
+    write."""
+    moment = timezone.now()
+    now = iso(moment)
+    actions = [TransactionItem.status.set(status)]
+    if status == TxnStatus.POSTED:
+        actions.append(TransactionItem.posted_at.set(now))
+    if reason:
+        actions.append(TransactionItem.failure_reason.set(reason[:500]))
+
+    def build(tw) -> None:
+        tw.update(
+            TransactionItem(txn_id),
+            actions=actions,
+            condition=TransactionItem.status == TxnStatus.RECEIVED,
+        )
+        tw.update(
+            QueueItem(item_id),
+            actions=[
+                QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.DONE}"),
+                QueueItem.updated_at.set(now),
+                QueueItem.expires_at.set(_queue_expiry(moment)),
+                QueueItem.last_error.set(reason[:500]) if reason else QueueItem.last_error.remove(),
+            ],
+        )
+
+    try:
+        transact_write(build)
+    except TransactWriteError as exc:
+        if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+            _queue_done(item_id)  # already marked by an earlier run: just finish the item
+            return
+        raise
+
+
+def _queue_done(item_id: str) -> None:
+    now = timezone.now()
+    QueueItem(item_id).update(
+        actions=[
+            QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.DONE}"),
+            QueueItem.updated_at.set(iso(now)),
+            QueueItem.expires_at.set(_queue_expiry(now)),
+        ]
+    )
+
+
+def _queue_release(item: QueueItem, error: str) -> str:
+    """Back off, or go to the dead letters after the last attempt."""
+    now = timezone.now()
+    attempts = int(item.attempts or 0)
+    dead = attempts >= settings.PAYMENTS_POSTING_MAX_ATTEMPTS
+    status = QueueStatus.DEAD if dead else QueueStatus.READY
+    QueueItem(item.item_id).update(
+        actions=[
+            QueueItem.queue_status.set(f"{POSTING}#{status}"),
+            QueueItem.next_attempt_at.set(iso(now if dead else now + _backoff(attempts))),
+            QueueItem.last_error.set(error[:500]),
+            QueueItem.updated_at.set(iso(now)),
+        ]
+    )
+    return "dead" if dead else "retry"
+
+
+def queue_item_process(*, item: QueueItem) -> str:
+    """Post one leased item. Returns posted, noop, failed, retry or dead."""
+    item.refresh(consistent_read=True)
+    txn = TransactionItem.get(item.txn_id, consistent_read=True)
+    if txn.status != TxnStatus.RECEIVED:
+        _queue_done(item.item_id)
+        return "noop"
+    try:
+        _, created = ledger_post(txn=txn)
+    except LedgerUnavailable as exc:
+        return _queue_release(item, str(exc))
+    except (OperationalError, InterfaceError) as exc:
+        return _queue_release(item, f"ledger database unavailable: {exc}".splitlines()[0])
+    except PostingRefused as exc:
+        _mark(txn.txn_id, item.item_id, status=TxnStatus.FAILED, reason=str(exc))
+        return "failed"
+    _mark(txn.txn_id, item.item_id, status=TxnStatus.POSTED)
+    return "posted" if created else "noop"
+
+
+def payments_post_due(*, limit: int = 100, worker: str | None = None) -> dict[str, int]:
+    """Claim and post what is due. Safe to run in any number of workers at once."""
+    worker = worker or worker_name()
+    outcomes: dict[str, int] = {}
+    for item in queue_claim_due(limit=limit, worker=worker):
+        try:
+            outcome = queue_item_process(item=item)
+        except PynamoDBException as exc:  # the lease runs out and another run retries
+            logger.warning("posting %s interrupted by DynamoDB: %s", item.item_id, exc)
+            outcome = "interrupted"
+        except DatabaseError as exc:
+            outcome = _queue_release(item, f"ledger database error: {exc}".splitlines()[0])
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+def payment_post_one(*, txn_id: str) -> str:
+    """Post one transaction now if its item is due (used right after ingestion)."""
+    worker = worker_name()
+    item = QueueItem(txn_id)
+    now = timezone.now()
+    try:
+        item.update(
+            actions=[
+                QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.LEASED}"),
+                QueueItem.next_attempt_at.set(iso(now + POSTING_LEASE)),
+                QueueItem.lease_owner.set(worker),
+                QueueItem.attempts.add(1),
+                QueueItem.updated_at.set(iso(now)),
+            ],
+            condition=(QueueItem.queue_status == f"{POSTING}#{QueueStatus.READY}")
+            & (QueueItem.next_attempt_at <= iso(now))
+            & queue_live(now),
+        )
+    except PynamoDBException as exc:
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            return "not_due"
+        raise
+    return queue_item_process(item=item)
+
+
+def queue_item_retry(*, item_id: str, actor) -> None:
+    """Staff send a dead letter back to the queue, with its attempts reset."""
+    now = timezone.now()
+    try:
+        QueueItem(item_id).update(
+            actions=[
+                QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.READY}"),
+                QueueItem.next_attempt_at.set(iso(now)),
+                QueueItem.attempts.set(0),
+                QueueItem.updated_at.set(iso(now)),
+                QueueItem.expires_at.remove(),
+            ],
+            condition=QueueItem.queue_status == f"{POSTING}#{QueueStatus.DEAD}",
+        )
+    except PynamoDBException as exc:
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            raise PaymentRejected("Only a dead letter can be retried.", code="not_dead") from exc
+        raise
+    audit_record(
+        instance_or_entity=f"payments.queueitem#{item_id}",
+        action="transition",
+        changes={"status": [QueueStatus.DEAD, QueueStatus.READY]},
+        remarks="retried from the admin",
+        actor=actor,
+    )
+    _enqueue_posting(item_id)

@@ -1,0 +1,131 @@
+"""Reversal through maker-checker: request, reverse (reopen exactly the dues a posting
+paid), and mark DynamoDB's transaction REVERSED after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+from pynamodb.exceptions import PynamoDBException
+
+from accounts.scoping import scope_queryset
+from approvals.services import KindHandler, approval_request_create, register_kind
+from audit.services import audit_record
+from core.clock import iso
+from dynamo.errors import is_unavailable
+from loans.models import Instalment, LoanAccount
+from loans.services import loan_outstanding_refresh
+
+from ..ddb_models import TransactionItem
+from ..exceptions import PaymentRejected, StoreUnavailable, TransactionNotFound
+from ..models import Posting
+from ._common import TxnStatus
+
+logger = logging.getLogger(__name__)
+
+
+def payment_reversal_request(*, txn_id: str, reason: str, actor):
+    posting = (
+        scope_queryset(Posting.objects.select_related("loan"), actor).filter(txn_id=txn_id).first()
+    )
+    if posting is None:
+        raise TransactionNotFound(f"No posted payment {txn_id} that you may see.")
+    if posting.reversed_at:
+        raise PaymentRejected("This payment is already reversed.", code="already_reversed")
+    return approval_request_create(
+        kind="PAYMENT_REVERSAL",
+        branch_id=posting.branch_id,
+        entity=f"payments.posting#{posting.pk}",
+        entity_repr=f"₹{posting.amount} on {posting.loan.loan_number} ({txn_id})",
+        reason=reason,
+        payload={"txn_id": txn_id},
+        actor=actor,
+    )
+
+
+def payment_reverse(*, txn_id: str, actor) -> Posting:
+    """Undo a posting: reopen exactly the dues it paid. Runs inside the approval's
+    transaction; DynamoDB's transaction is marked REVERSED after commit."""
+    posting = Posting.objects.select_for_update().get(txn_id=txn_id)
+    if posting.reversed_at:
+        raise PaymentRejected("This payment is already reversed.", code="already_reversed")
+    loan = LoanAccount.objects.select_for_update().get(pk=posting.loan_id)
+    instalments = {i.pk: i for i in loan.instalments.select_for_update()}
+    for allocation in posting.allocations:
+        inst = instalments[allocation["instalment"]]
+        inst.charges_paid -= Decimal(allocation["charges"])
+        inst.interest_paid -= Decimal(allocation["interest"])
+        inst.principal_paid -= Decimal(allocation["principal"])
+        inst.status = inst.derived_status
+    Instalment.objects.bulk_update(
+        list(instalments.values()), ["charges_paid", "interest_paid", "principal_paid", "status"]
+    )
+    loan_outstanding_refresh(loan=loan)
+    if loan.status == LoanAccount.Status.CLOSED and loan.total_outstanding > 0:
+        loan.status = LoanAccount.Status.ACTIVE
+        loan.save(update_fields=["status", "updated_at"])
+    posting.reversed_at = timezone.now()
+    posting.reversed_by = actor
+    posting.save(update_fields=["reversed_at", "reversed_by"])
+    audit_record(
+        instance_or_entity=posting,
+        action="transition",
+        changes={"status": ["POSTED", "REVERSED"], "amount": [str(posting.amount), None]},
+        actor=actor,
+    )
+    transaction.on_commit(lambda: _reversal_sync_enqueue(txn_id))
+    return posting
+
+
+def _reversal_sync_enqueue(txn_id: str) -> None:
+    from ..tasks import payment_reversal_sync_task
+
+    try:
+        payment_reversal_sync_task.delay(txn_id)
+    except Exception:
+        logger.warning("reversal sync of %s not enqueued; the sweep will do it", txn_id)
+
+
+def payment_reversal_sync(*, txn_id: str) -> bool:
+    """Mark DynamoDB's transaction REVERSED for a reversed posting (idempotent)."""
+    posting = Posting.objects.filter(txn_id=txn_id, reversed_at__isnull=False).first()
+    if posting is None or posting.reversal_synced_at:
+        return False
+    try:
+        TransactionItem(txn_id).update(
+            actions=[
+                TransactionItem.status.set(TxnStatus.REVERSED),
+                TransactionItem.reversed_at.set(iso(posting.reversed_at)),
+            ],
+            condition=TransactionItem.status.is_in(TxnStatus.POSTED, TxnStatus.REVERSED),
+        )
+    except PynamoDBException as exc:
+        if is_unavailable(exc):
+            raise StoreUnavailable("The payments store is unavailable.") from exc
+        raise
+    Posting.objects.filter(pk=posting.pk).update(reversal_synced_at=timezone.now())
+    return True
+
+
+def payment_reversals_sync_pending(*, limit: int = 200) -> int:
+    pending = Posting.objects.filter(
+        reversed_at__isnull=False, reversal_synced_at__isnull=True
+    ).values_list("txn_id", flat=True)[:limit]
+    return sum(payment_reversal_sync(txn_id=txn_id) for txn_id in pending)
+
+
+def _apply_reversal(*, request, actor) -> None:
+    payment_reverse(txn_id=request.payload["txn_id"], actor=actor)
+
+
+register_kind(
+    "PAYMENT_REVERSAL",
+    KindHandler(
+        maker_permission="payments.request_reversal",
+        checker_permission="payments.approve_reversal",
+        apply=_apply_reversal,
+    ),
+)
