@@ -3,7 +3,6 @@ reversal through maker-checker. One module a seam: ingest, posting, reversal.
 """
 
 from ._common import MODES, POSTING, QueueStatus, TxnStatus, business_date_for
-from ._common import _store_call as _store_call  # payments/api/selectors.py reads through it
 from .ingest import (
     CLAIM_LEASE,
     IngestResult,
