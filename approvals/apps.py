@@ -8,6 +8,16 @@ class ApprovalsConfig(AppConfig):
     def ready(self) -> None:
         from audit.tracking import track
 
+        from .selectors import (
+            approval_request_inbox_count,
+            approval_request_inbox_entries,
+            register_inbox_source,
+        )
+
+        register_inbox_source(
+            "approval_requests", approval_request_inbox_entries, count=approval_request_inbox_count
+        )
+
         # The decision is recorded once, as a transition event, by approval_decide.
         track(
             "approvals.ApprovalRequest",

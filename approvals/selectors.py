@@ -5,7 +5,7 @@ registered under a name with :func:`register_inbox_source` (optionally with a ch
 ``count(user) -> int`` for the admin header); maker-checker requests are the first source,
 and workflows with a status of their own (mandates, DCR, DBS) add theirs from their app::
 
-    register_inbox_source("dcr", dcrs_waiting_for, count=dcrs_waiting_count)
+    register_inbox_source("dcr", dcrs_waiting_for, count=dcrs_waiting_count)  # in ready()
 
 Each source applies the one scoping function and its own checker permission, and never
 lists what the user may not decide (:func:`without_undecidable`: they created it, or
@@ -186,7 +186,7 @@ def approval_request_url(approval: ApprovalRequest) -> str:
     return reverse("approvals:detail", args=[approval.pk])
 
 
-def _approval_request_entries(user) -> list[InboxEntry]:
+def approval_request_inbox_entries(user) -> list[InboxEntry]:
     waiting = approval_requests_waiting(user=user).select_related("branch", "maker")
     return [
         InboxEntry(
@@ -202,11 +202,8 @@ def _approval_request_entries(user) -> list[InboxEntry]:
     ]
 
 
-def _approval_request_count(user) -> int:
+def approval_request_inbox_count(user) -> int:
     return approval_requests_waiting(user=user).count()
-
-
-register_inbox_source("approval_requests", _approval_request_entries, count=_approval_request_count)
 
 
 def _is_staff(user) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, models, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -135,6 +136,10 @@ def subject_decide(
 
 @dataclass(frozen=True)
 class KindHandler:
+    """What an approval request of one kind needs: who may ask, who may approve, and what
+    approving does. Defined next to the owning app's services, registered by its
+    ``AppConfig.ready()`` with :func:`register_kind`."""
+
     maker_permission: str
     checker_permission: str
     apply: Callable[..., None]  # apply(request=..., actor=...) inside the decision's transaction
@@ -144,7 +149,20 @@ _handlers: dict[str, KindHandler] = {}
 
 
 def register_kind(kind: str, handler: KindHandler) -> None:
+    """Register the handler of an approval-request kind, once, from the owning app's
+    ``AppConfig.ready()``. Registering the same handler again changes nothing (``ready()``
+    may run twice in a process); another handler for a registered kind is a programming
+    error, refused at start-up rather than silently replacing the first."""
+    registered = _handlers.get(kind)
+    if registered is not None and registered != handler:
+        raise ImproperlyConfigured(
+            f"Approval kind {kind!r} is registered already, with another handler."
+        )
     _handlers[kind] = handler
+
+
+def registered_kinds() -> frozenset[str]:
+    return frozenset(_handlers)
 
 
 def handler_for(kind: str) -> KindHandler:

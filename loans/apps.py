@@ -6,13 +6,15 @@ class LoansConfig(AppConfig):
     verbose_name = "Loans"
 
     def ready(self) -> None:
+        from approvals.services import register_kind
         from audit.tracking import track
         from refdata import cache as refdata
 
         from .refdata import PRODUCTS
-        from .services import register_approval_kinds
+        from .services import APPROVAL_KINDS
 
-        register_approval_kinds()
+        for kind, handler in APPROVAL_KINDS.items():
+            register_kind(kind, handler)
         refdata.register(PRODUCTS, "loans.LoanProduct")
 
         track("loans.LoanProduct")

@@ -8,6 +8,8 @@ from django.db import connection, transaction
 from django.db.models import F, Sum
 
 from accounts.models import User
+from accounts.scoping import scope_queryset
+from approvals.services import KindHandler, approval_request_create
 from core.errors import ApplicationError
 from core.money import PAISA
 
@@ -202,9 +204,6 @@ def _instalment_status_refresh(instalment_id: int) -> None:
 
 
 def loan_charge_waiver_request(*, charge_id: int, reason: str, actor: User):
-    from accounts.scoping import scope_queryset
-    from approvals.services import approval_request_create
-
     charge = (
         scope_queryset(LoanCharge.objects.select_related("loan"), actor)
         .filter(pk=charge_id)
@@ -252,14 +251,11 @@ def _apply_waiver(*, request, actor) -> None:
     loan_charge_waive(charge_id=request.payload["charge_id"], actor=actor)
 
 
-def register_approval_kinds() -> None:
-    from approvals.services import KindHandler, register_kind
-
-    register_kind(
-        "CHARGE_WAIVER",
-        KindHandler(
-            maker_permission="loans.request_waiver",
-            checker_permission="loans.approve_waiver",
-            apply=_apply_waiver,
-        ),
-    )
+# The approval kinds of this app, registered by LoansConfig.ready().
+APPROVAL_KINDS = {
+    "CHARGE_WAIVER": KindHandler(
+        maker_permission="loans.request_waiver",
+        checker_permission="loans.approve_waiver",
+        apply=_apply_waiver,
+    ),
+}

@@ -6,15 +6,21 @@ class MandatesConfig(AppConfig):
     verbose_name = "Mandates"
 
     def ready(self) -> None:
+        from approvals.models import ApprovalRequest
+        from approvals.selectors import register_inbox_source, register_request_detail
+        from approvals.services import register_kind
         from audit.tracking import track
         from refdata import cache as refdata
 
-        from . import (  # noqa: F401 - register the approval kinds and the inbox source
-            selectors,
-            services,
-        )
         from .refdata import RETURN_CODES
+        from .selectors import mandate_inbox_count, mandate_inbox_entries, stop_request_detail
+        from .services.lifecycle import APPROVAL_KINDS
 
+        for kind, handler in APPROVAL_KINDS.items():
+            register_kind(kind, handler)
+        register_inbox_source("mandates", mandate_inbox_entries, count=mandate_inbox_count)
+        register_request_detail(ApprovalRequest.Kind.MANDATE_SUSPENSION, stop_request_detail)
+        register_request_detail(ApprovalRequest.Kind.MANDATE_CANCELLATION, stop_request_detail)
         refdata.register(RETURN_CODES, "mandates.ReturnCodePolicy")
 
         # Status changes are recorded (history and audit) by core.workflow.transition.

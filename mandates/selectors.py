@@ -22,8 +22,6 @@ from approvals.models import ApprovalRequest
 from approvals.selectors import (
     SOURCE_LIMIT,
     InboxEntry,
-    register_inbox_source,
-    register_request_detail,
     without_undecidable,
 )
 from core.models import StatusChange
@@ -212,13 +210,10 @@ def mandate_inbox_count(user) -> int:
     return mandates_waiting_for(user=user).count()
 
 
-register_inbox_source("mandates", mandate_inbox_entries, count=mandate_inbox_count)
-
-
 # --- Suspension and cancellation requests on the approvals detail page --------------------
 
 
-def _stop_request_detail(*, approval: ApprovalRequest, user) -> dict[str, Any] | None:
+def stop_request_detail(*, approval: ApprovalRequest, user) -> dict[str, Any] | None:
     mandate_id = (approval.payload or {}).get("mandate_id")
     mandate = mandate_for_review(user=user, mandate_id=mandate_id) if mandate_id else None
     if mandate is None:
@@ -230,7 +225,3 @@ def _stop_request_detail(*, approval: ApprovalRequest, user) -> dict[str, Any] |
             status__in=["SCHEDULED", "RETRY_SCHEDULED"]
         ).count(),
     }
-
-
-register_request_detail(ApprovalRequest.Kind.MANDATE_SUSPENSION, _stop_request_detail)
-register_request_detail(ApprovalRequest.Kind.MANDATE_CANCELLATION, _stop_request_detail)

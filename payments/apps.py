@@ -6,14 +6,21 @@ class PaymentsConfig(AppConfig):
     verbose_name = "Payments"
 
     def ready(self) -> None:
+        from approvals.models import ApprovalRequest
+        from approvals.selectors import register_request_detail
+        from approvals.services import register_kind
         from audit.tracking import track
         from core.metrics import register_collector
         from refdata import cache as refdata
 
-        from . import services  # noqa: F401 - registers the reversal approval kind
         from .metrics import PostingQueueCollector
         from .refdata import LEDGER
+        from .selectors import reversal_request_detail
+        from .services.reversal import APPROVAL_KINDS
 
+        for kind, handler in APPROVAL_KINDS.items():
+            register_kind(kind, handler)
+        register_request_detail(ApprovalRequest.Kind.PAYMENT_REVERSAL, reversal_request_detail)
         track("payments.LedgerSwitch")
         register_collector(PostingQueueCollector())
         refdata.register(LEDGER, "payments.LedgerSwitch")

@@ -26,7 +26,6 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from accounts.models import Branch
 from accounts.scoping import can_see_branch, scope_queryset, visible_branch_ids
 from approvals.models import ApprovalRequest
-from approvals.selectors import register_request_detail
 from core.clock import parse_iso
 from core.errors import ApplicationError
 from dynamo.errors import is_unavailable
@@ -299,7 +298,7 @@ def reversal_requests_for(posting: Posting) -> QuerySet[ApprovalRequest]:
     )
 
 
-def _reversal_detail(*, approval: ApprovalRequest, user) -> dict[str, Any] | None:
+def reversal_request_detail(*, approval: ApprovalRequest, user) -> dict[str, Any] | None:
     """The approvals detail page of a payment reversal shows the posting's allocation."""
     txn_id = (approval.payload or {}).get("txn_id")
     posting = postings_visible(user=user).filter(txn_id=txn_id).first() if txn_id else None
@@ -310,9 +309,6 @@ def _reversal_detail(*, approval: ApprovalRequest, user) -> dict[str, Any] | Non
         "posting": posting,
         "allocations": posting_allocation_rows(posting),
     }
-
-
-register_request_detail(ApprovalRequest.Kind.PAYMENT_REVERSAL, _reversal_detail)
 
 
 # --- Internals ------------------------------------------------------------------------

@@ -6,9 +6,13 @@ class ReconciliationConfig(AppConfig):
     verbose_name = "Reconciliation"
 
     def ready(self) -> None:
+        from approvals.selectors import register_inbox_source
         from audit.tracking import track
 
-        from . import selectors  # noqa: F401 - registers the DCR and DBS approvals inbox sources
+        from . import selectors
+
+        register_inbox_source("dcr", selectors.dcr_inbox_entries, count=selectors.dcr_inbox_count)
+        register_inbox_source("dbs", selectors.dbs_inbox_entries, count=selectors.dbs_inbox_count)
 
         # What people enter is tracked; DCR and DBS figures are computed (re-running gives
         # the same), so their events are the workflow transitions (core.workflow) instead.

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import Branch
 from accounts.scoping import head_office_only, scope_queryset
-from approvals.selectors import InboxEntry, register_inbox_source, without_undecidable
+from approvals.selectors import InboxEntry, without_undecidable
 from dynamo.errors import is_unavailable
 from dynamo.query import query_partition
 from ops.db import reporting, reporting_alias
@@ -263,12 +263,12 @@ def dbs_inbox_entries(user) -> list[InboxEntry]:
     return _entries(dbss_waiting_for(user=user), "DBS", "reconciliation:dbs", "dbs")
 
 
-register_inbox_source(
-    "dcr", dcr_inbox_entries, count=lambda user: dcrs_waiting_for(user=user).count()
-)
-register_inbox_source(
-    "dbs", dbs_inbox_entries, count=lambda user: dbss_waiting_for(user=user).count()
-)
+def dcr_inbox_count(user) -> int:
+    return dcrs_waiting_for(user=user).count()
+
+
+def dbs_inbox_count(user) -> int:
+    return dbss_waiting_for(user=user).count()
 
 
 # --- Exports -------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from approvals.models import SubjectContribution
 from approvals.services import (
     KindHandler,
     approval_request_create,
-    register_kind,
     subject_contribution_record,
     subject_decide,
     subject_of,
@@ -210,12 +209,11 @@ def mandates_expire(*, today: date) -> int:
     return expired
 
 
-for _kind in STOP_KINDS.values():
-    register_kind(
-        _kind,
-        KindHandler(
-            maker_permission="mandates.request_mandate_stop",
-            checker_permission="mandates.approve_mandate_stop",
-            apply=_apply_stop,
-        ),
-    )
+# The approval kinds of this app, registered by MandatesConfig.ready(): suspension and
+# cancellation, one handler (the request's payload says which).
+_STOP_HANDLER = KindHandler(
+    maker_permission="mandates.request_mandate_stop",
+    checker_permission="mandates.approve_mandate_stop",
+    apply=_apply_stop,
+)
+APPROVAL_KINDS = dict.fromkeys(STOP_KINDS.values(), _STOP_HANDLER)

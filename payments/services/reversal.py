@@ -12,7 +12,7 @@ from django.utils import timezone
 from pynamodb.exceptions import PynamoDBException
 
 from accounts.scoping import scope_queryset
-from approvals.services import KindHandler, approval_request_create, register_kind
+from approvals.services import KindHandler, approval_request_create
 from audit.services import audit_record
 from core.clock import iso
 from dynamo.errors import is_unavailable
@@ -121,11 +121,11 @@ def _apply_reversal(*, request, actor) -> None:
     payment_reverse(txn_id=request.payload["txn_id"], actor=actor)
 
 
-register_kind(
-    "PAYMENT_REVERSAL",
-    KindHandler(
+# The approval kinds of this app, registered by PaymentsConfig.ready().
+APPROVAL_KINDS = {
+    "PAYMENT_REVERSAL": KindHandler(
         maker_permission="payments.request_reversal",
         checker_permission="payments.approve_reversal",
         apply=_apply_reversal,
     ),
-)
+}
