@@ -24,7 +24,6 @@ from .models import AuditOutbox, new_event_id
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_RETENTION_DAYS = 2555  # seven years
 # DynamoDB refuses this one item for good (too large, malformed): keep it pending, log it,
 # and relay the others. Any other error means the store is unavailable: stop the batch.
 _ITEM_REFUSED = {"ValidationException", "ItemCollectionSizeLimitExceededException"}
@@ -212,7 +211,7 @@ def event_item(row: AuditOutbox) -> AuditEventItem:
 
 
 def retention_days() -> int:
-    return int(getattr(settings, "AUDIT_RETENTION_DAYS", DEFAULT_RETENTION_DAYS))
+    return settings.AUDIT_RETENTION_DAYS
 
 
 # --- Internals -------------------------------------------------------------------------
@@ -280,7 +279,7 @@ def _put_once(item: AuditEventItem) -> None:
 def _relay_after_commit(using: str | None) -> None:
     """Enqueue one relay task when the transaction commits (once per transaction, however
     many events it wrote). Beat runs the relay every few seconds anyway."""
-    if not getattr(settings, "AUDIT_RELAY_ON_COMMIT", True):
+    if not settings.AUDIT_RELAY_ON_COMMIT:
         return
     connection = transaction.get_connection(using)
     if connection.in_atomic_block and any(

@@ -152,7 +152,15 @@ if DATABASE_REPLICA_URL:
         **{key: _replica.get(key, "") for key in ("NAME", "USER", "PASSWORD", "HOST", "PORT")},
         "OPTIONS": {**_db["OPTIONS"], **_replica.get("OPTIONS", {})},
     }
-REPORTING_DATABASE = "replica" if DATABASE_REPLICA_URL else "default"
+# The alias reports read (ops.db.reporting()): the replica when there is one.
+REPORTING_DATABASE = env.str(
+    "REPORTING_DATABASE", default="replica" if DATABASE_REPLICA_URL else "default"
+)
+if REPORTING_DATABASE not in DATABASES:
+    raise ImproperlyConfigured(
+        f"REPORTING_DATABASE must be one of {', '.join(sorted(DATABASES))}, "
+        f"got {REPORTING_DATABASE!r}"
+    )
 DATABASE_ROUTERS = ["ops.db.ReportingRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -263,6 +271,11 @@ CELERY_BEAT_SCHEDULE = {
 # Audit outbox rows relayed to DynamoDB are deleted from Postgres after this many days (the
 # daily audit-outbox-purge); rows not yet relayed are never deleted.
 AUDIT_OUTBOX_RETENTION_DAYS = env.int("AUDIT_OUTBOX_RETENTION_DAYS", default=30)
+# Audit events are kept in DynamoDB this many days (their TTL); seven years by default.
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=2555)
+# A transaction that wrote audit events enqueues one relay task when it commits, so events
+# reach DynamoDB within a second; off, they wait for beat's audit-relay run (10 s).
+AUDIT_RELAY_ON_COMMIT = env.bool("AUDIT_RELAY_ON_COMMIT", default=True)
 
 # --- Notifications (SMS, email, push; see notifications/) -------------------------------
 # SMS and push provider: "development" sends nothing and records each message in Redis
@@ -328,6 +341,9 @@ SESSION_ENGINE = "sessions_ddb.backend"
 # the default cookie storage would carry it in a readable (signed, not encrypted) cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)
+# Sessions read from DynamoDB are kept in Redis this many seconds at most (never past their
+# expiry); 0 reads DynamoDB every time.
+SESSIONS_DDB_CACHE_SECONDS = env.int("SESSIONS_DDB_CACHE_SECONDS", default=300)
 # A username from one address is locked out after AXES_FAILURE_LIMIT failures; an address
 # after LOGIN_ADDRESS_FAILURE_LIMIT failures whatever the usernames (password spraying;
 # higher, as an office's staff share its address). Both for AXES_COOLOFF_HOURS.
@@ -345,6 +361,9 @@ LOGIN_REDIRECT_URL = "admin:index"
 # --- Security (production unless DJANGO_DEBUG; each switch overridable) -----------------
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Behind a proxy that sets X-Forwarded-For (and drops what the client sent): the client IP
+# of logs, audit events and the /metrics allow-list is its first address, not the proxy's.
+TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0 if DEBUG else 31536000)

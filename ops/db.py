@@ -38,7 +38,7 @@ _reporting: ContextVar[str | None] = ContextVar("reporting_alias", default=None)
 def reporting_alias() -> str:
     """The alias reports read now: the configured reporting database when it answers,
     otherwise ``default``."""
-    alias = getattr(settings, "REPORTING_DATABASE", DEFAULT_DB_ALIAS)
+    alias = settings.REPORTING_DATABASE
     if alias == DEFAULT_DB_ALIAS or alias not in connections.settings:
         return DEFAULT_DB_ALIAS
     try:

@@ -45,7 +45,7 @@ def _cache():
 
 
 def _cache_seconds() -> int:
-    return getattr(settings, "SESSIONS_DDB_CACHE_SECONDS", 300)
+    return settings.SESSIONS_DDB_CACHE_SECONDS
 
 
 def _cache_call(method: str, *args, **kwargs):

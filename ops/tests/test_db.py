@@ -7,12 +7,9 @@ transaction: the second connection cannot see the test's uncommitted rows, as a 
 has not yet replayed the primary's newest commits."""
 
 import json
-import os
 import socket
 import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -26,8 +23,8 @@ from payments.services import payment_ingest, payments_post_due
 from reconciliation import selectors, services
 from reconciliation.models import Dbs, Dcr
 from tests.factories import UserFactory, branch_with_loan, days_ago, pay, payment
+from tests.processes import environment, project_run
 
-ROOT = Path(__file__).resolve().parents[2]
 BOTH = ["default", REPLICA]
 
 
@@ -171,21 +168,12 @@ def test_the_integrity_check_reads_the_replica_unless_told_primary(to_replica, c
 
 
 def _settings_of(**env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    environment.update(DJANGO_SETTINGS_MODULE="config.settings", **env)
     script = (
         "import json, django; django.setup(); from django.conf import settings as s; "
         "print(json.dumps({'databases': s.DATABASES, 'reporting': s.REPORTING_DATABASE}, "
         "default=str))"
     )
-    return subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return project_run("-c", script, env=environment(**env), timeout=60)
 
 
 def test_database_replica_url_adds_the_replica_alias_with_the_primarys_pool():
@@ -213,15 +201,8 @@ def test_database_replica_url_adds_the_replica_alias_with_the_primarys_pool():
 
 
 def test_a_malformed_replica_url_is_one_line_naming_the_variable():
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    environment.update(DJANGO_SETTINGS_MODULE="config.settings", DATABASE_REPLICA_URL="mysql//x")
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = project_run(
+        "manage.py", "check", env=environment(DATABASE_REPLICA_URL="mysql//x"), timeout=60
     )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

@@ -5,8 +5,6 @@ import copy
 import io
 import json
 import logging
-import subprocess
-import sys
 import time
 
 import pytest
@@ -20,6 +18,7 @@ from config.celery import app
 from core import context
 from ops.logging import MASK
 from tests.factories import UserFactory
+from tests.processes import project_run
 
 task_logger = logging.getLogger("ops.tests.logging_task")
 
@@ -147,13 +146,10 @@ def test_gunicorns_own_lines_are_json_too(monkeypatch):
 
 
 def test_an_unknown_log_format_is_one_clear_error():
-    result = subprocess.run(
-        [sys.executable, "-c", "import config.settings"],
+    result = project_run(
+        "-c",
+        "import config.settings",
         env={"LOG_FORMAT": "xml", "DJANGO_DEBUG": "1", "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        cwd=settings.BASE_DIR,
-        check=False,
     )
     assert result.returncode != 0
     assert "LOG_FORMAT must be json or text, got 'xml'" in result.stderr

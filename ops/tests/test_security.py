@@ -9,23 +9,19 @@ Production mode is checked in a subprocess with a production-like environment, b
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.urls import reverse
 
 from api import scopes
 from tests.factories import BranchFactory, UserFactory, key_header, make_api_client, make_loan
+from tests.processes import environment, project_run
 
 pytestmark = pytest.mark.django_db
 
-ROOT = Path(settings.BASE_DIR)
 PRODUCTION_HOST = "backoffice.example.com"
 HSTS = "max-age=31536000; includeSubDomains; preload"
 
@@ -33,27 +29,19 @@ HSTS = "max-age=31536000; includeSubDomains; preload"
 def _environment(**overrides: str) -> dict[str, str]:
     """This process's environment as production would set it: DEBUG off, a real secret,
     the public host name, and config.settings (not the test settings)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "PYTEST"))}
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-        DJANGO_ALLOWED_HOSTS=PRODUCTION_HOST,
+    return environment(
+        drop=("DJANGO_",),
+        **{
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+            "DJANGO_ALLOWED_HOSTS": PRODUCTION_HOST,
+            **overrides,
+        },
     )
-    env.update(overrides)
-    return env
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return project_run("manage.py", *args, env=env)
 
 
 def test_check_deploy_is_clean_under_production_settings():

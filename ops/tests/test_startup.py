@@ -1,27 +1,14 @@
 """Configuration faults and production mode, checked through manage.py as an operator runs it."""
 
-import os
 import secrets
 import socket
 import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import environment, project_run
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    environment["DJANGO_SETTINGS_MODULE"] = "config.settings"
-    environment.update(env)
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return project_run("manage.py", *args, env=environment(**env))
 
 
 def _closed_port() -> int:

@@ -105,3 +105,11 @@ def test_sessions_work_from_dynamodb_while_redis_is_down(caplog):
     SessionStore(store.session_key).delete()
     assert SessionStore(store.session_key).load() == {}
     assert "session cache unavailable" in caplog.text
+
+
+def test_no_cache_seconds_means_every_read_goes_to_dynamodb(settings):
+    settings.SESSIONS_DDB_CACHE_SECONDS = 0
+    store = _saved(cart=[1, 2])
+    assert SessionStore(store.session_key)["cart"] == [1, 2]  # read from DynamoDB, not cached
+    SessionItem(store.session_key).delete()  # behind the engine's back
+    assert SessionStore(store.session_key).load() == {}
