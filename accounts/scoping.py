@@ -53,18 +53,24 @@ def visible_branch_ids(user: User) -> set[int] | None:
         result = None
     elif getattr(user, "is_api_client", False):
         result = set(user.api_client.allowed_branches.values_list("id", flat=True))
-    elif user.level == User.Level.BRANCH:
-        result = {user.home_branch_id}
-    elif user.level == User.Level.AREA:
-        result = set(Branch.objects.filter(area_id=user.home_area_id).values_list("id", flat=True))
-    elif user.level == User.Level.REGION:
-        result = set(
-            Branch.objects.filter(area__region_id=user.home_region_id).values_list("id", flat=True)
-        )
     else:
-        result = set()
+        result = home_branch_ids(user)
     user._visible_branch_ids = result
     return result
+
+
+def home_branch_ids(user: User) -> set[int]:
+    """The branches of a user's home, as their level says: their branch, their area's or
+    their region's branches (none for head office, which is not a place but everything)."""
+    if user.level == User.Level.BRANCH:
+        return {user.home_branch_id}
+    if user.level == User.Level.AREA:
+        return set(Branch.objects.filter(area_id=user.home_area_id).values_list("id", flat=True))
+    if user.level == User.Level.REGION:
+        return set(
+            Branch.objects.filter(area__region_id=user.home_region_id).values_list("id", flat=True)
+        )
+    return set()
 
 
 def scope_path(model: type[Model]) -> str:

@@ -14,7 +14,13 @@ from audit.admin import AuditHistoryAdminMixin
 
 from .models import ApiClient
 from .scopes import SCOPE_CHOICES
-from .services import api_client_create, api_client_deactivate, api_client_rotate_key
+from .services import (
+    api_client_branch_problems,
+    api_client_create,
+    api_client_deactivate,
+    api_client_rotate_key,
+    api_client_update,
+)
 
 NEW_KEY_ATTR = "_api_client_new_key"
 
@@ -38,10 +44,12 @@ class ApiClientForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("all_branches") and cleaned.get("allowed_branches"):
-            self.add_error(
-                "allowed_branches", "A client that sees all branches needs no list of branches."
-            )
+        problems = api_client_branch_problems(
+            all_branches=bool(cleaned.get("all_branches")),
+            allowed_branches=cleaned.get("allowed_branches"),
+        )
+        for field, message in problems.items():
+            self.add_error(field, message)
         if (
             cleaned.get("kind") == ApiClient.Kind.INTEGRATION
             and not cleaned.get("all_branches")
@@ -92,7 +100,11 @@ class ApiClientAdmin(AuditHistoryAdminMixin, BackOfficeModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            super().save_model(request, obj, form, change)
+            changes = {name: form.cleaned_data[name] for name in form.changed_data}
+            branches = changes.pop("allowed_branches", None)
+            api_client_update(
+                client_id=obj.pk, actor=request.user, allowed_branches=branches, **changes
+            )
             return
         client, raw_key = api_client_create(
             name=obj.name,
@@ -110,9 +122,7 @@ class ApiClientAdmin(AuditHistoryAdminMixin, BackOfficeModelAdmin):
         setattr(request, NEW_KEY_ATTR, raw_key)
 
     def save_related(self, request, form, formsets, change):
-        if change:
-            super().save_related(request, form, formsets, change)
-        # on add, the service has set the branches already
+        pass  # the services have set the branches (the form's only many-to-many field)
 
     def response_add(self, request, obj, post_url_continue=None):
         raw_key = getattr(request, NEW_KEY_ATTR, None)

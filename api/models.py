@@ -8,7 +8,6 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.models import Branch
-from loans.models import BankingPartner
 
 from .scopes import validate_scopes
 
@@ -31,8 +30,10 @@ class ApiClient(models.Model):
     all_branches = models.BooleanField(
         default=False, help_text="Head-office integrations: every branch, now and future."
     )
+    # By label, as Django relates models across apps: the api app is the plumbing of every
+    # app's API (loans' included), so its code imports no domain app above accounts.
     banking_partner = models.ForeignKey(
-        BankingPartner,
+        "loans.BankingPartner",
         null=True,
         blank=True,
         on_delete=models.PROTECT,

@@ -13,11 +13,10 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.utils import timezone
 
 from accounts.models import Branch, User
-from loans.models import BankingPartner
 
 from .keys import generate_key, hash_key, key_prefix
 from .models import ApiClient
@@ -35,15 +34,12 @@ def api_client_create(
     scopes: Iterable[str] = (),
     allowed_branches: Iterable[Branch] = (),
     all_branches: bool = False,
-    banking_partner: BankingPartner | None = None,
+    banking_partner: Model | None = None,  # a loans.BankingPartner
     actor,
 ) -> tuple[ApiClient, str]:
     """Create a client and its first key. Returns ``(client, raw_key)``: show the key once."""
     allowed_branches = list(allowed_branches)
-    if all_branches and allowed_branches:
-        raise ValidationError(
-            {"allowed_branches": "A client that sees all branches needs no list of branches."}
-        )
+    _ensure_valid_branches(all_branches=all_branches, allowed_branches=allowed_branches)
     client = ApiClient(
         name=name,
         kind=kind,
@@ -58,6 +54,40 @@ def api_client_create(
     client.allowed_branches.set(allowed_branches)
     logger.info("API client %r created with key prefix %s", client.name, client.key_prefix)
     return client, raw_key
+
+
+@transaction.atomic
+def api_client_update(
+    *, client_id: int, actor, allowed_branches: Iterable[Branch] | None = None, **changes
+) -> ApiClient:
+    """Change a client (its name, kind, partner, scopes, branches, whether it is active)
+    under the row's lock; its key stays. ``allowed_branches`` None: they do not change.
+    Audited by the change tracking."""
+    client = ApiClient.objects.select_for_update().get(pk=client_id)
+    for name, value in changes.items():
+        setattr(client, name, sorted(set(value)) if name == "scopes" else value)
+    branches = list(client.allowed_branches.all() if allowed_branches is None else allowed_branches)
+    _ensure_valid_branches(all_branches=client.all_branches, allowed_branches=branches)
+    client.full_clean()
+    client.save()
+    if allowed_branches is not None:
+        client.allowed_branches.set(branches)
+    return client
+
+
+def api_client_branch_problems(*, all_branches: bool, allowed_branches) -> dict[str, str]:
+    """Why a client cannot see these branches, by field (the admin's form shows them)."""
+    if all_branches and allowed_branches:
+        return {"allowed_branches": "A client that sees all branches needs no list of branches."}
+    return {}
+
+
+def _ensure_valid_branches(*, all_branches: bool, allowed_branches) -> None:
+    problems = api_client_branch_problems(
+        all_branches=all_branches, allowed_branches=allowed_branches
+    )
+    if problems:
+        raise ValidationError(problems)
 
 
 @transaction.atomic

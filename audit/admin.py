@@ -37,44 +37,51 @@ logger = logging.getLogger(__name__)
 STORE_DOWN = "The audit store (DynamoDB) is unavailable; showing only changes not yet relayed."
 
 
-class AuditHistoryAdminMixin:
-    """Put first in a ModelAdmin's bases: its "History" page then shows the object's audit
-    events (who, when, what changed before/after, request id, IP) instead of Django's
-    LogEntry list, including changes still waiting in the outbox (flagged "pending").
+HISTORY_TEMPLATE = "admin/audit/object_history.html"
+HISTORY_PAGE_SIZE = 50
 
-    The object is fetched with ``self.get_object`` (so the admin's scoping applies): an
-    object the user cannot see is a 404.
+
+def object_history_view(model_admin, request, object_id, extra_context=None):
+    """An object's "History" page: its audit events (who, when, what changed before/after,
+    request id, IP) instead of Django's LogEntry list, including changes still waiting in
+    the outbox (flagged "pending").
+
+    The object is fetched with ``model_admin.get_object`` (so the admin's scoping applies):
+    an object the user cannot see is a 404. Every scoped admin gets this page through the
+    hook the audit app registers in its ``ready()``; other admins through the mixin below.
     """
+    obj = model_admin.get_object(request, unquote(object_id))
+    if obj is None:
+        raise Http404(f"No {model_admin.opts.verbose_name} with id {object_id!r}")
+    if not model_admin.has_view_or_change_permission(request, obj):
+        raise PermissionDenied
+    entity = entity_for(obj)
+    page = entity_history(request, obj, limit=HISTORY_PAGE_SIZE, page_token=request.GET.get("page"))
+    admin_site = model_admin.admin_site
+    context = {
+        **admin_site.each_context(request),
+        "title": f"Change history: {obj}",
+        "subtitle": None,
+        "object": obj,
+        "opts": model_admin.opts,
+        "module_name": str(capfirst(model_admin.opts.verbose_name_plural)),
+        "preserved_filters": model_admin.get_preserved_filters(request),
+        "entity": entity,
+        "rows": [_row(event, model=model_admin.model) for event in page.events],
+        "next_url": _next_url(request, page.next_token),
+        "browser_url": _browser_url(request, admin_site.name),
+        **(extra_context or {}),
+    }
+    request.current_app = admin_site.name
+    return TemplateResponse(request, HISTORY_TEMPLATE, context)
 
-    audit_history_template = "admin/audit/object_history.html"
-    audit_history_page_size = 50
+
+class AuditHistoryAdminMixin:
+    """Put first in a ModelAdmin's bases: its "History" page is the object's audit trail
+    (:func:`object_history_view`)."""
 
     def history_view(self, request, object_id, extra_context=None):
-        obj = self.get_object(request, unquote(object_id))
-        if obj is None:
-            raise Http404(f"No {self.opts.verbose_name} with id {object_id!r}")
-        if not self.has_view_or_change_permission(request, obj):
-            raise PermissionDenied
-        entity = entity_for(obj)
-        page = entity_history(
-            request, obj, limit=self.audit_history_page_size, page_token=request.GET.get("page")
-        )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Change history: {obj}",
-            "subtitle": None,
-            "object": obj,
-            "opts": self.opts,
-            "module_name": str(capfirst(self.opts.verbose_name_plural)),
-            "preserved_filters": self.get_preserved_filters(request),
-            "entity": entity,
-            "rows": [_row(event, model=self.model) for event in page.events],
-            "next_url": _next_url(request, page.next_token),
-            "browser_url": _browser_url(request, self.admin_site.name),
-            **(extra_context or {}),
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, self.audit_history_template, context)
+        return object_history_view(self, request, object_id, extra_context)
 
 
 # --- The audit browser -----------------------------------------------------------------

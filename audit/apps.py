@@ -6,13 +6,17 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
+        from accounts.admin_base import register_history_view
         from core.workflow import transitioned
 
+        from .admin import object_history_view
         from .services import audit_transition
         from .tracking import track
 
         # Every workflow move (core.workflow.transition) writes its audit outbox row.
         transitioned.connect(audit_transition, dispatch_uid="audit:transition")
+        # The History page of every scoped admin is the object's audit trail.
+        register_history_view(object_history_view)
 
         track("accounts.User", exclude=("last_login",), secret=("password",), masked=("mobile",))
         track("accounts.Region")

@@ -375,19 +375,24 @@ class BankHolidayAdmin(AuditHistoryAdminMixin, BackOfficeModelAdmin):
     date_hierarchy = "date"
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        self._reschedule(request)
+        saved, moved = services.bank_holiday_save(
+            holiday_id=obj.pk if change else None, actor=request.user, **form.cleaned_data
+        )
+        obj.pk = saved.pk
+        self._rescheduled(request, moved)
 
     def delete_model(self, request, obj):
-        super().delete_model(request, obj)
-        self._reschedule(request)
+        self._rescheduled(
+            request, services.bank_holidays_delete(holiday_ids=[obj.pk], actor=request.user)
+        )
 
     def delete_queryset(self, request, queryset):
-        super().delete_queryset(request, queryset)
-        self._reschedule(request)
+        moved = services.bank_holidays_delete(
+            holiday_ids=list(queryset.values_list("pk", flat=True)), actor=request.user
+        )
+        self._rescheduled(request, moved)
 
-    def _reschedule(self, request) -> None:
-        moved = services.presentations_reschedule()
+    def _rescheduled(self, request, moved: int) -> None:
         self.message_user(
             request,
             f"Scheduled presentations rescheduled for the bank holidays: {moved} moved.",

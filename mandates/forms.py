@@ -3,23 +3,16 @@ the partner's response file."""
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-from dataclasses import dataclass
-
 from django import forms
 from django.core.exceptions import ValidationError
-from pynamodb.exceptions import PynamoDBException
 
 from core.errors import ApplicationError
 from core.forms import AsciiModelChoiceField, ReasonForm
 from loans.models import BankingPartner
 
-from .api.results import PartnerResult
+from .exceptions import ResponseFileRejected
 from .models import Mandate, ReturnCodePolicy, SandboxBounceRule
-from .selectors import executions_by_id, recorded_results
-from .services import mandate_update
+from .services import MAX_FILE_BYTES, ResultLine, mandate_update, response_file_read
 
 MANDATE_FIELDS = list(Mandate.DETAIL_FIELDS)
 
@@ -77,24 +70,12 @@ class SandboxBounceRuleForm(forms.ModelForm):
 
 # --- A partner's response file ----------------------------------------------------------
 
-MAX_FILE_BYTES = 5 * 1024 * 1024
-MAX_LINES = 20_000
-HEADER = ["execution_id", "status", "return_code", "reason"]
-EXECUTION_ID = re.compile(r"^[A-Za-z0-9-]{1,40}$")
-
-
-@dataclass(frozen=True)
-class ResultLine:
-    number: int
-    result: PartnerResult
-
 
 class ResponseFileForm(forms.Form):
     """A CSV of ``execution_id,status,return_code,reason`` (a header line is optional).
 
-    Valid only when every line is: each bad line is reported with its number, and then
-    nothing is applied. Besides its format, a line must name an execution presented to
-    this partner and must not contradict a result already recorded (or an earlier line).
+    Valid only when every line is (``mandates.services.response_file_read`` checks them):
+    each bad line is reported with its number (``line_errors``), and then nothing is applied.
     """
 
     partner = AsciiModelChoiceField(
@@ -105,120 +86,17 @@ class ResponseFileForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.text = ""
         self.lines: list[ResultLine] = []
         self.line_errors: list[tuple[int, str]] = []
-
-    def clean_file(self):
-        upload = self.cleaned_data["file"]
-        if upload.size > MAX_FILE_BYTES:
-            raise ValidationError(f"The file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB.")
-        try:
-            self.text = upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ValidationError("The file is not UTF-8 text (save it as CSV UTF-8).") from None
-        return upload
 
     def clean(self):
         cleaned = super().clean()
         if self.errors:
             return cleaned
-        self._parse(self.text)
-        if not self.line_errors and not self.lines:
-            raise ValidationError("The file has no results.")
-        if self.lines:
-            self._check_against_records(cleaned["partner"])
-        self.line_errors.sort()
-        if self.line_errors:
-            raise ValidationError(
-                "%(count)s line(s) are invalid; nothing was applied.",
-                params={"count": len(self.line_errors)},
-                code="bad_lines",
-            )
+        content = cleaned["file"].read(MAX_FILE_BYTES + 1)  # one byte more: too large
+        try:
+            self.lines = response_file_read(content=content, partner=cleaned["partner"])
+        except ApplicationError as exc:  # the file's refusal, or the executions store down
+            self.line_errors = exc.lines if isinstance(exc, ResponseFileRejected) else []
+            self.add_error("file", ValidationError(exc.message, code=exc.code))
         return cleaned
-
-    def _parse(self, text: str) -> None:
-        codes = set(ReturnCodePolicy.objects.values_list("code", flat=True))
-        seen: dict[str, tuple[int, str, str]] = {}
-        try:
-            rows = list(csv.reader(io.StringIO(text)))
-        except csv.Error as exc:
-            raise ValidationError(f"The file is not valid CSV: {exc}.") from None
-        for number, row in enumerate(rows, start=1):
-            if number > MAX_LINES:
-                self._bad(number, f"The file has more than {MAX_LINES} lines: split it.")
-                return
-            cells = [cell.strip() for cell in row]
-            if not any(cells):
-                continue
-            if number == 1 and [c.lower() for c in cells[:4]] == HEADER[: len(cells[:4])]:
-                continue
-            error = self._line_error(cells, codes)
-            if error:
-                self._bad(number, error)
-                continue
-            result = PartnerResult(
-                execution_id=cells[0],
-                status=cells[1].upper(),
-                return_code=cells[2] if len(cells) > 2 else "",
-                reason=cells[3] if len(cells) > 3 else "",
-            )
-            earlier = seen.get(result.execution_id)
-            if earlier and earlier[1:] != (result.status, result.return_code):
-                self._bad(
-                    number,
-                    f"{result.execution_id} contradicts line {earlier[0]} "
-                    f"({earlier[1]} {earlier[2]}".strip()
-                    + ").",
-                )
-                continue
-            seen.setdefault(result.execution_id, (number, result.status, result.return_code))
-            self.lines.append(ResultLine(number, result))
-
-    @staticmethod
-    def _line_error(cells: list[str], codes: set[str]) -> str | None:
-        if len(cells) < 2 or len(cells) > 4:
-            return f"Expected 2 to 4 columns ({', '.join(HEADER)}), found {len(cells)}."
-        execution_id, status = cells[0], cells[1].upper()
-        return_code = cells[2] if len(cells) > 2 else ""
-        reason = cells[3] if len(cells) > 3 else ""
-        if not EXECUTION_ID.match(execution_id):
-            return f"Invalid execution id {execution_id!r}."
-        if status not in {"SUCCESS", "BOUNCED"}:
-            return f"Status must be SUCCESS or BOUNCED, not {cells[1]!r}."
-        if status == "SUCCESS" and return_code:
-            return "A success has no return code."
-        if status == "BOUNCED" and not return_code:
-            return "A bounce needs its return code."
-        if return_code and return_code not in codes:
-            return f"Unknown NACH return code {return_code!r}."
-        if len(reason) > 200:
-            return "The reason is longer than 200 characters."
-        return None
-
-    def _check_against_records(self, partner: BankingPartner) -> None:
-        ids = [line.result.execution_id for line in self.lines]
-        try:
-            executions = executions_by_id(ids)
-        except PynamoDBException:
-            raise ValidationError(
-                "The executions store (DynamoDB) is unavailable; nothing was applied. "
-                "Try again shortly."
-            ) from None
-        recorded = recorded_results(ids)
-        for line in self.lines:
-            result = line.result
-            item = executions.get(result.execution_id)
-            if item is None or item.partner_code != partner.code:
-                self._bad(line.number, f"No execution {result.execution_id} for {partner}.")
-                continue
-            before = recorded.get(result.execution_id)
-            if before and before != (result.status, result.return_code):
-                self._bad(
-                    line.number,
-                    f"{result.execution_id} already has the result {before[0]} {before[1]}".strip()
-                    + ".",
-                )
-
-    def _bad(self, number: int, message: str) -> None:
-        self.line_errors.append((number, message))

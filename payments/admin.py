@@ -46,7 +46,13 @@ from core.forms import AsciiModelChoiceField, ReasonForm
 from . import selectors
 from .exceptions import LoanNotFound
 from .models import LedgerSwitch, Posting
-from .services import MODES, payment_reversal_request, queue_item_retry
+from .services import (
+    MODES,
+    ledger_switch_problems,
+    ledger_switch_set,
+    payment_reversal_request,
+    queue_item_retry,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -259,12 +265,14 @@ class LedgerSwitchForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        reason = (cleaned.get("reason") or "").strip()
-        cleaned["reason"] = reason
-        if "maintenance" in self.changed_data and ("reason" not in self.changed_data or not reason):
-            self.add_error("reason", "Say why you switch maintenance on or off.")
-        elif cleaned.get("maintenance") and not reason:
-            self.add_error("reason", "Say why the ledger is in maintenance.")
+        cleaned["reason"] = (cleaned.get("reason") or "").strip()
+        problems = ledger_switch_problems(
+            maintenance=bool(cleaned.get("maintenance")),
+            reason=cleaned["reason"],
+            current=self.instance if self.instance.pk else None,  # not yet changed by the form
+        )
+        for field, message in problems.items():
+            self.add_error(field, message)
         return cleaned
 
 
@@ -282,6 +290,13 @@ class LedgerSwitchAdmin(AuditHistoryAdminMixin, BackOfficeModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def save_model(self, request, obj, form, change):
+        ledger_switch_set(
+            maintenance=form.cleaned_data["maintenance"],
+            reason=form.cleaned_data["reason"],
+            actor=request.user,
+        )
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_or_change_permission(request):

@@ -48,6 +48,12 @@ class StoreUnavailable(ServiceUnavailable):
     code = "store_unavailable"
 
 
+class LedgerSwitchRefused(ApplicationError):
+    """The maintenance switch cannot be set so (a switch without its reason)."""
+
+    code = "reason_required"
+
+
 class LedgerUnavailable(ApplicationError):
     """The ledger cannot post now (maintenance or database down): try again later."""
 

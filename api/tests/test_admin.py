@@ -1,13 +1,17 @@
-"""The admin creates and rotates keys through the services and shows each raw key once."""
+"""The admin creates, changes and rotates keys through the services and shows each raw key
+once."""
 
 import re
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from api.models import ApiClient
+from api.services import api_client_update
+from audit.models import AuditOutbox
 from tests.factories import BranchFactory, UserFactory, key_header, make_api_client
 
 pytestmark = pytest.mark.django_db
@@ -172,3 +176,41 @@ def test_a_partner_client_needs_no_branches(admin_client):
     )
     assert response.status_code == 302
     assert ApiClient.objects.filter(name="Bank").exists()
+
+
+def test_a_client_changed_in_the_admin_goes_through_api_client_update(admin_client, client):
+    own, other = BranchFactory(), BranchFactory()
+    api_client, raw_key = make_api_client(branches=[own])
+    change = reverse("admin:api_apiclient_change", args=[api_client.pk])
+    data = {"name": "Field app", "kind": "INTEGRATION", "scopes": ["loans:read"], "is_active": "on"}
+
+    both = admin_client.post(change, {**data, "all_branches": "on", "allowed_branches": [own.pk]})
+    assert both.status_code == 200
+    assert "needs no list of branches" in both.content.decode()
+    api_client.refresh_from_db()
+    assert api_client.name != "Field app" and not api_client.all_branches
+
+    moved = admin_client.post(change, {**data, "allowed_branches": [other.pk]})
+    assert moved.status_code == 302
+    api_client.refresh_from_db()
+    assert api_client.name == "Field app"
+    assert list(api_client.allowed_branches.all()) == [other]
+    assert client.get("/api/v1/loans/", **key_header(raw_key)).status_code == 200  # same key
+    changes = AuditOutbox.objects.filter(
+        entity=f"api.apiclient#{api_client.pk}", action="update"
+    ).values_list("changes", flat=True)
+    assert any("name" in c for c in changes) and any("allowed_branches" in c for c in changes)
+
+
+def test_api_client_update_refuses_all_branches_with_a_list():
+    branch = BranchFactory()
+    api_client, _ = make_api_client(branches=[branch])
+    with pytest.raises(ValidationError) as refused:
+        api_client_update(client_id=api_client.pk, actor=None, all_branches=True)
+    assert set(refused.value.message_dict) == {"allowed_branches"}
+    api_client.refresh_from_db()
+    assert not api_client.all_branches
+    updated = api_client_update(
+        client_id=api_client.pk, actor=None, all_branches=True, allowed_branches=[]
+    )
+    assert updated.all_branches and not updated.allowed_branches.exists()

@@ -16,20 +16,13 @@ from dataclasses import dataclass
 from django.db import IntegrityError
 from pynamodb.exceptions import PynamoDBException
 
-from core.errors import ApplicationError, Conflict, ServiceUnavailable
+from core.errors import ApplicationError, ServiceUnavailable
 
 from .. import services
 from ..selectors import recorded_results
+from ..services import PartnerResult
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PartnerResult:
-    execution_id: str
-    status: str
-    return_code: str = ""
-    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,13 +66,7 @@ def _raced(result: PartnerResult) -> ResultOutcome | None:
     if recorded == (result.status, result.return_code):
         return ResultOutcome(result.execution_id, outcome="duplicate")
     return ResultOutcome(
-        result.execution_id,
-        error=Conflict(
-            f"Execution {result.execution_id} already has the result "
-            f"{recorded[0]} {recorded[1]}".strip()
-            + ".",
-            code="result_conflict",
-        ),
+        result.execution_id, error=services.execution_result_conflict(result.execution_id, recorded)
     )
 
 

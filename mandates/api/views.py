@@ -24,7 +24,8 @@ from api.schema import error_response
 from core.errors import NotFound
 from loans.models import BankingPartner
 
-from .results import PartnerResult, result_apply
+from ..services import PartnerResult
+from .results import result_apply
 from .serializers import (
     PartnerResultSerializer,
     PartnerResultsOutcomeSerializer,

@@ -25,15 +25,36 @@ from .presentation import (
     mandates_present_due,
     presentation_run_held_for,
 )
-from .results import execution_result_apply, execution_result_sync, execution_results_sync_pending
-from .schedule import mandate_schedule_generate, next_working_day, presentations_reschedule
+from .response_file import MAX_FILE_BYTES, ResultLine, response_file_read
+from .results import (
+    PartnerResult,
+    execution_result_apply,
+    execution_result_conflict,
+    execution_result_sync,
+    execution_result_validate,
+    execution_results_sync_pending,
+)
+from .schedule import (
+    bank_holiday_save,
+    bank_holidays_delete,
+    mandate_schedule_generate,
+    next_working_day,
+    presentations_reschedule,
+)
 
 __all__ = [
+    "MAX_FILE_BYTES",
     "RUN_LEASE",
     "STOP_KINDS",
+    "PartnerResult",
+    "ResultLine",
+    "bank_holiday_save",
+    "bank_holidays_delete",
     "execution_id_for",
     "execution_result_apply",
+    "execution_result_conflict",
     "execution_result_sync",
+    "execution_result_validate",
     "execution_results_sync_pending",
     "mandate_activate",
     "mandate_approve",
@@ -51,4 +72,5 @@ __all__ = [
     "next_working_day",
     "presentation_run_held_for",
     "presentations_reschedule",
+    "response_file_read",
 ]

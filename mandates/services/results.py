@@ -6,6 +6,9 @@ is re-synced idempotently."""
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
@@ -24,7 +27,7 @@ from payments.services import PaymentInput, payment_ingest
 from ..ddb_models import MandateExecutionItem
 from ..exceptions import ResultRejected
 from ..models import ExecutionResult, Mandate, ReturnCodePolicy, ScheduledPresentation
-from ..refdata import return_code as return_code_policy
+from ..refdata import ReturnCodeRef, return_codes
 from ._common import _mandate_stop
 from .schedule import next_working_day
 
@@ -46,6 +49,59 @@ class _NachSystem:
         return True
 
 
+EXECUTION_ID = re.compile(r"^[A-Za-z0-9-]{1,40}$")
+MAX_REASON = 200
+
+
+@dataclass(frozen=True)
+class PartnerResult:
+    """One result a banking partner sends for an execution we presented."""
+
+    execution_id: str
+    status: str  # SUCCESS or BOUNCED
+    return_code: str = ""
+    reason: str = ""
+
+
+def execution_result_validate(
+    result: PartnerResult, *, policies: Mapping[str, ReturnCodeRef] | None = None
+) -> ReturnCodeRef | None:
+    """The rules of one result, wherever it comes from (the results API, a response file,
+    the sandbox): raises ``ResultRejected`` naming the field; returns a bounce's return-code
+    policy. ``policies``: the return codes, when the caller checks many results at once."""
+    if not EXECUTION_ID.match(result.execution_id):
+        raise ResultRejected(f"Invalid execution id {result.execution_id!r}.", field="execution_id")
+    if result.status not in {"SUCCESS", "BOUNCED"}:
+        raise ResultRejected(
+            f"Status must be SUCCESS or BOUNCED, not {result.status!r}.", field="status"
+        )
+    if result.status == "SUCCESS" and result.return_code:
+        raise ResultRejected("A success has no return code.", field="return_code")
+    if result.status == "BOUNCED" and not result.return_code:
+        raise ResultRejected("A bounce needs its return code.", field="return_code")
+    policy = None
+    if result.return_code:
+        # cached reference data, a new version when the table changes
+        policy = (return_codes() if policies is None else policies).get(result.return_code)
+        if policy is None:
+            raise ResultRejected(
+                f"Unknown NACH return code {result.return_code!r}.", field="return_code"
+            )
+    if len(result.reason) > MAX_REASON:
+        raise ResultRejected(f"The reason is longer than {MAX_REASON} characters.", field="reason")
+    return policy
+
+
+def execution_result_conflict(execution_id: str, recorded: tuple[str, str]) -> Conflict:
+    """The refusal of a result for an execution that has another one, ``recorded``
+    (status, return code)."""
+    return Conflict(
+        f"Execution {execution_id} already has the result {recorded[0]} {recorded[1]}".strip()
+        + ".",
+        code="result_conflict",
+    )
+
+
 def execution_result_apply(
     *,
     partner_code: str,
@@ -56,21 +112,15 @@ def execution_result_apply(
 ) -> str:
     """Apply a partner's result for one execution: ``applied`` the first time,
     ``duplicate`` when the same result comes again (nothing changes)."""
-    if status not in {"SUCCESS", "BOUNCED"}:
-        raise ResultRejected("status must be SUCCESS or BOUNCED.", field="status")
-    if status == "BOUNCED" and not return_code:
-        raise ResultRejected("A bounce needs its return code.", field="return_code")
+    policy = execution_result_validate(
+        PartnerResult(execution_id, status, return_code or "", reason or "")
+    )
     try:
         item = MandateExecutionItem.get(execution_id, consistent_read=True)
     except DoesNotExist:
         raise NotFound(f"No execution {execution_id}.", code="execution_not_found") from None
     if item.partner_code != partner_code:
         raise NotFound(f"No execution {execution_id} for this partner.", code="execution_not_found")
-    policy = None
-    if status == "BOUNCED":
-        policy = return_code_policy(return_code)  # cached, invalidated when the table changes
-        if policy is None:
-            raise ResultRejected(f"Unknown NACH return code {return_code!r}.", field="return_code")
     outcome = _apply_in_ledger(item, status, return_code, reason, policy)
     execution_result_sync(execution_id=execution_id)
     return outcome
@@ -88,13 +138,9 @@ def _apply_in_ledger(item, status: str, return_code: str, reason: str, policy) -
     )
     existing = ExecutionResult.objects.filter(execution_id=item.execution_id).first()
     if existing is not None:
-        if (existing.status, existing.return_code) != (status, return_code or ""):
-            raise Conflict(
-                f"Execution {item.execution_id} already has the result {existing.status} "
-                f"{existing.return_code}".strip()
-                + ".",
-                code="result_conflict",
-            )
+        recorded = (existing.status, existing.return_code)
+        if recorded != (status, return_code or ""):
+            raise execution_result_conflict(item.execution_id, recorded)
         return "duplicate"
     ExecutionResult.objects.create(
         execution_id=item.execution_id,

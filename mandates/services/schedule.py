@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 
+from django.db import transaction
 from django.utils import timezone
 
 from loans.models import Instalment
@@ -62,3 +64,29 @@ def presentations_reschedule(*, today: date | None = None) -> int:
             )
             moved += 1
     return moved
+
+
+@transaction.atomic
+def bank_holiday_save(*, holiday_id: int | None, actor, **fields) -> tuple[BankHoliday, int]:
+    """Add a bank holiday (``holiday_id`` None) or change one, then move the scheduled
+    presentations off the calendar's holidays. Returns the holiday and how many presentations
+    moved. Audited by the change tracking."""
+    holiday = (
+        BankHoliday()
+        if holiday_id is None
+        else BankHoliday.objects.select_for_update().get(pk=holiday_id)
+    )
+    for name, value in fields.items():
+        setattr(holiday, name, value)
+    holiday.full_clean()
+    holiday.save()
+    return holiday, presentations_reschedule()
+
+
+@transaction.atomic
+def bank_holidays_delete(*, holiday_ids: Iterable[int], actor) -> int:
+    """Remove bank holidays (one by one, so that each is audited), then move the scheduled
+    presentations back to the days now free. Returns how many moved."""
+    for holiday in BankHoliday.objects.select_for_update().filter(pk__in=list(holiday_ids)):
+        holiday.delete()
+    return presentations_reschedule()

@@ -5,6 +5,7 @@ response file, and the charge waiver request on the loan charges list."""
 import re
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
@@ -14,6 +15,7 @@ from accounts.models import User
 from approvals.models import ApprovalRequest
 from loans.models import LoanCharge
 from mandates import services
+from mandates.exceptions import ResponseFileRejected, ResultRejected
 from mandates.models import (
     BankHoliday,
     ExecutionResult,
@@ -334,6 +336,35 @@ def test_saving_or_deleting_a_holiday_reschedules_presentations(mandate_world):
     assert logged_in(mandate_world["people"]["staff"]).get(f"{HOLIDAYS}add/").status_code == 403
 
 
+def test_a_holiday_is_saved_and_removed_through_the_services_and_audited(mandate_world):
+    from audit.models import AuditOutbox
+
+    mandate = active_mandate(mandate_world["loan"], mandate_world["people"])
+    first = ScheduledPresentation.objects.filter(mandate=mandate).order_by("due_date").first()
+    day = first.presentation_date
+    holiday, moved = services.bank_holiday_save(
+        holiday_id=None, actor=mandate_world["people"]["ops"], date=day, name="Bank holiday"
+    )
+    assert moved == 1
+    entity = f"mandates.bankholiday#{holiday.pk}"
+    assert AuditOutbox.objects.filter(entity=entity, action="create").exists()
+
+    ops = logged_in(mandate_world["people"]["ops"])
+    twice = ops.post(f"{HOLIDAYS}add/", {"date": day.isoformat(), "name": "Again"})
+    assert twice.status_code == 200
+    assert "date" in twice.context["adminform"].form.errors
+    assert BankHoliday.objects.count() == 1
+    with pytest.raises(ValidationError):
+        services.bank_holiday_save(holiday_id=None, actor=None, date=day, name="Again")
+    assert BankHoliday.objects.count() == 1
+
+    assert services.bank_holidays_delete(holiday_ids=[holiday.pk], actor=None) == 1
+    assert not BankHoliday.objects.exists()
+    assert AuditOutbox.objects.filter(entity=entity, action="delete").exists()
+    first.refresh_from_db()
+    assert first.presentation_date == day
+
+
 def test_read_only_screens_open_and_refuse_changes(mandate_world):
     mandate = active_mandate(mandate_world["loan"], mandate_world["people"])
     presented(mandate)
@@ -476,6 +507,67 @@ def test_duplicate_lines_in_one_file_apply_once(mandate_world, two_executions):
     counts = response.context["report"]["counts"]
     assert (counts["applied"], counts["duplicate"]) == (1, 2)
     assert ExecutionResult.objects.count() == 1
+
+
+def test_the_files_refusal_is_a_message_on_the_file_field(mandate_world, two_executions):
+    ok, bounce = two_executions["ids"]
+    ops = logged_in(mandate_world["people"]["ops"])
+    bad_lines = _upload(ops, two_executions["partner"], f"{ok},SUCCESS\n{bounce},PAID\n")
+    assert bad_lines.context["form"].errors["file"] == [
+        "1 line(s) are invalid; nothing was applied."
+    ]
+    assert bad_lines.context["form"].line_errors == [
+        (2, "Status must be SUCCESS or BOUNCED, not 'PAID'.")
+    ]
+    not_text = ops.post(
+        UPLOAD,
+        {
+            "partner": two_executions["partner"].pk,
+            "file": SimpleUploadedFile("results.csv", b"\xff\xfe\x00bad", "text/csv"),
+        },
+    )
+    assert not_text.context["form"].errors["file"] == [
+        "The file is not UTF-8 text (save it as CSV UTF-8)."
+    ]
+    empty = _upload(ops, two_executions["partner"], "execution_id,status\n\n")
+    assert empty.context["form"].errors["file"] == ["The file has no results."]
+    assert not ExecutionResult.objects.exists()
+
+
+def test_a_file_line_meets_the_rules_of_every_result(mandate_world, two_executions):
+    """The file's lines are checked by the service's one validation of a result: what it
+    refuses in a file, it refuses from any other caller, with the same message."""
+    ok, bounce = two_executions["ids"]
+    partner = two_executions["partner"]
+    long_reason = "x" * 201
+    response = _upload(
+        logged_in(mandate_world["people"]["ops"]),
+        partner,
+        f"{ok},SUCCESS,04\n{bounce},BOUNCED,04,{long_reason}\n",
+    )
+    line_errors = dict(response.context["form"].line_errors)
+    for number, (status, code, reason) in {
+        1: ("SUCCESS", "04", ""),
+        2: ("BOUNCED", "04", long_reason),
+    }.items():
+        execution_id = ok if number == 1 else bounce
+        with pytest.raises(ResultRejected) as refused:
+            services.execution_result_apply(
+                partner_code=partner.code,
+                execution_id=execution_id,
+                status=status,
+                return_code=code,
+                reason=reason,
+            )
+        assert line_errors[number] == refused.value.message
+    assert not ExecutionResult.objects.exists()
+
+
+def test_a_file_larger_than_the_limit_is_refused_unread(mandate_world, two_executions):
+    with pytest.raises(ResponseFileRejected, match="larger than 5 MB"):
+        services.response_file_read(
+            content=b"x" * (services.MAX_FILE_BYTES + 1), partner=two_executions["partner"]
+        )
 
 
 def test_only_users_with_the_permission_may_upload(mandate_world):

@@ -15,8 +15,9 @@ from api import scopes
 from api.models import ApiClient
 from loans.models import LoanCharge
 from mandates import services
-from mandates.api.results import PartnerResult, result_apply
+from mandates.api.results import result_apply
 from mandates.models import ExecutionResult, ReturnCodePolicy, ScheduledPresentation
+from mandates.services import PartnerResult
 from payments.ddb_models import TransactionItem
 from tests.factories import (
     BankingPartnerFactory,

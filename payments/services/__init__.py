@@ -14,6 +14,8 @@ from .ingest import (
 from .posting import (
     POSTING_LEASE,
     ledger_post,
+    ledger_switch_problems,
+    ledger_switch_set,
     payment_post_one,
     payments_post_due,
     queue_claim_due,
@@ -39,6 +41,8 @@ __all__ = [
     "TxnStatus",
     "business_date_for",
     "ledger_post",
+    "ledger_switch_problems",
+    "ledger_switch_set",
     "payment_ingest",
     "payment_post_one",
     "payment_reversal_request",

@@ -27,8 +27,14 @@ from loans.services import loan_outstanding_refresh
 
 from ..allocation import allocate
 from ..ddb_models import QueueItem, TransactionItem, queue_live
-from ..exceptions import LedgerUnavailable, PaymentRejected, PostingRefused, StoreUnavailable
-from ..models import Posting
+from ..exceptions import (
+    LedgerSwitchRefused,
+    LedgerUnavailable,
+    PaymentRejected,
+    PostingRefused,
+    StoreUnavailable,
+)
+from ..models import LedgerSwitch, Posting
 from ..refdata import ledger_state
 from ._common import POSTING, QueueStatus, TxnStatus, _enqueue_posting, _store_call
 
@@ -97,6 +103,36 @@ def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
                 raise
             claimed.append(item)
     return claimed
+
+
+def ledger_switch_problems(
+    *, maintenance: bool, reason: str, current: LedgerSwitch | None
+) -> dict[str, str]:
+    """Why the switch cannot be set so, by field: switching maintenance on or off needs a
+    reason of its own (not the one it had), and maintenance needs one while on."""
+    reason = reason.strip()
+    was_on, had_reason = (current.maintenance, current.reason) if current else (False, "")
+    if maintenance != was_on and (not reason or reason == had_reason):
+        return {"reason": "Say why you switch maintenance on or off."}
+    if maintenance and not reason:
+        return {"reason": "Say why the ledger is in maintenance."}
+    return {}
+
+
+@transaction.atomic
+def ledger_switch_set(*, maintenance: bool, reason: str, actor) -> LedgerSwitch:
+    """Switch ledger maintenance on or off, or give it another reason, under the row's lock.
+    Audited by the change tracking; postings see it once it commits (the cached state gets a
+    new version then)."""
+    current = LedgerSwitch.objects.select_for_update().filter(pk=1).first()
+    problems = ledger_switch_problems(maintenance=maintenance, reason=reason, current=current)
+    if problems:
+        (field, message), *_ = problems.items()
+        raise LedgerSwitchRefused(message, field=field)
+    switch = current or LedgerSwitch(pk=1)
+    switch.maintenance, switch.reason = maintenance, reason.strip()
+    switch.save()
+    return switch
 
 
 def _ledger_open() -> None:

@@ -7,11 +7,13 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from audit.models import AuditOutbox
 from core.clock import iso
 from loans.models import Instalment, LoanAccount
 from notifications.ddb_models import NotificationItem
 from payments import services
 from payments.ddb_models import QueueItem, TransactionItem
+from payments.exceptions import LedgerSwitchRefused
 from payments.models import LedgerSwitch, Posting
 from payments.services import payment_ingest, payments_post_due
 from tests.factories import UserFactory, make_loan, payment
@@ -228,3 +230,23 @@ def test_an_expired_item_not_yet_deleted_is_never_claimed_nor_listed():
     assert selectors.queue_item_for_user(item_id=txn_id, user=principal) is None
     assert not Posting.objects.exists()
     assert TransactionItem.get(txn_id).status == "RECEIVED"
+
+
+def test_the_ledger_switch_is_set_through_its_service_with_a_reason_and_audited():
+    operations = UserFactory(role="Operations")
+    with pytest.raises(LedgerSwitchRefused) as refused:
+        services.ledger_switch_set(maintenance=True, reason="  ", actor=operations)
+    assert refused.value.field == "reason"
+    assert not LedgerSwitch.objects.exists()
+
+    switch = services.ledger_switch_set(maintenance=True, reason=" Core upgrade ", actor=operations)
+    assert (switch.maintenance, switch.reason) == (True, "Core upgrade")
+    assert AuditOutbox.objects.filter(entity="payments.ledgerswitch#1", action="create").exists()
+    with pytest.raises(LedgerSwitchRefused, match="switch maintenance on or off"):
+        services.ledger_switch_set(maintenance=False, reason="Core upgrade", actor=operations)
+    assert LedgerSwitch.objects.get().maintenance is True
+    services.ledger_switch_set(maintenance=False, reason="Upgrade done", actor=operations)
+    (changes,) = AuditOutbox.objects.filter(
+        entity="payments.ledgerswitch#1", action="update"
+    ).values_list("changes", flat=True)
+    assert changes["maintenance"] == [True, False]
