@@ -12,8 +12,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from pynamodb.exceptions import PynamoDBException
 
+from core.admin.approval_request import ReasonForm
 from core.errors import ApplicationError
-from core.forms import AsciiModelChoiceField, ReasonForm
+from core.forms import AsciiModelChoiceField
 from loans.models import BankingPartner
 
 from .api.results import PartnerResult

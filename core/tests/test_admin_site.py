@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group, Permission
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from accounts import admin_site
+from core.admin import site as admin_site
 from tests.factories import BranchFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -140,16 +140,14 @@ def test_a_refusal_outside_the_admin_for_a_non_staff_user_stays_djangos_plain_40
 
 
 # Admins that are not the back-office's: Django's groups and django-axes' login logs have
-# no money or id typed in; the audit browser reads DynamoDB and has no form to save (and
-# accounts.admin_base imports audit.admin).
-NOT_BACK_OFFICE = {"auth.group", "axes.accessattempt", "axes.accesslog", "axes.accessfailurelog",
-                   "audit.events"}  # fmt: skip
+# no money or id typed in.
+NOT_BACK_OFFICE = {"auth.group", "axes.accessattempt", "axes.accesslog", "axes.accessfailurelog"}
 
 
 def test_every_admin_of_the_site_takes_ascii_digits_only():
     from django.contrib import admin
 
-    from accounts.admin_base import BackOfficeModelAdmin
+    from core.admin.base import BackOfficeModelAdmin
 
     others = {
         model._meta.label_lower
