@@ -55,6 +55,18 @@ def test_roles_that_differ_get_their_own_list(client):
     assert "Outbox" in auditor and "Outbox" not in staff
 
 
+def test_what_an_app_registers_keys_the_list_too(client):
+    """accounts registers "sees every branch": Operations at a branch and at head office
+    hold the same permissions, but only head office sees the notification outbox (and the
+    head-office-only lists)."""
+    client.force_login(UserFactory(role="Operations", home_branch=BranchFactory()))
+    at_branch = _sidebar(client)
+    client.force_login(UserFactory(role="Operations"))
+    at_head_office = _sidebar(client)
+    assert len(admin_site._app_lists) == 2
+    assert "Outbox" in at_head_office - at_branch
+
+
 def test_a_new_permission_shows_at_once_and_a_revoked_one_goes(client):
     user = UserFactory(role="Branch Staff", home_branch=BranchFactory())
     client.force_login(user)
