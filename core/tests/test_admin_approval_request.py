@@ -41,7 +41,6 @@ class Use:
     change: str  # the subject's change page, with {pk}
     kind: str
     form_id: str
-    reason_missing: str
     requested: str  # the start of the success message
     refused: str  # the start of a refusal's message
     post_only: bool = False
@@ -55,7 +54,6 @@ USES = {
         "/admin/payments/posting/{pk}/change/",
         "PAYMENT_REVERSAL",
         "reversal-form",
-        "Give a reason for the reversal.",
         "Reversal requested; it waits for a checker",
         "Reversal not requested: ",
     ),
@@ -65,7 +63,6 @@ USES = {
         "/admin/loans/loancharge/{pk}/change/",
         "CHARGE_WAIVER",
         "reason-form",
-        "Give a reason for the waiver.",
         "Waiver requested; it waits for a checker",
         "Waiver not requested: ",
     ),
@@ -75,7 +72,6 @@ USES = {
         "/admin/mandates/mandate/{pk}/change/",
         "MANDATE_SUSPENSION",
         "stop-request-form",
-        "Give a reason.",
         "The suspension was requested; it waits for a checker",
         "Not requested: ",
         post_only=True,
@@ -123,9 +119,9 @@ def test_a_blank_reason_is_a_field_message_and_nothing_is_written(use, world):
     response = _client(world.users["BM"]).post(url, {"reason": "   ", **spec.data})
     assert response.status_code == 200
     assert "admin/approval_request.html" in [t.name for t in response.templates]
-    assert response.context["form"].errors["reason"] == [spec.reason_missing]
+    assert response.context["form"].errors["reason"] == ["This field is required."]
     html = response.content.decode()
-    assert f'id="{spec.form_id}"' in html and spec.reason_missing in html
+    assert f'id="{spec.form_id}"' in html and "This field is required." in html
     assert not ApprovalRequest.objects.exists()
 
 
