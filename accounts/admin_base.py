@@ -1,55 +1,24 @@
-"""The base of every back-office ModelAdmin: one scoping choke point, and changelists
-that stay fast on tables of millions of rows."""
+"""The scoped admin bases: the admin's one choke point for what a user may see.
+
+They stay in accounts, beside the one scoping function (``accounts.scoping``), rather than
+in ``core.admin``: every method here is a question to the branch hierarchy (the user's
+branches, whether they see every branch, a model's ``SCOPE_BRANCH_PATH``), so a kernel copy
+would be a shell of callbacks that accounts fills in. What knows no domain (the bounded
+count, the deferred join, the lean rows, ASCII-only forms) is
+``core.admin.base.LargeTableAdmin``, which ``ScopedModelAdmin`` builds on; the History page
+is the view the audit app registers.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from django.contrib import admin
-from django.core.paginator import Paginator
-from django.db import connections, models
 from django.db.models import Q
-from django.utils.functional import cached_property
 
-from core.forms import AsciiDateField, AsciiDecimalField, AsciiIntegerField, AsciiModelChoiceField
+from core.admin.base import LargeTableAdmin
 
 from .scoping import head_office_only, scope_queryset, sees_everything, visible_branch_ids
-
-
-class EstimatedCountPaginator(Paginator):
-    """Counts exactly up to ``EXACT_UP_TO`` rows (a bounded count), and beyond that
-    uses the planner's estimate instead of a full ``COUNT(*)`` over a large table."""
-
-    EXACT_UP_TO = 10_000
-
-    @cached_property
-    def count(self) -> int:
-        queryset = self.object_list
-        bounded = queryset.order_by()[: self.EXACT_UP_TO + 1].count()
-        if bounded <= self.EXACT_UP_TO:
-            return bounded
-        return max(bounded, planner_estimate(queryset))
-
-    def page(self, number):
-        """A deferred join: find the page's ids on the index alone, then fetch (and join)
-        only those rows, instead of joining every row that OFFSET skips."""
-        number = self.validate_number(number)
-        bottom = (number - 1) * self.per_page
-        queryset = self.object_list
-        ids = list(queryset.values_list("pk", flat=True)[bottom : bottom + self.per_page])
-        rows = {obj.pk: obj for obj in queryset.filter(pk__in=ids)}
-        return self._get_page([rows[pk] for pk in ids if pk in rows], number, self)
-
-
-def planner_estimate(queryset) -> int:
-    sql, params = queryset.order_by().query.sql_with_params()
-    with connections[queryset.db].cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-        (plan,) = cursor.fetchone()
-    if isinstance(plan, str):
-        plan = json.loads(plan)
-    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 class ScopedRelatedFilter(admin.RelatedFieldListFilter):
@@ -69,21 +38,6 @@ class ScopedRelatedFilter(admin.RelatedFieldListFilter):
         return [(obj.pk, str(obj)) for obj in queryset]
 
 
-class BackOfficeModelAdmin(admin.ModelAdmin):
-    """The base of every ModelAdmin of the back-office (a test walks the admin site):
-    the money, number, date and foreign-key fields of its forms take ASCII digits only,
-    with a field message for any other (``core.forms``)."""
-
-    formfield_overrides = {
-        models.DecimalField: {"form_class": AsciiDecimalField},
-        models.IntegerField: {"form_class": AsciiIntegerField},
-        models.BigIntegerField: {"form_class": AsciiIntegerField},
-        models.DateField: {"form_class": AsciiDateField},
-        models.ForeignKey: {"form_class": AsciiModelChoiceField},
-        models.OneToOneField: {"form_class": AsciiModelChoiceField},
-    }
-
-
 _history_views: dict[str, Callable] = {}
 
 
@@ -94,23 +48,9 @@ def register_history_view(view: Callable) -> None:
     _history_views["object"] = view
 
 
-class ScopedModelAdmin(BackOfficeModelAdmin):
+class ScopedModelAdmin(LargeTableAdmin):
     """Rows, foreign-key choices and autocomplete results are scoped to the user's branches;
     the History page shows the object's audit trail (the view the audit app registers)."""
-
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    # Django's "Show counts" counts every filter choice over the whole filtered table:
-    # seconds on a million rows, so never offered.
-    show_facets = admin.ShowFacets.NEVER
-    list_per_page = 50
-    # Rows from accounts.admin_rows: Django's HTML with the per-column work done once a page.
-    lean_rows = False
-
-    def __init__(self, model, admin_site):
-        super().__init__(model, admin_site)
-        if self.lean_rows and not self.change_list_template:
-            self.change_list_template = "admin/lean_change_list.html"
 
     def get_queryset(self, request):
         return scope_queryset(super().get_queryset(request), request.user)
@@ -156,23 +96,3 @@ class HeadOfficeAdmin(ScopedModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
-
-
-def is_set_filter(field: str, title: str, yes: str, no: str) -> type[admin.SimpleListFilter]:
-    """A list filter on whether a nullable field is set (``?<title>=yes|no``), e.g. a
-    charge's ``waived_at``: "Waived" / "Not waived"."""
-
-    class IsSetFilter(admin.SimpleListFilter):
-        parameter_name = title
-
-        def lookups(self, request, model_admin):
-            return [("yes", yes), ("no", no)]
-
-        def queryset(self, request, queryset):
-            if self.value() in ("yes", "no"):
-                return queryset.filter(**{f"{field}__isnull": self.value() == "no"})
-            return queryset
-
-    IsSetFilter.title = title
-    IsSetFilter.__name__ = f"{title.capitalize()}Filter"
-    return IsSetFilter

@@ -9,8 +9,8 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.utils.html import format_html
 
-from accounts.admin_base import BackOfficeModelAdmin
 from audit.admin import AuditHistoryAdminMixin
+from core.admin.base import BackOfficeModelAdmin
 
 from .models import ApiClient
 from .scopes import SCOPE_CHOICES

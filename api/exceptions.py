@@ -33,7 +33,7 @@ anything else                     500     ``internal_error``, a generic message;
 
 ``handler400/403/404/500`` below are Django's error views for ``config.urls``: JSON under
 ``/api/``, Django's normal pages elsewhere (but a 403 for a member of staff is the admin's
-page with its navigation: ``accounts.admin_site.permission_denied``).
+page with its navigation: ``core.admin.site.permission_denied``).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import set_rollback
 
-from accounts import admin_site
+from core.admin.site import permission_denied
 from core.errors import ApplicationError
 
 from .limits import limit_error
@@ -200,7 +200,7 @@ def handler400(request, exception=None):
 def handler403(request, exception=None):
     if is_api_request(request):
         return _json("permission_denied", "You do not have permission to do this.", 403)
-    return admin_site.permission_denied(request, exception)
+    return permission_denied(request, exception)
 
 
 def handler404(request, exception=None):

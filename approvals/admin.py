@@ -1,53 +1,40 @@
-from collections.abc import Callable
+"""Approvals in the admin: the header's "Approvals (n)" link (registered with the site in
+``ApprovalsConfig.ready()``) and the read-only history of the requests."""
 
-from django.contrib import admin, messages
-from django.http import HttpResponseRedirect
+from __future__ import annotations
+
+from django.contrib import admin
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
-from core.errors import ApplicationError
+from core.admin.base import ReadOnlyAdminMixin
 
 from .models import ApprovalRequest
+from .selectors import inbox_count_for_header
 
 
-def approval_request_submit(
-    modeladmin: admin.ModelAdmin,
-    request,
-    *,
-    form,
-    what: str,
-    make: Callable[[str], ApprovalRequest],
-    back_url: str,
-) -> HttpResponseRedirect | None:
-    """The POST of an admin page that asks for a maker-checker approval ("Request a
-    waiver", "Request the reversal"): ``make(reason)`` creates the request through the
-    app's service. Returns the redirect back to the object, or None while the form is
-    unbound or invalid (the caller renders it again)."""
-    if not (form.is_bound and form.is_valid()):
-        return None
+def inbox_header_link(request) -> str:
+    """``Approvals (3) /`` for staff; nothing where the inbox is not routed (test URLconfs).
+    The count is kept for a few seconds per user (``inbox_count_for_header``)."""
+    user = getattr(request, "user", None)
+    if user is None or not (user.is_active and user.is_staff):
+        return ""
     try:
-        approval = make(form.cleaned_data["reason"])
-    except ApplicationError as exc:
-        modeladmin.message_user(request, f"{what} not requested: {exc}", messages.ERROR)
-    else:
-        modeladmin.message_user(
-            request,
-            format_html(
-                '{} requested; it waits for a checker (<a href="{}">#{}</a>).',
-                what,
-                reverse("approvals:detail", args=[approval.pk]),
-                approval.pk,
-            ),
-            messages.SUCCESS,
-        )
-    return HttpResponseRedirect(back_url)
+        url = reverse("approvals:inbox")
+    except NoReverseMatch:
+        return ""
+    count = inbox_count_for_header(user)
+    label = f"Approvals ({count})" if count else "Approvals"
+    return format_html('<a href="{}" id="approvals-link">{}</a> / ', url, label)
 
 
 @admin.register(ApprovalRequest)
-class ApprovalRequestAdmin(ScopedModelAdmin):
+class ApprovalRequestAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     """The history of maker-checker requests, read-only: deciding happens in the approvals
     inbox (/approvals/), which the link on each row opens."""
+
+    view_on_site = False  # the "workflow page" field links there already
 
     list_display = [
         "made_at",
@@ -88,12 +75,3 @@ class ApprovalRequestAdmin(ScopedModelAdmin):
         except NoReverseMatch:  # a URLconf without the workflow screens
             return "—"
         return format_html('<a href="{}">open</a>', url)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

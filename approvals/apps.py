@@ -7,6 +7,11 @@ class ApprovalsConfig(AppConfig):
 
     def ready(self) -> None:
         from audit.tracking import track
+        from core.admin.site import register_header_link
+
+        from .admin import inbox_header_link
+
+        register_header_link(inbox_header_link)  # "Approvals (n)" in the admin's header
 
         from .selectors import (
             approval_request_inbox_count,

@@ -12,6 +12,7 @@ maker-checker subject, round by round: the four-eyes rule reads it.
 from django.conf import settings
 from django.db import models
 from django.db.models import Exists, F, OuterRef, Q
+from django.urls import reverse
 
 from accounts.models import Branch
 
@@ -62,6 +63,10 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.entity_repr}"
+
+    def get_absolute_url(self) -> str:
+        """The request's workflow page (where a checker decides it)."""
+        return reverse("approvals:detail", args=[self.pk])
 
 
 class SubjectContributionQuerySet(models.QuerySet):

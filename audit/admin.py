@@ -15,11 +15,12 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.http import Http404, QueryDict
 from django.template.response import TemplateResponse
-from django.urls import NoReverseMatch, path, reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.text import capfirst
 from pynamodb.exceptions import PynamoDBException
 
 from accounts.scoping import sees_everything
+from core.admin.dynamo import DynamoAdmin, next_page_url
 
 from .models import AuditOutbox, Events
 from .selectors import (
@@ -138,40 +139,15 @@ class AuditSearchForm(forms.Form):
 
 
 @admin.register(Events)
-class AuditEventsAdmin(admin.ModelAdmin):
+class AuditEventsAdmin(DynamoAdmin):
     """The audit browser. It reads DynamoDB through ``audit.selectors``; only users with
     ``audit.view_auditoutbox`` may use it, and they see the events of what is in scope."""
 
-    page_size = 50
-
-    def has_module_permission(self, request) -> bool:
+    def can_view(self, request) -> bool:
         return user_can_browse_audit(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return user_can_browse_audit(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "",
-                self.admin_site.admin_view(self.changelist_view),
-                name="{}_{}_changelist".format(*info),
-            )
-        ]
 
     def changelist_view(self, request, extra_context=None):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
+        self.require_view(request)
         form = AuditSearchForm(request.GET if _has_criteria(request.GET) else None)
         rows, next_url = None, None
         if form.is_bound and form.is_valid():
@@ -218,11 +194,7 @@ def _has_criteria(params: QueryDict) -> bool:
 
 
 def _next_url(request, token: str | None) -> str | None:
-    if not token:
-        return None
-    params = request.GET.copy()
-    params["page"] = token
-    return f"?{params.urlencode()}"
+    return next_page_url(request.GET, token, name="page")
 
 
 def _browser_url(request, site_name: str) -> str | None:

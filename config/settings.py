@@ -50,7 +50,7 @@ ALLOWED_HOSTS = env.list(
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "accounts.admin_site.BackOfficeAdminConfig",  # django.contrib.admin with its site
+    "core.admin.site.BackOfficeAdminConfig",  # django.contrib.admin with its site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.messages",

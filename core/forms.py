@@ -1,5 +1,5 @@
-"""The kernel's forms: fields that take ASCII digits only, and the workflow's two forms (a
-checker's decision, a maker's request with a reason).
+"""The kernel's forms: fields that take ASCII digits only, and a checker's decision (the
+maker's request with a reason is ``core.admin.approval_request.ReasonForm``).
 
 Python reads any Unicode digit as a digit: ``int()``, ``Decimal()`` and ``strptime`` read
 1500 written in Arabic-Indic or full-width digits as 1500, and so do Django's
@@ -7,7 +7,7 @@ Python reads any Unicode digit as a digit: ``int()``, ``Decimal()`` and ``strpti
 The back-office promises ASCII digits wherever money or an id is typed, so these fields
 refuse any other character with a field message before Django parses the value. Every
 admin form gets them for its model's number, date and foreign-key fields
-(``accounts.admin_base.BackOfficeModelAdmin``); a form that declares such a field itself
+(``core.admin.base.BackOfficeModelAdmin``); a form that declares such a field itself
 uses them directly.
 """
 
@@ -75,26 +75,3 @@ class DecisionForm(forms.Form):
         if cleaned.get("decision") == self.RETURN and not cleaned["remarks"]:
             self.add_error("remarks", "Say why you return it.")
         return cleaned
-
-
-class ReasonForm(forms.Form):
-    """A maker asks for something a checker approves: the reason is required and read by
-    the checker. A subclass says what the reason is for (``reason_help``), what to say when
-    it is blank (``reason_missing``) and may add fields."""
-
-    reason_help = "Why. A checker reads it."
-    reason_missing = "Give a reason."
-    reason_rows = 4
-
-    reason = forms.CharField(widget=forms.Textarea(attrs={"cols": 60}), max_length=1000)
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["reason"].help_text = self.reason_help
-        self.fields["reason"].widget.attrs["rows"] = self.reason_rows
-
-    def clean_reason(self) -> str:
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError(self.reason_missing)
-        return reason

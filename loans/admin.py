@@ -1,23 +1,15 @@
 import re
 
 from django.contrib import admin
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import CharField, Exists, OuterRef, Value
 from django.db.models.functions import Cast, Concat
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.admin_base import (
-    BackOfficeModelAdmin,
-    ScopedModelAdmin,
-    ScopedRelatedFilter,
-    is_set_filter,
-)
-from approvals.admin import approval_request_submit
-from core.forms import ReasonForm
+from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
+from core.admin.approval_request import ApprovalRequestPage, ReasonForm
+from core.admin.base import BackOfficeModelAdmin, ReadOnlyAdminMixin, is_set_filter
 
 from . import services
 from .models import (
@@ -291,7 +283,7 @@ class CustomerBankAccountAdmin(ScopedModelAdmin):
 
 
 @admin.register(Instalment)
-class InstalmentAdmin(ScopedModelAdmin):
+class InstalmentAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     list_display = [
         "loan",
         "number",
@@ -309,15 +301,6 @@ class InstalmentAdmin(ScopedModelAdmin):
     search_fields = ["=loan__loan_number"]
     sortable_by = ["due_date"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 # --- Charges (bounce charges), waived only through maker-checker -------------------------
 
@@ -330,11 +313,43 @@ class WaiverRequestForm(ReasonForm):
     reason_missing = "Give a reason for the waiver."
 
 
+class WaiverRequestPage(ApprovalRequestPage):
+    """A charge's "Request waiver": what is unpaid of it goes when a checker approves."""
+
+    url_path = url_name = "waiver"
+    form_class = WaiverRequestForm
+    permission = WAIVER_PERMISSION
+    submit_label = "Request waiver"
+
+    def request_approval(self, request, obj, form):
+        return services.loan_charge_waiver_request(
+            charge_id=obj.pk, reason=form.cleaned_data["reason"], actor=request.user
+        )
+
+    def what(self, form) -> str:
+        return "Waiver"
+
+    def title(self, obj) -> str:
+        return "Request a waiver"
+
+    def context(self, request, obj, form) -> dict:
+        return {
+            "intro": "The waiver removes what is still unpaid of this charge from the loan. "
+            "It happens only when another person with the checker's permission approves it.",
+            "rows": [
+                ("Loan", obj.loan.loan_number),
+                ("Charge", obj.get_kind_display()),
+                ("Total", f"₹{obj.total} (₹{obj.amount} + GST ₹{obj.gst})"),
+                ("Raised for", obj.reason),
+            ],
+        }
+
+
 WaivedFilter = is_set_filter("waived_at", "waived", "Waived", "Not waived")
 
 
 @admin.register(LoanCharge)
-class LoanChargeAdmin(ScopedModelAdmin):
+class LoanChargeAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     """Read-only: charges are raised by their cause (a NACH bounce) and waived only when a
     checker approves a waiver request (``loans.services.loan_charge_waiver_request``)."""
 
@@ -373,15 +388,6 @@ class LoanChargeAdmin(ScopedModelAdmin):
         "waiver",
     ]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
     def get_queryset(self, request):
         from approvals.models import ApprovalRequest
 
@@ -419,54 +425,4 @@ class LoanChargeAdmin(ScopedModelAdmin):
         return "—"
 
     def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "<path:object_id>/waiver/",
-                self.admin_site.admin_view(self.waiver_view),
-                name="{}_{}_waiver".format(*info),
-            ),
-            *super().get_urls(),
-        ]
-
-    def waiver_view(self, request, object_id):
-        charge = self.get_object(request, unquote(object_id))
-        if charge is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not request.user.has_perm(WAIVER_PERMISSION):
-            raise PermissionDenied
-        change_url = reverse("admin:loans_loancharge_change", args=[charge.pk])
-        form = WaiverRequestForm(request.POST if request.method == "POST" else None)
-        done = approval_request_submit(
-            self,
-            request,
-            form=form,
-            what="Waiver",
-            make=lambda reason: services.loan_charge_waiver_request(
-                charge_id=charge.pk, reason=reason, actor=request.user
-            ),
-            back_url=change_url,
-        )
-        if done is not None:
-            return done
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Request a waiver",
-            "subtitle": None,
-            "opts": self.opts,
-            "original": charge,
-            "intro": "The waiver removes what is still unpaid of this charge from the loan. "
-            "It happens only when another person with the checker's permission approves it.",
-            "rows": [
-                ("Loan", charge.loan.loan_number),
-                ("Charge", charge.get_kind_display()),
-                ("Total", f"₹{charge.total} (₹{charge.amount} + GST ₹{charge.gst})"),
-                ("Raised for", charge.reason),
-            ],
-            "form": form,
-            "submit_label": "Request waiver",
-            "change_url": change_url,
-        }
-        request.current_app = self.admin_site.name
-        # The template lives in mandates/templates (shared with the mandates screens).
-        return TemplateResponse(request, "mandates/reason_form.html", context)
+        return [WaiverRequestPage(self).url(), *super().get_urls()]

@@ -26,20 +26,15 @@ from django.contrib.admin.utils import unquote
 from django.contrib.contenttypes.admin import GenericTabularInline
 from django.contrib.contenttypes.forms import BaseGenericInlineFormSet
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import path
 from django.utils.html import format_html
-from django.views.decorators.http import require_POST
 from pynamodb.exceptions import PynamoDBException
 
-from accounts.admin_base import (
-    BackOfficeModelAdmin,
-    HeadOfficeAdmin,
-    ScopedModelAdmin,
-    ScopedRelatedFilter,
-)
+from accounts.admin_base import HeadOfficeAdmin, ScopedModelAdmin, ScopedRelatedFilter
 from audit.admin import AuditHistoryAdminMixin
+from core.admin.approval_request import ApprovalRequestPage
+from core.admin.base import BackOfficeModelAdmin, ReadOnlyAdminMixin
 from core.errors import ApplicationError
 from core.models import StatusChange
 from loans.models import BankingPartner
@@ -74,18 +69,54 @@ STORE_DOWN = "The executions store (DynamoDB) is unavailable; try again shortly.
 RECORD_FIELDS = ["status", "umrn", "created_by", "maker", "checker", "status_changed_at"]
 
 
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
 # --- Mandates -----------------------------------------------------------------------------
+
+
+class StopRequestPage(ApprovalRequestPage):
+    """The mandate's "Ask to suspend / cancel": its form is on the change page; this page shows
+    it again when it is not valid. Operations approves the request."""
+
+    url_path = "stop-request"
+    url_name = "stop_request"
+    form_class = StopRequestForm
+    permission = STOP_PERMISSION
+    post_only = True
+    form_id = "stop-request-form"
+    submit_label = "Ask"
+    requested_message = (
+        'The {what} was requested; it waits for a checker (<a href="{url}">request #{pk}</a>).'
+    )
+    refused_message = "Not requested: {error}"
+
+    def request_approval(self, request, obj, form):
+        return services.mandate_stop_request(
+            mandate_id=obj.pk,
+            action=form.cleaned_data["action"],
+            reason=form.cleaned_data["reason"],
+            actor=request.user,
+        )
+
+    def what(self, form) -> str:
+        return "suspension" if form.cleaned_data["action"] == "SUSPEND" else "cancellation"
+
+    def title(self, obj) -> str:
+        return f"Ask to suspend or cancel mandate {obj.pk}"
+
+    def crumb(self, obj) -> str:
+        return "Ask to suspend or cancel"
+
+    def context(self, request, obj, form) -> dict:
+        return {
+            "intro": format_html(
+                "Mandate {} on loan <strong>{}</strong> is {}. Suspending or cancelling it "
+                "stops its debits once Operations approves the request.",
+                obj.pk,
+                obj.loan.loan_number,
+                obj.get_status_display().lower(),
+            ),
+            "mandate": obj,
+            "stop_form": form,  # the change page's name for the form
+        }
 
 
 class TransitionFormSet(BaseGenericInlineFormSet):
@@ -273,15 +304,7 @@ class MandateAdmin(ScopedModelAdmin):
     # --- The change page: executions, review link, suspend / cancel request
 
     def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "<path:object_id>/stop-request/",
-                self.admin_site.admin_view(require_POST(self.stop_request_view)),
-                name="{}_{}_stop_request".format(*info),
-            ),
-            *super().get_urls(),
-        ]
+        return [StopRequestPage(self).url(), *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         mandate = self.get_object(request, unquote(object_id))
@@ -311,55 +334,8 @@ class MandateAdmin(ScopedModelAdmin):
             return {"executions": None, "executions_error": STORE_DOWN}
 
     def _may_request_stop(self, request, mandate: Mandate) -> bool:
-        return request.user.has_perm(STOP_PERMISSION) and mandate.status in {
-            S.ACTIVE,
-            S.SUSPENDED,
-        }
-
-    def stop_request_view(self, request, object_id):
-        mandate = self.get_object(request, unquote(object_id))
-        if mandate is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not request.user.has_perm(STOP_PERMISSION):
-            raise PermissionDenied
-        change_url = reverse("admin:mandates_mandate_change", args=[mandate.pk])
-        form = StopRequestForm(request.POST)
-        if not form.is_valid():
-            context = {
-                **self.admin_site.each_context(request),
-                "title": f"Ask to suspend or cancel mandate {mandate.pk}",
-                "subtitle": None,
-                "opts": self.opts,
-                "original": mandate,
-                "mandate": mandate,
-                "stop_form": form,
-                "change_url": change_url,
-            }
-            request.current_app = self.admin_site.name
-            return TemplateResponse(request, "admin/mandates/mandate/stop_request.html", context)
-        action = form.cleaned_data["action"]
-        try:
-            approval = services.mandate_stop_request(
-                mandate_id=mandate.pk,
-                action=action,
-                reason=form.cleaned_data["reason"],
-                actor=request.user,
-            )
-        except ApplicationError as exc:
-            self.message_user(request, f"Not requested: {exc}", messages.ERROR)
-        else:
-            what = "suspension" if action == "SUSPEND" else "cancellation"
-            self.message_user(
-                request,
-                format_html(
-                    'The {} was requested; it waits for a checker (<a href="{}">request #{}</a>).',
-                    what,
-                    reverse("approvals:detail", args=[approval.pk]),
-                    approval.pk,
-                ),
-                messages.SUCCESS,
-            )
-        return HttpResponseRedirect(change_url)
+        page = StopRequestPage(self)
+        return page.has_permission(request, mandate) and mandate.status in {S.ACTIVE, S.SUSPENDED}
 
 
 # --- Calendar and policies ----------------------------------------------------------------

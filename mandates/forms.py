@@ -6,8 +6,9 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
+from core.admin.approval_request import ReasonForm
 from core.errors import ApplicationError
-from core.forms import AsciiModelChoiceField, ReasonForm
+from core.forms import AsciiModelChoiceField
 from loans.models import BankingPartner
 
 from .exceptions import ResponseFileRejected

@@ -8,8 +8,9 @@ from django.urls import re_path, reverse
 from django.views.decorators.http import require_POST
 from pynamodb.exceptions import PynamoDBConnectionError
 
-from accounts.admin_base import BackOfficeModelAdmin
 from accounts.scoping import sees_everything
+from core.admin.base import BackOfficeModelAdmin
+from core.admin.dynamo import DynamoAdmin
 
 from .channels import PROVIDERS, provider_setting
 from .exceptions import NotificationError
@@ -32,7 +33,7 @@ class NotificationTemplateAdmin(BackOfficeModelAdmin):
 
 
 @admin.register(Outbox)
-class OutboxAdmin(BackOfficeModelAdmin):
+class OutboxAdmin(DynamoAdmin):
     """Read-only views of the notifications in DynamoDB: a list by status and channel (the
     ``status_channel`` index, paginated by DynamoDB's last evaluated key), a detail page
     with the rendered message, and a retry button for FAILED ones. Recipients are always
@@ -46,17 +47,8 @@ class OutboxAdmin(BackOfficeModelAdmin):
     # Notifications carry no branch (their bodies name customers and loans of every
     # branch), so the outbox is head-office data, like bank statements: only users who
     # see every branch may open it.
-    def has_view_permission(self, request, obj=None) -> bool:
+    def can_view(self, request) -> bool:
         return request.user.has_perm(VIEW_PERMISSION) and sees_everything(request.user)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def can_retry(self, request) -> bool:
         return request.user.has_perm(RETRY_PERMISSION) and sees_everything(request.user)
@@ -78,24 +70,17 @@ class OutboxAdmin(BackOfficeModelAdmin):
             ),
         ]
 
-    def _context(self, request, title: str, **extra) -> dict:
-        return {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": title,
-            "shows_development_outbox": any(
-                provider_setting(channel) in {"development", PROVIDERS["development"]}
-                for channel in (Channel.SMS, Channel.PUSH)
-            ),
-            **extra,
-        }
-
-    def _require_view(self, request) -> None:
-        if not self.has_view_permission(request):
-            raise PermissionDenied
+    def page_context(self, request, title: str, **extra) -> dict:
+        shows_development_outbox = any(
+            provider_setting(channel) in {"development", PROVIDERS["development"]}
+            for channel in (Channel.SMS, Channel.PUSH)
+        )
+        return super().page_context(
+            request, title, shows_development_outbox=shows_development_outbox, **extra
+        )
 
     def list_view(self, request):
-        self._require_view(request)
+        self.require_view(request)
         status = request.GET.get("status", self.default_status)
         channel = request.GET.get("channel", self.default_channel)
         if status not in NotificationStatus.values:
@@ -111,7 +96,7 @@ class OutboxAdmin(BackOfficeModelAdmin):
             items, next_cursor = page.items, page.next_cursor
         except PynamoDBConnectionError:
             messages.error(request, "The notification store (DynamoDB) cannot be reached.")
-        context = self._context(
+        context = self.page_context(
             request,
             "Notification outbox",
             items=items,
@@ -125,11 +110,11 @@ class OutboxAdmin(BackOfficeModelAdmin):
         return TemplateResponse(request, "admin/notifications/outbox/list.html", context)
 
     def detail_view(self, request, notification_id: str):
-        self._require_view(request)
+        self.require_view(request)
         item = notification_get(notification_id=notification_id)
         if item is None:
             raise Http404("No such notification (or it has expired).")
-        context = self._context(
+        context = self.page_context(
             request,
             f"Notification {notification_id}",
             item=item,
@@ -151,8 +136,8 @@ class OutboxAdmin(BackOfficeModelAdmin):
         )
 
     def development_view(self, request):
-        self._require_view(request)
-        context = self._context(
+        self.require_view(request)
+        context = self.page_context(
             request, "Development outbox", entries=development_outbox_masked(limit=100)
         )
         return TemplateResponse(request, "admin/notifications/outbox/development.html", context)

@@ -25,23 +25,21 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, QueryDict
 from django.template.response import TemplateResponse
-from django.urls import path, re_path, reverse
+from django.urls import re_path, reverse
+from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 from pynamodb.exceptions import PynamoDBException
 
-from accounts.admin_base import (
-    BackOfficeModelAdmin,
-    ScopedModelAdmin,
-    ScopedRelatedFilter,
-    is_set_filter,
-)
+from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
 from accounts.models import Branch
-from approvals.admin import approval_request_submit
 from approvals.models import ApprovalRequest
 from approvals.services import handler_for
 from audit.admin import AuditHistoryAdminMixin
+from core.admin.approval_request import ApprovalRequestPage, ReasonForm
+from core.admin.base import BackOfficeModelAdmin, ReadOnlyAdminMixin, is_set_filter
+from core.admin.dynamo import DynamoAdmin, next_page_url
 from core.errors import ApplicationError
-from core.forms import AsciiModelChoiceField, ReasonForm
+from core.forms import AsciiModelChoiceField
 
 from . import selectors
 from .exceptions import LoanNotFound
@@ -121,6 +119,50 @@ class ReversalRequestForm(ReasonForm):
     reason_missing = "Give a reason for the reversal."
 
 
+class ReversalRequestPage(ApprovalRequestPage):
+    """A posting's "Request reversal": Finance undoes it when they approve."""
+
+    url_path = url_name = "reversal"
+    form_class = ReversalRequestForm
+    form_id = "reversal-form"
+    submit_label = "Request reversal"
+
+    @property
+    def permission(self) -> str:
+        return handler_for(ApprovalRequest.Kind.PAYMENT_REVERSAL).maker_permission
+
+    def request_approval(self, request, obj, form):
+        return payment_reversal_request(
+            txn_id=obj.txn_id, reason=form.cleaned_data["reason"], actor=request.user
+        )
+
+    def what(self, form) -> str:
+        return "Reversal"
+
+    def title(self, obj) -> str:
+        return f"Request the reversal of {obj.txn_id}"
+
+    def crumb(self, obj) -> str:
+        return "Request reversal"
+
+    def object_label(self, obj) -> str:
+        return obj.txn_id
+
+    def context(self, request, obj, form) -> dict:
+        return {
+            "intro": format_html(
+                "The reversal undoes this payment on loan <strong>{}</strong>: it reopens "
+                "exactly the dues below. It happens only when another person with the "
+                'checker\'s permission approves it in the <a href="{}">approvals inbox</a>.',
+                obj.loan.loan_number,
+                reverse("approvals:inbox"),
+            ),
+            "detail_template": "admin/payments/posting/_allocation.html",
+            "posting": obj,
+            "allocations": selectors.posting_allocation_rows(obj),
+        }
+
+
 POSTING_FIELDS = [
     "txn_id",
     "loan",
@@ -140,7 +182,7 @@ POSTING_FIELDS = [
 
 
 @admin.register(Posting)
-class PostingAdmin(ScopedModelAdmin):
+class PostingAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     """Read-only: postings are made by the posting worker and undone only by an approved
     reversal."""
 
@@ -170,15 +212,6 @@ class PostingAdmin(ScopedModelAdmin):
     sortable_by = ["business_date", "posted_at"]
     fields = readonly_fields = POSTING_FIELDS
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip().upper()
         if not term:
@@ -188,15 +221,7 @@ class PostingAdmin(ScopedModelAdmin):
         return queryset.filter(loan__loan_number=term), False
 
     def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "<path:object_id>/reversal/",
-                self.admin_site.admin_view(self.reversal_view),
-                name="{}_{}_reversal".format(*info),
-            ),
-            *super().get_urls(),
-        ]
+        return [ReversalRequestPage(self).url(), *super().get_urls()]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         posting = self.get_object(request, unquote(object_id))
@@ -214,45 +239,9 @@ class PostingAdmin(ScopedModelAdmin):
             }
         return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
-    def reversal_view(self, request, object_id):
-        posting = self.get_object(request, unquote(object_id))
-        if posting is None:
-            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
-        if not self._may_request_reversal(request, posting, check_state=False):
-            raise PermissionDenied
-        change_url = reverse("admin:payments_posting_change", args=[posting.pk])
-        form = ReversalRequestForm(request.POST if request.method == "POST" else None)
-        done = approval_request_submit(
-            self,
-            request,
-            form=form,
-            what="Reversal",
-            make=lambda reason: payment_reversal_request(
-                txn_id=posting.txn_id, reason=reason, actor=request.user
-            ),
-            back_url=change_url,
-        )
-        if done is not None:
-            return done
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Request the reversal of {posting.txn_id}",
-            "subtitle": None,
-            "opts": self.opts,
-            "original": posting,
-            "posting": posting,
-            "allocations": selectors.posting_allocation_rows(posting),
-            "form": form,
-            "change_url": change_url,
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/payments/posting/reversal.html", context)
-
-    def _may_request_reversal(self, request, posting: Posting, *, check_state=True) -> bool:
-        permission = handler_for(ApprovalRequest.Kind.PAYMENT_REVERSAL).maker_permission
-        if not request.user.has_perm(permission):
-            return False
-        return not check_state or posting.reversed_at is None
+    def _may_request_reversal(self, request, posting: Posting) -> bool:
+        page = ReversalRequestPage(self)
+        return page.has_permission(request, posting) and posting.reversed_at is None
 
 
 # --- The ledger maintenance switch -----------------------------------------------------
@@ -348,60 +337,20 @@ class TransactionSearchForm(forms.Form):
 SEARCH_FIELDS = ("txn_id", "loan_number", "branch", "business_date")
 
 
-class DynamoAdmin(BackOfficeModelAdmin):
-    """A read-only admin screen over DynamoDB on a proxy model: one list URL of its own."""
-
-    def has_module_permission(self, request) -> bool:
-        return request.user.has_perm(VIEW_PERMISSION)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return request.user.has_perm(VIEW_PERMISSION)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-    def _context(self, request, title: str, **extra) -> dict:
-        request.current_app = self.admin_site.name
-        return {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "subtitle": None,
-            "opts": self.opts,
-            **extra,
-        }
-
-
 @admin.register(TransactionRecord)
 class TransactionRecordAdmin(DynamoAdmin):
-    page_size = 50
-
-    def get_urls(self):
-        info = self.opts.app_label, self.opts.model_name
-        return [
-            path(
-                "",
-                self.admin_site.admin_view(self.changelist_view),
-                name="{}_{}_changelist".format(*info),
-            )
-        ]
+    view_permission = VIEW_PERMISSION
 
     def changelist_view(self, request, extra_context=None):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
+        self.require_view(request)
         user = request.user
         bound = any(request.GET.get(name) for name in SEARCH_FIELDS)
         form = TransactionSearchForm(request.GET if bound else None, user=user)
         rows, next_url = None, None
         if form.is_bound and form.is_valid():
             rows, next_cursor = self._search(request, form)
-            next_url = _next_url(request.GET, next_cursor)
-        context = self._context(
+            next_url = next_page_url(request.GET, next_cursor)
+        context = self.page_context(
             request,
             "Transactions (DynamoDB)",
             form=form,
@@ -448,7 +397,7 @@ class TransactionRecordAdmin(DynamoAdmin):
 
 @admin.register(PostingQueueEntry)
 class PostingQueueAdmin(DynamoAdmin):
-    page_size = 50
+    view_permission = VIEW_PERMISSION
     default_status = "READY"
 
     def can_retry(self, request) -> bool:
@@ -456,19 +405,17 @@ class PostingQueueAdmin(DynamoAdmin):
 
     def get_urls(self):
         info = self.opts.app_label, self.opts.model_name
-        wrap = self.admin_site.admin_view
         return [
-            path("", wrap(self.changelist_view), name="{}_{}_changelist".format(*info)),
+            *super().get_urls(),
             re_path(
                 r"^(?P<item_id>[0-9A-Za-z]{1,40})/retry/$",
-                wrap(require_POST(self.retry_view)),
+                self.admin_site.admin_view(require_POST(self.retry_view)),
                 name="{}_{}_retry".format(*info),
             ),
         ]
 
     def changelist_view(self, request, extra_context=None):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
+        self.require_view(request)
         status = request.GET.get("status", self.default_status)
         if status not in selectors.QUEUE_STATUSES:
             status = self.default_status
@@ -484,14 +431,14 @@ class PostingQueueAdmin(DynamoAdmin):
         except PynamoDBException:
             logger.warning("posting queue: DynamoDB failed", exc_info=True)
             messages.error(request, STORE_DOWN)
-        context = self._context(
+        context = self.page_context(
             request,
             "Posting queue",
             status=status,
             statuses=selectors.QUEUE_STATUSES,
             rows=rows_with_links(rows, request.user),
             cursor=cursor,
-            next_url=_next_url(QueryDict(f"status={status}"), next_cursor),
+            next_url=next_page_url(QueryDict(f"status={status}"), next_cursor),
             can_retry=self.can_retry(request) and status == "DEAD",
             **(extra_context or {}),
         )
@@ -525,14 +472,6 @@ def transaction_browser_url(**params) -> str:
     query = QueryDict(mutable=True)
     query.update(params)
     return f"{reverse('admin:payments_transactionrecord_changelist')}?{query.urlencode()}"
-
-
-def _next_url(params: QueryDict, cursor: str | None) -> str | None:
-    if not cursor:
-        return None
-    params = params.copy()
-    params["cursor"] = cursor
-    return f"?{params.urlencode()}"
 
 
 def _first_url(params: QueryDict) -> str:

@@ -24,6 +24,7 @@ from decimal import Decimal
 import factory
 from django.apps import apps
 from django.contrib.auth.models import Group, Permission
+from django.db import transaction
 from django.test import TestCase
 from django.utils import timezone
 
@@ -33,7 +34,7 @@ from api.models import ApiClient
 from api.services import api_client_create
 from core.clock import iso
 from loans import services as loan_services
-from loans.models import BankingPartner, CollectionAccount, LoanProduct
+from loans.models import BankingPartner, CollectionAccount, LoanAccount, LoanCharge, LoanProduct
 from mandates import services as mandate_services
 from notifications.ddb_models import NotificationItem
 from notifications.models import Channel
@@ -180,6 +181,23 @@ def make_loan(*, customer=None, branch=None, product=None, **overrides):
     }
     terms.update(overrides)
     return loan_services.loan_account_create(actor=None, **terms)
+
+
+def bounce_charge(loan, *, reference: str = ""):
+    """A bounce charge of 500.00 plus 18% GST on the loan's first instalment, raised as a
+    NACH bounce raises it (the loan row locked)."""
+    with transaction.atomic():
+        locked = LoanAccount.objects.select_for_update().get(pk=loan.pk)
+        charge, _ = loan_services.loan_charge_raise(
+            loan=locked,
+            instalment=locked.instalments.order_by("due_date").first(),
+            kind=LoanCharge.Kind.BOUNCE,
+            amount=Decimal("500.00"),
+            gst_rate=Decimal("18.00"),
+            reference=reference or f"bounce-{loan.pk}",
+            reason="NACH return 04",
+        )
+    return charge
 
 
 def collection_account(partner: BankingPartner | None = None, number: str = "123456789012"):

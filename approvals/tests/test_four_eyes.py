@@ -4,7 +4,6 @@ it, even holding the checker's permission, and does not find it in their inbox; 
 of an earlier, decided request for the same thing may decide the next one."""
 
 from datetime import date
-from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -14,11 +13,18 @@ from approvals.exceptions import MakerCannotCheck
 from approvals.models import ApprovalRequest, SubjectContribution
 from approvals.selectors import approval_requests_waiting, inbox_entries
 from approvals.services import approval_decide, subject_of
-from loans.models import LoanAccount, LoanCharge
-from loans.services import loan_charge_raise, loan_charge_waiver_request
+from loans.services import loan_charge_waiver_request
 from mandates.services import mandate_stop_request
 from payments.services import payment_ingest, payment_reversal_request, payments_post_due
-from tests.factories import BranchFactory, UserFactory, active_mandate, actors, make_loan, payment
+from tests.factories import (
+    BranchFactory,
+    UserFactory,
+    active_mandate,
+    actors,
+    bounce_charge,
+    make_loan,
+    payment,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -43,18 +49,7 @@ def _reversal(branch):
 
 
 def _waiver(branch):
-    loan = make_loan(branch=branch)
-    with transaction.atomic():
-        locked = LoanAccount.objects.select_for_update().get(pk=loan.pk)
-        charge, _ = loan_charge_raise(
-            loan=locked,
-            instalment=loan.instalments.order_by("due_date").first(),
-            kind=LoanCharge.Kind.BOUNCE,
-            amount=Decimal("500.00"),
-            gst_rate=Decimal("18.00"),
-            reference=f"four-eyes-{loan.pk}",
-            reason="NACH return 04",
-        )
+    charge = bounce_charge(make_loan(branch=branch))
 
     def ask(actor):
         return loan_charge_waiver_request(charge_id=charge.pk, reason="bank error", actor=actor)

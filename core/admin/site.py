@@ -4,26 +4,33 @@ instead of being built and rendered again on every page.
 Django builds the app list (every registered model's permission checks and URLs) for the
 sidebar of every admin page, about 2.5 ms of CPU, and renders it (``admin/app_list.html``,
 about 50 rows), another 3 to 8 ms on the development VM. What both show depends only on
-what the user may do: their permissions, whether they are a superuser, and whether they
-see every branch (``sees_everything``: head office and Auditor; the outbox and the
-head-office-only lists ask it). Those make the key; users of one role share an entry.
-The rendered sidebar is kept per key and per highlighted entry (the app and model whose
-URL the page's path contains, as the template decides it).
+what the user may do: their permissions, whether they are a superuser, and what the apps
+register with :func:`register_sidebar_key` (accounts: whether the user sees every branch,
+which the outbox and the head-office-only lists ask). Those make the key; users of one
+role share an entry. The rendered sidebar is kept per key and per highlighted entry (the
+app and model whose URL the page's path contains, as the template decides it).
+
+The header's links before "View site" come from :func:`register_header_link` (approvals:
+"Approvals (n)"), rendered by ``{% site_header_links %}`` in
+``templates/admin/base_site.html``. Both registries are filled in the apps' ``ready()``;
+the site itself names no app.
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable, Hashable
 from functools import wraps
 
 from django.contrib import admin, messages
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.views.main import ERROR_FLAG
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.defaultfilters import urlencode
 from django.template.loader import render_to_string
+from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views import defaults
 
@@ -42,14 +49,38 @@ def _remember(cache: dict, key: tuple, value):
     return value
 
 
-def app_list_key(user) -> tuple:
-    from .scoping import sees_everything  # this module is loaded before the models
+_sidebar_key_parts: list[Callable[[object], Hashable]] = []
+_header_links: list[Callable[[HttpRequest], str]] = []
 
+
+def register_sidebar_key(part: Callable[[object], Hashable]) -> None:
+    """``part(user)`` decides, beside the user's permissions, what the sidebar shows (a
+    ModelAdmin's ``has_view_permission`` asks it): users who differ in it never share a
+    cached sidebar. Registering the same function again changes nothing."""
+    if part not in _sidebar_key_parts:
+        _sidebar_key_parts.append(part)
+    _app_lists.clear()
+    _sidebars.clear()
+
+
+def register_header_link(link: Callable[[HttpRequest], str]) -> None:
+    """``link(request)`` is HTML (or "") shown in the header before Django's user links,
+    e.g. ``<a href="...">Approvals (3)</a> / ``. Registering it again changes nothing."""
+    if link not in _header_links:
+        _header_links.append(link)
+
+
+def header_links_html(request) -> SafeString:
+    return mark_safe("".join(conditional_escape(link(request)) for link in _header_links))  # noqa: S308 - escaped
+
+
+def app_list_key(user) -> tuple:
     if user.is_superuser:
         perms = "*"  # has_perm is True for everything; no need to load the permissions
     else:
         perms = hashlib.sha256("\n".join(sorted(user.get_all_permissions())).encode()).hexdigest()
-    return (user.is_active, user.is_staff, user.is_superuser, sees_everything(user), perms)
+    parts = tuple(part(user) for part in _sidebar_key_parts)
+    return (user.is_active, user.is_staff, user.is_superuser, *parts, perms)
 
 
 # What no store takes in a query: PostgreSQL refuses a NUL in text (psycopg raises while the
@@ -135,4 +166,4 @@ def permission_denied(request, exception=None) -> HttpResponse:
 
 
 class BackOfficeAdminConfig(AdminConfig):
-    default_site = "accounts.admin_site.BackOfficeAdminSite"
+    default_site = "core.admin.site.BackOfficeAdminSite"

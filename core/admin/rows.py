@@ -5,10 +5,11 @@ classes, whether it links, the empty-value text and the change URL (a ``reverse`
 with filters on, a parse of the query string). On the loan list that is about a quarter of
 the page's CPU. ``lean_results`` plans the columns once and then formats each cell with
 the same Django functions (``display_for_field``, ``display_for_value``), so the HTML is
-the same byte for byte (accounts/tests/test_admin_rows.py compares the two on every
-column type the lists use). A ``ScopedModelAdmin`` opts in with ``lean_rows = True`` (its
-changelist template becomes templates/admin/lean_change_list.html); list_editable and
-popup lists, and a column it does not know, keep Django's renderer.
+the same byte for byte (core/tests/test_admin_rows.py compares the two on every column
+type the lists use). A ``LargeTableAdmin`` (``core.admin.base``) opts in with
+``lean_rows = True`` (its changelist template becomes ``admin/lean_change_list.html``, in
+core/templates); list_editable and popup lists, and a column it does not know, keep
+Django's renderer.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group, Permission
 from django.template.loader import render_to_string
 from django.urls import reverse
 
-from accounts import admin_site
+from core.admin import site as admin_site
 from tests.factories import BranchFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +53,18 @@ def test_roles_that_differ_get_their_own_list(client):
     assert staff < superuser and staff != auditor
     # the notification outbox is for those who see every branch
     assert "Outbox" in auditor and "Outbox" not in staff
+
+
+def test_what_an_app_registers_keys_the_list_too(client):
+    """accounts registers "sees every branch": Operations at a branch and at head office
+    hold the same permissions, but only head office sees the notification outbox (and the
+    head-office-only lists)."""
+    client.force_login(UserFactory(role="Operations", home_branch=BranchFactory()))
+    at_branch = _sidebar(client)
+    client.force_login(UserFactory(role="Operations"))
+    at_head_office = _sidebar(client)
+    assert len(admin_site._app_lists) == 2
+    assert "Outbox" in at_head_office - at_branch
 
 
 def test_a_new_permission_shows_at_once_and_a_revoked_one_goes(client):
@@ -140,16 +152,14 @@ def test_a_refusal_outside_the_admin_for_a_non_staff_user_stays_djangos_plain_40
 
 
 # Admins that are not the back-office's: Django's groups and django-axes' login logs have
-# no money or id typed in; the audit browser reads DynamoDB and has no form to save (and
-# accounts.admin_base imports audit.admin).
-NOT_BACK_OFFICE = {"auth.group", "axes.accessattempt", "axes.accesslog", "axes.accessfailurelog",
-                   "audit.events"}  # fmt: skip
+# no money or id typed in.
+NOT_BACK_OFFICE = {"auth.group", "axes.accessattempt", "axes.accesslog", "axes.accessfailurelog"}
 
 
 def test_every_admin_of_the_site_takes_ascii_digits_only():
     from django.contrib import admin
 
-    from accounts.admin_base import BackOfficeModelAdmin
+    from core.admin.base import BackOfficeModelAdmin
 
     others = {
         model._meta.label_lower

@@ -1,4 +1,4 @@
-"""The lean row renderer (accounts/admin_rows.py) gives the same HTML as Django's
+"""The lean row renderer (core/admin/rows.py) gives the same HTML as Django's
 ``items_for_result``, row for row, on the lists that use it."""
 
 import re
@@ -9,8 +9,8 @@ import pytest
 from django.contrib import admin
 from django.test import Client
 
-from accounts.admin_rows import lean_results
 from accounts.models import User
+from core.admin.rows import lean_results
 from loans.models import Customer, LoanAccount
 from tests.factories import BranchFactory, UserFactory, make_customer, make_loan
 

@@ -1,0 +1,121 @@
+"""The bases of the back-office's ModelAdmins that know no domain: forms that take ASCII
+digits only, and changelists that stay fast on tables of millions of rows.
+
+What rows a user sees is the domain's: ``accounts.admin_base.ScopedModelAdmin`` builds on
+:class:`LargeTableAdmin` with the one scoping function.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db import connections, models
+from django.utils.functional import cached_property
+
+from core.forms import AsciiDateField, AsciiDecimalField, AsciiIntegerField, AsciiModelChoiceField
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts exactly up to ``EXACT_UP_TO`` rows (a bounded count), and beyond that
+    uses the planner's estimate instead of a full ``COUNT(*)`` over a large table."""
+
+    EXACT_UP_TO = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        bounded = queryset.order_by()[: self.EXACT_UP_TO + 1].count()
+        if bounded <= self.EXACT_UP_TO:
+            return bounded
+        return max(bounded, planner_estimate(queryset))
+
+    def page(self, number):
+        """A deferred join: find the page's ids on the index alone, then fetch (and join)
+        only those rows, instead of joining every row that OFFSET skips."""
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        queryset = self.object_list
+        ids = list(queryset.values_list("pk", flat=True)[bottom : bottom + self.per_page])
+        rows = {obj.pk: obj for obj in queryset.filter(pk__in=ids)}
+        return self._get_page([rows[pk] for pk in ids if pk in rows], number, self)
+
+
+def planner_estimate(queryset) -> int:
+    sql, params = queryset.order_by().query.sql_with_params()
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        (plan,) = cursor.fetchone()
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+class BackOfficeModelAdmin(admin.ModelAdmin):
+    """The base of every ModelAdmin of the back-office (a test walks the admin site):
+    the money, number, date and foreign-key fields of its forms take ASCII digits only,
+    with a field message for any other (``core.forms``)."""
+
+    formfield_overrides = {
+        models.DecimalField: {"form_class": AsciiDecimalField},
+        models.IntegerField: {"form_class": AsciiIntegerField},
+        models.BigIntegerField: {"form_class": AsciiIntegerField},
+        models.DateField: {"form_class": AsciiDateField},
+        models.ForeignKey: {"form_class": AsciiModelChoiceField},
+        models.OneToOneField: {"form_class": AsciiModelChoiceField},
+    }
+
+
+class ReadOnlyAdminMixin:
+    """Put first in the bases of a ModelAdmin or an inline whose rows only their services
+    make: nothing to add, change or delete here; viewing follows the view permission."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class LargeTableAdmin(BackOfficeModelAdmin):
+    """A changelist over a table that may hold millions of rows: a bounded count and a
+    deferred join (:class:`EstimatedCountPaginator`), no second count of the whole table,
+    50 rows a page, and with ``lean_rows = True`` the rows of ``core.admin.rows``."""
+
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    # Django's "Show counts" counts every filter choice over the whole filtered table:
+    # seconds on a million rows, so never offered.
+    show_facets = admin.ShowFacets.NEVER
+    list_per_page = 50
+    # Rows from core.admin.rows: Django's HTML with the per-column work done once a page.
+    lean_rows = False
+
+    def __init__(self, model, admin_site):
+        super().__init__(model, admin_site)
+        if self.lean_rows and not self.change_list_template:
+            self.change_list_template = "admin/lean_change_list.html"
+
+
+def is_set_filter(field: str, title: str, yes: str, no: str) -> type[admin.SimpleListFilter]:
+    """A list filter on whether a nullable field is set (``?<title>=yes|no``), e.g. a
+    charge's ``waived_at``: "Waived" / "Not waived"."""
+
+    class IsSetFilter(admin.SimpleListFilter):
+        parameter_name = title
+
+        def lookups(self, request, model_admin):
+            return [("yes", yes), ("no", no)]
+
+        def queryset(self, request, queryset):
+            if self.value() in ("yes", "no"):
+                return queryset.filter(**{f"{field}__isnull": self.value() == "no"})
+            return queryset
+
+    IsSetFilter.title = title
+    IsSetFilter.__name__ = f"{title.capitalize()}Filter"
+    return IsSetFilter
