@@ -76,13 +76,8 @@ class UserAdmin(ScopedModelAdmin, DjangoUserAdmin):
         # services check them again under the row's lock, and save.
         groups = form.cleaned_data.get("groups")
         if change:
-            changes = {name: form.cleaned_data[name] for name in form.changed_data}
-            user_update(
-                user_id=obj.pk,
-                actor=request.user,
-                groups=groups,
-                **{name: value for name, value in changes.items() if name in USER_FIELDS},
-            )
+            changes = {n: form.cleaned_data[n] for n in form.changed_data if n in USER_FIELDS}
+            user_update(user_id=obj.pk, actor=request.user, groups=groups, **changes)
             return
         # The add form hashed the password into obj; the service saves and welcomes.
         fields = {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}

@@ -66,16 +66,16 @@ class PrivateNamesContract(Contract):
     ignore_modules = fields.SetField(subfield=fields.ModuleExpressionField(), required=False)
 
     def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
-        packages = {module.name for module in self.packages}  # type: ignore[attr-defined]
+        packages = {module.name for module in self.packages}
         ignored = {
             module.name
-            for module in module_expressions_to_modules(graph, self.ignore_modules or set())  # type: ignore[attr-defined]
+            for module in module_expressions_to_modules(graph, self.ignore_modules or set())
         }
         uses: list[PrivateUse] = []
         for module in sorted(graph.modules):
             if package_of(module) not in packages or module in ignored:
                 continue
-            path = _source_path(module, graph)
+            path = _source_path(module)
             if path is None:
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -94,7 +94,7 @@ class PrivateNamesContract(Contract):
         )
 
 
-def _source_path(module: str, graph: ImportGraph) -> Path | None:
+def _source_path(module: str) -> Path | None:
     spec = importlib.util.find_spec(package_of(module))
     if spec is None or not spec.submodule_search_locations:
         return None
