@@ -20,6 +20,7 @@ from .lifecycle import (
     mandates_expire,
 )
 from .presentation import (
+    PRESENTATION_JOB,
     RUN_LEASE,
     execution_id_for,
     mandates_present_due,
@@ -29,6 +30,7 @@ from .results import execution_result_apply, execution_result_sync, execution_re
 from .schedule import mandate_schedule_generate, next_working_day, presentations_reschedule
 
 __all__ = [
+    "PRESENTATION_JOB",
     "RUN_LEASE",
     "STOP_KINDS",
     "execution_id_for",

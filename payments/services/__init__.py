@@ -19,7 +19,6 @@ from .posting import (
     queue_claim_due,
     queue_item_process,
     queue_item_retry,
-    worker_name,
 )
 from .reversal import (
     payment_reversal_request,
@@ -51,5 +50,4 @@ __all__ = [
     "queue_item_retry",
     "transaction_body",
     "transaction_get",
-    "worker_name",
 ]
