@@ -303,9 +303,10 @@ def test_a_worker_killed_during_the_dcr_aggregation_leaves_no_half_written_dcr(
     branch's DBS row, each from its own connection, and releases them one at a time as
     the worker reaches them: two branches are written, and the worker is killed while it
     waits for the third branch's DBS, with that branch's DCR written but not committed.
-    Its daily job row stays RUNNING with a stale heartbeat; the tick task is delivered
-    again to the next worker, which takes the job over (after 5 s here) and builds every
-    branch. The figures must equal a clean build, and no DCR is ever half-written."""
+    Its daily job run stays RUNNING with a lapsing lease; the tick task is delivered
+    again to the next worker, which takes the job over (after 5 s here) and builds the
+    branches its checkpoint does not hold. The figures must equal a clean build, and no
+    DCR is ever half-written."""
     branches, collected = [], {}
     principal = recon.UserFactory(is_superuser=True)
     # the cut-off 12 hours away: the closed date cannot change while the test runs
