@@ -68,6 +68,7 @@ ROLES: dict[str, list[str]] = {
         "reconciliation.view_*",
         "notifications.*",
         "audit.view_*",
+        "core.view_jobrun",  # the daily jobs' runs (head office only)
     ],
     "Finance": [
         "loans.view_*",
@@ -81,6 +82,7 @@ ROLES: dict[str, list[str]] = {
         "reconciliation.*_statementupload",
         "mandates.view_*",
         "audit.view_*",
+        "core.view_jobrun",
     ],
     "Auditor": ["*.view_*"],
     "Admin": ["*.*"],

@@ -1,4 +1,5 @@
-"""The kernel's one table: the status history of every workflow object."""
+"""The kernel's tables: the status history of every workflow object, and the runs of the
+run-once jobs."""
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
@@ -36,3 +37,39 @@ class StatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_status} > {self.to_status}"
+
+
+class JobRun(models.Model):
+    """One run of a run-once job (a daily job's business date): the guard of ``core.jobs``.
+
+    RUNNING with a live lease: a worker is at it, others skip. DONE: nothing to do (unless
+    forced). FAILED, or RUNNING past its lease (its worker died): the next claim takes it
+    over and resumes from ``progress``, the checkpoint the job wrote as it went."""
+
+    class State(models.TextChoices):
+        RUNNING = "RUNNING", "Running"
+        DONE = "DONE", "Done"
+        FAILED = "FAILED", "Failed"
+
+    name = models.CharField(max_length=60, help_text="The job, e.g. dcr_daily@1800.")
+    key = models.CharField(max_length=40, help_text="The run of the job, e.g. its business date.")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.RUNNING)
+    owner = models.CharField(max_length=120, blank=True, help_text="The worker holding the run.")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    started_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    progress = models.JSONField(
+        default=dict, blank=True, help_text="The checkpoint a taken-over run resumes from."
+    )
+    counts = models.JSONField(default=dict, blank=True, help_text="The run's figures.")
+    error = models.TextField(blank=True, help_text="The last failure.")
+
+    class Meta:
+        ordering = ["-key", "name"]
+        verbose_name = "daily job run"
+        constraints = [models.UniqueConstraint(fields=["name", "key"], name="job_run_once")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.key} ({self.get_state_display()})"

@@ -53,7 +53,6 @@ from .models import (
     ExecutionResult,
     Mandate,
     PresentationBatch,
-    PresentationRun,
     ReturnCodePolicy,
     SandboxBounceRule,
     ScheduledPresentation,
@@ -447,14 +446,6 @@ class PresentationBatchAdmin(ReadOnlyAdminMixin, HeadOfficeAdmin):
     list_select_related = ["partner"]
     list_filter = ["partner", ("run_date", admin.DateFieldListFilter)]
     search_fields = ["=reference"]
-    date_hierarchy = "run_date"
-
-
-@admin.register(PresentationRun)
-class PresentationRunAdmin(ReadOnlyAdminMixin, HeadOfficeAdmin):
-    """The day's presentation over all branches: head office only."""
-
-    list_display = ["run_date", "started_at", "finished_at", "presented", "notices"]
     date_hierarchy = "run_date"
 
 

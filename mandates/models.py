@@ -263,20 +263,6 @@ class ScheduledPresentation(models.Model):
         return f"{self.mandate} {self.due_date} ₹{self.amount}"
 
 
-class PresentationRun(models.Model):
-    """The daily presentation's guard: one row per date, so it runs once per date."""
-
-    run_date = models.DateField(unique=True)
-    started_at = models.DateTimeField(auto_now_add=True)
-    claimed_until = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    presented = models.PositiveIntegerField(default=0)
-    notices = models.PositiveIntegerField(default=0)
-
-    def __str__(self) -> str:
-        return f"Presentation run {self.run_date}"
-
-
 class PresentationBatch(models.Model):
     """The executions handed to one banking partner on one date."""
 

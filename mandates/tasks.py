@@ -21,7 +21,7 @@ def mandates_daily_task(self, run_date: str | None = None) -> dict:
         if held is not None:
             raise self.retry(args=[day.isoformat()], countdown=math.ceil(held) + 1)
     expired = services.mandates_expire(today=day)
-    return {"presented": run.presented if run else None, "expired": expired}
+    return {"presented": run.counts["presented"] if run else None, "expired": expired}
 
 
 @shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=10)

@@ -16,7 +16,7 @@ from core.errors import ApplicationError
 
 from . import selectors, services
 from .forms import BuildForm, DepositForm
-from .models import Dbs, Dcr, DcrLine, Deposit, JobRun, LateArrival, StatementUpload
+from .models import Dbs, Dcr, DcrLine, Deposit, LateArrival, StatementUpload
 
 SYNC_BUILD_LIMIT = 62  # branch-days built in the request; more go to a Celery task
 
@@ -337,16 +337,3 @@ class StatementUploadAdmin(HeadOfficeAdmin):
 
     def add_view(self, request, form_url="", extra_context=None):
         return HttpResponseRedirect(reverse("reconciliation:statement_upload"))
-
-
-@admin.register(JobRun)
-class JobRunAdmin(HeadOfficeAdmin):
-    list_display = [
-        "job", "business_date", "state", "attempts", "branches_done", "branches_total",
-        "started_at", "heartbeat_at", "finished_at", "owner",
-    ]  # fmt: skip
-    list_filter = ["state", "job"]
-    fields = readonly_fields = [*list_display, "error"]
-
-    def has_add_permission(self, request) -> bool:
-        return False

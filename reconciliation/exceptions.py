@@ -48,7 +48,3 @@ class StatementAlreadyImported(Conflict):
     """The same file (by content) was imported for this collection account before."""
 
     code = "duplicate_statement"
-
-
-class JobClaimLost(Exception):
-    """Another run took the job over (this one was silent past the lease)."""

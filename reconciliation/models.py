@@ -1,5 +1,5 @@
-"""Daily reconciliation of a branch's collections: the DCR, the DBS, deposits, bank
-statements, and the guard rows of the daily jobs.
+"""Daily reconciliation of a branch's collections: the DCR, the DBS, deposits and bank
+statements (the daily build's run-once guard is ``core.jobs``).
 
 - ``Dcr`` (Daily Collection Report): per branch and business date, the figures of the
   day's transactions (DynamoDB's ``branch_day`` index) by mode and by collector, the ids
@@ -11,8 +11,6 @@ statements, and the guard rows of the daily jobs.
 - ``Deposit``: cash paid in at a banking partner's collection account, with its slip.
 - ``StatementUpload`` / ``StatementLine``: a collection account's bank statement (CSV),
   matched to deposits by slip number and amount.
-- ``JobRun``: one row per (job, business date), claimed at the start of a daily job, so
-  that two beats or a redelivered task run it once.
 
 Money is ``core.money.MoneyField`` (14 digits, 2 places); DynamoDB holds integer paise.
 """
@@ -349,38 +347,3 @@ class StatementLine(models.Model):
 
     def __str__(self) -> str:
         return f"line {self.line_number}: {self.reference} ₹{self.credit}"
-
-
-class JobRun(models.Model):
-    """The guard of a daily job: one row per (job, business date), claimed at the start.
-
-    RUNNING with a fresh heartbeat: another run is at it. DONE: nothing to do. FAILED, or
-    RUNNING with a stale heartbeat (its process died): the next run takes it over and
-    resumes (every branch is recomputed idempotently; frozen DCRs are not rewritten)."""
-
-    class State(models.TextChoices):
-        RUNNING = "RUNNING", "Running"
-        DONE = "DONE", "Done"
-        FAILED = "FAILED", "Failed"
-
-    job = models.CharField(max_length=60)
-    business_date = models.DateField()
-    state = models.CharField(max_length=8, choices=State.choices, default=State.RUNNING)
-    owner = models.CharField(max_length=80, help_text="The run that holds the claim.")
-    attempts = models.PositiveSmallIntegerField(default=1)
-    branches_total = models.PositiveIntegerField(default=0)
-    branches_done = models.PositiveIntegerField(default=0)
-    started_at = models.DateTimeField()
-    heartbeat_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-business_date", "job"]
-        verbose_name = "daily job run"
-        constraints = [
-            models.UniqueConstraint(fields=["job", "business_date"], name="job_run_once_per_day"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.job} {self.business_date:%Y-%m-%d} ({self.get_state_display()})"

@@ -27,7 +27,7 @@ from payments.ddb_models import TransactionItem, branch_day_key
 from payments.services import MODES
 
 from .exceptions import StoreUnavailable
-from .models import Dbs, Dcr, DcrLine, Deposit, JobRun, StatementUpload, Status
+from .models import Dbs, Dcr, DcrLine, Deposit, StatementUpload, Status
 
 COLLECTED = frozenset({"RECEIVED", "POSTED"})  # count as collected
 NOT_COLLECTED = frozenset({"FAILED", "REVERSED"})  # listed separately
@@ -151,10 +151,6 @@ def branches_visible(*, user) -> QuerySet[Branch]:
 
 def statement_uploads_visible(*, user) -> QuerySet[StatementUpload]:
     return head_office_only(StatementUpload.objects.all(), user)
-
-
-def job_runs_visible(*, user) -> QuerySet[JobRun]:
-    return head_office_only(JobRun.objects.all(), user)
 
 
 def dcr_for_user(*, pk: int, user) -> Dcr | None:

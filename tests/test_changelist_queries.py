@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from accounts.models import Branch
 from audit.services import audit_relay_pending
+from core.jobs import job_claim, job_finish
 from loans.models import CoBorrower, CustomerBankAccount, LoanAccount, LoanCharge
 from loans.services import loan_charge_waiver_request
 from mandates import services as mandate_services
@@ -38,7 +39,6 @@ from notifications.models import NotificationTemplate
 from payments.models import LedgerSwitch
 from payments.services import payments_post_due
 from reconciliation import services as recon_services
-from reconciliation.models import JobRun
 from tests.factories import (
     AreaFactory,
     BankingPartnerFactory,
@@ -169,6 +169,9 @@ ROWS = {
     "notifications.notificationtemplate": _template,
     "notifications.outbox": lambda r, i: queued(),
     "approvals.approvalrequest": Rows.bounced,
+    "core.jobrun": lambda r, i: job_finish(
+        job_claim(name="dcr_daily@1800", key=days_ago(i + 2), lease=datetime.timedelta(hours=1))
+    ),
     "loans.loanproduct": lambda r, i: LoanProductFactory(code=f"P{i}"),
     "loans.bankingpartner": lambda r, i: BankingPartnerFactory(code=f"partner{i}"),
     "loans.collectionaccount": lambda r, i: collection_account(number=f"99990000{i:04d}"),
@@ -195,7 +198,6 @@ ROWS = {
     ),
     "mandates.scheduledpresentation": lambda r, i: active_mandate(r.loan(i), r.world.people),
     "mandates.presentationbatch": Rows.bounced,
-    "mandates.presentationrun": Rows.bounced,
     "mandates.executionresult": Rows.bounced,
     "reconciliation.dcr": Rows.dcr,
     "reconciliation.dbs": Rows.dcr,
@@ -203,13 +205,6 @@ ROWS = {
         r.own, collection_account(), "10.00", slip=f"Q-{i}", actor=r.world.users["BS"]
     ),
     "reconciliation.statementupload": Rows.statement,
-    "reconciliation.jobrun": lambda r, i: JobRun.objects.create(
-        job="dcr-daily",
-        business_date=days_ago(i + 2),
-        state=JobRun.State.DONE,
-        started_at=datetime.datetime.now(datetime.UTC),
-        heartbeat_at=datetime.datetime.now(datetime.UTC),
-    ),
 }
 
 # What a changelist needs in its query string to list anything (the transaction browser
@@ -233,6 +228,7 @@ PINS: dict[str, tuple[int, int | None]] = {
     "axes.accessattempt": (7, None),
     "axes.accessfailurelog": (7, None),
     "axes.accesslog": (7, None),
+    "core.jobrun": (4, None),
     "loans.bankingpartner": (4, 7),
     "loans.coborrower": (3, 6),
     "loans.collectionaccount": (5, None),
@@ -246,7 +242,6 @@ PINS: dict[str, tuple[int, int | None]] = {
     "mandates.executionresult": (4, 7),
     "mandates.mandate": (5, 8),
     "mandates.presentationbatch": (6, None),
-    "mandates.presentationrun": (5, None),
     "mandates.returncodepolicy": (4, 7),
     "mandates.sandboxbouncerule": (4, 7),
     "mandates.scheduledpresentation": (4, 7),
@@ -259,7 +254,6 @@ PINS: dict[str, tuple[int, int | None]] = {
     "reconciliation.dbs": (6, 9),
     "reconciliation.dcr": (6, 9),
     "reconciliation.deposit": (6, 9),
-    "reconciliation.jobrun": (4, None),
     "reconciliation.statementupload": (3, None),
 }
 

@@ -18,11 +18,11 @@ from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.utils import timezone
 
 from api import scopes
 from approvals.models import ApprovalRequest
 from audit.services import audit_relay_pending
+from core.models import JobRun
 from dynamo import registry
 from loans.models import CoBorrower, CustomerBankAccount, LoanCharge
 from loans.services import loan_charge_waiver_request
@@ -31,7 +31,6 @@ from mandates.models import (
     BankHoliday,
     ExecutionResult,
     PresentationBatch,
-    PresentationRun,
     ReturnCodePolicy,
     SandboxBounceRule,
     ScheduledPresentation,
@@ -41,7 +40,7 @@ from notifications.models import NotificationTemplate
 from payments.models import LedgerSwitch, Posting
 from payments.services import payments_post_due
 from reconciliation import services as recon_services
-from reconciliation.models import Dbs, Dcr, JobRun
+from reconciliation.models import Dbs, Dcr
 from tests.factories import (
     UserFactory,
     active_mandate,
@@ -180,7 +179,6 @@ def build_access_world() -> World:
             account_number="999999999999", return_code="04"
         ),
         "mandates.presentationbatch": PresentationBatch.objects.first(),
-        "mandates.presentationrun": PresentationRun.objects.first(),
         "reconciliation.statementupload": recon_services.statement_upload(
             collection_account_id=account.pk,
             file=SimpleUploadedFile(
@@ -189,13 +187,7 @@ def build_access_world() -> World:
             ),
             actor=world.users["FI"],
         ),
-        "reconciliation.jobrun": JobRun.objects.create(
-            job="dcr-daily",
-            business_date=days_ago(2),
-            state=JobRun.State.DONE,
-            started_at=timezone.now(),
-            heartbeat_at=timezone.now(),
-        ),
+        "core.jobrun": JobRun.objects.filter(name=mandate_services.PRESENTATION_JOB).first(),
     }
     for label, obj in singles.items():
         assert obj is not None, f"the world has no {label}"

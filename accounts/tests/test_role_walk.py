@@ -65,9 +65,8 @@ EVERYWHERE = {"own", "near", "far"}
 # others have no view permission there, whatever their role's permissions).
 HEAD_OFFICE_ONLY = {
     "reconciliation.statementupload",
-    "reconciliation.jobrun",
     "mandates.presentationbatch",
-    "mandates.presentationrun",
+    "core.jobrun",
 }
 
 # --- What each role may do in the admin -----------------------------------------------------
@@ -109,13 +108,12 @@ mandates.returncodepolicy          v     v     v     vac   v     v     vac
 mandates.sandboxbouncerule         v     v     v     vacd  v     v     vacd
 mandates.scheduledpresentation     v     v     v     v     v     v     v
 mandates.presentationbatch         -     -     -     v     v     v     v
-mandates.presentationrun           -     -     -     v     v     v     v
 mandates.executionresult           v     v     v     v     v     v     v
 reconciliation.dcr                 v     v     v     v     v     v     v
 reconciliation.dbs                 v     v     v     v     v     v     v
 reconciliation.deposit             vacd  vacd  vacd  v     v     v     vacd
 reconciliation.statementupload     -     -     -     v     v     v     v
-reconciliation.jobrun              -     -     -     v     v     v     v
+core.jobrun                        -     -     -     v     v     v     v
 """
 
 

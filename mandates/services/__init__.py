@@ -20,6 +20,7 @@ from .lifecycle import (
     mandates_expire,
 )
 from .presentation import (
+    PRESENTATION_JOB,
     RUN_LEASE,
     execution_id_for,
     mandates_present_due,
@@ -44,6 +45,7 @@ from .schedule import (
 
 __all__ = [
     "MAX_FILE_BYTES",
+    "PRESENTATION_JOB",
     "RUN_LEASE",
     "STOP_KINDS",
     "PartnerResult",

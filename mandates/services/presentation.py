@@ -1,7 +1,10 @@
-"""The daily presentation to banking partners, guarded per date, in batches per partner.
+"""The daily presentation to banking partners, once per date (the run-once guard of
+``core.jobs``), in batches per partner.
 
 Presentations use deterministic execution ids (``{presentation id}-{attempt}``) and
-conditional puts, so a run repeated after a crash presents nothing twice."""
+conditional puts, so a run repeated after a crash presents nothing twice. A taken-over run
+needs no checkpoint of its own: what is presented is marked on each presentation (and
+each pre-debit notice on its row), so it resumes with what is left."""
 
 from __future__ import annotations
 
@@ -12,16 +15,18 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 from pynamodb.exceptions import PynamoDBException
 
 from core.clock import iso
 from core.errors import ApplicationError
+from core.jobs import job_finish, job_heartbeat, job_held_for, job_run
+from core.models import JobRun
 from core.money import to_paise
 
 from ..ddb_models import DUE_DATE_SHARDS, MandateExecutionItem
-from ..models import Mandate, PresentationBatch, PresentationRun, ScheduledPresentation
+from ..models import Mandate, PresentationBatch, ScheduledPresentation
 from ..partners import DebitRequest, adapter_for
 
 logger = logging.getLogger(__name__)
@@ -29,60 +34,44 @@ S = Mandate.Status
 P = ScheduledPresentation.Status
 
 
+PRESENTATION_JOB = "mandates_presentation"
 RUN_LEASE = timedelta(seconds=settings.MANDATES_PRESENTATION_LEASE_SECONDS)
-
-
-def _claim_run(run_date: date) -> PresentationRun | None:
-    """One run per date, also with two beats: a run row, claimed with a lease so that a
-    run killed half-way can be resumed by the next one."""
-    run, _ = PresentationRun.objects.get_or_create(run_date=run_date)
-    now = timezone.now()
-    claimed = (
-        PresentationRun.objects.filter(pk=run.pk, finished_at__isnull=True)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + RUN_LEASE)
-    )
-    return PresentationRun.objects.get(pk=run.pk) if claimed else None
 
 
 def presentation_run_held_for(*, run_date: date) -> float | None:
     """Seconds until the lease of the date's unfinished run expires, when another run holds
     it; None when the date's run finished, or nobody holds it. A task that found the run
     held tries again then: a run killed half-way is resumed that day, not the next."""
-    run = PresentationRun.objects.filter(run_date=run_date, finished_at__isnull=True).first()
-    if run is None or run.claimed_until is None:
-        return None
-    left = (run.claimed_until - timezone.now()).total_seconds()
-    return left if left > 0 else None
+    return job_held_for(name=PRESENTATION_JOB, key=run_date)
 
 
-def mandates_present_due(*, run_date: date) -> PresentationRun | None:
+def mandates_present_due(*, run_date: date) -> JobRun | None:
     """Pre-debit notices for upcoming presentations, then today's presentations, batched
-    per banking partner. Returns None when another run has (or had) this date."""
-    run = _claim_run(run_date)
-    if run is None:
-        return None
-    _pre_debit_notices(run_date, run)
-    due = (
-        ScheduledPresentation.objects.filter(
-            status__in=[P.SCHEDULED, P.RETRY_SCHEDULED],
-            presentation_date__lte=run_date,
-            mandate__status=S.ACTIVE,
+    per banking partner. Returns the date's run (its ``counts``: ``presented``,
+    ``notices``), or None when another run has (or had) this date."""
+    with job_run(PRESENTATION_JOB, run_date, lease=RUN_LEASE) as run:
+        if run is None:
+            return None
+        _pre_debit_notices(run_date, run)
+        due = (
+            ScheduledPresentation.objects.filter(
+                status__in=[P.SCHEDULED, P.RETRY_SCHEDULED],
+                presentation_date__lte=run_date,
+                mandate__status=S.ACTIVE,
+            )
+            .select_related("mandate__banking_partner", "mandate__loan")
+            .order_by("mandate__banking_partner_id", "id")
         )
-        .select_related("mandate__banking_partner", "mandate__loan")
-        .order_by("mandate__banking_partner_id", "id")
-    )
-    by_partner: dict[int, list[ScheduledPresentation]] = {}
-    for row in due:
-        by_partner.setdefault(row.mandate.banking_partner_id, []).append(row)
-    for rows in by_partner.values():
-        _present_batch(run_date, rows)
-    # the date's batches, so that a resumed run also counts what the killed one presented
-    presented = PresentationBatch.objects.filter(run_date=run_date).aggregate(n=Sum("count"))["n"]
-    PresentationRun.objects.filter(pk=run.pk).update(
-        finished_at=timezone.now(), presented=presented or 0
-    )
-    run.refresh_from_db()
+        by_partner: dict[int, list[ScheduledPresentation]] = {}
+        for row in due:
+            by_partner.setdefault(row.mandate.banking_partner_id, []).append(row)
+        for rows in by_partner.values():
+            _present_batch(run_date, rows)
+            job_heartbeat(run)
+        # the date's batches, so that a resumed run also counts what the killed one presented
+        batches = PresentationBatch.objects.filter(run_date=run_date)
+        presented = batches.aggregate(n=Sum("count"))["n"] or 0
+        job_finish(run, counts={"presented": presented, "notices": run.counts.get("notices", 0)})
     return run
 
 
@@ -157,7 +146,7 @@ def _present_batch(run_date: date, rows: list[ScheduledPresentation]) -> int:
     return len(rows)
 
 
-def _pre_debit_notices(run_date: date, run: PresentationRun) -> None:
+def _pre_debit_notices(run_date: date, run: JobRun) -> None:
     """Each notice is marked on its presentation and counted on the run in one transaction,
     so a run killed half-way and resumed counts every notice of the date once."""
     from notifications.services import notification_queue
@@ -177,7 +166,7 @@ def _pre_debit_notices(run_date: date, run: PresentationRun) -> None:
             ).update(pre_debit_notified_at=timezone.now())
             if not marked:
                 continue
-            PresentationRun.objects.filter(pk=run.pk).update(notices=F("notices") + 1)
+            job_heartbeat(run, counts={"notices": run.counts.get("notices", 0) + 1})
             try:
                 notification_queue(
                     template_code="pre_debit_notice",

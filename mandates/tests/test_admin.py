@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from approvals.models import ApprovalRequest
+from core.models import JobRun
 from loans.models import LoanCharge
 from mandates import services
 from mandates.exceptions import ResponseFileRejected, ResultRejected
@@ -21,7 +22,6 @@ from mandates.models import (
     ExecutionResult,
     Mandate,
     PresentationBatch,
-    PresentationRun,
     ScheduledPresentation,
 )
 from tests.factories import (
@@ -370,14 +370,14 @@ def test_read_only_screens_open_and_refuse_changes(mandate_world):
     presented(mandate)
     ops = logged_in(mandate_world["people"]["ops"])
     for model in (
-        "scheduledpresentation",
-        "presentationbatch",
-        "presentationrun",
-        "executionresult",
-        "returncodepolicy",
-        "sandboxbouncerule",
+        "mandates/scheduledpresentation",
+        "mandates/presentationbatch",
+        "core/jobrun",
+        "mandates/executionresult",
+        "mandates/returncodepolicy",
+        "mandates/sandboxbouncerule",
     ):
-        assert ops.get(f"/admin/mandates/{model}/").status_code == 200, model
+        assert ops.get(f"/admin/{model}/").status_code == 200, model
     for model in ("scheduledpresentation", "presentationbatch", "executionresult"):
         assert ops.get(f"/admin/mandates/{model}/add/").status_code == 403, model
     foreign = active_mandate(mandate_world["other_loan"], mandate_world["other_people"])
@@ -388,20 +388,20 @@ def test_read_only_screens_open_and_refuse_changes(mandate_world):
 
 def test_batches_and_runs_span_branches_so_only_head_office_sees_them(mandate_world):
     presented(active_mandate(mandate_world["loan"], mandate_world["people"]))
-    batch, run = PresentationBatch.objects.get(), PresentationRun.objects.get()
+    batch, run = PresentationBatch.objects.get(), JobRun.objects.get()
     ops = logged_in(mandate_world["people"]["ops"])
-    for model, obj in (("presentationbatch", batch), ("presentationrun", run)):
-        assert list(ops.get(f"/admin/mandates/{model}/").context["cl"].result_list) == [obj]
-        assert ops.get(f"/admin/mandates/{model}/{obj.pk}/change/").status_code == 200
+    for model, obj in (("mandates/presentationbatch", batch), ("core/jobrun", run)):
+        assert list(ops.get(f"/admin/{model}/").context["cl"].result_list) == [obj]
+        assert ops.get(f"/admin/{model}/{obj.pk}/change/").status_code == 200
     for user in (mandate_world["people"]["staff"], mandate_world["people"]["manager"]):
         client = logged_in(user)
-        for model, obj in (("presentationbatch", batch), ("presentationrun", run)):
-            assert client.get(f"/admin/mandates/{model}/").status_code == 403, model
-            assert client.get(f"/admin/mandates/{model}/{obj.pk}/change/").status_code == 403
+        for model, obj in (("mandates/presentationbatch", batch), ("core/jobrun", run)):
+            assert client.get(f"/admin/{model}/").status_code == 403, model
+            assert client.get(f"/admin/{model}/{obj.pk}/change/").status_code == 403
         sidebar = client.get("/admin/mandates/mandate/").content.decode()
         assert "/admin/mandates/mandate/" in sidebar
         assert "/admin/mandates/presentationbatch/" not in sidebar
-        assert "/admin/mandates/presentationrun/" not in sidebar
+        assert "/admin/core/jobrun/" not in sidebar
 
 
 # --- The partner's response file ------------------------------------------------------------

@@ -10,6 +10,8 @@ from django.utils import timezone
 from accounts.models import User
 from approvals.services import approval_decide
 from core.errors import Conflict
+from core.jobs import job_claim
+from core.models import JobRun
 from loans.models import Instalment, LoanCharge
 from loans.services import loan_charge_waiver_request
 from mandates import sandbox, services
@@ -20,7 +22,6 @@ from mandates.models import (
     ExecutionResult,
     Mandate,
     PresentationBatch,
-    PresentationRun,
     SandboxBounceRule,
     ScheduledPresentation,
 )
@@ -70,7 +71,7 @@ def test_schedule_follows_the_loan_and_skips_sundays_and_bank_holidays(presentab
 
 def test_presentation_creates_executions_batched_per_partner_once_per_date(presentable):
     run = _present(presentable)
-    assert run.presented == 1
+    assert run.counts["presented"] == 1
     item = MandateExecutionItem.get(_execution(presentable))
     assert item.status == "PRESENTED" and item.umrn == presentable["mandate"].umrn
     assert item.amount_paise == int(presentable["first"].amount * 100)
@@ -83,7 +84,7 @@ def test_presentation_creates_executions_batched_per_partner_once_per_date(prese
 def test_a_pre_debit_notice_goes_out_before_the_presentation(presentable):
     day_before = presentable["first"].presentation_date - timedelta(days=1)
     run = services.mandates_present_due(run_date=day_before)
-    assert run.notices == 1 and run.presented == 0
+    assert run.counts["notices"] == 1 and run.counts["presented"] == 0
     notices = [n for n in NotificationItem.scan() if n.template_code == "pre_debit_notice"]
     assert len(notices) == 1
     assert presentable["loan"].loan_number in notices[0].body
@@ -119,19 +120,19 @@ def test_a_run_killed_half_way_is_resumed_without_presenting_twice(presentable):
         status="SCHEDULED", attempts=0
     )
     PresentationBatch.objects.update(count=0, total=0)  # rolled back with the rows
-    PresentationRun.objects.update(finished_at=None, claimed_until=None)
+    JobRun.objects.update(state="RUNNING", finished_at=None, lease_until=None)
     run = services.mandates_present_due(run_date=presentable["first"].presentation_date)
-    assert run.presented == 1
+    assert run.counts["presented"] == 1
     assert MandateExecutionItem.count() == 1  # the same deterministic execution id
 
 
 def test_a_resumed_run_counts_the_notices_of_the_killed_one(presentable):
     day_before = presentable["first"].presentation_date - timedelta(days=1)
-    killed = presentation._claim_run(day_before)
+    killed = job_claim(name=services.PRESENTATION_JOB, key=day_before, lease=services.RUN_LEASE)
     presentation._pre_debit_notices(day_before, killed)  # then the worker died
-    PresentationRun.objects.update(claimed_until=None)  # its lease ran out
+    JobRun.objects.update(lease_until=timezone.now() - timedelta(seconds=1))  # its lease ran out
     run = services.mandates_present_due(run_date=day_before)
-    assert run.notices == 1
+    assert run.counts["notices"] == 1
     notices = [n for n in NotificationItem.scan() if n.template_code == "pre_debit_notice"]
     assert len(notices) == 1  # not sent again
 
@@ -139,14 +140,14 @@ def test_a_resumed_run_counts_the_notices_of_the_killed_one(presentable):
 def test_a_held_run_tells_how_long_its_lease_has_left(presentable):
     day = presentable["first"].presentation_date
     assert services.presentation_run_held_for(run_date=day) is None  # no run yet
-    PresentationRun.objects.create(
-        run_date=day, claimed_until=timezone.now() + timedelta(seconds=120)
-    )
+    job_claim(name=services.PRESENTATION_JOB, key=day, lease=timedelta(seconds=120))
     assert 110 < services.presentation_run_held_for(run_date=day) <= 120
-    PresentationRun.objects.update(claimed_until=timezone.now() - timedelta(seconds=1))
+    JobRun.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
     assert services.presentation_run_held_for(run_date=day) is None  # lapsed: claimable
-    PresentationRun.objects.update(
-        claimed_until=timezone.now() + timedelta(seconds=120), finished_at=timezone.now()
+    JobRun.objects.update(
+        lease_until=timezone.now() + timedelta(seconds=120),
+        state="DONE",
+        finished_at=timezone.now(),
     )
     assert services.presentation_run_held_for(run_date=day) is None  # done for the date
 
@@ -161,16 +162,17 @@ def test_a_task_that_finds_the_run_held_resumes_it_when_the_lease_lapses(present
     from mandates.tasks import mandates_daily_task
 
     day = presentable["first"].presentation_date
-    PresentationRun.objects.create(
-        run_date=day, claimed_until=timezone.now() + timedelta(seconds=2)
+    job_claim(
+        name=services.PRESENTATION_JOB, key=day, lease=timedelta(seconds=2), owner="dead"
     )  # the dead run's lease
+    runs = JobRun.objects.filter(name=services.PRESENTATION_JOB, key=day.isoformat())
     with start_worker(app, perform_ping_check=False, pool="solo", shutdown_timeout=10):
         mandates_daily_task.delay(day.isoformat())
         deadline = time.monotonic() + 30
-        while not PresentationRun.objects.filter(run_date=day, finished_at__isnull=False):
+        while not runs.filter(finished_at__isnull=False):
             assert time.monotonic() < deadline, "the run was not resumed"
             time.sleep(0.2)
-    assert PresentationRun.objects.get(run_date=day).presented == 1
+    assert runs.get().counts["presented"] == 1
     presentable["first"].refresh_from_db()
     assert presentable["first"].status == "PRESENTED"
     assert MandateExecutionItem.count() == 1
@@ -265,7 +267,7 @@ def test_a_retryable_bounce_charges_the_loan_and_is_represented(presentable):
             return_code="04",
         )
         presentable["first"].refresh_from_db()
-        PresentationRun.objects.all().delete()
+        JobRun.objects.all().delete()
     assert presentable["first"].status == "STOPPED"
     assert LoanCharge.objects.count() == 3
 

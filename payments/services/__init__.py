@@ -21,7 +21,6 @@ from .posting import (
     queue_claim_due,
     queue_item_process,
     queue_item_retry,
-    worker_name,
 )
 from .reversal import (
     payment_reversal_request,
@@ -55,5 +54,4 @@ __all__ = [
     "queue_item_retry",
     "transaction_body",
     "transaction_get",
-    "worker_name",
 ]

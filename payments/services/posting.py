@@ -7,8 +7,6 @@ changing the result.
 from __future__ import annotations
 
 import logging
-import secrets
-import socket
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -19,6 +17,7 @@ from pynamodb.exceptions import PynamoDBException, TransactWriteError
 
 from audit.services import audit_record
 from core.clock import iso
+from core.jobs import worker_id
 from core.money import from_paise
 from dynamo.errors import cancellation_codes, is_unavailable
 from dynamo.transactions import transact_write
@@ -42,10 +41,6 @@ logger = logging.getLogger(__name__)
 
 
 POSTING_LEASE = timedelta(seconds=settings.PAYMENTS_POSTING_LEASE_SECONDS)
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{secrets.token_hex(4)}"
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -305,7 +300,7 @@ def queue_item_process(*, item: QueueItem) -> str:
 
 def payments_post_due(*, limit: int = 100, worker: str | None = None) -> dict[str, int]:
     """Claim and post what is due. Safe to run in any number of workers at once."""
-    worker = worker or worker_name()
+    worker = worker or worker_id()
     outcomes: dict[str, int] = {}
     for item in queue_claim_due(limit=limit, worker=worker):
         try:
@@ -321,7 +316,7 @@ def payments_post_due(*, limit: int = 100, worker: str | None = None) -> dict[st
 
 def payment_post_one(*, txn_id: str) -> str:
     """Post one transaction now if its item is due (used right after ingestion)."""
-    worker = worker_name()
+    worker = worker_id()
     item = QueueItem(txn_id)
     now = timezone.now()
     try:

@@ -18,7 +18,7 @@ from .deposits import (
     deposit_update,
     slip_scan_problem,
 )
-from .jobs import JOB_LEASE, dcr_daily_run, job_claim, reconciliation_tick
+from .jobs import JOB_LEASE, dcr_daily_run, reconciliation_tick
 from .statements import ADD_STATEMENT, STATEMENT_MAX_BYTES, statement_match, statement_upload
 from .workflow import (
     APPROVE_DBS,
@@ -66,7 +66,6 @@ __all__ = [
     "deposit_problems",
     "deposit_record",
     "deposit_update",
-    "job_claim",
     "reconciliation_tick",
     "slip_scan_problem",
     "statement_match",

@@ -1,5 +1,4 @@
 import datetime
-import threading
 import time
 from decimal import Decimal
 
@@ -9,33 +8,14 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditOutbox
+from core.jobs import job_claim
+from core.models import JobRun
 from payments.services import business_date_for
 from reconciliation import services
 from reconciliation.exceptions import AlreadyDecided
-from reconciliation.models import Dbs, Dcr, JobRun
+from reconciliation.models import Dbs, Dcr
+from tests.concurrency import in_threads
 from tests.factories import UserFactory, branch_with_loan, days_ago, pay
-
-
-def _in_threads(*calls):
-    """Run the calls at the same moment, each in its own thread and database connection."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def run(index, call):
-        try:
-            barrier.wait()
-            results[index] = call()
-        except Exception as exc:
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return results
 
 
 @pytest.mark.django_db(transaction=True)
@@ -50,11 +30,11 @@ def test_two_concurrent_daily_runs_for_the_same_date_run_once():
     def run():
         return services.dcr_daily_run(job="dcr_daily@1800", business_date=day, branch_ids=branches)
 
-    outcomes = _in_threads(run, run)
+    outcomes = in_threads(run, run)
     assert sorted(outcomes) == ["done", "skipped"]
     assert run() == "skipped"  # a redelivered task later: nothing to do
     job = JobRun.objects.get()
-    assert (job.state, job.attempts, job.branches_done) == ("DONE", 1, 3)
+    assert (job.state, job.attempts, job.counts["branches_done"]) == ("DONE", 1, 3)
     assert Dcr.objects.filter(business_date=day).count() == 3
     assert Dbs.objects.filter(business_date=day).count() == 3
 
@@ -100,10 +80,15 @@ def test_a_run_failing_half_way_leaves_no_half_written_dcr_and_resumes():
     assert Dcr.objects.filter(branch_id__in=ids).count() == 2
     job = JobRun.objects.get()
     assert job.state == "FAILED" and "injected failure" in job.error
+    written = dict(Dcr.objects.values_list("branch_id", "computed_at"))
 
     assert services.dcr_daily_run(job="dcr_daily@1800", business_date=day, branch_ids=ids) == "done"
+    # resumed from its checkpoint: the branches written before are not built again
+    assert {
+        b: at for b, at in Dcr.objects.values_list("branch_id", "computed_at") if b in written
+    } == written
     job.refresh_from_db()
-    assert (job.state, job.attempts, job.branches_done) == ("DONE", 2, 3)
+    assert (job.state, job.attempts, job.counts["branches_done"]) == ("DONE", 2, 3)
     for branch_id in ids:
         dcr = Dcr.objects.get(branch_id=branch_id, business_date=day)
         assert (dcr.collected_count, dcr.collected_amount) == (1, Decimal("250.00"))
@@ -113,10 +98,11 @@ def test_a_run_failing_half_way_leaves_no_half_written_dcr_and_resumes():
 @pytest.mark.django_db
 def test_a_run_whose_worker_died_is_taken_over_after_the_lease():
     day = days_ago(1)
-    assert services.job_claim(job="j", business_date=day, owner="dead") is not None
-    assert services.job_claim(job="j", business_date=day, owner="second") is None
-    JobRun.objects.update(heartbeat_at=timezone.now() - services.JOB_LEASE - datetime.timedelta(1))
-    claimed = services.job_claim(job="j", business_date=day, owner="third")
+    lease = services.JOB_LEASE
+    assert job_claim(name="j", key=day, lease=lease, owner="dead") is not None
+    assert job_claim(name="j", key=day, lease=lease, owner="second") is None
+    JobRun.objects.update(lease_until=timezone.now() - datetime.timedelta(1))
+    claimed = job_claim(name="j", key=day, lease=lease, owner="third")
     assert claimed.owner == "third" and claimed.attempts == 2
 
 
@@ -130,7 +116,7 @@ def test_concurrent_approvals_one_wins_with_one_audit_transition():
         UserFactory(role="Area Manager", home_area=branch.area),
         UserFactory(role="Area Manager", home_area=branch.area),
     )
-    results = _in_threads(
+    results = in_threads(
         lambda: services.dcr_approve(dcr_id=dcr.pk, actor=first),
         lambda: services.dcr_approve(dcr_id=dcr.pk, actor=second),
     )

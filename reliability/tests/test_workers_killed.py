@@ -22,22 +22,18 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
+from core.models import JobRun
 from core.money import from_paise
 from loans.models import Instalment, LoanAccount
 from mandates.ddb_models import MandateExecutionItem
-from mandates.models import (
-    ExecutionResult,
-    PresentationBatch,
-    PresentationRun,
-    ScheduledPresentation,
-)
-from mandates.services import execution_id_for
+from mandates.models import ExecutionResult, PresentationBatch, ScheduledPresentation
+from mandates.services import PRESENTATION_JOB, execution_id_for
 from mandates.tasks import mandates_daily_task
 from notifications.ddb_models import NotificationItem
 from payments.ddb_models import QueueItem, TransactionItem
 from payments.models import Posting
 from payments.services import business_date_for, payment_ingest
-from reconciliation.models import Dbs, Dcr, JobRun
+from reconciliation.models import Dbs, Dcr
 from reconciliation.services import dbs_refresh, dcr_build_many
 from reconciliation.tasks import reconciliation_tick_task
 from reliability.services import figures
@@ -215,7 +211,8 @@ def test_a_worker_killed_while_presenting_resumes_without_presenting_twice(
     assert statuses == {(partner_a.pk, "PRESENTED"), (partner_b.pk, "SCHEDULED")}
     executions_at_kill = MandateExecutionItem.count()
     assert executions_at_kill == total  # B's were written to DynamoDB, not yet committed
-    assert PresentationRun.objects.get(run_date=today).finished_at is None
+    presentation_run = JobRun.objects.filter(name=PRESENTATION_JOB, key=today.isoformat())
+    assert presentation_run.get().finished_at is None
     first_worker.kill()
     killed_at = time.monotonic()
     row_locks.release(lock)
@@ -251,9 +248,9 @@ def test_a_worker_killed_while_presenting_resumes_without_presenting_twice(
         presented = [r for r in rows if r.mandate.banking_partner_id == partner.pk]
         assert batch.count == len(presented) == MANDATES_PER_PARTNER
         assert batch.total == sum(r.amount for r in presented)
-    run = PresentationRun.objects.get(run_date=today)
+    run = presentation_run.get()
     assert run.finished_at is not None
-    assert run.presented == total  # the killed run's batch counts too
+    assert run.counts["presented"] == total  # the killed run's batch counts too
     nach = {t.receipt_number: t for t in TransactionItem.scan()}
     assert set(nach) == {f"NACH-{e}" for e in expected_ids}
     assert {t.status for t in nach.values()} == {"POSTED"}
@@ -306,9 +303,10 @@ def test_a_worker_killed_during_the_dcr_aggregation_leaves_no_half_written_dcr(
     branch's DBS row, each from its own connection, and releases them one at a time as
     the worker reaches them: two branches are written, and the worker is killed while it
     waits for the third branch's DBS, with that branch's DCR written but not committed.
-    Its daily job row stays RUNNING with a stale heartbeat; the tick task is delivered
-    again to the next worker, which takes the job over (after 5 s here) and builds every
-    branch. The figures must equal a clean build, and no DCR is ever half-written."""
+    Its daily job run stays RUNNING with a lapsing lease; the tick task is delivered
+    again to the next worker, which takes the job over (after 5 s here) and builds the
+    branches its checkpoint does not hold. The figures must equal a clean build, and no
+    DCR is ever half-written."""
     branches, collected = [], {}
     principal = recon.UserFactory(is_superuser=True)
     # the cut-off 12 hours away: the closed date cannot change while the test runs
@@ -339,8 +337,8 @@ def test_a_worker_killed_during_the_dcr_aggregation_leaves_no_half_written_dcr(
             row_locks.release(holder)
             released.append(locks[holder])
     blocked_on = locks[holder]
-    job = JobRun.objects.get(business_date=closed)
-    assert (job.state, job.branches_done) == ("RUNNING", 2)
+    job = JobRun.objects.get(name__startswith="dcr_daily", key=closed.isoformat())
+    assert (job.state, job.counts["branches_done"]) == ("RUNNING", 2)
     written = set(Dcr.objects.filter(business_date=closed).values_list("branch_id", flat=True))
     assert written == set(released)
     first_worker.kill()
@@ -356,7 +354,7 @@ def test_a_worker_killed_during_the_dcr_aggregation_leaves_no_half_written_dcr(
     celery_workers.start(concurrency=2)
     wait_until(
         lambda: (
-            JobRun.objects.filter(business_date=closed, state="DONE").exists()
+            JobRun.objects.filter(pk=job.pk, state="DONE").exists()
             and Posting.objects.count() == BRANCHES * PAYMENTS_PER_BRANCH
         ),
         timeout=120,
@@ -364,7 +362,7 @@ def test_a_worker_killed_during_the_dcr_aggregation_leaves_no_half_written_dcr(
     )
     recovered_after = time.monotonic() - killed_at
     job.refresh_from_db()
-    assert (job.attempts, job.branches_done) == (2, BRANCHES)
+    assert (job.attempts, job.counts["branches_done"]) == (2, BRANCHES)
 
     after_recovery = _dcr_snapshot(closed)
     assert set(after_recovery) == {b.pk for b in branches}
