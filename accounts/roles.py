@@ -68,6 +68,7 @@ ROLES: dict[str, list[str]] = {
         "reconciliation.view_*",
         "notifications.*",
         "audit.view_*",
+        "core.view_outboxmessage",  # the outbox: what waits to reach DynamoDB, and why
     ],
     "Finance": [
         "loans.view_*",

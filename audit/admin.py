@@ -21,7 +21,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from accounts.scoping import sees_everything
 
-from .models import AuditOutbox, Events
+from .models import AuditMessage, Events
 from .selectors import (
     AuditEvent,
     EventPage,
@@ -133,7 +133,7 @@ class AuditSearchForm(forms.Form):
 @admin.register(Events)
 class AuditEventsAdmin(admin.ModelAdmin):
     """The audit browser. It reads DynamoDB through ``audit.selectors``; only users with
-    ``audit.view_auditoutbox`` may use it, and they see the events of what is in scope."""
+    ``audit.view_events`` may use it, and they see the events of what is in scope."""
 
     page_size = 50
 
@@ -184,7 +184,7 @@ class AuditEventsAdmin(admin.ModelAdmin):
                 rows = [_row(event) for event in page.events]
                 next_url = _next_url(request, page.next_token)
         # The relay's backlog counts every branch's events: shown to who sees everything.
-        pending = AuditOutbox.objects.filter(relayed_at__isnull=True)
+        pending = AuditMessage.objects.filter(done_at__isnull=True)
         if not sees_everything(request.user):
             pending = pending.none()
         context = {
@@ -196,7 +196,7 @@ class AuditEventsAdmin(admin.ModelAdmin):
             "rows": rows,
             "next_url": next_url,
             "pending_count": pending.count(),
-            "oldest_pending": pending.order_by("id").values_list("occurred_at", flat=True).first(),
+            "oldest_pending": pending.order_by("id").values_list("created_at", flat=True).first(),
             **(extra_context or {}),
         }
         request.current_app = self.admin_site.name

@@ -6,13 +6,17 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
+        from core import outbox
         from core.workflow import transitioned
 
-        from .services import audit_transition
+        from .models import AUDIT_TOPIC
+        from .services import audit_events_deliver, audit_transition
         from .tracking import track
 
-        # Every workflow move (core.workflow.transition) writes its audit outbox row.
+        # Every workflow move (core.workflow.transition) writes its audit event to the outbox.
         transitioned.connect(audit_transition, dispatch_uid="audit:transition")
+        # The relay copies them to DynamoDB in batches (one conditional put each).
+        outbox.register(AUDIT_TOPIC, audit_events_deliver, batch=True)
 
         track("accounts.User", exclude=("last_login",), secret=("password",), masked=("mobile",))
         track("accounts.Region")

@@ -129,7 +129,7 @@ POSTING_FIELDS = [
     "posted_at",
     "reversed_at",
     "reversed_by",
-    "reversal_synced_at",
+    "reversal_synced",
 ]
 
 
@@ -172,6 +172,12 @@ class PostingAdmin(ScopedModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description="Reversal in DynamoDB")
+    def reversal_synced(self, obj: Posting) -> str:
+        if obj.reversed_at is None:
+            return "—"
+        return "pending" if selectors.reversal_sync_pending(obj) else "done"
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip().upper()

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 
 from accounts.models import User
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from notifications.ddb_models import NotificationItem
 from tests.factories import BranchFactory, UserFactory
 
@@ -41,6 +41,8 @@ def test_a_user_added_in_the_admin_is_saved_audited_and_welcomed(
     user = User.objects.get(username="new.staff")
     assert user.check_password("A-long-enough-passphrase-1")
     assert list(user.groups.all()) == [group]
-    assert AuditOutbox.objects.filter(entity=f"accounts.user#{user.pk}", action="create").exists()
+    assert AuditMessage.objects.filter(
+        ref=f"accounts.user#{user.pk}", payload__action="create"
+    ).exists()
     welcomes = [n for n in NotificationItem.scan() if n.template_code == "welcome"]
     assert {n.channel for n in welcomes} == {"EMAIL", "SMS"}

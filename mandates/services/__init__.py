@@ -25,7 +25,11 @@ from .presentation import (
     mandates_present_due,
     presentation_run_held_for,
 )
-from .results import execution_result_apply, execution_result_sync, execution_results_sync_pending
+from .results import (
+    execution_result_apply,
+    execution_result_deliver,
+    execution_result_sync,
+)
 from .schedule import mandate_schedule_generate, next_working_day, presentations_reschedule
 
 __all__ = [
@@ -33,8 +37,8 @@ __all__ = [
     "STOP_KINDS",
     "execution_id_for",
     "execution_result_apply",
+    "execution_result_deliver",
     "execution_result_sync",
-    "execution_results_sync_pending",
     "mandate_activate",
     "mandate_approve",
     "mandate_create",

@@ -22,9 +22,9 @@ from .posting import (
     worker_name,
 )
 from .reversal import (
+    payment_reversal_deliver,
     payment_reversal_request,
     payment_reversal_sync,
-    payment_reversals_sync_pending,
     payment_reverse,
 )
 
@@ -41,9 +41,9 @@ __all__ = [
     "ledger_post",
     "payment_ingest",
     "payment_post_one",
+    "payment_reversal_deliver",
     "payment_reversal_request",
     "payment_reversal_sync",
-    "payment_reversals_sync_pending",
     "payment_reverse",
     "payments_post_due",
     "queue_claim_due",
