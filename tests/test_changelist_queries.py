@@ -234,7 +234,7 @@ PINS: dict[str, tuple[int, int | None]] = {
     "axes.accessattempt": (7, None),
     "axes.accessfailurelog": (7, None),
     "axes.accesslog": (7, None),
-    "core.outboxmessage": (3, None),
+    "core.outboxmessage": (4, None),
     "loans.bankingpartner": (4, 7),
     "loans.coborrower": (3, 6),
     "loans.collectionaccount": (5, None),
