@@ -155,7 +155,7 @@ def test_two_approvers_at_once_one_wins_with_one_audit_event(lifecycle):
         AuditMessage.objects.filter(
             ref=f"mandates.mandate#{mandate.pk}",
             payload__action="transition",
-            changes__status=["PENDING_APPROVAL", "APPROVED"],
+            payload__changes__status=["PENDING_APPROVAL", "APPROVED"],
         ).count()
         == 1
     )
