@@ -69,6 +69,7 @@ ROLES: dict[str, list[str]] = {
         "notifications.*",
         "audit.view_*",
         "core.view_jobrun",  # the daily jobs' runs (head office only)
+        "core.view_outboxmessage",  # the outbox: what waits to reach DynamoDB, and why
     ],
     "Finance": [
         "loans.view_*",

@@ -22,7 +22,7 @@ from pynamodb.exceptions import PynamoDBException
 from accounts.scoping import sees_everything
 from core.admin.dynamo import DynamoAdmin, next_page_url
 
-from .models import AuditOutbox, Events
+from .models import AuditMessage, Events
 from .selectors import (
     AuditEvent,
     EventPage,
@@ -141,7 +141,7 @@ class AuditSearchForm(forms.Form):
 @admin.register(Events)
 class AuditEventsAdmin(DynamoAdmin):
     """The audit browser. It reads DynamoDB through ``audit.selectors``; only users with
-    ``audit.view_auditoutbox`` may use it, and they see the events of what is in scope."""
+    ``audit.view_events`` may use it, and they see the events of what is in scope."""
 
     def can_view(self, request) -> bool:
         return user_can_browse_audit(request.user)
@@ -167,7 +167,7 @@ class AuditEventsAdmin(DynamoAdmin):
                 rows = [_row(event) for event in page.events]
                 next_url = _next_url(request, page.next_token)
         # The relay's backlog counts every branch's events: shown to who sees everything.
-        pending = AuditOutbox.objects.filter(relayed_at__isnull=True)
+        pending = AuditMessage.objects.filter(done_at__isnull=True)
         if not sees_everything(request.user):
             pending = pending.none()
         context = {
@@ -179,7 +179,7 @@ class AuditEventsAdmin(DynamoAdmin):
             "rows": rows,
             "next_url": next_url,
             "pending_count": pending.count(),
-            "oldest_pending": pending.order_by("id").values_list("occurred_at", flat=True).first(),
+            "oldest_pending": pending.order_by("id").values_list("created_at", flat=True).first(),
             **(extra_context or {}),
         }
         request.current_app = self.admin_site.name

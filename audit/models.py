@@ -1,7 +1,15 @@
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
 from django.db import models
-from django.db.models import Q
-from django.utils import timezone
 from ulid import ULID
+
+from core.models import OutboxMessage
+
+# The outbox topic of audit events (core.outbox): key = event id, ref = entity.
+AUDIT_TOPIC = "audit"
 
 
 def new_event_id() -> str:
@@ -9,13 +17,25 @@ def new_event_id() -> str:
     return str(ULID())
 
 
-class AuditOutbox(models.Model):
-    """An audit event written in the same Postgres transaction as the change it describes.
+def _payload_field(name: str, default: Any = None) -> property:
+    return property(lambda message: message.payload.get(name, default), doc=f"payload[{name!r}]")
+
+
+class AuditMessageManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(topic=AUDIT_TOPIC)
+
+
+class AuditMessage(OutboxMessage):
+    """An audit event written in the same Postgres transaction as the change it describes:
+    a message of the outbox's ``audit`` topic (``core.outbox``).
 
     A Postgres change cannot commit atomically with a DynamoDB write, so the event waits
-    here until ``audit_relay_pending`` copies it to DynamoDB (at least once, idempotent by
-    ``event_id``) and sets ``relayed_at``. Values in ``changes`` are already masked.
-    """
+    there until the relay copies it to DynamoDB (at least once, idempotent by the event id,
+    its ``key``) and marks it done. Its ``ref`` is the entity (``app_label.model_name#pk``,
+    indexed while pending: the history pages show an entity's pending events), its
+    ``created_at`` the moment it happened; the payload holds the rest, values in
+    ``changes`` already masked."""
 
     class Action(models.TextChoices):
         CREATE = "create", "Create"
@@ -23,49 +43,48 @@ class AuditOutbox(models.Model):
         DELETE = "delete", "Delete"
         TRANSITION = "transition", "Transition"
 
-    event_id = models.CharField(max_length=26, unique=True, default=new_event_id, editable=False)
-    entity = models.CharField(max_length=200, help_text="app_label.model_name#pk")
-    entity_repr = models.CharField(max_length=200, blank=True)
-    action = models.CharField(max_length=12, choices=Action.choices)
-    # Not a foreign key: the trail outlives users, and a user's own deletion is audited too.
-    actor_id = models.BigIntegerField(null=True, blank=True)
-    actor_repr = models.CharField(max_length=150, blank=True)
-    request_id = models.CharField(max_length=64, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    occurred_at = models.DateTimeField(default=timezone.now)
-    changes = models.JSONField(default=dict, blank=True, help_text="{field: [before, after]}")
-    remarks = models.TextField(blank=True)
-    relayed_at = models.DateTimeField(null=True, blank=True)
+    objects = AuditMessageManager()
 
     class Meta:
-        verbose_name = "audit outbox row"
-        indexes = [
-            # The relay's "oldest pending first" and the history view's pending rows stay
-            # index lookups however large the relayed history grows.
-            models.Index(
-                fields=["id"], condition=Q(relayed_at__isnull=True), name="audit_outbox_pending"
-            ),
-            models.Index(
-                fields=["entity"],
-                condition=Q(relayed_at__isnull=True),
-                name="audit_outbox_pending_entity",
-            ),
-        ]
+        proxy = True
+        default_permissions = ()
+        verbose_name = "audit outbox message"
 
     def __str__(self) -> str:
         return f"{self.action} {self.entity} ({self.event_id})"
 
     @property
+    def event_id(self) -> str:
+        return self.key
+
+    @property
+    def entity(self) -> str:
+        return self.ref
+
+    @property
+    def occurred_at(self) -> datetime.datetime:
+        return self.created_at
+
+    action = _payload_field("action", "")
+    entity_repr = _payload_field("entity_repr", "")
+    actor_id = _payload_field("actor_id")  # not a foreign key: the trail outlives users
+    actor_repr = _payload_field("actor_repr", "")
+    request_id = _payload_field("request_id", "")
+    ip = _payload_field("ip")
+    changes = _payload_field("changes", {})  # {field: [before, after]}, masked
+    remarks = _payload_field("remarks", "")
+
+    @property
     def is_pending(self) -> bool:
-        return self.relayed_at is None
+        return self.done_at is None
 
 
-class Events(AuditOutbox):
+class Events(AuditMessage):
     """The admin's audit browser (at /admin/audit/events/, hence the name). It reads
-    DynamoDB, not this table; access needs ``audit.view_auditoutbox``."""
+    DynamoDB, not the outbox; access needs ``audit.view_events``."""
 
     class Meta:
         proxy = True
         verbose_name = "audit event"
         verbose_name_plural = "audit events"
-        default_permissions = ()
+        default_permissions = ("view",)

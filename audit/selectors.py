@@ -20,9 +20,9 @@ from core.clock import iso, parse_iso
 
 from . import tracking
 from .ddb_models import DAY_SHARDS, AuditEventItem, day_key
-from .models import AuditOutbox
+from .models import AuditMessage
 
-BROWSE_PERMISSION = "audit.view_auditoutbox"
+BROWSE_PERMISSION = "audit.view_events"
 PAGE_SIZE = 50
 _TOKEN_SALT = "audit.events.page"  # noqa: S105 - a signing namespace, not a secret
 _DONE = "done"
@@ -33,7 +33,7 @@ _DAY_KEYS = (*_TABLE_KEYS, "day", "ts")
 
 @dataclass(frozen=True)
 class AuditEvent:
-    """An event as screens show it, from DynamoDB or from a still pending outbox row."""
+    """An event as screens show it, from DynamoDB or from a still pending outbox message."""
 
     event_id: str
     entity: str
@@ -65,7 +65,7 @@ class AuditEvent:
         )
 
     @classmethod
-    def from_row(cls, row: AuditOutbox) -> AuditEvent:
+    def from_row(cls, row: AuditMessage) -> AuditEvent:
         return cls(
             event_id=row.event_id,
             entity=row.entity,
@@ -78,7 +78,7 @@ class AuditEvent:
             occurred_at=row.occurred_at,
             changes=row.changes,
             remarks=row.remarks,
-            pending=row.relayed_at is None,
+            pending=row.is_pending,
         )
 
     @property
@@ -104,13 +104,13 @@ def audit_events_for_entity(
     actor_id: int | None = None,
     include_pending: bool = True,
 ) -> EventPage:
-    """An entity's events, newest first. The first page also shows its outbox rows not yet
-    relayed to DynamoDB (flagged ``pending``), so a change is visible at once."""
+    """An entity's events, newest first. The first page also shows its outbox messages not
+    yet relayed to DynamoDB (flagged ``pending``), so a change is visible at once."""
     query = f"entity|{entity}|{day}|{actor_id}"
     cursor = _read_token(page_token, query)
     pending = []
     if include_pending and cursor is None:
-        # Read pending rows before DynamoDB: a row relayed in between then shows up twice
+        # Read pending events before DynamoDB: one relayed in between then shows up twice
         # (removed below by event id) rather than not at all.
         pending = audit_pending_for_entity(entity=entity, day=day, actor_id=actor_id)
     range_condition = None
@@ -137,13 +137,14 @@ def audit_events_for_entity(
 def audit_pending_for_entity(
     *, entity: str, day: datetime.date | None = None, actor_id: int | None = None
 ) -> list[AuditEvent]:
-    rows = AuditOutbox.objects.filter(entity=entity, relayed_at__isnull=True)
+    """An entity's events still in the outbox (the ``outbox_pending_ref`` index)."""
+    rows = AuditMessage.objects.filter(ref=entity, done_at__isnull=True)
     if day is not None:
         start, end = _day_range(day)
-        rows = rows.filter(occurred_at__gte=start, occurred_at__lt=end)
+        rows = rows.filter(created_at__gte=start, created_at__lt=end)
     if actor_id is not None:
-        rows = rows.filter(actor_id=actor_id)
-    return [AuditEvent.from_row(row) for row in rows.order_by("-occurred_at")[:200]]
+        rows = rows.filter(payload__actor_id=actor_id)
+    return [AuditEvent.from_row(row) for row in rows.order_by("-created_at")[:200]]
 
 
 # --- One actor -------------------------------------------------------------------------
@@ -236,7 +237,7 @@ def audit_events_browse(
     page_token: str | None = None,
 ) -> EventPage:
     """The audit browser: by entity, else by actor, else by day (the most selective index;
-    the other criteria narrow it). Needs ``audit.view_auditoutbox``; a user whose scope is
+    the other criteria narrow it). Needs ``audit.view_events``; a user whose scope is
     limited to some branches sees only events of objects in their scope, and nothing tells
     them how many others matched."""
     if not user_can_browse_audit(user):

@@ -1,5 +1,6 @@
-"""Writes of the audit trail: outbox rows (with the change, in its transaction), explicit
-events for workflow transitions, and the relay of outbox rows to DynamoDB."""
+"""Writes of the audit trail: outbox messages (with the change, in its transaction),
+explicit events for workflow transitions, and their delivery to DynamoDB (the outbox's
+``audit`` topic handler, registered in ``AuditConfig.ready()``)."""
 
 from __future__ import annotations
 
@@ -16,16 +17,19 @@ from pynamodb.exceptions import PutError, PynamoDBException
 
 from core import context
 from core.clock import iso
+from core.models import OutboxMessage
+from core.outbox import outbox_add
 
 from . import tracking
 from .ddb_models import AuditEventItem, calendar_day, day_key, day_shard
 from .exceptions import AuditStoreUnavailable
-from .models import AuditOutbox, new_event_id
+from .models import AUDIT_TOPIC, AuditMessage, new_event_id
 
 logger = logging.getLogger(__name__)
 
-# DynamoDB refuses this one item for good (too large, malformed): keep it pending, log it,
-# and relay the others. Any other error means the store is unavailable: stop the batch.
+# DynamoDB refuses this one item (too large, malformed): it stays pending (retried, shown
+# with its error), and the others are relayed. Any other error means the store is
+# unavailable: the rest of the batch waits for a later relay.
 _ITEM_REFUSED = {"ValidationException", "ItemCollectionSizeLimitExceededException"}
 
 
@@ -38,12 +42,12 @@ def audit_outbox_add(
     remarks: str = "",
     actor: Any = None,
     using: str | None = None,
-) -> AuditOutbox:
-    """Write one outbox row in the current transaction of ``using`` and have it relayed
-    after commit. ``changes`` must already be JSON-safe and masked (the tracking receivers
-    and ``audit_record`` make it so). Actor, request id and IP come from the request or
-    task context (``core.context``) unless ``actor`` is given."""
-    row = _outbox_row(
+) -> AuditMessage:
+    """Write one event to the outbox in the current transaction of ``using``; it is relayed
+    to DynamoDB after commit. ``changes`` must already be JSON-safe and masked (the tracking
+    receivers and ``audit_record`` make it so). Actor, request id and IP come from the
+    request or task context (``core.context``) unless ``actor`` is given."""
+    event = _event(
         entity=entity,
         action=action,
         changes=changes,
@@ -51,9 +55,8 @@ def audit_outbox_add(
         remarks=remarks,
         actor=actor,
     )
-    row.save(using=using, force_insert=True)
-    _relay_after_commit(using)
-    return row
+    message = outbox_add(AUDIT_TOPIC, event.event_id, event.payload, ref=event.entity, using=using)
+    return _as_event(message)  # a new ULID: never there already, so always written
 
 
 @transaction.atomic
@@ -75,7 +78,7 @@ def audit_record(
     changes: dict[str, Any] | None = None,
     remarks: str = "",
     actor: Any = None,
-) -> AuditOutbox:
+) -> AuditMessage:
     """Record an event that signals do not see: a workflow transition (``action="transition"``,
     ``changes={"status": ["SUBMITTED", "APPROVED"]}``, remarks), a ``QuerySet.update()``, a
     bulk write. ``instance_or_entity`` is a model instance or ``"app_label.model_name#pk"``.
@@ -122,7 +125,7 @@ def audit_event_item(
     ``event_id`` (a ULID, e.g. the new item's own) and ``occurred_at`` make the event
     deterministic: a retried write has the same key and cannot store it twice.
     ``changes`` must hold no PII in the clear: mask with ``audit.masking.mask_value``."""
-    row = _outbox_row(
+    event = _event(
         entity=entity,
         action=action,
         changes=_safe_changes(changes, entity),
@@ -131,66 +134,44 @@ def audit_event_item(
         actor=actor,
     )
     if event_id is not None:
-        row.event_id = event_id
+        event.key = event_id
     if occurred_at is not None:
-        row.occurred_at = occurred_at
-    return event_item(row)
+        event.created_at = occurred_at
+    return event_item(event)
 
 
-def audit_relay_pending(*, limit: int = 500) -> int:
-    """Copy up to ``limit`` pending outbox rows to DynamoDB, oldest first; returns how many
-    were marked relayed.
+def audit_events_deliver(messages: list[OutboxMessage]) -> dict[int, Exception | str]:
+    """The outbox handler of the ``audit`` topic: copy the events to DynamoDB, oldest first;
+    returns the errors of those not copied.
 
-    Rows are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``, so concurrent relays share
-    the work instead of waiting. Each put is conditional on the key being absent: an event
-    already in DynamoDB (a relay that died before marking its rows) counts as relayed, so
-    an event is never stored twice. When DynamoDB is unavailable the rows not yet written
-    stay pending and ``AuditStoreUnavailable`` is raised (after marking those written).
-    """
-    relayed: list[int] = []
-    failure: PynamoDBException | None = None
-    with transaction.atomic():
-        rows = list(
-            AuditOutbox.objects.filter(relayed_at__isnull=True)
-            .order_by("id")
-            .select_for_update(skip_locked=True)[:limit]
-        )
-        for row in rows:
-            try:
-                _put_once(event_item(row))
-            except PutError as exc:
-                if exc.cause_response_code in _ITEM_REFUSED:
-                    logger.error("audit event %s refused by DynamoDB: %s", row.event_id, exc)
-                    continue
-                failure = exc
-                break
-            except PynamoDBException as exc:
-                failure = exc
-                break
-            relayed.append(row.pk)
-        if relayed:
-            AuditOutbox.objects.filter(pk__in=relayed).update(relayed_at=timezone.now())
-    if failure is not None:
-        raise AuditStoreUnavailable(
-            f"DynamoDB unavailable, {len(rows) - len(relayed)} audit event(s) stay pending: "
-            f"{failure}"
-        ) from failure
-    return len(relayed)
+    Each put is conditional on the key being absent: an event already in DynamoDB (a relay
+    that died before marking its messages) counts as delivered, so an event is never stored
+    twice. When DynamoDB is unavailable the events not yet written stay pending (the outbox
+    retries them after its backoff)."""
+    failed: dict[int, Exception | str] = {}
+    for index, message in enumerate(messages):
+        event = _as_event(message)
+        try:
+            _put_once(event_item(event))
+        except PutError as exc:
+            if exc.cause_response_code in _ITEM_REFUSED:
+                logger.error("audit event %s refused by DynamoDB: %s", event.event_id, exc)
+                failed[message.pk] = f"refused by DynamoDB: {exc}"
+                continue
+            return failed | _unavailable(messages[index:], exc)
+        except PynamoDBException as exc:
+            return failed | _unavailable(messages[index:], exc)
+    return failed
 
 
-def audit_outbox_purge(*, older_than_days: int | None = None) -> int:
-    """Delete outbox rows relayed more than ``older_than_days`` ago (default
-    ``settings.AUDIT_OUTBOX_RETENTION_DAYS``; DynamoDB keeps the events); pending rows are
-    never deleted, however old. Returns how many were deleted."""
-    if older_than_days is None:
-        older_than_days = settings.AUDIT_OUTBOX_RETENTION_DAYS
-    cutoff = timezone.now() - datetime.timedelta(days=older_than_days)
-    deleted, _ = AuditOutbox.objects.filter(relayed_at__lt=cutoff).delete()
-    return deleted
+def _unavailable(messages: list[OutboxMessage], exc: Exception) -> dict[int, Exception]:
+    error = AuditStoreUnavailable(f"DynamoDB unavailable: {exc}")
+    logger.warning("%s; %s audit event(s) stay pending", error, len(messages))
+    return dict.fromkeys((message.pk for message in messages), error)
 
 
-def event_item(row: AuditOutbox) -> AuditEventItem:
-    """The DynamoDB item of an outbox row (the same event id, so a re-relay is a no-op)."""
+def event_item(row: AuditMessage) -> AuditEventItem:
+    """The DynamoDB item of an event (the same event id, so a re-relay is a no-op)."""
     ts = iso(row.occurred_at)
     return AuditEventItem(
         row.entity,
@@ -217,30 +198,43 @@ def retention_days() -> int:
 # --- Internals -------------------------------------------------------------------------
 
 
-def _outbox_row(
+def _event(
     *, entity: str, action: str, changes, entity_repr: str, remarks: str, actor
-) -> AuditOutbox:
-    if action not in AuditOutbox.Action.values:
+) -> AuditMessage:
+    """A new event (not saved), with the actor, request id and IP of the context."""
+    if action not in AuditMessage.Action.values:
         raise ValueError(f"unknown audit action {action!r}")
     ctx = context.current()
     if actor is None:
         actor = ctx.actor
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
-    return AuditOutbox(
-        event_id=new_event_id(),
-        entity=entity[:200],
-        entity_repr=(entity_repr or "")[:200],
-        action=action,
-        actor_id=actor.pk if actor is not None else None,
-        # a system principal (NACH results) has no name: the event's changes say the source
-        actor_repr=_actor_name(actor)[:150],
-        request_id=(ctx.request_id or "")[:64],
-        ip=_valid_ip(ctx.ip),
-        occurred_at=timezone.now(),
-        changes=changes or {},
-        remarks=remarks or "",
+    return AuditMessage(
+        topic=AUDIT_TOPIC,
+        key=new_event_id(),
+        ref=entity[:200],
+        created_at=timezone.now(),
+        payload={
+            "action": action,
+            "entity_repr": (entity_repr or "")[:200],
+            "actor_id": actor.pk if actor is not None else None,
+            # a system principal (NACH results) has no name: the event's changes say the source
+            "actor_repr": _actor_name(actor)[:150],
+            "request_id": (ctx.request_id or "")[:64],
+            "ip": _valid_ip(ctx.ip),
+            "changes": changes or {},
+            "remarks": remarks or "",
+        },
     )
+
+
+def _as_event(message: OutboxMessage) -> AuditMessage:
+    """An outbox message of the audit topic seen as the event it carries."""
+    if isinstance(message, AuditMessage):
+        return message
+    event = AuditMessage(**{f.attname: getattr(message, f.attname) for f in message._meta.fields})
+    event._state = message._state
+    return event
 
 
 def _actor_name(actor) -> str:
@@ -274,26 +268,3 @@ def _put_once(item: AuditEventItem) -> None:
         if exc.cause_response_code != "ConditionalCheckFailedException":
             raise
         # already relayed: the key holds the event id, so this is the same event
-
-
-def _relay_after_commit(using: str | None) -> None:
-    """Enqueue one relay task when the transaction commits (once per transaction, however
-    many events it wrote). Beat runs the relay every few seconds anyway."""
-    if not settings.AUDIT_RELAY_ON_COMMIT:
-        return
-    connection = transaction.get_connection(using)
-    if connection.in_atomic_block and any(
-        callback is _enqueue_relay for _sids, callback, _robust in connection.run_on_commit
-    ):
-        return
-    transaction.on_commit(_enqueue_relay, using=using, robust=True)
-
-
-def _enqueue_relay() -> None:
-    from .tasks import audit_relay_task
-
-    try:
-        # No broker retries: the change is committed, the request must not wait on Redis.
-        audit_relay_task.apply_async(retry=False)
-    except Exception:
-        logger.warning("audit relay not enqueued; beat will relay", exc_info=True)

@@ -11,11 +11,12 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Tasks whose backlog may wait: they go to the background queue (settings.BACKGROUND_QUEUE).
-BACKGROUND_TASKS = ("notifications.", "audit.")
+# The outbox's relay is one of them: what it delivers is committed in Postgres already.
+BACKGROUND_TASKS = ("notifications.", "core.tasks.outbox_")
 
 
 def route_task(name, args, kwargs, options, task=None, **kw):
-    """The router (CELERY_TASK_ROUTES): notifications and the audit relay to the background
+    """The router (CELERY_TASK_ROUTES): notifications and the outbox relay to the background
     queue, everything else to the default queue."""
     if name.startswith(BACKGROUND_TASKS):
         from django.conf import settings

@@ -214,7 +214,7 @@ CELERY_TIMEZONE = "Asia/Kolkata"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Two queues: money work (postings, mandates, reconciliation) on the default one;
-# notifications and the audit relay on the background one, which bin/run gives a worker of
+# notifications and the outbox relay on the background one, which bin/run gives a worker of
 # its own, so that a backlog of receipts or audit events never delays a posting. A worker
 # started without -Q consumes both (config.celery.route_task decides where a task goes).
 CELERY_TASK_DEFAULT_QUEUE = "celery"
@@ -230,26 +230,23 @@ CELERY_BEAT_SCHEDULE = {
         "task": "mandates.tasks.mandates_daily_task",
         "schedule": crontab(minute=0, hour=env.int("MANDATES_PRESENTATION_HOUR", default=9)),
     },
-    "mandates-results-sync": {
-        "task": "mandates.tasks.execution_results_sync_task",
-        "schedule": 60.0,
-        "options": {"expires": 60.0},
-    },
     "payments-post-due": {
         "task": "payments.tasks.payments_post_due_task",
         "schedule": 5.0,
         "options": {"expires": 5.0},
     },
-    # relays audit events from the Postgres outbox to DynamoDB; stale runs are dropped
-    "audit-relay": {
-        "task": "audit.tasks.audit_relay_task",
+    # delivers the due messages of the outbox (core/outbox.py), every topic: audit events,
+    # notification releases, NACH results and payment reversals to DynamoDB; stale runs are
+    # dropped
+    "outbox-relay": {
+        "task": "core.tasks.outbox_relay_task",
         "schedule": 10.0,
         "options": {"expires": 10.0},
     },
-    # deletes audit outbox rows relayed longer ago than AUDIT_OUTBOX_RETENTION_DAYS (the
-    # events stay in DynamoDB; rows not yet relayed are kept); a rerun deletes nothing more
-    "audit-outbox-purge": {
-        "task": "audit.tasks.audit_outbox_purge_task",
+    # deletes outbox messages delivered longer ago than OUTBOX_RETENTION_DAYS (pending ones
+    # are kept); a rerun deletes nothing more
+    "outbox-purge": {
+        "task": "core.tasks.outbox_purge_task",
         "schedule": crontab(minute=30, hour=2),
     },
     # DCRs: the intraday roll-up, the guarded daily build after each cut-off, late arrivals
@@ -266,16 +263,18 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# --- Audit ------------------------------------------------------------------------------
+# --- Outbox (core/outbox.py) -----------------------------------------------------------
 
-# Audit outbox rows relayed to DynamoDB are deleted from Postgres after this many days (the
-# daily audit-outbox-purge); rows not yet relayed are never deleted.
-AUDIT_OUTBOX_RETENTION_DAYS = env.int("AUDIT_OUTBOX_RETENTION_DAYS", default=30)
 # Audit events are kept in DynamoDB this many days (their TTL); seven years by default.
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=2555)
-# A transaction that wrote audit events enqueues one relay task when it commits, so events
-# reach DynamoDB within a second; off, they wait for beat's audit-relay run (10 s).
-AUDIT_RELAY_ON_COMMIT = env.bool("AUDIT_RELAY_ON_COMMIT", default=True)
+# Delivered messages are deleted from Postgres after this many days (the daily
+# outbox-purge); pending ones are never deleted.
+OUTBOX_RETENTION_DAYS = env.int("OUTBOX_RETENTION_DAYS", default=30)
+# A failed delivery is retried after 5 s, 10 s, 20 s... (at most 15 minutes), until it works.
+OUTBOX_RETRY_BASE_SECONDS = env.int("OUTBOX_RETRY_BASE_SECONDS", default=5)
+# Deliver right after the commit (in the process, or by a relay task it enqueues); off, only
+# beat's relay delivers (some tests switch it off to see messages pending).
+OUTBOX_DELIVER_ON_COMMIT = env.bool("OUTBOX_DELIVER_ON_COMMIT", default=True)
 
 # --- Notifications (SMS, email, push; see notifications/) -------------------------------
 # SMS and push provider: "development" sends nothing and records each message in Redis

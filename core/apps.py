@@ -7,3 +7,7 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from . import celery_context  # noqa: F401 - connect the Celery signals (request id in tasks)
+        from .metrics import register_collector
+        from .outbox import OutboxBacklogCollector
+
+        register_collector(OutboxBacklogCollector())

@@ -1,10 +1,12 @@
-"""The kernel's tables: the status history of every workflow object, and the runs of the
-run-once jobs."""
+"""The kernel's tables: the status history of every workflow object, the runs of the
+run-once jobs, and the outbox."""
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -73,3 +75,55 @@ class JobRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} {self.key} ({self.get_state_display()})"
+
+
+class OutboxMessage(models.Model):
+    """A side effect on another store (DynamoDB), written in the Postgres transaction of the
+    change that causes it and delivered after the commit by the handler its topic registered
+    (``core.outbox``): at least once, so every handler is idempotent by ``key``.
+
+    ``key`` is unique per topic (an event id, a notification id, an execution id, a
+    transaction id): adding the same one again is a no-op. ``ref`` is what the owning app
+    finds its pending messages by (audit: the entity). A message is pending until
+    ``done_at``; a failed delivery counts ``attempts``, keeps ``last_error`` and is retried
+    from ``available_at``. Done messages are purged after ``OUTBOX_RETENTION_DAYS``."""
+
+    topic = models.CharField(max_length=50)
+    key = models.CharField(max_length=200)
+    ref = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(default=timezone.now)
+    available_at = models.DateTimeField(default=timezone.now, help_text="Not delivered before.")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "outbox message"
+        constraints = [
+            models.UniqueConstraint(fields=["topic", "key"], name="outbox_topic_key_unique")
+        ]
+        indexes = [
+            # The relay's "due, oldest first" and the backlog figures read only pending rows,
+            # however many delivered ones the retention keeps.
+            models.Index(
+                fields=["available_at", "id"],
+                condition=Q(done_at__isnull=True),
+                name="outbox_pending",
+            ),
+            models.Index(
+                fields=["topic", "ref"],
+                condition=Q(done_at__isnull=True),
+                name="outbox_pending_ref",
+            ),
+            models.Index(
+                fields=["done_at"], condition=Q(done_at__isnull=False), name="outbox_done"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} {self.key}"
+
+    @property
+    def is_done(self) -> bool:
+        return self.done_at is not None

@@ -458,7 +458,7 @@ class ExecutionResultAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
         "return_code",
         "reason",
         "received_at",
-        "dynamo_synced_at",
+        "synced",
     ]
     list_select_related = ["presentation__mandate__loan"]
     list_filter = ["status", ("received_at", admin.DateFieldListFilter)]
@@ -476,6 +476,13 @@ class ExecutionResultAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
             ),
             *super().get_urls(),
         ]
+
+    def get_queryset(self, request):
+        return selectors.results_with_sync_state(super().get_queryset(request))
+
+    @admin.display(boolean=True, description="Synced to DynamoDB")
+    def synced(self, obj: ExecutionResult) -> bool:
+        return not obj.sync_pending
 
     def changelist_view(self, request, extra_context=None):
         extra = {"can_upload": request.user.has_perm(UPLOAD_PERMISSION)}

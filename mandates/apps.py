@@ -10,10 +10,13 @@ class MandatesConfig(AppConfig):
         from approvals.selectors import register_inbox_source, register_request_detail
         from approvals.services import register_kind
         from audit.tracking import track
+        from core import outbox
         from refdata import cache as refdata
 
+        from .models import RESULT_TOPIC
         from .refdata import RETURN_CODES
         from .selectors import mandate_inbox_count, mandate_inbox_entries, stop_request_detail
+        from .services import execution_result_deliver
         from .services.lifecycle import APPROVAL_KINDS
 
         for kind, handler in APPROVAL_KINDS.items():
@@ -22,6 +25,9 @@ class MandatesConfig(AppConfig):
         register_request_detail(ApprovalRequest.Kind.MANDATE_SUSPENSION, stop_request_detail)
         register_request_detail(ApprovalRequest.Kind.MANDATE_CANCELLATION, stop_request_detail)
         refdata.register(RETURN_CODES, "mandates.ReturnCodePolicy")
+        # A result's DynamoDB side: synced by the process that applied it, right after the
+        # commit (execution_result_apply also does it itself); by the relay when that failed.
+        outbox.register(RESULT_TOPIC, execution_result_deliver, inline=True)
 
         # Status changes are recorded (history and audit) by core.workflow.transition.
         track(

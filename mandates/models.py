@@ -286,8 +286,14 @@ class PresentationBatch(models.Model):
         return self.reference
 
 
+# The outbox topic of a result's DynamoDB side (core.outbox): key = the execution id.
+RESULT_TOPIC = "mandates.result"
+
+
 class ExecutionResult(models.Model):
-    """A partner's result for one execution, applied once (unique per execution)."""
+    """A partner's result for one execution, applied once (unique per execution). Its
+    DynamoDB side (the execution's status, a success's NACH payment) follows through the
+    outbox (topic ``mandates.result``, see ``mandates.services.results``)."""
 
     SCOPE_BRANCH_PATH = "presentation__mandate__loan__branch"
 
@@ -299,16 +305,6 @@ class ExecutionResult(models.Model):
     return_code = models.CharField(max_length=4, blank=True)
     reason = models.CharField(max_length=200, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
-    dynamo_synced_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        indexes = [
-            models.Index(
-                fields=["received_at"],
-                name="result_unsynced",
-                condition=Q(dynamo_synced_at__isnull=True),
-            )
-        ]
 
     def __str__(self) -> str:
         return f"{self.execution_id} {self.status} {self.return_code}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,10 +26,11 @@ from approvals.selectors import (
 )
 from core.models import StatusChange
 from core.money import from_paise
+from core.outbox import outbox_pending_exists
 from loans.models import Instalment
 
 from .ddb_models import MandateExecutionItem
-from .models import ExecutionResult, Mandate
+from .models import RESULT_TOPIC, ExecutionResult, Mandate
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +156,14 @@ def recorded_results(execution_ids: list[str]) -> dict[str, tuple[str, str]]:
             execution_id__in=execution_ids
         ).values_list("execution_id", "status", "return_code")
     }
+
+
+def results_with_sync_state(results: QuerySet[ExecutionResult]) -> QuerySet[ExecutionResult]:
+    """Results annotated with ``sync_pending``: their DynamoDB side is still waiting in the
+    outbox (one subquery, no query per row)."""
+    return results.annotate(
+        sync_pending=outbox_pending_exists(RESULT_TOPIC, OuterRef("execution_id"))
+    )
 
 
 # --- The approvals inbox ------------------------------------------------------------------

@@ -28,8 +28,3 @@ def mandates_daily_task(self, run_date: str | None = None) -> dict:
 def sandbox_report_task(self, partner_code: str, execution_ids: list[str]) -> None:
     """The sandbox partner's later report of a presented batch."""
     sandbox.sandbox_report(partner_code=partner_code, execution_ids=execution_ids)
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def execution_results_sync_task() -> int:
-    return services.execution_results_sync_pending()

@@ -1,6 +1,9 @@
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils import timezone
+
+# The outbox topic of a release, PENDING > QUEUED after the caller's commit (core.outbox):
+# key = the notification id. Inline: released by the committing process itself.
+RELEASE_TOPIC = "notifications.release"
 
 
 class Channel(models.TextChoices):
@@ -13,8 +16,8 @@ class NotificationStatus(models.TextChoices):
     """Status of a notification in DynamoDB (``NotificationItem.status``).
 
     PENDING: stored, waiting for the caller's Postgres transaction to commit (a rollback
-    leaves it PENDING, never sent, until its TTL; a commit releases it, see
-    ``PendingRelease``). QUEUED: due at ``scheduled_at``.
+    leaves it PENDING, never sent, until its TTL; a commit releases it through the outbox,
+    see ``notifications.services``). QUEUED: due at ``scheduled_at``.
     SENDING: claimed by a worker under a lease. SENT and FAILED are final (FAILED can be
     re-queued by staff).
     """
@@ -83,24 +86,3 @@ class Outbox(NotificationTemplate):
         default_permissions = ()
         verbose_name = "outbox"
         verbose_name_plural = "outbox"
-
-
-class PendingRelease(models.Model):
-    """``notification_queue``'s outbox: a row written in the caller's Postgres transaction.
-
-    The notification itself is stored PENDING in DynamoDB first; the row commits or rolls
-    back with the caller's change. After the commit the notification is released (PENDING >
-    QUEUED) and the row deleted; if that step fails (DynamoDB unreachable, the process
-    killed), the dispatcher releases what the row names a minute later. So a committed
-    caller's notification is always released, a rolled-back caller's never."""
-
-    notification_id = models.CharField(max_length=26, primary_key=True)
-    channel = models.CharField(max_length=5, choices=Channel.choices)
-    due_at = models.DateTimeField()
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        default_permissions = ()
-
-    def __str__(self) -> str:
-        return f"release of {self.notification_id}"

@@ -12,10 +12,10 @@ For other apps, from inside the service that makes the domain change::
 Delivery is at least once towards the provider and never twice from here: a worker claims a
 notification with a conditional update (a lease), and only the holder of the current claim
 records the outcome. A notification queued inside a Postgres transaction stays PENDING until
-that transaction commits, so a rolled-back payment never sends its receipt; a row of
-``PendingRelease`` written in the same transaction makes sure a committed one is released
-even when the release after the commit fails or its process dies
-(``notifications_release_pending``, run by the dispatcher).
+that transaction commits, so a rolled-back payment never sends its receipt: its release is
+an outbox message (``core.outbox``, topic ``notifications.release``) written in the same
+transaction, delivered in the committing process right after the commit, and by the
+outbox's relay a minute later when that step fails or its process dies.
 """
 
 from __future__ import annotations
@@ -33,7 +33,9 @@ from django.utils import timezone
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBConnectionError, UpdateError
 from ulid import ULID
 
-from core.clock import iso
+from core.clock import iso, parse_iso
+from core.models import OutboxMessage
+from core.outbox import outbox_add
 
 from .channels import adapter_for
 from .ddb_models import NotificationItem, status_channel
@@ -45,7 +47,7 @@ from .exceptions import (
     NotificationStoreUnavailable,
     PermanentChannelError,
 )
-from .models import Channel, NotificationStatus, PendingRelease
+from .models import RELEASE_TOPIC, Channel, NotificationStatus
 from .recipients import recipient_clean, recipient_mask
 from .rendering import template_render
 
@@ -54,8 +56,6 @@ logger = logging.getLogger(__name__)
 Status = NotificationStatus
 LEASE = dt.timedelta(seconds=60)
 PENDING_TTL = dt.timedelta(days=1)
-# A release row older than this lost its after-commit release: the dispatcher does it.
-RELEASE_GRACE = dt.timedelta(seconds=60)
 MAX_BACKOFF = dt.timedelta(hours=1)
 _ERROR_LENGTH = 1000
 
@@ -134,22 +134,23 @@ def notification_queue(
     # In a savepoint: a caller that swallows our errors (a receipt must never stop a
     # posting) keeps a usable transaction.
     with transaction.atomic():
-        PendingRelease.objects.create(
-            notification_id=item.notification_id, channel=channel, due_at=due
+        message = outbox_add(
+            RELEASE_TOPIC, item.notification_id, {"channel": channel, "due_at": iso(due)}
         )
-    # a lambda, not functools.partial: a robust hook that fails is logged by its
-    # __qualname__, which a partial lacks (the AttributeError would reach the committer)
-    transaction.on_commit(lambda: _notification_release(item, due), robust=True)
+        if message is not None:  # (a new ULID: always written)
+            # the after-commit step releases this very object: the caller's item shows it
+            message.notification = item
     return item
 
 
-def _notification_release(item: NotificationItem, due: dt.datetime) -> None:
-    """After commit: PENDING -> QUEUED, and a send task now when it is due (the dispatcher
-    sends the scheduled ones, and any whose task got lost), then the release row goes. A
-    failure here is logged by ``on_commit(robust=True)`` (the caller's transaction has
-    committed already) and the row stays for ``notifications_release_pending``."""
-    _release(item, due)
-    PendingRelease.objects.filter(notification_id=item.notification_id).delete()
+def notification_release_deliver(message: OutboxMessage) -> None:
+    """The outbox handler of ``notifications.release``, after the caller's commit: PENDING >
+    QUEUED, and a send task now when it is due (the dispatcher sends the scheduled ones, and
+    any whose task got lost). Raises ``NotificationStoreUnavailable`` (the outbox retries)."""
+    item = getattr(message, "notification", None)
+    if item is None:  # the relay: a message read back from the outbox
+        item = NotificationItem(message.key, channel=message.payload["channel"])
+    _release(item, parse_iso(message.payload["due_at"]))
 
 
 def _release(item: NotificationItem, due: dt.datetime) -> bool:
@@ -333,42 +334,6 @@ def _record_outcome(
         f" ({error})" if error else "",
     )
     return item
-
-
-def notifications_release_pending(
-    *, limit: int = 500, older_than: dt.timedelta = RELEASE_GRACE
-) -> int:
-    """Release the notifications whose callers committed but whose release right after the
-    commit did not happen (DynamoDB unreachable then, or the process died): the
-    ``PendingRelease`` rows older than ``older_than`` (younger ones are being released by
-    their own after-commit step). Returns how many were released now.
-
-    Rows are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED``, so concurrent dispatchers
-    share them; the release is conditional on PENDING, so a notification is released once.
-    Raises ``NotificationStoreUnavailable`` when DynamoDB fails, after deleting the rows
-    already done (the others wait for the next round)."""
-    released, done = 0, []
-    failure: NotificationStoreUnavailable | None = None
-    with transaction.atomic():
-        rows = list(
-            PendingRelease.objects.filter(created_at__lte=timezone.now() - older_than)
-            .order_by("created_at")
-            .select_for_update(skip_locked=True)[:limit]
-        )
-        for row in rows:
-            try:
-                item = NotificationItem(row.notification_id, channel=row.channel)
-                released += _release(item, row.due_at)
-            except NotificationStoreUnavailable as exc:
-                failure = exc
-                break
-            done.append(row.pk)
-        PendingRelease.objects.filter(pk__in=done).delete()
-    if released:
-        logger.warning("released %s notification(s) whose release after commit failed", released)
-    if failure is not None:
-        raise failure
-    return released
 
 
 def notifications_dispatch_due(*, limit: int = 200) -> dict[str, int]:

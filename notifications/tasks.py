@@ -3,11 +3,7 @@ import logging
 from celery import shared_task
 
 from .exceptions import NotificationStoreUnavailable
-from .services import (
-    notification_send,
-    notifications_dispatch_due,
-    notifications_release_pending,
-)
+from .services import notification_send, notifications_dispatch_due
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +21,8 @@ def notification_send_task(self, notification_id: str) -> None:
 
 @shared_task(acks_late=True)
 def notifications_dispatch_task() -> None:
-    """Every 30 s from beat: release what a lost after-commit step left PENDING, then send
-    what is due (scheduled, backed off, or abandoned)."""
-    try:
-        notifications_release_pending()
-    except NotificationStoreUnavailable as exc:
-        logger.warning("pending releases wait: %s", exc)
+    """Every 30 s from beat: send what is due (scheduled, backed off, or abandoned). What a
+    lost after-commit step left PENDING is released by the outbox's relay."""
     outcomes = notifications_dispatch_due()
     if outcomes:
         logger.info("notifications dispatched: %s", outcomes)

@@ -177,7 +177,7 @@ POSTING_FIELDS = [
     "posted_at",
     "reversed_at",
     "reversed_by",
-    "reversal_synced_at",
+    "reversal_synced",
 ]
 
 
@@ -211,6 +211,12 @@ class PostingAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     search_help_text = "Transaction id or loan number (exact)."
     sortable_by = ["business_date", "posted_at"]
     fields = readonly_fields = POSTING_FIELDS
+
+    @admin.display(description="Reversal in DynamoDB")
+    def reversal_synced(self, obj: Posting) -> str:
+        if obj.reversed_at is None:
+            return "—"
+        return "pending" if selectors.reversal_sync_pending(obj) else "done"
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip().upper()

@@ -10,13 +10,15 @@ class PaymentsConfig(AppConfig):
         from approvals.selectors import register_request_detail
         from approvals.services import register_kind
         from audit.tracking import track
+        from core import outbox
         from core.metrics import register_collector
         from refdata import cache as refdata
 
         from .metrics import PostingQueueCollector
+        from .models import REVERSAL_TOPIC
         from .refdata import LEDGER
         from .selectors import reversal_request_detail
-        from .services.reversal import APPROVAL_KINDS
+        from .services.reversal import APPROVAL_KINDS, payment_reversal_deliver
 
         for kind, handler in APPROVAL_KINDS.items():
             register_kind(kind, handler)
@@ -24,3 +26,5 @@ class PaymentsConfig(AppConfig):
         track("payments.LedgerSwitch")
         register_collector(PostingQueueCollector())
         refdata.register(LEDGER, "payments.LedgerSwitch")
+        # A reversal marks DynamoDB's transaction REVERSED after commit, by the relay.
+        outbox.register(REVERSAL_TOPIC, payment_reversal_deliver)

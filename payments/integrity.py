@@ -13,9 +13,10 @@ from django.utils import timezone
 from accounts.models import Branch
 from core.clock import iso
 from core.money import from_paise
+from core.outbox import outbox_pending_keys
 
 from .ddb_models import TransactionItem, branch_day_key
-from .models import Posting
+from .models import REVERSAL_TOPIC, Posting
 from .services import TxnStatus
 
 
@@ -61,6 +62,10 @@ def integrity_check(
         ).select_related("loan")
     }
     report.postings = len(postings)
+    # A reversal whose outbox message is still pending has not reached DynamoDB yet.
+    reversal_pending = outbox_pending_keys(
+        REVERSAL_TOPIC, (txn_id for txn_id, p in postings.items() if p.reversed_at)
+    )
 
     by_loan: dict[str, list[str]] = defaultdict(list)
     for txn_id, txn in txns.items():
@@ -80,7 +85,11 @@ def integrity_check(
             by_loan[txn.loan_number].append(
                 f"{txn_id} amount ₹{amount} in DynamoDB, ₹{posting.amount} in the ledger"
             )
-        if posting.reversed_at and txn.status != TxnStatus.REVERSED and posting.reversal_synced_at:
+        if (
+            posting.reversed_at
+            and txn.status != TxnStatus.REVERSED
+            and txn_id not in reversal_pending
+        ):
             by_loan[txn.loan_number].append(f"{txn_id} reversed in the ledger, {txn.status}")
         if posting.loan_id != int(txn.loan_id):
             by_loan[txn.loan_number].append(

@@ -10,6 +10,9 @@ from accounts.models import Branch
 from loans.models import LoanAccount, money_field
 
 ZERO = Decimal("0.00")
+# The outbox topic that marks DynamoDB's transaction REVERSED after a reversal commits
+# (core.outbox): key = the transaction id.
+REVERSAL_TOPIC = "payments.reversal"
 
 
 class Posting(models.Model):
@@ -35,9 +38,6 @@ class Posting(models.Model):
     reversed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    reversal_synced_at = models.DateTimeField(
-        null=True, blank=True, help_text="When DynamoDB's transaction was marked REVERSED."
-    )
 
     class Meta:
         ordering = ["-posted_at"]
@@ -48,11 +48,6 @@ class Posting(models.Model):
         indexes = [
             models.Index(fields=["business_date", "loan"], name="posting_day_loan"),
             models.Index(fields=["loan", "-posted_at"], name="posting_loan_recent"),
-            models.Index(
-                fields=["reversed_at"],
-                name="posting_reversal_unsynced",
-                condition=Q(reversed_at__isnull=False, reversal_synced_at__isnull=True),
-            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="posting_amount_positive"),

@@ -28,12 +28,13 @@ from accounts.scoping import can_see_branch, scope_queryset, visible_branch_ids
 from approvals.models import ApprovalRequest
 from core.clock import parse_iso
 from core.errors import ApplicationError
+from core.outbox import outbox_pending_keys
 from dynamo.errors import is_unavailable
 from loans.models import Instalment, LoanAccount
 
 from .ddb_models import QueueItem, TransactionItem, branch_day_key, queue_live
 from .exceptions import LoanNotFound, StoreUnavailable, TransactionNotFound
-from .models import Posting
+from .models import REVERSAL_TOPIC, Posting
 from .services import POSTING, QueueStatus, transaction_body, transaction_get
 
 PAGE_SIZE = 50
@@ -296,6 +297,12 @@ def reversal_requests_for(posting: Posting) -> QuerySet[ApprovalRequest]:
     return ApprovalRequest.objects.filter(
         kind=ApprovalRequest.Kind.PAYMENT_REVERSAL, entity=f"payments.posting#{posting.pk}"
     )
+
+
+def reversal_sync_pending(posting: Posting) -> bool:
+    """Whether a reversed posting's transaction is still to be marked REVERSED in DynamoDB
+    (its outbox message is pending)."""
+    return bool(outbox_pending_keys(REVERSAL_TOPIC, [posting.txn_id]))
 
 
 def reversal_request_detail(*, approval: ApprovalRequest, user) -> dict[str, Any] | None:

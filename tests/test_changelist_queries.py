@@ -24,8 +24,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Branch
-from audit.services import audit_relay_pending
 from core.jobs import job_claim, job_finish
+from core.outbox import outbox_relay
 from loans.models import CoBorrower, CustomerBankAccount, LoanAccount, LoanCharge
 from loans.services import loan_charge_waiver_request
 from mandates import services as mandate_services
@@ -100,7 +100,7 @@ class Rows:
 
     def audited(self, i: int) -> None:
         make_customer(branch=self.own)
-        audit_relay_pending()
+        outbox_relay()
 
     def paid(self, i: int) -> None:
         pay(self.world.loans["own"], "100.00", day=days_ago(1))
@@ -161,6 +161,7 @@ ROWS = {
     "axes.accesslog": lambda r, i: r.axes(AccessLog, i),
     "axes.accessfailurelog": lambda r, i: r.axes(AccessFailureLog, i),
     "audit.events": Rows.audited,
+    "core.outboxmessage": Rows.audited,
     "api.apiclient": lambda r, i: make_api_client(branches=[r.own]),
     "accounts.user": lambda r, i: UserFactory(role="Branch Staff", home_branch=r.own),
     "accounts.region": lambda r, i: RegionFactory(),
@@ -229,6 +230,7 @@ PINS: dict[str, tuple[int, int | None]] = {
     "axes.accessfailurelog": (7, None),
     "axes.accesslog": (7, None),
     "core.jobrun": (4, None),
+    "core.outboxmessage": (4, None),
     "loans.bankingpartner": (4, 7),
     "loans.coborrower": (3, 6),
     "loans.collectionaccount": (5, None),

@@ -21,8 +21,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from api import scopes
 from approvals.models import ApprovalRequest
-from audit.services import audit_relay_pending
-from core.models import JobRun
+from core.models import JobRun, OutboxMessage
+from core.outbox import outbox_relay
 from dynamo import registry
 from loans.models import CoBorrower, CustomerBankAccount, LoanCharge
 from loans.services import loan_charge_waiver_request
@@ -160,6 +160,7 @@ def build_access_world() -> World:
     }
     singles = {
         "auth.group": Group.objects.get(name="Branch Staff"),
+        "core.outboxmessage": OutboxMessage.objects.order_by("id").first(),
         "axes.accessattempt": AccessAttempt.objects.create(
             **axes_fields, get_data="", post_data="", failures_since_start=1
         ),
@@ -215,7 +216,7 @@ def build_access_world() -> World:
         world.values[f"loan_number.{where}"] = loan.loan_number
     bounce = next(iter(NotificationItem.scan(limit=1)))
     world.values["notification.own"] = bounce.notification_id
-    audit_relay_pending()  # the audit events are in DynamoDB, as in production
+    outbox_relay()  # the audit events are in DynamoDB, as in production
     return world
 
 

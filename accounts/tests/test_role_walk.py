@@ -64,6 +64,7 @@ EVERYWHERE = {"own", "near", "far"}
 # Head-office records that only users who see every branch may open (HeadOfficeAdmin: the
 # others have no view permission there, whatever their role's permissions).
 HEAD_OFFICE_ONLY = {
+    "core.outboxmessage",
     "reconciliation.statementupload",
     "mandates.presentationbatch",
     "core.jobrun",
@@ -81,6 +82,7 @@ axes.accessattempt                 -     -     -     -     -     v     vcd
 axes.accesslog                     -     -     -     -     -     v     vcd
 axes.accessfailurelog              -     -     -     -     -     v     vcd
 audit.events                       -     v     v     v     v     v     v
+core.outboxmessage                 -     -     -     v     -     v     v
 api.apiclient                      -     -     -     -     -     v     vacd
 accounts.user                      -     v     v     v     v     v     vacd
 accounts.region                    -     -     v     v     v     v     vacd
@@ -182,6 +184,7 @@ GET  /admin/r/{loan_ct}/{loan.own}/                          302 404 404 404 404
 GET  /admin/auth/                                            302 404 404 404 404 404 200 200
 GET  /admin/axes/                                            302 404 404 404 404 404 200 200
 GET  /admin/audit/                                           302 404 200 200 200 200 200 200
+GET  /admin/core/                                            302 404 404 404 200 404 200 200
 GET  /admin/api/                                             302 404 404 404 404 404 200 200
 GET  /admin/accounts/                                        302 200 200 200 200 200 200 200
 GET  /admin/notifications/                                   302 200 200 200 200 404 200 200

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from accounts.services import user_create, user_update
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from notifications.ddb_models import NotificationItem
 from tests.factories import AreaFactory, BranchFactory, UserFactory
 
@@ -45,7 +45,9 @@ def test_a_user_added_in_the_admin_is_saved_audited_and_welcomed(
     user = User.objects.get(username="new.staff")
     assert user.check_password("A-long-enough-passphrase-1")
     assert list(user.groups.all()) == [group]
-    assert AuditOutbox.objects.filter(entity=f"accounts.user#{user.pk}", action="create").exists()
+    assert AuditMessage.objects.filter(
+        ref=f"accounts.user#{user.pk}", payload__action="create"
+    ).exists()
     welcomes = [n for n in NotificationItem.scan() if n.template_code == "welcome"]
     assert {n.channel for n in welcomes} == {"EMAIL", "SMS"}
 
@@ -87,14 +89,16 @@ def _change(client, user: User, **overrides):
 def _update_events(user: User, after: int = 0) -> list[dict]:
     """The changes of the user's update events, those after the event id ``after``."""
     return list(
-        AuditOutbox.objects.filter(entity=f"accounts.user#{user.pk}", action="update", id__gt=after)
+        AuditMessage.objects.filter(
+            ref=f"accounts.user#{user.pk}", payload__action="update", id__gt=after
+        )
         .order_by("id")
-        .values_list("changes", flat=True)
+        .values_list("payload__changes", flat=True)
     )
 
 
 def _last_event_id() -> int:
-    return AuditOutbox.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    return AuditMessage.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def test_a_user_changed_in_the_admin_goes_through_user_update_and_is_audited(client):

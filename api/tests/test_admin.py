@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from api.models import ApiClient
 from api.services import api_client_update
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from tests.factories import BranchFactory, UserFactory, key_header, make_api_client
 
 pytestmark = pytest.mark.django_db
@@ -196,9 +196,9 @@ def test_a_client_changed_in_the_admin_goes_through_api_client_update(admin_clie
     assert api_client.name == "Field app"
     assert list(api_client.allowed_branches.all()) == [other]
     assert client.get("/api/v1/loans/", **key_header(raw_key)).status_code == 200  # same key
-    changes = AuditOutbox.objects.filter(
-        entity=f"api.apiclient#{api_client.pk}", action="update"
-    ).values_list("changes", flat=True)
+    changes = AuditMessage.objects.filter(
+        ref=f"api.apiclient#{api_client.pk}", payload__action="update"
+    ).values_list("payload__changes", flat=True)
     assert any("name" in c for c in changes) and any("allowed_branches" in c for c in changes)
 
 

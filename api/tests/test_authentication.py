@@ -19,7 +19,7 @@ from rest_framework.test import APIRequestFactory
 from api.authentication import ApiKeyAuthentication
 from api.models import ApiClient
 from api.services import api_client_deactivate, api_client_rotate_key
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from tests.factories import BranchFactory, UserFactory, key_header, make_api_client
 
 pytestmark = pytest.mark.django_db
@@ -130,10 +130,8 @@ def test_the_raw_key_is_stored_nowhere():
     for key in (raw_key, rotated):
         assert key not in json.dumps(row, default=str)
     # the audit trail records the hash as "***", never the key or the hash
-    events = json.dumps(
-        list(AuditOutbox.objects.values("changes", "entity_repr", "remarks")), default=str
-    )
-    assert "api.apiclient" in json.dumps(list(AuditOutbox.objects.values("entity")))
+    events = json.dumps(list(AuditMessage.objects.values("payload")), default=str)
+    assert "api.apiclient" in json.dumps(list(AuditMessage.objects.values("ref")))
     for secret in (raw_key, rotated, row["key_hash"]):
         assert secret not in events
     assert not LogEntry.objects.filter(change_message__contains=raw_key[8:]).exists()
@@ -176,7 +174,7 @@ def test_session_writes_need_csrf_key_writes_do_not(settings):
 def test_audit_events_of_a_key_request_name_the_client(client):
     branch = BranchFactory()
     _, raw_key = make_api_client(name="Core banking")
-    AuditOutbox.objects.all().delete()
+    AuditMessage.objects.all().delete()
     response = client.post(
         f"/api/test/branches/{branch.pk}/rename",
         {"name": "Renamed"},
@@ -184,7 +182,7 @@ def test_audit_events_of_a_key_request_name_the_client(client):
         **key_header(raw_key),
     )
     assert response.status_code == 200, response.content
-    event = AuditOutbox.objects.get(entity=f"accounts.branch#{branch.pk}")
+    event = AuditMessage.objects.get(ref=f"accounts.branch#{branch.pk}")
     assert (event.actor_id, event.actor_repr) == (None, "api:Core banking")
     assert event.changes["name"][1] == "Renamed"
 

@@ -30,7 +30,7 @@ from django.views.debug import ExceptionReporter
 from api import scopes
 from api.keys import KEY_BRAND, PREFIX_LENGTH
 from api.services import api_client_deactivate, api_client_rotate_key
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from dynamo import registry
 from dynamo.tests.faults import inject
 from tests.factories import BranchFactory, key_header, make_api_client, make_loan
@@ -109,7 +109,7 @@ def assert_not_in_responses(keys: list[str], responses) -> None:
 
 def assert_not_stored(keys: list[str]) -> None:
     """Not in the audit trail (outbox and DynamoDB), the admin log, or any DynamoDB item."""
-    outbox = json.dumps(list(AuditOutbox.objects.values()), default=str)
+    outbox = json.dumps(list(AuditMessage.objects.values()), default=str)
     assert_absent(keys, outbox, "the audit outbox")
     admin_log = json.dumps(list(LogEntry.objects.values()), default=str)
     assert_absent(keys, admin_log, "the admin log")

@@ -11,8 +11,8 @@ from django.urls import reverse
 from accounts.models import User
 from approvals.models import ApprovalRequest
 from approvals.selectors import InboxEntry, inbox_count, inbox_entries, register_inbox_source
-from audit.models import AuditOutbox
-from audit.services import audit_relay_pending
+from audit.models import AuditMessage
+from core.outbox import outbox_relay
 from payments.models import Posting
 from payments.services import payment_ingest, payment_reversal_request, payments_post_due
 from tests.factories import AreaFactory, BranchFactory, UserFactory, make_loan, payment
@@ -124,7 +124,7 @@ def test_inbox_lists_entries_of_other_registered_sources(reversal):
 
 def test_detail_shows_the_request_its_allocation_and_history(reversal):
     request = reversal["request"]
-    audit_relay_pending()
+    outbox_relay()
     response = logged_in(reversal["finance"]).get(detail_url(request))
     assert response.status_code == 200
     html = response.content.decode()
@@ -156,7 +156,7 @@ def test_approving_from_the_detail_page_reverses_the_posting(reversal):
     )
     posting = Posting.objects.get(txn_id=reversal["txn_id"])
     assert posting.reversed_at and posting.reversed_by == reversal["finance"]
-    assert AuditOutbox.objects.filter(entity=f"approvals.approvalrequest#{request.pk}").exists()
+    assert AuditMessage.objects.filter(ref=f"approvals.approvalrequest#{request.pk}").exists()
 
     page = client.get(detail_url(request)).content.decode()
     assert "Approved" in page and 'id="decision-form"' not in page

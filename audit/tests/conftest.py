@@ -1,6 +1,6 @@
 import pytest
 
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from core import context
 
 
@@ -9,7 +9,7 @@ def empty_outbox(request):
     """Start from an empty outbox: ``migrate`` (roles) and earlier transactional tests
     leave audit rows behind."""
     if request.node.get_closest_marker("django_db"):
-        AuditOutbox.objects.all().delete()
+        AuditMessage.objects.all().delete()
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,10 @@ from django.utils import timezone
 
 from accounts.models import Branch
 from audit.ddb_models import AuditEventItem
-from audit.models import AuditOutbox
-from audit.services import audit_record, audit_relay_pending
+from audit.models import AuditMessage
+from audit.services import audit_record
 from audit.tracking import entity_for
+from core.outbox import outbox_relay
 from dynamo import registry
 from tests.factories import AreaFactory, BranchFactory, UserFactory
 
@@ -57,7 +58,7 @@ def test_an_admin_change_records_actor_request_id_and_ip(admin_client, superuser
         REMOTE_ADDR="10.20.30.40",
     )
     assert response.status_code == 302, response.content[:2000]
-    event = AuditOutbox.objects.filter(entity=entity_for(branch)).latest("id")
+    event = AuditMessage.objects.filter(ref=entity_for(branch)).latest("id")
     assert event.action == "update"
     assert event.changes == {
         "name": ["Indiranagar", "Indiranagar East"],
@@ -70,16 +71,16 @@ def test_an_admin_change_records_actor_request_id_and_ip(admin_client, superuser
 
 def test_an_unchanged_admin_save_records_nothing(admin_client):
     branch = BranchFactory()
-    before = AuditOutbox.objects.count()
+    before = AuditMessage.objects.count()
     response = admin_client.post(f"/admin/accounts/branch/{branch.pk}/change/", branch_form(branch))
     assert response.status_code == 302
-    assert AuditOutbox.objects.count() == before
+    assert AuditMessage.objects.count() == before
 
 
 @pytest.mark.urls("audit.tests.urls")
 def test_history_page_shows_relayed_and_pending_events(admin_client):
     branch = BranchFactory(name="Whitefield")
-    audit_relay_pending()
+    outbox_relay()
     branch.name = "Whitefield Main"
     branch.save()  # still pending
     audit_record(instance_or_entity=branch, action="transition", remarks="Cut-off reviewed")
@@ -127,11 +128,11 @@ def test_browser_is_in_the_admin_index(admin_client):
 
 def test_browser_by_entity_actor_and_day(admin_client, superuser):
     clerk = UserFactory(username="clerk-7")
-    AuditOutbox.objects.all().delete()
+    AuditMessage.objects.all().delete()
     area = AreaFactory()
     branch = Branch.objects.create(code="MYS-1", name="Mysuru", area=area, state="Karnataka")
     audit_record(instance_or_entity=branch, action="transition", actor=clerk, remarks="by clerk")
-    audit_relay_pending()
+    outbox_relay()
 
     by_entity = admin_client.get(BROWSER, {"entity": f"accounts.Branch#{branch.pk}"})
     assert by_entity.status_code == 200
@@ -154,7 +155,7 @@ def test_browser_by_entity_actor_and_day(admin_client, superuser):
 def test_browser_pages_with_a_next_token(admin_client):
     for _ in range(3):
         audit_record(instance_or_entity="loans.loanaccount#4", action="transition")
-    audit_relay_pending()
+    outbox_relay()
     from audit.admin import AuditEventsAdmin
 
     AuditEventsAdmin.page_size = 2
@@ -190,7 +191,7 @@ def test_browser_refuses_a_user_without_the_permission(client):
 
 def test_browser_admits_a_user_with_the_permission(client):
     auditor = UserFactory(is_staff=True)
-    auditor.user_permissions.add(Permission.objects.get(codename="view_auditoutbox"))
+    auditor.user_permissions.add(Permission.objects.get(codename="view_events"))
     client.force_login(auditor)
     assert client.get(BROWSER, {"day": timezone.localdate().isoformat()}).status_code == 200
 
@@ -201,7 +202,7 @@ def test_pages_never_show_masked_or_secret_values_in_the_clear(admin_client):
     user.mobile = "9123456789"
     user.save()
     raw_hash = user.password
-    audit_relay_pending()
+    outbox_relay()
     user.mobile = "9000012345"
     user.save()  # pending
     by_entity = admin_client.get(BROWSER, {"entity": entity_for(user)}).content.decode()
@@ -214,14 +215,14 @@ def test_pages_never_show_masked_or_secret_values_in_the_clear(admin_client):
 
 
 def test_browser_says_nothing_about_events_outside_a_users_scope(client, settings):
-    settings.AUDIT_RELAY_ON_COMMIT = False
+    settings.OUTBOX_DELIVER_ON_COMMIT = False
     mine, other = BranchFactory(), BranchFactory()
     manager = UserFactory(is_staff=True, level="BRANCH", home_branch=mine)
-    manager.user_permissions.add(Permission.objects.get(codename="view_auditoutbox"))
+    manager.user_permissions.add(Permission.objects.get(codename="view_events"))
     for branch in (mine, other):
         branch.name = f"Renamed {branch.code}"
         branch.save()
-    audit_relay_pending()
+    outbox_relay()
     other.name = "Renamed again, not relayed yet"
     other.save()
     client.force_login(manager)
@@ -234,7 +235,7 @@ def test_browser_says_nothing_about_events_outside_a_users_scope(client, setting
 
 
 def test_browser_tells_a_user_who_sees_everything_what_waits_to_be_relayed(admin_client, settings):
-    settings.AUDIT_RELAY_ON_COMMIT = False
+    settings.OUTBOX_DELIVER_ON_COMMIT = False
     audit_record(instance_or_entity="loans.loanaccount#1", action="transition")
     html = admin_client.get(BROWSER, {"day": timezone.localdate().isoformat()}).content.decode()
     assert re.search(r"\d+ events? waiting to be relayed", html)

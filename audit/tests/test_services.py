@@ -1,24 +1,24 @@
-"""The relay copies outbox rows to DynamoDB Local: at least once, never twice."""
+"""The relay copies audit events from the outbox to DynamoDB Local: at least once, never
+twice."""
 
 import datetime
 import json
 import socket
-import threading
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
 from audit.ddb_models import AuditEventItem
-from audit.exceptions import AuditStoreUnavailable
-from audit.models import AuditOutbox
-from audit.services import audit_outbox_purge, audit_record, audit_relay_pending, event_item
+from audit.models import AuditMessage
+from audit.services import audit_record, event_item
+from core.outbox import backoff, outbox_purge, outbox_relay
 from dynamo.connection import boto3_client
+from tests.concurrency import at_once, relay_all
 from tests.factories import UserFactory
 
 
-def record_events(n: int) -> list[AuditOutbox]:
+def record_events(n: int) -> list[AuditMessage]:
     return [
         audit_record(
             instance_or_entity=f"loans.loanaccount#{i}",
@@ -42,9 +42,9 @@ def closed_port() -> int:
 @pytest.mark.django_db
 def test_relay_writes_each_event_once_and_marks_it_relayed():
     rows = record_events(3)
-    assert audit_relay_pending() == 3
-    assert not AuditOutbox.objects.filter(relayed_at__isnull=True).exists()
-    assert audit_relay_pending() == 0  # run twice: nothing left, nothing duplicated
+    assert outbox_relay()["audit"] == 3
+    assert not AuditMessage.objects.filter(done_at__isnull=True).exists()
+    assert outbox_relay()["audit"] == 0  # run twice: nothing left, nothing duplicated
     assert stored_count() == 3
     item = AuditEventItem.get(rows[0].entity, event_item(rows[0]).sk, consistent_read=True)
     assert item.event_id == rows[0].event_id
@@ -58,27 +58,27 @@ def test_relay_writes_each_event_once_and_marks_it_relayed():
 @pytest.mark.django_db
 def test_an_event_already_in_dynamodb_is_not_written_again():
     (row,) = record_events(1)
-    event_item(row).save()  # a relay that died after the put, before marking the row
-    assert audit_relay_pending() == 1
+    event_item(row).save()  # a relay that died after the put, before marking the message
+    assert outbox_relay()["audit"] == 1
     assert stored_count() == 1
-    assert AuditOutbox.objects.get(pk=row.pk).relayed_at is not None
+    assert AuditMessage.objects.get(pk=row.pk).done_at is not None
 
 
 @pytest.mark.django_db
 def test_relay_takes_at_most_limit_rows_oldest_first():
     rows = record_events(5)
-    assert audit_relay_pending(limit=2) == 2
-    pending = AuditOutbox.objects.filter(relayed_at__isnull=True).order_by("id")
+    assert outbox_relay(limit=2)["audit"] == 2
+    pending = AuditMessage.objects.filter(done_at__isnull=True).order_by("id")
     assert [r.pk for r in pending] == [r.pk for r in rows[2:]]
 
 
 @pytest.mark.django_db
 def test_items_carry_keys_indexes_and_retention():
     actor = UserFactory(username="maker")
-    AuditOutbox.objects.all().delete()
+    AuditMessage.objects.all().delete()
     row = audit_record(instance_or_entity="loans.loanaccount#7", action="transition", actor=actor)
     with override_settings(AUDIT_RETENTION_DAYS=30):
-        audit_relay_pending()
+        outbox_relay()
     (item,) = AuditEventItem.query("loans.loanaccount#7")
     assert item.sk == f"{item.ts}#{row.event_id}"
     assert item.ts.endswith("Z") and len(item.ts) == 27
@@ -91,13 +91,15 @@ def test_items_carry_keys_indexes_and_retention():
 @pytest.mark.django_db
 def test_dynamodb_down_keeps_rows_pending_until_it_is_back():
     record_events(2)
-    with (
-        override_settings(DYNAMODB_ENDPOINT=f"http://127.0.0.1:{closed_port()}"),
-        pytest.raises(AuditStoreUnavailable),
-    ):
-        audit_relay_pending()
-    assert AuditOutbox.objects.filter(relayed_at__isnull=True).count() == 2
-    assert audit_relay_pending() == 2
+    with override_settings(DYNAMODB_ENDPOINT=f"http://127.0.0.1:{closed_port()}"):
+        assert outbox_relay()["audit"] == 0
+    pending = AuditMessage.objects.filter(done_at__isnull=True)
+    assert pending.count() == 2
+    for message in pending:
+        assert message.attempts == 1
+        assert message.last_error.startswith("AuditStoreUnavailable: DynamoDB unavailable")
+    assert outbox_relay()["audit"] == 0  # backing off: retried later, not at once
+    assert outbox_relay(now=timezone.now() + backoff(1))["audit"] == 2
     assert stored_count() == 2
 
 
@@ -108,7 +110,7 @@ def test_pii_and_secrets_never_reach_the_stored_item():
     user.mobile = "9123456789"
     user.save()
     raw_hash = user.password
-    audit_relay_pending()
+    outbox_relay()
     client = boto3_client()
     stored = client.query(
         TableName=AuditEventItem.Meta.table_name,
@@ -125,45 +127,24 @@ def test_pii_and_secrets_never_reach_the_stored_item():
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_relays_share_the_rows_and_never_duplicate():
-    AuditOutbox.objects.all().delete()
+    AuditMessage.objects.all().delete()
     record_events(60)
-    barrier = threading.Barrier(2)
-    counts: list[int] = []
-    errors: list[BaseException] = []
-
-    def relay() -> None:
-        try:
-            barrier.wait()
-            total = 0
-            while relayed := audit_relay_pending(limit=7):
-                total += relayed
-            counts.append(total)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=relay) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors
+    counts = at_once(lambda: relay_all("audit", limit=7))
     assert sum(counts) == 60
-    assert not AuditOutbox.objects.filter(relayed_at__isnull=True).exists()
+    assert not AuditMessage.objects.filter(done_at__isnull=True).exists()
     assert stored_count() == 60
-    assert audit_relay_pending() == 0
+    assert outbox_relay()["audit"] == 0
 
 
 @pytest.mark.django_db
 def test_purge_deletes_only_long_relayed_rows():
     old, recent, pending = record_events(3)
-    audit_relay_pending(limit=2)
-    AuditOutbox.objects.filter(pk=old.pk).update(
-        relayed_at=timezone.now() - datetime.timedelta(days=31)
+    outbox_relay(limit=2)
+    AuditMessage.objects.filter(pk=old.pk).update(
+        done_at=timezone.now() - datetime.timedelta(days=31)
     )
-    assert audit_outbox_purge(older_than_days=30) == 1
-    assert set(AuditOutbox.objects.values_list("pk", flat=True)) == {recent.pk, pending.pk}
+    assert outbox_purge(older_than_days=30) == 1
+    assert set(AuditMessage.objects.values_list("pk", flat=True)) == {recent.pk, pending.pk}
 
 
 @pytest.mark.django_db
@@ -183,24 +164,24 @@ def test_an_event_about_a_dynamodb_write_goes_into_its_transaction():
     (stored,) = AuditEventItem.query("payments.transaction#01J0000000000000000000TXN1")
     assert stored.event_id == item.event_id
     assert json.loads(stored.changes) == {"amount_paise": [None, 150000], "mode": [None, "CASH"]}
-    assert not AuditOutbox.objects.exists()  # no outbox row: the transaction carried it
+    assert not AuditMessage.objects.exists()  # no outbox message: the transaction carried it
 
 
 @pytest.mark.django_db
 def test_purge_keeps_the_retention_setting_and_never_deletes_pending_rows(settings):
-    settings.AUDIT_OUTBOX_RETENTION_DAYS = 7
+    settings.OUTBOX_RETENTION_DAYS = 7
     relayed_long_ago, relayed_lately, pending = record_events(3)
-    audit_relay_pending(limit=2)
+    outbox_relay(limit=2)
     long_ago = timezone.now() - datetime.timedelta(days=3650)
-    AuditOutbox.objects.filter(pk=pending.pk).update(occurred_at=long_ago)
-    AuditOutbox.objects.filter(pk=relayed_long_ago.pk).update(
-        relayed_at=timezone.now() - datetime.timedelta(days=8)
+    AuditMessage.objects.filter(pk=pending.pk).update(created_at=long_ago)
+    AuditMessage.objects.filter(pk=relayed_long_ago.pk).update(
+        done_at=timezone.now() - datetime.timedelta(days=8)
     )
-    AuditOutbox.objects.filter(pk=relayed_lately.pk).update(
-        relayed_at=timezone.now() - datetime.timedelta(days=6)
+    AuditMessage.objects.filter(pk=relayed_lately.pk).update(
+        done_at=timezone.now() - datetime.timedelta(days=6)
     )
-    assert audit_outbox_purge() == 1
-    assert set(AuditOutbox.objects.values_list("pk", flat=True)) == {
+    assert outbox_purge() == 1
+    assert set(AuditMessage.objects.values_list("pk", flat=True)) == {
         relayed_lately.pk,
         pending.pk,
     }

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from accounts.models import Branch
 from audit.masking import mask_value
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from audit.services import audit_record
 from audit.tracking import entity_for, track
 from core.context import acting_as
@@ -19,19 +19,19 @@ from tests.factories import PASSWORD, AreaFactory, BranchFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-def events_of(instance) -> list[AuditOutbox]:
-    return list(AuditOutbox.objects.filter(entity=entity_for(instance)).order_by("id"))
+def events_of(instance) -> list[AuditMessage]:
+    return list(AuditMessage.objects.filter(ref=entity_for(instance)).order_by("id"))
 
 
 def test_create_records_every_tracked_field_with_no_before():
     area = AreaFactory()
-    AuditOutbox.objects.all().delete()
+    AuditMessage.objects.all().delete()
     branch = Branch.objects.create(code="BLR-1", name="Koramangala", area=area, state="Karnataka")
     (event,) = events_of(branch)
     assert event.entity == f"accounts.branch#{branch.pk}"
     assert event.entity_repr == "BLR-1 Koramangala"
     assert event.action == "create"
-    assert event.relayed_at is None
+    assert event.done_at is None
     assert event.changes == {
         "code": [None, "BLR-1"],
         "name": [None, "Koramangala"],
@@ -80,7 +80,7 @@ def test_delete_records_the_state_before():
     branch = BranchFactory(name="Closing")
     entity = entity_for(branch)
     branch.delete()
-    event = AuditOutbox.objects.filter(entity=entity).latest("id")
+    event = AuditMessage.objects.filter(ref=entity).latest("id")
     assert event.action == "delete"
     assert event.changes["name"] == ["Closing", None]
     assert event.changes["cash_in_hand_limit"] == ["200000.00", None]
@@ -91,7 +91,7 @@ def test_a_rolled_back_change_leaves_no_event():
     with pytest.raises(RuntimeError), transaction.atomic():
         Branch.objects.create(code="GONE", name="x", area=area, state="Goa")
         raise RuntimeError
-    assert not AuditOutbox.objects.filter(entity_repr__startswith="GONE").exists()
+    assert not AuditMessage.objects.filter(payload__entity_repr__startswith="GONE").exists()
 
 
 def test_password_is_never_recorded_only_that_it_changed():

@@ -23,9 +23,9 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test import override_settings
 
-from audit.services import audit_relay_pending
 from backup.dynamodb import file_sha256
 from backup.services import environment_verify
+from core.outbox import outbox_relay
 from dynamo import registry, tables
 from dynamo.connection import boto3_client
 from payments.ddb_models import TransactionItem
@@ -65,7 +65,7 @@ def business_data():
         principal=principal,
         source="test",
     )
-    audit_relay_pending()
+    outbox_relay()
     big = next(iter(TransactionItem.scan(limit=1)))
     big.update(actions=[TransactionItem.amount_paise.set(BIG_PAISE)])
     session = SessionStore()

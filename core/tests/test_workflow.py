@@ -8,7 +8,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from core.models import StatusChange
 from core.workflow import InvalidTransition, NotAllowed, require_permission, transition
 from reconciliation.models import Dbs, Dcr
@@ -33,7 +33,9 @@ def test_an_allowed_move_sets_the_declared_fields_and_writes_history_and_audit()
     assert dcr.decided_by is None and dcr.decided_at is None
     moves = list(dcr.history.values_list("from_status", "to_status", "actor", "remarks"))
     assert moves == [("DRAFT", "SUBMITTED", actor.pk, "figures checked")]
-    event = AuditOutbox.objects.get(entity=f"reconciliation.dcr#{dcr.pk}", action="transition")
+    event = AuditMessage.objects.get(
+        ref=f"reconciliation.dcr#{dcr.pk}", payload__action="transition"
+    )
     assert event.changes == {"status": ["DRAFT", "SUBMITTED"]}
     assert event.remarks == "figures checked"
 
@@ -68,7 +70,7 @@ def test_a_refused_move_changes_nothing_and_says_why():
     dcr.refresh_from_db()
     assert dcr.status == "DRAFT" and dcr.decided_by is None
     assert not dcr.history.exists()
-    assert not AuditOutbox.objects.filter(entity=f"reconciliation.dcr#{dcr.pk}").exists()
+    assert not AuditMessage.objects.filter(ref=f"reconciliation.dcr#{dcr.pk}").exists()
 
 
 @pytest.mark.django_db

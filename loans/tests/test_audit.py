@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 
 from audit.ddb_models import AuditEventItem
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from audit.selectors import audit_events_for_entity
-from audit.services import audit_relay_pending
+from core.outbox import outbox_relay
 from loans.models import CoBorrower, Customer
 from tests.factories import BranchFactory, UserFactory, make_customer, make_loan
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _events(entity):
-    return list(AuditOutbox.objects.filter(entity=entity).order_by("occurred_at", "id"))
+    return list(AuditMessage.objects.filter(ref=entity).order_by("created_at", "id"))
 
 
 def test_admin_create_change_delete_are_audited_with_actor_request_and_masked_pii(client):
@@ -66,7 +66,7 @@ def test_admin_create_change_delete_are_audited_with_actor_request_and_masked_pi
     assert deleted.actor_id == staff.pk
     assert deleted.changes["relationship"] == ["SPOUSE", None]
 
-    assert audit_relay_pending() >= 3
+    assert outbox_relay()["audit"] >= 3
     stored = list(AuditEventItem.query(entity))
     assert len(stored) == 2
     raw = json.dumps([item.attribute_values for item in stored], default=str)
@@ -80,7 +80,7 @@ def test_history_page_of_a_loan_shows_its_audit_trail_and_is_scoped(client):
     loan = make_loan()
     staff = UserFactory(role="Branch Staff", home_branch=loan.branch)
     client.force_login(staff)
-    audit_relay_pending()
+    outbox_relay()
     page = client.get(reverse("admin:loans_loanaccount_history", args=[loan.pk]))
     assert page.status_code == 200
     assert "create" in page.content.decode().lower()

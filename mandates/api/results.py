@@ -72,7 +72,7 @@ def _raced(result: PartnerResult) -> ResultOutcome | None:
 
 def _unavailable(result: PartnerResult, exc: Exception) -> ResultOutcome:
     """A store was down. The result may be in the ledger already with only its DynamoDB
-    side pending (the sync sweep finishes it): then it was applied. Otherwise the partner
+    side pending (the outbox relay finishes it): then it was applied. Otherwise the partner
     sends it again later."""
     if recorded_results([result.execution_id]).get(result.execution_id) == (
         result.status,

@@ -31,9 +31,9 @@ from .results import (
     PartnerResult,
     execution_result_apply,
     execution_result_conflict,
+    execution_result_deliver,
     execution_result_sync,
     execution_result_validate,
-    execution_results_sync_pending,
 )
 from .schedule import (
     bank_holiday_save,
@@ -55,9 +55,9 @@ __all__ = [
     "execution_id_for",
     "execution_result_apply",
     "execution_result_conflict",
+    "execution_result_deliver",
     "execution_result_sync",
     "execution_result_validate",
-    "execution_results_sync_pending",
     "mandate_activate",
     "mandate_approve",
     "mandate_create",

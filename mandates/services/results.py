@@ -1,7 +1,9 @@
 """The partners' results: payments, bounces and their charges, re-presentation.
 
-A result is applied once, guarded by a row unique per execution id, and its DynamoDB side
-is re-synced idempotently."""
+A result is applied once, guarded by a row unique per execution id. Its DynamoDB side (the
+execution's status, a success's NACH payment) is an outbox message (topic
+``mandates.result``) written with the result: synced right after, again by the outbox's
+relay when that failed, idempotently."""
 
 from __future__ import annotations
 
@@ -17,7 +19,9 @@ from pynamodb.exceptions import DoesNotExist
 
 from core.clock import iso
 from core.errors import ApplicationError, Conflict, NotFound
+from core.models import OutboxMessage
 from core.money import PAISA, from_paise
+from core.outbox import outbox_add, outbox_deliver
 from loans.models import LoanAccount, LoanCharge
 from loans.refdata import loan_product
 from loans.services import loan_charge_raise
@@ -26,7 +30,13 @@ from payments.services import PaymentInput, payment_ingest
 
 from ..ddb_models import MandateExecutionItem
 from ..exceptions import ResultRejected
-from ..models import ExecutionResult, Mandate, ReturnCodePolicy, ScheduledPresentation
+from ..models import (
+    RESULT_TOPIC,
+    ExecutionResult,
+    Mandate,
+    ReturnCodePolicy,
+    ScheduledPresentation,
+)
 from ..refdata import ReturnCodeRef, return_codes
 from ._common import _mandate_stop
 from .schedule import next_working_day
@@ -111,7 +121,9 @@ def execution_result_apply(
     reason: str = "",
 ) -> str:
     """Apply a partner's result for one execution: ``applied`` the first time,
-    ``duplicate`` when the same result comes again (nothing changes)."""
+    ``duplicate`` when the same result comes again (nothing changes). Then its DynamoDB
+    side, unless done already; when that fails (the store is down) the error is raised and
+    the outbox's relay syncs it later."""
     policy = execution_result_validate(
         PartnerResult(execution_id, status, return_code or "", reason or "")
     )
@@ -122,7 +134,7 @@ def execution_result_apply(
     if item.partner_code != partner_code:
         raise NotFound(f"No execution {execution_id} for this partner.", code="execution_not_found")
     outcome = _apply_in_ledger(item, status, return_code, reason, policy)
-    execution_result_sync(execution_id=execution_id)
+    outbox_deliver(RESULT_TOPIC, execution_id, raise_errors=True)
     return outcome
 
 
@@ -149,6 +161,7 @@ def _apply_in_ledger(item, status: str, return_code: str, reason: str, policy) -
         return_code=return_code or "",
         reason=reason[:200],
     )
+    outbox_add(RESULT_TOPIC, item.execution_id)
     row.last_return_code = return_code or ""
     if status == "SUCCESS":
         row.status = P.SUCCEEDED
@@ -217,13 +230,14 @@ def _bounce_notice(row: ScheduledPresentation, return_code: str, policy) -> None
 
 def execution_result_sync(*, execution_id: str) -> bool:
     """Bring DynamoDB in line with an applied result: the execution's status, and for a
-    success the NACH payment through the ingestion flow (idempotent by execution id)."""
+    success the NACH payment through the ingestion flow (idempotent by execution id).
+    ``False`` when there is no such result."""
     result = (
         ExecutionResult.objects.select_related("presentation__mandate__loan")
         .filter(execution_id=execution_id)
         .first()
     )
-    if result is None or result.dynamo_synced_at:
+    if result is None:
         return False
     item = MandateExecutionItem.get(execution_id, consistent_read=True)
     actions = [
@@ -256,24 +270,16 @@ def execution_result_sync(*, execution_id: str) -> bool:
             actions.append(MandateExecutionItem.txn_id.set(exc.txn_id))
         except ApplicationError as exc:
             if exc.status >= 500:
-                raise  # the store is down: the sweep syncs it later
+                raise  # the store is down: the outbox's relay syncs it later
             # e.g. the loan was closed meanwhile: the money came, staff must refund it
             logger.error("NACH success %s not recorded as a payment: %s", execution_id, exc)
             actions.append(MandateExecutionItem.return_reason.set(f"not posted: {exc}"[:200]))
         else:
             actions.append(MandateExecutionItem.txn_id.set(ingested.body["txn_id"]))
     item.update(actions=actions)
-    ExecutionResult.objects.filter(pk=result.pk).update(dynamo_synced_at=timezone.now())
     return True
 
 
-def execution_results_sync_pending(*, limit: int = 200) -> int:
-    synced = 0
-    for execution_id in ExecutionResult.objects.filter(dynamo_synced_at__isnull=True).values_list(
-        "execution_id", flat=True
-    )[:limit]:
-        try:
-            synced += execution_result_sync(execution_id=execution_id)
-        except ApplicationError:
-            logger.warning("result %s not synced yet", execution_id)
-    return synced
+def execution_result_deliver(message: OutboxMessage) -> None:
+    """The outbox handler of ``mandates.result``."""
+    execution_result_sync(execution_id=message.key)

@@ -337,7 +337,7 @@ def test_saving_or_deleting_a_holiday_reschedules_presentations(mandate_world):
 
 
 def test_a_holiday_is_saved_and_removed_through_the_services_and_audited(mandate_world):
-    from audit.models import AuditOutbox
+    from audit.models import AuditMessage
 
     mandate = active_mandate(mandate_world["loan"], mandate_world["people"])
     first = ScheduledPresentation.objects.filter(mandate=mandate).order_by("due_date").first()
@@ -347,7 +347,7 @@ def test_a_holiday_is_saved_and_removed_through_the_services_and_audited(mandate
     )
     assert moved == 1
     entity = f"mandates.bankholiday#{holiday.pk}"
-    assert AuditOutbox.objects.filter(entity=entity, action="create").exists()
+    assert AuditMessage.objects.filter(ref=entity, payload__action="create").exists()
 
     ops = logged_in(mandate_world["people"]["ops"])
     twice = ops.post(f"{HOLIDAYS}add/", {"date": day.isoformat(), "name": "Again"})
@@ -360,7 +360,7 @@ def test_a_holiday_is_saved_and_removed_through_the_services_and_audited(mandate
 
     assert services.bank_holidays_delete(holiday_ids=[holiday.pk], actor=None) == 1
     assert not BankHoliday.objects.exists()
-    assert AuditOutbox.objects.filter(entity=entity, action="delete").exists()
+    assert AuditMessage.objects.filter(ref=entity, payload__action="delete").exists()
     first.refresh_from_db()
     assert first.presentation_date == day
 

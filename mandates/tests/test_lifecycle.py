@@ -7,7 +7,7 @@ from django.db import IntegrityError, connection, transaction
 
 from approvals.exceptions import MakerCannotCheck
 from approvals.services import approval_decide
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from core.errors import Conflict
 from core.workflow import InvalidTransition, NotAllowed
 from mandates import services
@@ -36,8 +36,8 @@ def test_the_whole_lifecycle_to_active_records_every_move(lifecycle):
         ("APPROVED", "SUBMITTED_TO_BANK", people["ops"].pk),
         ("SUBMITTED_TO_BANK", "ACTIVE", people["ops"].pk),
     ]
-    transitions = AuditOutbox.objects.filter(
-        entity=f"mandates.mandate#{mandate.pk}", action="transition"
+    transitions = AuditMessage.objects.filter(
+        ref=f"mandates.mandate#{mandate.pk}", payload__action="transition"
     )
     assert transitions.count() == 4
     assert ScheduledPresentation.objects.filter(mandate=mandate).exists()
@@ -152,10 +152,10 @@ def test_two_approvers_at_once_one_wins_with_one_audit_event(lifecycle):
     assert outcomes.count("won") == 1
     assert any("approved already" in o for o in outcomes)
     assert (
-        AuditOutbox.objects.filter(
-            entity=f"mandates.mandate#{mandate.pk}",
-            action="transition",
-            changes__status=["PENDING_APPROVAL", "APPROVED"],
+        AuditMessage.objects.filter(
+            ref=f"mandates.mandate#{mandate.pk}",
+            payload__action="transition",
+            payload__changes__status=["PENDING_APPROVAL", "APPROVED"],
         ).count()
         == 1
     )

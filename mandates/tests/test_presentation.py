@@ -11,13 +11,15 @@ from accounts.models import User
 from approvals.services import approval_decide
 from core.errors import Conflict
 from core.jobs import job_claim
-from core.models import JobRun
+from core.models import JobRun, OutboxMessage
+from core.outbox import outbox_deliver
 from loans.models import Instalment, LoanCharge
 from loans.services import loan_charge_waiver_request
 from mandates import sandbox, services
 from mandates.ddb_models import MandateExecutionItem
 from mandates.exceptions import ResultRejected
 from mandates.models import (
+    RESULT_TOPIC,
     BankHoliday,
     ExecutionResult,
     Mandate,
@@ -223,12 +225,13 @@ def test_a_success_synced_again_after_its_key_expired_is_not_a_second_payment(pr
     assert txn.receipt_number == f"NACH-{execution_id}"
     for key in DedupItem.scan():  # expired and deleted by DynamoDB
         key.delete()
-    ExecutionResult.objects.update(dynamo_synced_at=None)
-    assert services.execution_result_sync(execution_id=execution_id)
+    result_message = OutboxMessage.objects.filter(topic=RESULT_TOPIC, key=execution_id)
+    result_message.update(done_at=None)  # its sync is delivered again
+    assert outbox_deliver(RESULT_TOPIC, execution_id)
     assert [t.txn_id for t in TransactionItem.scan()] == [txn.txn_id]
     execution = MandateExecutionItem.get(execution_id)
     assert execution.txn_id == txn.txn_id and execution.return_reason is None
-    assert ExecutionResult.objects.get().dynamo_synced_at is not None
+    assert result_message.get().done_at is not None
 
 
 def test_a_retryable_bounce_charges_the_loan_and_is_represented(presentable):

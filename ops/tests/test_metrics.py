@@ -186,6 +186,37 @@ def test_an_unreadable_queue_is_reported_and_the_rest_still_served(client):
 
 
 @pytest.mark.django_db
+def test_the_outbox_backlog_by_topic_comes_from_postgres(client, settings):
+    from audit.services import audit_record
+    from core.models import OutboxMessage
+    from core.outbox import outbox_relay
+
+    settings.OUTBOX_DELIVER_ON_COMMIT = False
+    OutboxMessage.objects.filter(done_at__isnull=True).delete()  # e.g. the roles' migration
+    empty = scrape(client)
+    for topic in ("audit", "notifications.release", "mandates.result", "payments.reversal"):
+        assert value(empty, "backoffice_outbox_pending_messages", topic=topic) == 0
+        assert value(empty, "backoffice_outbox_oldest_pending_age_seconds", topic=topic) == 0
+
+    old, _recent = (
+        audit_record(instance_or_entity=f"loans.loanaccount#{n}", action="transition")
+        for n in (1, 2)
+    )
+    OutboxMessage.objects.filter(pk=old.pk).update(
+        created_at=datetime.now(UTC) - timedelta(minutes=15)
+    )
+    text = scrape(client)
+    assert value(text, "backoffice_outbox_pending_messages", topic="audit") == 2
+    assert 900 <= value(text, "backoffice_outbox_oldest_pending_age_seconds", topic="audit") < 960
+    assert value(text, "backoffice_outbox_pending_messages", topic="payments.reversal") == 0
+
+    assert outbox_relay()["audit"] == 2
+    done = scrape(client)
+    assert value(done, "backoffice_outbox_pending_messages", topic="audit") == 0
+    assert value(done, "backoffice_outbox_oldest_pending_age_seconds", topic="audit") == 0
+
+
+@pytest.mark.django_db
 def test_dynamodb_throttles_and_conflicts_are_counted_once_each(client):
     name = "backoffice_dynamodb_errors_total"
     loan = make_loan()
@@ -369,6 +400,7 @@ def test_alert_rules_name_only_metrics_that_metrics_exports(client):
         "DynamoDBThrottling",
         "DynamoDBErrors",
         "CeleryTaskFailureRateHigh",
+        "OutboxBacklog",
     } <= {rule["alert"] for rule in rules}
     for rule in rules:
         names = metric_names(rule["expr"])

@@ -13,7 +13,7 @@ READ = (
     "TRUST_X_FORWARDED_FOR",
     "REPORTING_DATABASE",
     "AUDIT_RETENTION_DAYS",
-    "AUDIT_RELAY_ON_COMMIT",
+    "OUTBOX_DELIVER_ON_COMMIT",
     "SESSIONS_DDB_CACHE_SECONDS",
 )
 
@@ -34,7 +34,7 @@ def test_each_setting_has_its_default_without_the_environment():
         "TRUST_X_FORWARDED_FOR": False,
         "REPORTING_DATABASE": "default",
         "AUDIT_RETENTION_DAYS": 2555,
-        "AUDIT_RELAY_ON_COMMIT": True,
+        "OUTBOX_DELIVER_ON_COMMIT": True,
         "SESSIONS_DDB_CACHE_SECONDS": 300,
     }
 
@@ -45,7 +45,7 @@ def test_each_setting_is_read_from_the_environment():
         DATABASE_REPLICA_URL="postgres://reader@replica.internal:5432/backoffice",
         REPORTING_DATABASE="default",
         AUDIT_RETENTION_DAYS="400",
-        AUDIT_RELAY_ON_COMMIT="off",
+        OUTBOX_DELIVER_ON_COMMIT="off",
         SESSIONS_DDB_CACHE_SECONDS="0",
     )
     assert result.returncode == 0, result.stderr
@@ -53,7 +53,7 @@ def test_each_setting_is_read_from_the_environment():
         "TRUST_X_FORWARDED_FOR": True,
         "REPORTING_DATABASE": "default",  # a replica, and reports kept on the primary
         "AUDIT_RETENTION_DAYS": 400,
-        "AUDIT_RELAY_ON_COMMIT": False,
+        "OUTBOX_DELIVER_ON_COMMIT": False,
         "SESSIONS_DDB_CACHE_SECONDS": 0,
     }
 

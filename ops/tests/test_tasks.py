@@ -74,14 +74,14 @@ def queues():
     app.amqp.queues.select_add(settings.BACKGROUND_QUEUE)  # a worker below deselected it
 
 
-def test_notifications_and_the_audit_relay_go_to_the_background_queue(queues):
-    from audit.tasks import audit_relay_task
+def test_notifications_and_the_outbox_relay_go_to_the_background_queue(queues):
+    from core.tasks import outbox_relay_task
     from notifications.tasks import notification_send_task, notifications_dispatch_task
     from payments.tasks import payment_post_task, payments_post_due_task
     from reconciliation.tasks import reconciliation_tick_task
 
     default, background = queues
-    for task in (notification_send_task, notifications_dispatch_task, audit_relay_task):
+    for task in (notification_send_task, notifications_dispatch_task, outbox_relay_task):
         task.delay(*(["n-1"] if task is notification_send_task else []))
     for task in (payment_post_task, payments_post_due_task, reconciliation_tick_task):
         task.delay(*(["t-1"] if task is payment_post_task else []))
@@ -113,5 +113,5 @@ def test_a_posting_is_not_held_up_by_a_backlog_of_notifications(queues):
         while not Posting.objects.filter(txn_id=txn_id).exists():
             assert time.monotonic() < deadline, "the posting waited"
             time.sleep(0.1)
-    # the backlog waits for its own worker (the posting's audit relays joined it)
+    # the backlog waits for its own worker (the posting's outbox relays joined it)
     assert _queued(background) >= 300

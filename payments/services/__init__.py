@@ -23,9 +23,9 @@ from .posting import (
     queue_item_retry,
 )
 from .reversal import (
+    payment_reversal_deliver,
     payment_reversal_request,
     payment_reversal_sync,
-    payment_reversals_sync_pending,
     payment_reverse,
 )
 
@@ -44,9 +44,9 @@ __all__ = [
     "ledger_switch_set",
     "payment_ingest",
     "payment_post_one",
+    "payment_reversal_deliver",
     "payment_reversal_request",
     "payment_reversal_sync",
-    "payment_reversals_sync_pending",
     "payment_reverse",
     "payments_post_due",
     "queue_claim_due",

@@ -1,5 +1,6 @@
 """Reversal through maker-checker: request, reverse (reopen exactly the dues a posting
-paid), and mark DynamoDB's transaction REVERSED after commit.
+paid), and mark DynamoDB's transaction REVERSED after commit (an outbox message of the topic
+``payments.reversal``, written with the reversal: ``core.outbox``).
 """
 
 from __future__ import annotations
@@ -7,7 +8,6 @@ from __future__ import annotations
 import logging
 from decimal import Decimal
 
-from django.db import transaction
 from django.utils import timezone
 from pynamodb.exceptions import PynamoDBException
 
@@ -15,13 +15,15 @@ from accounts.scoping import scope_queryset
 from approvals.services import KindHandler, approval_request_create
 from audit.services import audit_record
 from core.clock import iso
+from core.models import OutboxMessage
+from core.outbox import outbox_add
 from dynamo.errors import is_unavailable
 from loans.models import Instalment, LoanAccount
 from loans.services import loan_outstanding_refresh
 
 from ..ddb_models import TransactionItem
 from ..exceptions import PaymentRejected, StoreUnavailable, TransactionNotFound
-from ..models import Posting
+from ..models import REVERSAL_TOPIC, Posting
 from ._common import TxnStatus
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ def payment_reversal_request(*, txn_id: str, reason: str, actor):
 
 def payment_reverse(*, txn_id: str, actor) -> Posting:
     """Undo a posting: reopen exactly the dues it paid. Runs inside the approval's
-    transaction; DynamoDB's transaction is marked REVERSED after commit."""
+    transaction; DynamoDB's transaction is marked REVERSED after commit (the outbox)."""
     posting = Posting.objects.select_for_update().get(txn_id=txn_id)
     if posting.reversed_at:
         raise PaymentRejected("This payment is already reversed.", code="already_reversed")
@@ -76,23 +78,15 @@ def payment_reverse(*, txn_id: str, actor) -> Posting:
         changes={"status": ["POSTED", "REVERSED"], "amount": [str(posting.amount), None]},
         actor=actor,
     )
-    transaction.on_commit(lambda: _reversal_sync_enqueue(txn_id))
+    outbox_add(REVERSAL_TOPIC, txn_id)
     return posting
 
 
-def _reversal_sync_enqueue(txn_id: str) -> None:
-    from ..tasks import payment_reversal_sync_task
-
-    try:
-        payment_reversal_sync_task.delay(txn_id)
-    except Exception:
-        logger.warning("reversal sync of %s not enqueued; the sweep will do it", txn_id)
-
-
 def payment_reversal_sync(*, txn_id: str) -> bool:
-    """Mark DynamoDB's transaction REVERSED for a reversed posting (idempotent)."""
+    """Mark DynamoDB's transaction REVERSED for a reversed posting (idempotent); ``False``
+    when the posting is not reversed. Raises ``StoreUnavailable``."""
     posting = Posting.objects.filter(txn_id=txn_id, reversed_at__isnull=False).first()
-    if posting is None or posting.reversal_synced_at:
+    if posting is None:
         return False
     try:
         TransactionItem(txn_id).update(
@@ -106,15 +100,12 @@ def payment_reversal_sync(*, txn_id: str) -> bool:
         if is_unavailable(exc):
             raise StoreUnavailable("The payments store is unavailable.") from exc
         raise
-    Posting.objects.filter(pk=posting.pk).update(reversal_synced_at=timezone.now())
     return True
 
 
-def payment_reversals_sync_pending(*, limit: int = 200) -> int:
-    pending = Posting.objects.filter(
-        reversed_at__isnull=False, reversal_synced_at__isnull=True
-    ).values_list("txn_id", flat=True)[:limit]
-    return sum(payment_reversal_sync(txn_id=txn_id) for txn_id in pending)
+def payment_reversal_deliver(message: OutboxMessage) -> None:
+    """The outbox handler of ``payments.reversal``."""
+    payment_reversal_sync(txn_id=message.key)
 
 
 def _apply_reversal(*, request, actor) -> None:

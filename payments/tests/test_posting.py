@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from core.clock import iso
 from loans.models import Instalment, LoanAccount
 from notifications.ddb_models import NotificationItem
@@ -241,12 +241,13 @@ def test_the_ledger_switch_is_set_through_its_service_with_a_reason_and_audited(
 
     switch = services.ledger_switch_set(maintenance=True, reason=" Core upgrade ", actor=operations)
     assert (switch.maintenance, switch.reason) == (True, "Core upgrade")
-    assert AuditOutbox.objects.filter(entity="payments.ledgerswitch#1", action="create").exists()
+    created = AuditMessage.objects.filter(ref="payments.ledgerswitch#1", payload__action="create")
+    assert created.exists()
     with pytest.raises(LedgerSwitchRefused, match="switch maintenance on or off"):
         services.ledger_switch_set(maintenance=False, reason="Core upgrade", actor=operations)
     assert LedgerSwitch.objects.get().maintenance is True
     services.ledger_switch_set(maintenance=False, reason="Upgrade done", actor=operations)
-    (changes,) = AuditOutbox.objects.filter(
-        entity="payments.ledgerswitch#1", action="update"
-    ).values_list("changes", flat=True)
+    (changes,) = AuditMessage.objects.filter(
+        ref="payments.ledgerswitch#1", payload__action="update"
+    ).values_list("payload__changes", flat=True)
     assert changes["maintenance"] == [True, False]

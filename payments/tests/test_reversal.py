@@ -1,21 +1,25 @@
 import threading
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from accounts.models import User
 from approvals.exceptions import AlreadyDecided, MakerCannotCheck
 from approvals.models import ApprovalRequest
 from approvals.services import approval_decide
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
+from core.models import OutboxMessage
+from core.outbox import outbox_relay
 from core.workflow import NotAllowed
 from payments.ddb_models import TransactionItem
-from payments.models import Posting
+from payments.integrity import integrity_check
+from payments.models import REVERSAL_TOPIC, Posting
 from payments.services import (
     payment_ingest,
     payment_reversal_request,
-    payment_reversals_sync_pending,
     payments_post_due,
 )
 from tests.factories import BranchFactory, UserFactory, make_loan, payment
@@ -51,10 +55,10 @@ def test_an_approved_reversal_reopens_the_dues_it_paid(posted):
     assert sum(before.values()) == Decimal("5000.00")
     loan.refresh_from_db()
     assert loan.total_outstanding == sum(i.total_due for i in loan.instalments.all())
-    assert payment_reversals_sync_pending() == 1
+    assert outbox_relay(topics=[REVERSAL_TOPIC])[REVERSAL_TOPIC] == 1
     assert TransactionItem.get(txn_id).status == "REVERSED"
-    assert AuditOutbox.objects.filter(
-        entity=f"payments.posting#{posting.pk}", action="transition"
+    assert AuditMessage.objects.filter(
+        ref=f"payments.posting#{posting.pk}", payload__action="transition"
     ).exists()
 
 
@@ -115,9 +119,31 @@ def test_two_checkers_at_once_one_decision_one_audit_event(posted):
     assert sorted(outcomes)[0].startswith("Already approved by")
     assert outcomes.count("won") == 1
     assert (
-        AuditOutbox.objects.filter(
-            entity=f"approvals.approvalrequest#{request.pk}", action="transition"
+        AuditMessage.objects.filter(
+            ref=f"approvals.approvalrequest#{request.pk}", payload__action="transition"
         ).count()
         == 1
     )
     assert Posting.objects.filter(txn_id=txn_id, reversed_at__isnull=False).count() == 1
+
+
+def test_the_integrity_check_counts_a_reversal_missing_in_dynamodb_once_its_message_is_done(
+    posted,
+):
+    loan, txn_id, manager, finance = posted
+    request = payment_reversal_request(txn_id=txn_id, reason="cheque bounced", actor=manager)
+    approval_decide(request_id=request.pk, approve=True, actor=finance, remarks="ok")
+    today = timezone.localdate()
+
+    def check():
+        return integrity_check(start=today - timedelta(days=5), end=today + timedelta(days=1))
+
+    message = OutboxMessage.objects.filter(topic=REVERSAL_TOPIC, key=txn_id)
+    assert message.get().done_at is None and TransactionItem.get(txn_id).status == "POSTED"
+    assert check().agrees  # on its way to DynamoDB: not a difference
+    message.update(done_at=timezone.now())  # done, yet DynamoDB says POSTED
+    (difference,) = check().differences
+    assert f"{txn_id} reversed in the ledger, POSTED" in difference
+    message.update(done_at=None)
+    assert outbox_relay(topics=[REVERSAL_TOPIC])[REVERSAL_TOPIC] == 1
+    assert TransactionItem.get(txn_id).status == "REVERSED" and check().agrees

@@ -7,7 +7,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from core.jobs import job_claim
 from core.models import JobRun
 from payments.services import business_date_for
@@ -127,8 +127,8 @@ def test_concurrent_approvals_one_wins_with_one_audit_transition():
     assert dcr.status == "APPROVED"
     approvals = [
         row
-        for row in AuditOutbox.objects.filter(
-            entity=f"reconciliation.dcr#{dcr.pk}", action="transition"
+        for row in AuditMessage.objects.filter(
+            ref=f"reconciliation.dcr#{dcr.pk}", payload__action="transition"
         )
         if row.changes.get("status") == ["SUBMITTED", "APPROVED"]
     ]

@@ -24,7 +24,7 @@ from django.urls import reverse
 
 from accounts.models import User
 from api import scopes
-from audit.models import AuditOutbox
+from audit.models import AuditMessage
 from core.money import to_paise
 from mandates.services import mandate_stop_request, mandate_submit
 from payments.ddb_models import QueueItem, TransactionItem
@@ -221,7 +221,9 @@ def _decide_at_once(contested: Contested, row_locks, wait_until) -> dict:
     """Both approvers press their button: approve for the first, return for the second.
     The object's row is locked by the test until both requests wait on it inside their
     decision's transaction (so they truly overlap), then released."""
-    audit_before = AuditOutbox.objects.filter(entity=contested.entity, action="transition").count()
+    audit_before = AuditMessage.objects.filter(
+        ref=contested.entity, payload__action="transition"
+    ).count()
     history_before = contested.history()
     clients = []
     for approver in contested.approvers:
@@ -256,7 +258,7 @@ def _decide_at_once(contested: Contested, row_locks, wait_until) -> dict:
     assert lost.redirect_chain[-1][0] != inbox  # back to the object's page, with why
     page = lost.content.decode()
     assert "already" in page.lower() and winner.get_username() in page, page[:2000]
-    events = AuditOutbox.objects.filter(entity=contested.entity, action="transition")
+    events = AuditMessage.objects.filter(ref=contested.entity, payload__action="transition")
     assert events.count() == audit_before + 1  # one decision, one audit event
     assert events.latest("id").actor_id == winner.pk
     written = 1 if won == 0 or contested.returning_writes_history else 0
