@@ -184,7 +184,7 @@ GET  /admin/r/{loan_ct}/{loan.own}/                          302 404 404 404 404
 GET  /admin/auth/                                            302 404 404 404 404 404 200 200
 GET  /admin/axes/                                            302 404 404 404 404 404 200 200
 GET  /admin/audit/                                           302 404 200 200 200 200 200 200
-GET  /admin/core/                                            302 404 404 404 200 404 200 200
+GET  /admin/core/                                            302 404 404 404 200 200 200 200
 GET  /admin/api/                                             302 404 404 404 404 404 200 200
 GET  /admin/accounts/                                        302 200 200 200 200 200 200 200
 GET  /admin/notifications/                                   302 200 200 200 200 404 200 200
