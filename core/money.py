@@ -34,3 +34,28 @@ class MoneyField(models.DecimalField):
     def deconstruct(self):
         name, _path, args, kwargs = super().deconstruct()
         return name, "django.db.models.DecimalField", args, kwargs
+
+
+def inr(amount: Decimal | int | str | None) -> str:
+    """The one money format of every screen: Indian grouping, two places (₹1,23,456.00).
+    ``None`` is an em dash; a negative amount keeps its sign before the rupee sign."""
+    from babel.numbers import format_currency
+
+    if amount is None or amount == "":
+        return "—"
+    return format_currency(Decimal(str(amount)).quantize(PAISA), "INR", locale="en_IN")
+
+
+def in_words(amount: Decimal) -> str:
+    """An amount in words, Indian numbering, as a receipt states it:
+    ``Rupees One lakh twenty-three thousand four hundred and fifty-six and fifty paise only``."""
+    from num2words import num2words
+
+    amount = Decimal(str(amount)).quantize(PAISA)
+    rupees = int(amount)
+    paise = int((amount - rupees) * 100)
+    words = num2words(rupees, lang="en_IN").replace(",", "")
+    text = f"Rupees {words[:1].upper()}{words[1:]}"
+    if paise:
+        text += f" and {num2words(paise, lang='en_IN')} paise"
+    return f"{text} only"
