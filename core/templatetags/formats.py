@@ -34,7 +34,7 @@ def ist(moment) -> str:
     if isinstance(moment, str):
         moment = parse_iso(moment)
     if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, dt.timezone.utc)
+        moment = timezone.make_aware(moment, dt.UTC)
     return f"{timezone.localtime(moment).strftime(DATE_FORMAT + ', %H:%M')} IST"
 
 

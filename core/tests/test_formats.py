@@ -20,7 +20,7 @@ def test_amount_in_words_uses_indian_numbering_and_paise():
 
 
 def test_moments_show_in_ist_with_the_zone_named():
-    moment = dt.datetime(2026, 12, 7, 8, 35, tzinfo=dt.timezone.utc)
+    moment = dt.datetime(2026, 12, 7, 8, 35, tzinfo=dt.UTC)
     assert ist(moment) == "07 Dec 2026, 14:05 IST"
     assert ist("2026-12-07T08:35:00.000000Z") == "07 Dec 2026, 14:05 IST"
     assert day(dt.date(2026, 1, 5)) == "05 Jan 2026"
