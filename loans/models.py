@@ -204,6 +204,15 @@ class LoanAccount(models.Model):
         CLOSED = "CLOSED", "Closed"
         WRITTEN_OFF = "WRITTEN_OFF", "Written off"
 
+    class Bucket(models.TextChoices):
+        """RBI's classification by days past due (SMA: special mention account)."""
+
+        CURRENT = "CURRENT", "Current"
+        SMA0 = "SMA0", "SMA-0 (1-30)"
+        SMA1 = "SMA1", "SMA-1 (31-60)"
+        SMA2 = "SMA2", "SMA-2 (61-90)"
+        NPA = "NPA", "NPA (90+)"
+
     loan_number = models.CharField(max_length=20, unique=True, editable=False)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="loans")
     product = models.ForeignKey(LoanProduct, on_delete=models.PROTECT, related_name="loans")
@@ -229,6 +238,19 @@ class LoanAccount(models.Model):
     outstanding_principal = money_field(default=ZERO, editable=False)
     outstanding_interest = money_field(default=ZERO, editable=False)
     outstanding_charges = money_field(default=ZERO, editable=False)
+    # Dues as of ``dues_as_of`` (kept by the posting and a nightly refresh, loans.dues):
+    # the next instalment not yet fallen due, what is overdue (past due and unpaid, by
+    # component), days past due from the oldest unpaid due, and the RBI bucket of that.
+    next_due_date = models.DateField(null=True, blank=True, editable=False)
+    next_due_amount = money_field(default=ZERO, editable=False)
+    overdue_principal = money_field(default=ZERO, editable=False)
+    overdue_interest = money_field(default=ZERO, editable=False)
+    overdue_charges = money_field(default=ZERO, editable=False)
+    dpd = models.PositiveIntegerField("DPD", default=0, editable=False)
+    bucket = models.CharField(max_length=8, choices=Bucket, default=Bucket.CURRENT, editable=False)
+    dues_as_of = models.DateField(null=True, blank=True, editable=False)
+    last_payment_date = models.DateField(null=True, blank=True, editable=False)
+    last_payment_amount = money_field(default=ZERO, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -261,6 +283,11 @@ class LoanAccount(models.Model):
 
     def __str__(self) -> str:
         return self.loan_number
+
+    @property
+    def overdue_amount(self) -> Decimal:
+        """Arrears: what fell due and is unpaid (principal, interest, charges)."""
+        return self.overdue_principal + self.overdue_interest + self.overdue_charges
 
     @property
     def total_outstanding(self) -> Decimal:
