@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "payments",
     "mandates",
     "reconciliation",
+    "desk",
 ]
 
 MIDDLEWARE = [

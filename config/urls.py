@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/", include("api.urls")),
     path("approvals/", include("approvals.urls")),
     path("mandates/", include("mandates.urls")),
+    path("desk/", include("desk.urls")),
 ]
 
 # Django's error views: JSON under /api/ (the API's error format), the normal pages elsewhere.
