@@ -113,6 +113,7 @@ class BranchAdmin(ScopedModelAdmin):
         "area",
         "state",
         "cash_in_hand_limit",
+        "cash_receipt_limit",
         "cutoff_time",
         "is_active",
     ]

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -13,6 +13,9 @@ CODE_VALIDATOR = RegexValidator(r"^[A-Z0-9-]{2,12}$", "Use 2 to 12 capital lette
 MOBILE_VALIDATOR = RegexValidator(
     r"^[6-9][0-9]{9}$", "Enter a 10-digit Indian mobile number starting with 6, 7, 8 or 9."
 )
+
+# Income Tax Act s.269ST: no one may receive ₹2,00,000 or more in cash in one transaction.
+CASH_RECEIPT_CEILING = Decimal("200000.00")
 
 
 class Region(models.Model):
@@ -52,6 +55,12 @@ class Branch(models.Model):
     cash_in_hand_limit = MoneyField(
         default=Decimal("200000.00"),
         validators=[MinValueValidator(Decimal("0"))],
+    )
+    cash_receipt_limit = MoneyField(
+        default=CASH_RECEIPT_CEILING,
+        validators=[MinValueValidator(Decimal("1.00")), MaxValueValidator(CASH_RECEIPT_CEILING)],
+        help_text="A cash receipt at the desk must be below this amount. Income Tax s.269ST "
+        "bars receiving ₹2,00,000 or more in cash, so it cannot be set higher.",
     )
     cutoff_time = models.TimeField(
         default=time(18, 0), help_text="Payments after this IST time count for the next day."

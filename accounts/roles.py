@@ -28,6 +28,8 @@ ROLES: dict[str, list[str]] = {
         "payments.view_*",
         "payments.add_posting",  # record a payment (API through the session)
         "notifications.view_notificationtemplate",
+        "desk.collect_payment",  # the branch desk: collect a payment, hand over a receipt
+        "desk.view_deskreceipt",
     ],
     "Branch Manager": [
         "@Branch Staff",

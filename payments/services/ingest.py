@@ -389,6 +389,17 @@ def payment_ingest(
     return IngestResult(201, body, False)
 
 
+def ingest_outcome(*, idempotency_key: str, source: str) -> IngestResult | None:
+    """The first response of the payment accepted with this key (as a replay), or None when
+    the key is unknown, expired or still in flight. For a caller whose own record of an
+    accepted payment was lost (the branch desk, whose Postgres commit failed after DynamoDB
+    accepted it) and whose retry differs in its body (a receipt number taken since)."""
+    item = _dedup_get(_hash(f"{source}\n{idempotency_key}"))
+    if item is None or item.state != "DONE":
+        return None
+    return IngestResult(int(item.response_status), json.loads(item.response_body), True)
+
+
 def transaction_get(*, txn_id: str) -> TransactionItem:
     try:
         return _store_call(TransactionItem.get, txn_id, consistent_read=True)
