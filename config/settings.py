@@ -289,6 +289,7 @@ NOTIFICATIONS_RETRY_BASE_SECONDS = env.int("NOTIFICATIONS_RETRY_BASE_SECONDS", d
 NOTIFICATIONS_RETENTION_DAYS = env.int("NOTIFICATIONS_RETENTION_DAYS", default=180)
 # The lender's name as templates sign off ({{ lender_name }}).
 NOTIFICATIONS_LENDER_NAME = env.str("NOTIFICATIONS_LENDER_NAME", default="Example Finance Ltd")
+LENDER_NAME = env.str("LENDER_NAME", default="Sangam Finance Ltd")  # on receipts and screens
 
 # --- Payments ---------------------------------------------------------------------------
 
