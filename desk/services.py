@@ -343,7 +343,7 @@ def receipt_show(*, receipt: DeskReceipt, actor, fmt: str = "html") -> bool:
     receipt.refresh_from_db(fields=["reprint_count"])
     audit_record(
         instance_or_entity=receipt,
-        action="reprint",
+        action="update",  # the reprint count; the remarks say it was a reprint
         changes={"reprint_count": [receipt.reprint_count - 1, receipt.reprint_count]},
         remarks=f"Receipt {receipt.receipt_number} shown again ({fmt}): marked DUPLICATE.",
         actor=actor,
