@@ -108,9 +108,11 @@ def test_refusals_take_no_number(world):
         LoanAccount.objects.filter(pk=loan.pk).update(status=LoanAccount.Status.CLOSED)
         return real_ingest(**kwargs)
 
-    with mock.patch.object(services, "payment_ingest", loan_closed_meanwhile):
-        with pytest.raises(PaymentRejected):
-            collect(loan, staff, "3000.00")
+    with (
+        mock.patch.object(services, "payment_ingest", loan_closed_meanwhile),
+        pytest.raises(PaymentRejected),
+    ):
+        collect(loan, staff, "3000.00")
     assert LoanAccount.objects.get(pk=loan.pk).status == LoanAccount.Status.ACTIVE  # rolled back
     after = collect(loan, staff, "4000.00")
     assert after.receipt_number == f"{series_prefix(own)}000002"
@@ -141,10 +143,9 @@ class LostCommit(Exception):
 
 def collect_and_lose_the_commit(loan, staff, form_key, amount="1500.00"):
     """DynamoDB accepts the payment, then the Postgres transaction does not commit."""
-    with pytest.raises(LostCommit):
-        with transaction.atomic():
-            collect(loan, staff, amount, form_key=form_key)
-            raise LostCommit
+    with pytest.raises(LostCommit), transaction.atomic():
+        collect(loan, staff, amount, form_key=form_key)
+        raise LostCommit
 
 
 def test_a_retry_after_a_lost_commit_records_the_receipt_from_the_ingestion_replay(world):
