@@ -213,8 +213,8 @@ def desk_collect(
     Checks first (loan in scope and active, the amount, the mode's details, the branch's
     cash limit, a confirmed duplicate), then, under the series' row lock, the number, the
     ingestion and the receipt in this one Postgres transaction."""
-    existing = _receipt_of_key(idempotency_key)
-    if existing is not None:
+    existing = _receipt_of_key(idempotency_key)  # before the checks: the loan may be closed
+    if existing is not None:  # by this very payment by now
         return existing
     collect = collect.normalised()
     loan = loan_for_collect(user=actor, loan_number=collect.loan_number)
@@ -230,7 +230,8 @@ def desk_collect(
         )
     business_date = business_date_for(branch, timezone.now())
     series, number = _series_take(branch, business_date)
-    existing = _receipt_of_key(idempotency_key)  # a twin of this form committed meanwhile
+    # A twin of this form (a double click) that was in flight has committed by now.
+    existing = _receipt_of_key(idempotency_key)
     if existing is not None:
         return existing
     warned = _duplicate_check(
