@@ -14,7 +14,8 @@ from desk.models import DeskReceipt
 from payments.ddb_models import TransactionItem
 from payments.services import payment_post_one
 from reconciliation.services import dcr_build
-from tests.factories import PASSWORD, BranchFactory, UserFactory, make_loan
+from tests.browser import log_in
+from tests.factories import BranchFactory, UserFactory, make_loan
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,14 +32,6 @@ RESUBMIT = """sent => {
   document.body.appendChild(form);
   form.submit();
 }"""
-
-
-def log_in(page, live_server, user) -> None:
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
 
 
 def fill_and_preview(page, amount: str, mode: str = "CASH") -> None:

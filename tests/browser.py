@@ -1,0 +1,14 @@
+"""Helpers of the browser tests (Playwright on Debian's Chromium, see the root conftest)."""
+
+from __future__ import annotations
+
+from tests.factories import PASSWORD
+
+
+def log_in(page, live_server, user) -> None:
+    """Sign ``user`` in through the admin's login page, as a person does."""
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
