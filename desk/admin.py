@@ -1,13 +1,12 @@
 """The desk receipts list: scoped to the user's branches, searched by receipt number (or
 loan number), read-only (a receipt is made by collecting a payment, never in the admin).
-A row opens the receipt's own page; its posting state comes from the ledger in the same
-query (whether the payment is posted or reversed), never one query per row."""
+The number links to the receipt's own page; whether the payment is posted or reversed
+comes from the ledger in the same query, never one query per row."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import Exists, OuterRef
-from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -61,11 +60,6 @@ class DeskReceiptAdmin(ScopedModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        if not str(object_id).isdigit():
-            return super().change_view(request, object_id, form_url, extra_context)
-        return HttpResponseRedirect(reverse("desk:receipt", args=[object_id]))
 
     @admin.display(description="receipt", ordering="receipt_number")
     def number_link(self, obj: DeskReceipt) -> str:

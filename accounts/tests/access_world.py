@@ -13,6 +13,7 @@ area, the others at head office). ``World.values`` names what URL templates need
 from __future__ import annotations
 
 import datetime
+from decimal import Decimal
 
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth.models import Group
@@ -23,6 +24,7 @@ from api import scopes
 from approvals.models import ApprovalRequest
 from core.models import JobRun, OutboxMessage
 from core.outbox import outbox_relay
+from desk.services import CollectInput, desk_collect
 from dynamo import registry
 from loans.models import CoBorrower, CustomerBankAccount, LoanCharge
 from loans.services import loan_charge_waiver_request
@@ -72,6 +74,12 @@ def _branch_objects(world: World, where: str, branch, people, account) -> None:
     mandate = active_mandate(loan, people)
     world.values[f"txn.{where}"] = pay(loan, "1500.00", day=days_ago(1))
     recon_services.dcr_build(branch_id=branch.pk, business_date=days_ago(1))
+    receipt = desk_collect(
+        collect=CollectInput(loan_number=loan.loan_number, amount=Decimal("900.00"), mode="CASH"),
+        idempotency_key=f"access-world-{where}-{loan.loan_number}",
+        duplicate_confirmed=False,
+        actor=people["staff"],
+    )
     objects = {
         "accounts.branch": branch,
         "accounts.area": branch.area,
@@ -89,6 +97,7 @@ def _branch_objects(world: World, where: str, branch, people, account) -> None:
         "reconciliation.dcr": Dcr.objects.get(branch=branch, business_date=days_ago(1)),
         "reconciliation.dbs": Dbs.objects.get(branch=branch, business_date=days_ago(1)),
         "reconciliation.deposit": deposit(branch, account, day=days_ago(1), actor=people["staff"]),
+        "desk.deskreceipt": receipt,
     }
     for label, obj in objects.items():
         if where == "near" and label in ("accounts.area", "accounts.region"):
@@ -125,7 +134,7 @@ def _present_and_bounce(world: World, people_of: dict) -> None:
             "mandates.executionresult": ExecutionResult.objects.get(
                 presentation__mandate__loan__branch=branch
             ),
-            "payments.posting": Posting.objects.get(loan__branch=branch),
+            "payments.posting": Posting.objects.get(txn_id=world.values[f"txn.{where}"]),
             "approvals.approvalrequest": ApprovalRequest.objects.get(branch=branch),
         }
         for label, obj in found.items():
@@ -210,6 +219,7 @@ def build_access_world() -> World:
             "dcr": "reconciliation.dcr",
             "dbs": "reconciliation.dbs",
             "deposit": "reconciliation.deposit",
+            "receipt": "desk.deskreceipt",
         }.items():
             world.values[f"{name}.{where}"] = world.objects[label][where].pk
         loan = world.objects["loans.loanaccount"][where]

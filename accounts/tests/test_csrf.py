@@ -21,6 +21,8 @@ from django.test import Client
 from accounts.models import User
 from api.models import ApiClient
 from approvals.models import ApprovalRequest
+from desk.forms import form_token
+from desk.models import DeskReceipt
 from mandates import services as mandate_services
 from mandates.models import BankHoliday, Mandate
 from payments.models import LedgerSwitch
@@ -112,7 +114,25 @@ def _password(access_world: World, code: str) -> str:
     return User.objects.values_list("password", flat=True).get(pk=access_world.users[code].pk)
 
 
+def _collect_url(w: World) -> str:
+    return f"/desk/collect/?loan={_own(w, 'loans.loanaccount').loan_number}"
+
+
 FORMS = {
+    "desk collect": Form(
+        "BS",
+        page=_collect_url,
+        action=_collect_url,
+        data=lambda w: {
+            "token": form_token(
+                user=w.users["BS"], loan_number=_own(w, "loans.loanaccount").loan_number
+            ),
+            "amount": "321.00",
+            "mode": "CASH",
+            "action": "confirm",
+        },
+        state=lambda w, c: DeskReceipt.objects.filter(amount="321.00").count(),
+    ),
     "admin add": Form(
         "OP",
         page=lambda w: "/admin/mandates/bankholiday/add/",

@@ -116,6 +116,7 @@ reconciliation.dbs                 v     v     v     v     v     v     v
 reconciliation.deposit             vacd  vacd  vacd  v     v     v     vacd
 reconciliation.statementupload     -     -     -     v     v     v     v
 core.jobrun                        -     -     -     v     v     v     v
+desk.deskreceipt                   v     v     v     -     -     v     v
 """
 
 
@@ -193,6 +194,7 @@ GET  /admin/approvals/                                       302 404 200 200 200
 GET  /admin/payments/                                        302 200 200 200 200 200 200 200
 GET  /admin/mandates/                                        302 200 200 200 200 200 200 200
 GET  /admin/reconciliation/                                  302 200 200 200 200 200 200 200
+GET  /admin/desk/                                            302 200 200 200 404 404 200 200
 GET  /admin/accounts/user/{user.own}/password/               302 403 403 403 403 403 403 200
 GET  /admin/accounts/user/{user.far}/password/               302 403 403 403 403 403 403 200
 GET  /admin/notifications/outbox/development/                302 403 403 403 200 403 200 200
@@ -240,6 +242,14 @@ GET  /reconciliation/export/dbs.xlsx                         302 200 200 200 200
 GET  /reconciliation/statements/upload/                      302 403 403 403 403 200 403 200
 POST /reconciliation/statements/upload/                      302 403 403 403 403 200 403 200
 GET  /reconciliation/statements/{statement}/                 302 404 404 404 200 200 200 200
+GET  /desk/collect/?loan={loan_number.own}                   302 200 200 200 403 403 403 200
+GET  /desk/collect/?loan={loan_number.far}                   302 404 404 404 403 403 403 200
+POST /desk/collect/?loan={loan_number.own}                   302 200 200 200 403 403 403 200
+GET  /desk/find/?q={loan_number.own}                         302 302 302 302 403 403 403 302
+GET  /desk/receipts/find/                                    302 200 200 200 403 403 200 200
+GET  /desk/receipts/{receipt.own}/                           302 200 200 200 403 403 200 200
+GET  /desk/receipts/{receipt.far}/                           302 404 404 404 403 403 200 200
+GET  /desk/sheet/                                            404 404 404 404 404 404 404 404
 GET  /admin/no-such-page/                                    302 404 404 404 404 404 404 404
 GET  /health/live                                            200 200 200 200 200 200 200 200
 GET  /health/ready                                           200 200 200 200 200 200 200 200
