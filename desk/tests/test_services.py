@@ -306,3 +306,14 @@ def test_the_receipt_shows_the_preview_until_posted_then_the_posting(world):
     posted = selectors.receipt_state(receipt=receipt, user=staff)
     assert posted.status == "POSTED" and not posted.provisional
     assert [r["total"] for r in posted.paid.rows] == [r["total"] for r in state.paid.rows]
+
+
+def test_a_posting_that_fails_shows_so_on_the_receipt(world):
+    from payments.services import payment_post_one
+
+    staff, loan = world.users["BS"], world.loans["own"]
+    receipt = collect(loan, staff, "1500.00")
+    LoanAccount.objects.filter(pk=loan.pk).update(status=LoanAccount.Status.CLOSED)
+    payment_post_one(txn_id=receipt.txn_id)  # the ledger refuses a closed loan: FAILED
+    state = selectors.receipt_state(receipt=receipt, user=staff)
+    assert state.status == "FAILED" and state.provisional
