@@ -1,3 +1,4 @@
+import re
 from datetime import time
 from decimal import Decimal
 
@@ -13,6 +14,18 @@ CODE_VALIDATOR = RegexValidator(r"^[A-Z0-9-]{2,12}$", "Use 2 to 12 capital lette
 MOBILE_VALIDATOR = RegexValidator(
     r"^[6-9][0-9]{9}$", "Enter a 10-digit Indian mobile number starting with 6, 7, 8 or 9."
 )
+
+
+def mobile_digits(text: str) -> str:
+    """A mobile number as people type it (spaces, dashes, brackets, a +91, 91 or 0 prefix)
+    as the 10 digits it is stored as; other text comes back without its separators (so
+    ``MOBILE_VALIDATOR`` refuses it)."""
+    digits = re.sub(r"[\s().-]", "", text or "").removeprefix("+")
+    if len(digits) == 12 and digits.startswith("91"):
+        return digits[2:]
+    if len(digits) == 11 and digits.startswith("0"):
+        return digits[1:]
+    return digits
 
 
 class Region(models.Model):
