@@ -1,3 +1,4 @@
+import re
 from datetime import time
 from decimal import Decimal
 
@@ -16,6 +17,18 @@ MOBILE_VALIDATOR = RegexValidator(
 
 # Income Tax Act s.269ST: no one may receive ₹2,00,000 or more in cash in one transaction.
 CASH_RECEIPT_CEILING = Decimal("200000.00")
+
+
+def mobile_digits(text: str) -> str:
+    """A mobile number as people type it (spaces, dashes, brackets, a +91, 91 or 0 prefix)
+    as the 10 digits it is stored as; other text comes back without its separators (so
+    ``MOBILE_VALIDATOR`` refuses it)."""
+    digits = re.sub(r"[\s().-]", "", text or "").removeprefix("+")
+    if len(digits) == 12 and digits.startswith("91"):
+        return digits[2:]
+    if len(digits) == 11 and digits.startswith("0"):
+        return digits[1:]
+    return digits
 
 
 class Region(models.Model):

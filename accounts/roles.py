@@ -16,6 +16,7 @@ ROLES: dict[str, list[str]] = {
     "Branch Staff": [
         *(f"loans.{verb}_{model}" for model in LOAN_MASTER for verb in ("view", "add", "change")),
         "loans.view_instalment",
+        "loans.request_customer_change",  # mobile, PAN, bank accounts: maker-checker
         "loans.view_loanproduct",
         "loans.view_bankingpartner",
         "accounts.view_branch",
@@ -39,6 +40,7 @@ ROLES: dict[str, list[str]] = {
         "mandates.approve_mandate",
         "mandates.request_mandate_stop",
         "loans.request_waiver",
+        "loans.approve_customer_change",
         "loans.view_loancharge",
         "reconciliation.submit_dcr",  # DCR: the branch manager submits, an area manager approves
         "reconciliation.submit_dbs",  # DBS: the branch manager submits, finance approves
@@ -57,6 +59,7 @@ ROLES: dict[str, list[str]] = {
     ],
     "Operations": [
         "loans.view_*",
+        "loans.approve_customer_change",
         "loans.change_bankingpartner",
         "loans.add_bankingpartner",
         "loans.*_collectionaccount",

@@ -25,6 +25,7 @@ class ApprovalRequest(models.Model):
         CHARGE_WAIVER = "CHARGE_WAIVER", "Charge waiver"
         MANDATE_SUSPENSION = "MANDATE_SUSPENSION", "Mandate suspension"
         MANDATE_CANCELLATION = "MANDATE_CANCELLATION", "Mandate cancellation"
+        CUSTOMER_CHANGE = "CUSTOMER_CHANGE", "Customer change"
 
     class Status(models.TextChoices):
         PENDING = "PENDING", "Pending"

@@ -72,12 +72,16 @@ class RequestDetail(DecisionScreen):
     def page(self, request, approval: ApprovalRequest) -> dict[str, Any]:
         pending = approval.status == ApprovalRequest.Status.PENDING
         refusal = _refusal(request.user, approval) if pending else None
+        section = selectors.request_detail_section(approval=approval, user=request.user)
+        # A section that shows the payload itself (masked as its app decides) replaces the
+        # plain list of the payload's values.
+        shown = not (section and section.get("shows_payload"))
         return {
             "title": str(approval),
             "approval": approval,
-            "payload": _readable(approval.payload),
+            "payload": _readable(approval.payload) if shown else [],
             "subject_url": _subject_url(approval.entity),
-            "section_html": _section_html(request, approval),
+            "section_html": _section_html(request, section),
             "history": history_rows(request, approval, limit=HISTORY_SIZE),
             "decide_url": reverse("approvals:decide", args=[approval.pk]),
             "pending": pending,
@@ -155,12 +159,12 @@ def _may_decide(user, approval: ApprovalRequest, refusal: str | None) -> bool:
     )
 
 
-def _section_html(request, approval: ApprovalRequest) -> str:
+def _section_html(request, section: dict[str, Any] | None) -> str:
     """What the subject's app shows about it (e.g. a reversal's allocation), if anything."""
-    section = selectors.request_detail_section(approval=approval, user=request.user)
     if not section:
         return ""
     context = dict(section)
+    context.pop("shows_payload", None)
     return render_to_string(context.pop("template"), context, request=request)
 
 

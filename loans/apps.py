@@ -6,16 +6,27 @@ class LoansConfig(AppConfig):
     verbose_name = "Loans"
 
     def ready(self) -> None:
+        from approvals.selectors import register_request_detail
         from approvals.services import register_kind
         from audit.tracking import track
         from refdata import cache as refdata
 
+        from .panels import (
+            customer_loans_panel,
+            customer_notifications_panel,
+            register_customer_panel,
+        )
         from .refdata import PRODUCTS
+        from .selectors import customer_change_detail
         from .services import APPROVAL_KINDS
 
         for kind, handler in APPROVAL_KINDS.items():
             register_kind(kind, handler)
+        register_request_detail("CUSTOMER_CHANGE", customer_change_detail)
         refdata.register(PRODUCTS, "loans.LoanProduct")
+        # The customer's page: loans draws these; mandates (30) and payments (40) add theirs.
+        register_customer_panel("loans", customer_loans_panel, order=10)
+        register_customer_panel("notifications", customer_notifications_panel, order=90)
 
         track("loans.LoanProduct")
         track("loans.BankingPartner")

@@ -147,8 +147,19 @@ class Customer(models.Model):
         indexes = [
             models.Index(fields=["branch", "-id"], name="customer_branch_recent"),
             models.Index(fields=["mobile"], name="customer_mobile"),
+            models.Index(fields=["pan"], name="customer_pan"),
             # The admin's name search is icontains, i.e. UPPER(name) LIKE: index that.
             GinIndex(OpClass(Upper("name"), name="gin_trgm_ops"), name="customer_name_upper_trgm"),
+        ]
+        permissions = [
+            (
+                "request_customer_change",
+                "Can ask to change a customer's mobile, PAN or bank account",
+            ),
+            (
+                "approve_customer_change",
+                "Can approve a change of a customer's mobile, PAN or bank account",
+            ),
         ]
 
     def __str__(self) -> str:

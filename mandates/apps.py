@@ -11,11 +11,17 @@ class MandatesConfig(AppConfig):
         from approvals.services import register_kind
         from audit.tracking import track
         from core import outbox
+        from loans.panels import register_customer_panel
         from refdata import cache as refdata
 
         from .models import RESULT_TOPIC
         from .refdata import RETURN_CODES
-        from .selectors import mandate_inbox_count, mandate_inbox_entries, stop_request_detail
+        from .selectors import (
+            customer_mandates_panel,
+            mandate_inbox_count,
+            mandate_inbox_entries,
+            stop_request_detail,
+        )
         from .services import execution_result_deliver
         from .services.lifecycle import APPROVAL_KINDS
 
@@ -25,6 +31,7 @@ class MandatesConfig(AppConfig):
         register_request_detail(ApprovalRequest.Kind.MANDATE_SUSPENSION, stop_request_detail)
         register_request_detail(ApprovalRequest.Kind.MANDATE_CANCELLATION, stop_request_detail)
         refdata.register(RETURN_CODES, "mandates.ReturnCodePolicy")
+        register_customer_panel("mandates", customer_mandates_panel, order=30)
         # A result's DynamoDB side: synced by the process that applied it, right after the
         # commit (execution_result_apply also does it itself); by the relay when that failed.
         outbox.register(RESULT_TOPIC, execution_result_deliver, inline=True)

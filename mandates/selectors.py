@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.db.models import OuterRef, QuerySet
+from django.db.models import OuterRef, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -233,4 +233,33 @@ def stop_request_detail(*, approval: ApprovalRequest, user) -> dict[str, Any] | 
         "upcoming": mandate.presentations.filter(
             status__in=["SCHEDULED", "RETRY_SCHEDULED"]
         ).count(),
+    }
+
+
+# --- The customer's page (a section registered with loans.panels) -------------------------
+
+CUSTOMER_MANDATES_SHOWN = 20
+
+
+def customer_mandates(*, customer, user) -> QuerySet[Mandate]:
+    """The mandates of the customer's loans and those the customer pays (as a co-borrower)."""
+    return (
+        mandates_visible(user=user)
+        .filter(Q(payer=customer) | Q(loan__customer=customer))
+        .select_related("loan", "payer")
+        .order_by("-id")
+    )
+
+
+def customer_mandates_panel(customer, user) -> dict[str, Any] | None:
+    if not user.has_perm("mandates.view_mandate"):
+        return None
+    mandates = list(customer_mandates(customer=customer, user=user)[:CUSTOMER_MANDATES_SHOWN])
+    return {
+        "template": "admin/mandates/_customer_mandates.html",
+        "rows": [
+            {"mandate": m, "url": reverse("admin:mandates_mandate_change", args=[m.pk])}
+            for m in mandates
+        ],
+        "more": len(mandates) == CUSTOMER_MANDATES_SHOWN,
     }

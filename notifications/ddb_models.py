@@ -31,6 +31,18 @@ class StatusChannelIndex(GlobalSecondaryIndex):
     scheduled_at = UnicodeAttribute(range_key=True)
 
 
+class RecipientIndex(GlobalSecondaryIndex):
+    """``recipient`` + ``created_at``: what was sent to one address, newest first (a
+    customer's page lists the messages to their mobile and email)."""
+
+    class Meta:
+        index_name = "recipient"
+        projection = AllProjection()
+
+    recipient = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 @register
 class NotificationItem(Model):
     """One SMS, email or push message, rendered, with its delivery state.
@@ -63,6 +75,7 @@ class NotificationItem(Model):
     expires_at = TTLAttribute()
 
     by_status_channel = StatusChannelIndex()
+    by_recipient = RecipientIndex()
 
     @property
     def scheduled_for(self) -> dt.datetime:

@@ -7,6 +7,8 @@ import re
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from accounts.models import mobile_digits
+
 from .exceptions import InvalidRecipient
 from .models import Channel
 
@@ -27,11 +29,7 @@ def recipient_clean(*, channel: str, recipient: str) -> str:
         local, domain = value.rsplit("@", 1)
         return f"{local}@{domain.lower()}"
     if channel == Channel.SMS:
-        digits = re.sub(r"[\s().-]", "", value).removeprefix("+")
-        if len(digits) == 12 and digits.startswith("91"):
-            digits = digits[2:]
-        elif len(digits) == 11 and digits.startswith("0"):
-            digits = digits[1:]
+        digits = mobile_digits(value)
         if not _INDIAN_MOBILE.match(digits):
             raise InvalidRecipient("not a 10-digit Indian mobile number")
         return digits

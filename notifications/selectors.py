@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.utils import timezone
@@ -13,7 +14,8 @@ from pynamodb.exceptions import DoesNotExist, QueryError
 
 from .channels import development_outbox
 from .ddb_models import NotificationItem, status_channel
-from .recipients import recipient_mask
+from .exceptions import InvalidRecipient
+from .recipients import recipient_clean, recipient_mask
 
 _CURSOR_KEYS = {"notification_id", "status_channel", "scheduled_at"}
 
@@ -78,6 +80,42 @@ def notification_page(
             raise
         return notification_page(status=status, channel=channel, page_size=page_size)
     return NotificationPage(items=items, next_cursor=_cursor_encode(results.last_evaluated_key))
+
+
+def notifications_to(*, recipients: Iterable[tuple[str, str]], limit: int = 10) -> list[dict]:
+    """The latest ``limit`` notifications sent to any of ``recipients`` (``(channel,
+    address)`` pairs, e.g. a customer's mobile and email), newest first, as rows for staff:
+    the address masked, never the body. One query of the ``recipient`` index per address."""
+    now = timezone.now()
+    items = []
+    for channel, address in recipients:
+        try:
+            cleaned = recipient_clean(channel=channel, recipient=address)
+        except InvalidRecipient:
+            continue
+        items.extend(
+            NotificationItem.by_recipient.query(
+                cleaned,
+                scan_index_forward=False,
+                filter_condition=NotificationItem.expires_at > now,
+                limit=limit,
+            )
+        )
+    items.sort(key=lambda item: item.created_at, reverse=True)
+    return [
+        {
+            "notification_id": item.notification_id,
+            "channel": item.channel,
+            "template_code": item.template_code,
+            "message": item.template_code.replace("_", " ").capitalize(),
+            "recipient": item.recipient_masked,
+            "status": item.status,
+            "created_at": item.created_at,
+            "sent_at": item.sent_at,
+            "attempts": int(item.attempts or 0),
+        }
+        for item in items[:limit]
+    ]
 
 
 def development_outbox_masked(*, limit: int = 50) -> list[dict]:

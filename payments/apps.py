@@ -12,17 +12,19 @@ class PaymentsConfig(AppConfig):
         from audit.tracking import track
         from core import outbox
         from core.metrics import register_collector
+        from loans.panels import register_customer_panel
         from refdata import cache as refdata
 
         from .metrics import PostingQueueCollector
         from .models import REVERSAL_TOPIC
         from .refdata import LEDGER
-        from .selectors import reversal_request_detail
+        from .selectors import customer_receipts_panel, reversal_request_detail
         from .services.reversal import APPROVAL_KINDS, payment_reversal_deliver
 
         for kind, handler in APPROVAL_KINDS.items():
             register_kind(kind, handler)
         register_request_detail(ApprovalRequest.Kind.PAYMENT_REVERSAL, reversal_request_detail)
+        register_customer_panel("receipts", customer_receipts_panel, order=40)
         track("payments.LedgerSwitch")
         register_collector(PostingQueueCollector())
         refdata.register(LEDGER, "payments.LedgerSwitch")

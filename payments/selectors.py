@@ -318,6 +318,35 @@ def reversal_request_detail(*, approval: ApprovalRequest, user) -> dict[str, Any
     }
 
 
+# --- The customer's page (a section registered with loans.panels) ------------------------
+
+CUSTOMER_RECEIPTS_SHOWN = 10
+CUSTOMER_RECEIPT_LOANS = 20  # the customer's latest loans whose payments are read
+
+
+def customer_receipts(*, customer, user, limit: int = CUSTOMER_RECEIPTS_SHOWN) -> list[dict]:
+    """The latest ``limit`` payments of the customer's loans, newest first, from DynamoDB
+    (every status: received, posted, failed, reversed): one Query of the ``loan_account``
+    index per loan, of at most ``limit`` items, for the customer's latest
+    ``CUSTOMER_RECEIPT_LOANS`` loans. Raises ``StoreUnavailable``."""
+    loans = scope_queryset(LoanAccount.objects.filter(customer=customer), user).order_by("-id")
+    rows = []
+    for loan in loans[:CUSTOMER_RECEIPT_LOANS]:
+        rows.extend(transactions_for_loan(loan=loan, user=user, limit=limit).rows)
+    rows.sort(key=lambda row: row["created_at"], reverse=True)
+    return rows[:limit]
+
+
+def customer_receipts_panel(customer, user) -> dict[str, Any] | None:
+    if not user.has_perm("payments.view_posting"):
+        return None
+    try:
+        rows, error = customer_receipts(customer=customer, user=user), None
+    except StoreUnavailable as exc:
+        rows, error = [], str(exc)
+    return {"template": "admin/payments/_customer_receipts.html", "rows": rows, "error": error}
+
+
 # --- Internals ------------------------------------------------------------------------
 
 

@@ -211,6 +211,7 @@ def build_access_world() -> World:
     for where in WHERES:
         for name, label in {
             "loan": "loans.loanaccount",
+            "customer": "loans.customer",
             "user": "accounts.user",
             "loancharge": "loans.loancharge",
             "posting": "payments.posting",

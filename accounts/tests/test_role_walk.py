@@ -96,7 +96,7 @@ loans.collectionaccount            -     -     -     vacd  vacd  v     vacd
 loans.customer                     vac   vac   vac   v     v     v     vacd
 loans.loanaccount                  vac   vac   vac   v     v     v     vacd
 loans.coborrower                   vac   vacd  vacd  v     v     v     vacd
-loans.customerbankaccount          vac   vacd  vacd  v     v     v     vacd
+loans.customerbankaccount          v     v     v     v     v     v     v
 loans.instalment                   v     v     v     v     v     v     v
 loans.loancharge                   -     v     v     v     v     v     v
 approvals.approvalrequest          -     v     v     v     v     v     v
@@ -203,6 +203,9 @@ POST /admin/notifications/outbox/{notification.own}/retry/   302 403 403 403 302
 GET  /admin/loans/loancharge/{loancharge.own}/waiver/        302 403 200 200 403 403 403 200
 POST /admin/loans/loancharge/{loancharge.own}/waiver/        302 403 200 200 403 403 403 200
 GET  /admin/loans/loancharge/{loancharge.far}/waiver/        302 302 302 302 403 403 403 200
+GET  /admin/loans/customer/{customer.own}/request-change/?change=pan 302 200 200 200 403 403 403 200
+POST /admin/loans/customer/{customer.own}/request-change/?change=pan 302 200 200 200 403 403 403 200
+GET  /admin/loans/customer/{customer.far}/request-change/?change=pan 302 302 302 302 403 403 403 200
 GET  /admin/payments/posting/{posting.own}/reversal/         302 403 200 200 403 200 403 200
 POST /admin/payments/posting/{posting.own}/reversal/         302 403 200 200 403 200 403 200
 GET  /admin/payments/posting/{posting.far}/reversal/         302 302 302 302 403 200 403 200

@@ -103,6 +103,10 @@ class ApprovalRequestPage:
     def has_permission(self, request, obj) -> bool:
         return request.user.has_perm(self.permission)
 
+    def get_form(self, request, obj) -> forms.Form:
+        """The page's form, bound on a POST (a subclass may give it the object)."""
+        return self.form_class(request.POST if request.method == "POST" else None)
+
     # --- The one flow
 
     def url(self) -> URLPattern:
@@ -122,7 +126,7 @@ class ApprovalRequestPage:
         if not self.has_permission(request, obj):
             raise PermissionDenied
         change_url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-        form = self.form_class(request.POST if request.method == "POST" else None)
+        form = self.get_form(request, obj)
         if form.is_bound and form.is_valid():
             self._request(request, obj, form)
             return HttpResponseRedirect(change_url)

@@ -58,3 +58,51 @@ def test_branch_staff_create_a_customer_and_a_loan_and_cannot_open_another_branc
     )
     assert "Perhaps it was deleted?" in page.locator(".messagelist").inner_text()
     assert foreign_loan.loan_number not in page.content()
+
+
+def _login(page, live_server, user) -> None:
+    page.context.clear_cookies()
+    page.goto(f"{live_server.url}/admin/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+
+
+def test_staff_ask_for_a_new_mobile_and_the_manager_approves_it_in_the_inbox(live_server, page):
+    branch = BranchFactory(name="Nashik Road")
+    staff = UserFactory(role="Branch Staff", home_branch=branch, username="staff.nashik")
+    manager = UserFactory(role="Branch Manager", home_branch=branch, username="bm.nashik")
+    loan = make_loan(branch=branch)
+    customer = loan.customer
+    page.on("dialog", lambda dialog: dialog.accept())  # a confirmation before approving
+
+    _login(page, live_server, staff)
+    customer_url = f"{live_server.url}{reverse('admin:loans_customer_change', args=[customer.pk])}"
+    page.goto(customer_url)
+    assert page.locator("#customer-loans").get_by_text(loan.loan_number).is_visible()
+    assert page.locator("input#id_mobile").count() == 0  # read-only after creation
+    page.click("#request-mobile-change")
+    page.fill("#id_mobile", "98765")
+    page.fill("#id_reason", "The customer changed phones; letter on file")
+    page.click("#reason-form input[type=submit]")
+    assert "10-digit" in page.locator(".errorlist").inner_text()  # a field message
+    page.fill("#id_mobile", "+91 91234 56789")
+    page.click("#reason-form input[type=submit]")
+    page.wait_for_selector(".messagelist .success")
+    assert "waits for a checker" in page.locator(".messagelist").inner_text()
+    assert page.locator("#customer-change-pending").is_visible()
+    customer.refresh_from_db()
+    assert customer.mobile != "9123456789"
+
+    _login(page, live_server, manager)
+    page.goto(f"{live_server.url}{reverse('approvals:inbox')}")
+    page.click(f".inbox-entry >> text=Change of mobile of {customer.customer_number}")
+    assert "9123456789" in page.locator("#customer-change-values").inner_text()
+    page.click("#decision-form button[value=approve]")
+    page.wait_for_selector(".messagelist .success")
+
+    page.goto(customer_url)
+    assert "9123456789" in page.locator(".field-mobile").inner_text()
+    customer.refresh_from_db()
+    assert customer.mobile == "9123456789"
