@@ -5,8 +5,8 @@ changes nothing; the same POST with the token works.
 The forms: the admin's add, change, delete and actions; its custom forms (reversal and
 stop requests, a partner's response file, the DCR build, the user password form);
 approvals and mandate decisions; DCR and DBS submit and decide; deposits and bank
-statements; bulk repayment upload and import; login, logout and password change. (Session writes to the API are
-CSRF-checked by DRF: api/tests/test_authentication.py.)
+statements; bulk repayment upload and import; login, logout and password change. (Session
+writes to the API are CSRF-checked by DRF: api/tests/test_authentication.py.)
 """
 
 from __future__ import annotations

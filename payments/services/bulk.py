@@ -292,7 +292,6 @@ def _upload_branch(actor, rows: list[_Checked]):
     return branches.pop() if len(branches) == 1 else None
 
 
-@transaction.atomic
 def bulk_upload_preview(*, file_name: str, content: bytes, actor) -> BulkUpload:
     """Read and check a file; store it with every row's result, and write no payment.
     Raises ``BulkFileRejected`` (nothing stored) for a file that cannot be read."""
@@ -311,18 +310,31 @@ def bulk_upload_preview(*, file_name: str, content: bytes, actor) -> BulkUpload:
         if not is_unavailable(exc):
             raise
         receipts_checked = False  # the import checks them: the ingestion refuses duplicates
+    return _upload_store(actor, file_name, bulk_file.file_format, sha256, rows, receipts_checked)
+
+
+@transaction.atomic
+def _upload_store(
+    actor,
+    file_name: str,
+    file_format: str,
+    sha256: str,
+    rows: list[_Checked],
+    receipts_checked: bool,
+) -> BulkUpload:
+    """The upload and its rows, all or nothing (the checks above hold no transaction open)."""
     upload = BulkUpload.objects.create(
         file_name=file_name[:200],
-        file_format=bulk_file.file_format,
+        file_format=file_format,
         sha256=sha256,
         branch_id=_upload_branch(actor, rows),
         uploaded_by=actor,
         receipts_checked=receipts_checked,
         total_rows=len(rows),
     )
-    models = [_row_of(checked) for checked in rows]
-    for row in models:
-        row.upload = upload
+    models = [_row_of(row) for row in rows]
+    for model in models:
+        model.upload = upload
     BulkUploadRow.objects.bulk_create(models, batch_size=1000)
     _recount(upload)
     return upload
