@@ -158,3 +158,21 @@ def test_the_confirmation_of_an_upload_with_nothing_to_import_goes_back(client, 
     response = client.get(url("import", upload), follow=True)
     assert response.redirect_chain == [(url("change", upload), 302)]
     assert "nothing to import now" in response.content.decode()
+
+
+def test_an_import_nobody_holds_any_more_can_be_resumed_from_its_page(client, world):
+    from core.jobs import job_claim
+    from payments.services.bulk import IMPORT_JOB, IMPORT_LEASE, bulk_upload_import_start
+
+    staff, own = world.users["BS"], world.loans["own"]
+    upload = preview(staff, row(own, receipt="RS-1"), row(own, receipt="RS-2"))
+    bulk_upload_import_start(upload_id=upload.pk, actor=staff)  # its task never ran
+    client.force_login(staff)
+    page = client.get(url("change", upload)).content.decode()
+    assert 'id="resume-link"' in page
+    assert "Resume the import of" in client.get(url("import", upload)).content.decode()
+
+    job_claim(name=IMPORT_JOB, key=str(upload.pk), lease=IMPORT_LEASE)  # a worker at it
+    assert 'id="resume-link"' not in client.get(url("change", upload)).content.decode()
+    response = client.post(url("import", upload), follow=True)
+    assert '<li class="error">Agency.csv is being imported.</li>' in response.content.decode()
