@@ -28,6 +28,7 @@ ROLES: dict[str, list[str]] = {
         "reconciliation.*_deposit",  # DBS: branch staff record the day's deposits
         "payments.view_*",
         "payments.add_posting",  # record a payment (API through the session)
+        "payments.add_bulkupload",  # upload a file of repayments, and import it
         "notifications.view_notificationtemplate",
         "desk.collect_payment",  # the branch desk: collect a payment, hand over a receipt
         "desk.view_deskreceipt",
@@ -69,6 +70,7 @@ ROLES: dict[str, list[str]] = {
         "payments.view_*",
         "payments.*_ledgerswitch",
         "payments.retry_posting",  # send a dead-lettered posting back to the queue
+        "payments.add_bulkupload",  # upload a file of repayments, and import it
         "approvals.view_*",
         "reconciliation.view_*",
         "notifications.*",

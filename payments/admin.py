@@ -508,3 +508,6 @@ def rows_with_links(rows: list[dict], user) -> list[dict]:
         }
         for row in rows
     ]
+
+
+from .bulk_admin import BulkUploadAdmin  # noqa: E402,F401  the bulk upload screens

@@ -66,3 +66,17 @@ class PostingRefused(ApplicationError):
 
     code = "posting_refused"
     status = 422
+
+
+class BulkFileRejected(ApplicationError):
+    """A bulk repayment file that cannot be read as a whole: nothing of it is stored."""
+
+    code = "bulk_file_rejected"
+    status = 422
+
+
+class BulkImportRefused(ApplicationError):
+    """The upload cannot be imported now (done already, nothing valid, being imported)."""
+
+    code = "bulk_import_refused"
+    status = 409

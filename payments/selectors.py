@@ -34,7 +34,7 @@ from loans.models import Instalment, LoanAccount
 
 from .ddb_models import QueueItem, TransactionItem, branch_day_key, queue_live
 from .exceptions import LoanNotFound, StoreUnavailable, TransactionNotFound
-from .models import REVERSAL_TOPIC, Posting
+from .models import REVERSAL_TOPIC, BulkUpload, BulkUploadRow, Posting
 from .services import POSTING, QueueStatus, transaction_body, transaction_get
 
 PAGE_SIZE = 50
@@ -395,3 +395,24 @@ def _moment(text: str | None) -> datetime.datetime | None:
     if not text:
         return None
     return parse_iso(text)
+
+
+# --- Bulk repayment uploads ---------------------------------------------------------------
+
+
+def bulk_uploads_for(user) -> QuerySet[BulkUpload]:
+    """The uploads a user sees: their branches' (an upload's branch is its uploader's, or
+    the one branch of its loans), and their own (a file of several branches has none)."""
+    uploads = BulkUpload.objects.select_related("branch", "uploaded_by", "imported_by")
+    if visible_branch_ids(user) is None:
+        return uploads
+    return scope_queryset(uploads, user) | uploads.filter(uploaded_by=user)
+
+
+def bulk_upload_rows(upload: BulkUpload, *, problems_only: bool = False) -> QuerySet:
+    """An upload's rows in file order, with their loan's customer (names on the screen);
+    ``problems_only``: the invalid and refused rows."""
+    rows = upload.rows.select_related("loan__customer").order_by("number")
+    if problems_only:
+        rows = rows.filter(status__in=[BulkUploadRow.Status.INVALID, BulkUploadRow.Status.REFUSED])
+    return rows

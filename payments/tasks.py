@@ -1,6 +1,7 @@
 from celery import shared_task
 
 from . import services
+from .exceptions import RequestInFlight, StoreUnavailable
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -13,3 +14,12 @@ def payment_post_task(txn_id: str) -> str:
 def payments_post_due_task() -> dict:
     """The sweep: due and backed-off items, leases of dead workers."""
     return services.payments_post_due(limit=200)
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=10)
+def bulk_upload_import_task(self, upload_id: int) -> dict:
+    """Import a bulk upload's rows (resumes where a killed run stopped: its rows replay)."""
+    try:
+        return services.bulk_upload_import(upload_id=upload_id)
+    except (StoreUnavailable, RequestInFlight) as exc:
+        raise self.retry(exc=exc, countdown=min(300, 5 * 2**self.request.retries)) from exc

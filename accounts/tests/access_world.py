@@ -40,7 +40,7 @@ from mandates.models import (
 from notifications.ddb_models import NotificationItem
 from notifications.models import NotificationTemplate
 from payments.models import LedgerSwitch, Posting
-from payments.services import payments_post_due
+from payments.services import bulk_upload_preview, payments_post_due
 from reconciliation import services as recon_services
 from reconciliation.models import Dbs, Dcr
 from tests.factories import (
@@ -80,6 +80,12 @@ def _branch_objects(world: World, where: str, branch, people, account) -> None:
         duplicate_confirmed=False,
         actor=people["staff"],
     )
+    bulk_upload = bulk_upload_preview(
+        file_name=f"{where}.csv",
+        content=f"loan_number,amount,mode,receipt_number,collector\n"
+        f"{loan.loan_number},750.00,CASH,BULK-{where},Agent A\n".encode(),
+        actor=people["staff"],
+    )
     objects = {
         "accounts.branch": branch,
         "accounts.area": branch.area,
@@ -98,6 +104,7 @@ def _branch_objects(world: World, where: str, branch, people, account) -> None:
         "reconciliation.dbs": Dbs.objects.get(branch=branch, business_date=days_ago(1)),
         "reconciliation.deposit": deposit(branch, account, day=days_ago(1), actor=people["staff"]),
         "desk.deskreceipt": receipt,
+        "payments.bulkupload": bulk_upload,
     }
     for label, obj in objects.items():
         if where == "near" and label in ("accounts.area", "accounts.region"):
@@ -221,6 +228,7 @@ def build_access_world() -> World:
             "dbs": "reconciliation.dbs",
             "deposit": "reconciliation.deposit",
             "receipt": "desk.deskreceipt",
+            "bulk": "payments.bulkupload",
         }.items():
             world.values[f"{name}.{where}"] = world.objects[label][where].pk
         loan = world.objects["loans.loanaccount"][where]

@@ -5,8 +5,8 @@ changes nothing; the same POST with the token works.
 The forms: the admin's add, change, delete and actions; its custom forms (reversal and
 stop requests, a partner's response file, the DCR build, the user password form);
 approvals and mandate decisions; DCR and DBS submit and decide; deposits and bank
-statements; login, logout and password change. (Session writes to the API are
-CSRF-checked by DRF: api/tests/test_authentication.py.)
+statements; bulk repayment upload and import; login, logout and password change. (Session
+writes to the API are CSRF-checked by DRF: api/tests/test_authentication.py.)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from desk.forms import form_token
 from desk.models import DeskReceipt
 from mandates import services as mandate_services
 from mandates.models import BankHoliday, Mandate
-from payments.models import LedgerSwitch
+from payments.models import BulkUpload, LedgerSwitch
 from reconciliation import services as recon_services
 from reconciliation.models import Dbs, Dcr, Deposit, StatementUpload
 from tests.factories import PASSWORD, days_ago, draft_mandate, make_loan
@@ -103,6 +103,14 @@ def _statement() -> SimpleUploadedFile:
     line = f"{days_ago(1)},CASH DEPOSIT,CSRF-1,700.00"
     return SimpleUploadedFile(
         "statement.csv", f"date,narration,slip number,credit\n{line}\n".encode()
+    )
+
+
+def _bulk_file(access_world: World) -> SimpleUploadedFile:
+    loan = _own(access_world, "loans.loanaccount")
+    return SimpleUploadedFile(
+        "csrf.csv",
+        f"loan_number,amount,mode,receipt_number,collector\n{loan.loan_number},5,UPI,C-1,A\n".encode(),
     )
 
 
@@ -241,6 +249,20 @@ FORMS = {
             "file": _statement(),
         },
         state=lambda w, c: StatementUpload.objects.count(),
+    ),
+    "bulk repayment upload": Form(
+        "BS",
+        page=lambda w: "/admin/payments/bulkupload/add/",
+        action=lambda w: "/admin/payments/bulkupload/add/",
+        data=lambda w: {"file": _bulk_file(w)},
+        state=lambda w, c: BulkUpload.objects.count(),
+    ),
+    "bulk repayment import": Form(
+        "BS",
+        page=lambda w: f"/admin/payments/bulkupload/{w.values['bulk.own']}/import/",
+        action=lambda w: f"/admin/payments/bulkupload/{w.values['bulk.own']}/import/",
+        data=lambda w: {},
+        state=lambda w, c: _status(BulkUpload, w.values["bulk.own"]),
     ),
     "password change": Form(
         "BS",

@@ -104,6 +104,7 @@ payments.posting                   v     v     v     v     v     v     v
 payments.ledgerswitch              v     v     v     vc    vc    v     vc
 payments.transactionrecord         v     v     v     v     v     v     v
 payments.postingqueueentry         v     v     v     v     v     v     v
+payments.bulkupload                va    va    va    va    va    v     va
 mandates.mandate                   vac   vac   vac   vac   v     v     vac
 mandates.bankholiday               v     v     v     vacd  v     v     vacd
 mandates.returncodepolicy          v     v     v     vac   v     v     vac
@@ -210,6 +211,13 @@ GET  /admin/payments/posting/{posting.own}/reversal/         302 403 200 200 403
 POST /admin/payments/posting/{posting.own}/reversal/         302 403 200 200 403 200 403 200
 GET  /admin/payments/posting/{posting.far}/reversal/         302 302 302 302 403 200 403 200
 POST /admin/payments/postingqueueentry/01UNKNOWNITEM/retry/  302 403 403 403 302 302 403 302
+GET  /admin/payments/bulkupload/template/csv/                302 200 200 200 200 200 403 200
+GET  /admin/payments/bulkupload/{bulk.own}/import/           302 200 200 200 200 200 403 200
+GET  /admin/payments/bulkupload/{bulk.far}/import/           302 404 404 404 200 200 403 200
+GET  /admin/payments/bulkupload/{bulk.own}/progress/         302 200 200 200 200 200 200 200
+GET  /admin/payments/bulkupload/{bulk.far}/progress/         302 404 404 404 200 200 200 200
+GET  /admin/payments/bulkupload/{bulk.own}/result/           302 200 200 200 200 200 200 200
+GET  /admin/payments/bulkupload/{bulk.far}/result/           302 404 404 404 200 200 200 200
 GET  /admin/mandates/mandate/{mandate.own}/stop-request/     302 405 405 405 405 405 405 405
 POST /admin/mandates/mandate/{mandate.own}/stop-request/     302 403 200 200 200 403 403 200
 POST /admin/mandates/mandate/{mandate.far}/stop-request/     302 302 302 302 200 403 403 200

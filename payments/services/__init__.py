@@ -1,8 +1,15 @@
 """Payments: idempotent ingestion into DynamoDB, exactly-once posting to the loan ledger,
-reversal through maker-checker. One module a seam: ingest, posting, reversal.
+reversal through maker-checker, bulk repayment files. One module a seam: ingest, posting,
+reversal, bulk.
 """
 
 from ._common import MODES, POSTING, QueueStatus, TxnStatus, business_date_for
+from .bulk import (
+    bulk_import_held,
+    bulk_upload_import,
+    bulk_upload_import_start,
+    bulk_upload_preview,
+)
 from .ingest import (
     CLAIM_LEASE,
     IngestResult,
@@ -39,6 +46,10 @@ __all__ = [
     "PaymentInput",
     "QueueStatus",
     "TxnStatus",
+    "bulk_import_held",
+    "bulk_upload_import",
+    "bulk_upload_import_start",
+    "bulk_upload_preview",
     "business_date_for",
     "ingest_outcome",
     "ledger_post",

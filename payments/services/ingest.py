@@ -109,6 +109,10 @@ def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _dedup_key(source: str, idempotency_key: str) -> str:
+    return _hash(f"{source}\n{idempotency_key}")
+
+
 def _dedup_get(dedup_key: str) -> DedupItem | None:
     try:
         item = _store_call(DedupItem.get, dedup_key, consistent_read=True)
@@ -182,7 +186,19 @@ def _validate(payment: PaymentInput, principal) -> tuple[LoanAccount, date]:
         .first()
     )
     if loan is None:
-        raise LoanNotFound(f"No loan account {payment.loan_number} that you may post to.")
+        raise LoanNotFound(loan_not_found_message(payment.loan_number))
+    return loan, payable_business_date(loan, payment.business_date)
+
+
+def loan_not_found_message(loan_number: str) -> str:
+    """The same words for a loan that does not exist and one outside the user's scope."""
+    return f"No loan account {loan_number} that you may post to."
+
+
+def payable_business_date(loan: LoanAccount, requested: date | None) -> date:
+    """The business date a payment to ``loan`` counts for (``requested``, or today by the
+    branch's cut-off), refusing (``PaymentRejected``) a loan that is not active and a date
+    in the future or beyond the back-date limit."""
     if loan.status != LoanAccount.Status.ACTIVE:
         raise PaymentRejected(
             f"Loan {loan.loan_number} is {loan.get_status_display().lower()}.",
@@ -190,7 +206,7 @@ def _validate(payment: PaymentInput, principal) -> tuple[LoanAccount, date]:
             field="loan_account",
         )
     today = business_date_for(loan.branch, timezone.now())
-    business_date = payment.business_date or today
+    business_date = requested or today
     if business_date > today:
         raise PaymentRejected(
             "The business date cannot be in the future.", code="invalid", field="business_date"
@@ -201,7 +217,7 @@ def _validate(payment: PaymentInput, principal) -> tuple[LoanAccount, date]:
             code="invalid",
             field="business_date",
         )
-    return loan, business_date
+    return business_date
 
 
 @dataclass(frozen=True)
@@ -296,7 +312,7 @@ def payment_ingest(
     ``duplicate_external_reference``) stores nothing and frees its key: the same key and
     body then get the same refusal again (the receipt is still taken), and the same key
     with a corrected receipt number is accepted."""
-    dedup_key = _hash(f"{source}\n{idempotency_key}")
+    dedup_key = _dedup_key(source, idempotency_key)
     request_hash = _hash(payment.canonical())
     claimed = _claim(dedup_key, request_hash)
     if isinstance(claimed, IngestResult):
