@@ -213,7 +213,7 @@ class DuesChangeList(ChangeList):
 
 DUES_PANEL = [
     "next_due",
-    "arrears",
+    "arrears_parts",
     "dpd",
     "bucket",
     "dues_as_of_shown",
@@ -221,20 +221,68 @@ DUES_PANEL = [
 ]
 
 
+class LoanListColumns:
+    """The loan list's computed columns, from the rows joined by ``list_select_related``
+    (no query per row)."""
+
+    @admin.display(description="borrower")
+    def borrower(self, obj):
+        return format_html(
+            '{}<br><span class="quiet nowrap">{} · {}</span>',
+            obj.customer.name,
+            obj.product.code,
+            obj.branch.code,
+        )
+
+    @admin.display(description="outstanding")
+    def total_outstanding(self, obj):
+        return format_html('<span class="nowrap">{}</span>', inr(obj.total_outstanding))
+
+    @admin.display(description="next due")
+    def next_due(self, obj):
+        if obj.next_due_date is None:
+            return "—"
+        return format_html(
+            '<span class="nowrap">{}</span><br><span class="nowrap">{}</span>',
+            day(obj.next_due_date),
+            inr(obj.next_due_amount),
+        )
+
+    @admin.display(description="arrears")
+    def arrears(self, obj):
+        """The total; its parts on hover (and on the loan's page)."""
+        if not obj.overdue_amount:
+            return "—"
+        return format_html(
+            '<span class="nowrap" title="principal {}, interest {}, charges {}">{}</span>',
+            inr(obj.overdue_principal),
+            inr(obj.overdue_interest),
+            inr(obj.overdue_charges),
+            inr(obj.overdue_amount),
+        )
+
+    @admin.display(description="bucket")
+    def bucket_short(self, obj):
+        """SMA-1 rather than SMA-1 (31-60) (the DPD is beside it); for a loan no longer
+        active, its status instead (Closed, Written off): the list has no status column."""
+        if obj.status != LoanAccount.Status.ACTIVE:
+            return obj.get_status_display()
+        return obj.get_bucket_display().split(" ")[0]
+
+
 @admin.register(LoanAccount)
-class LoanAccountAdmin(ScopedModelAdmin):
-    # Fits a 1366 px window beside the filters: the borrower's name and the product in one
-    # cell, the branch as its code, next due as date and amount (all from the joined rows).
+class LoanAccountAdmin(LoanListColumns, ScopedModelAdmin):
+    # Fits a 1366 px window beside the sidebar and the filters: the borrower's name over the
+    # product and branch codes in one cell, next due as date over amount (all from the
+    # joined rows); the arrears' parts on hover and on the loan's page.
     list_display = [
         "loan_number",
         "borrower",
-        "branch_code",
         "total_outstanding",
         "next_due",
         "arrears",
         "dpd",
-        "bucket",
-        "status",
+        "bucket_short",
     ]
     list_select_related = ["customer", "branch", "product"]
     list_filter = [
@@ -265,36 +313,13 @@ class LoanAccountAdmin(ScopedModelAdmin):
     ]
     inlines = [CoBorrowerInline, InstalmentInline]
 
-    @admin.display(description="borrower")
-    def borrower(self, obj):
-        return format_html(
-            '{}<br><span class="quiet">{}</span>', obj.customer.name, obj.product.code
-        )
-
-    @admin.display(description="branch")
-    def branch_code(self, obj):
-        return obj.branch.code
-
-    @admin.display(description="outstanding")
-    def total_outstanding(self, obj):
-        return inr(obj.total_outstanding)
-
-    @admin.display(description="next due")
-    def next_due(self, obj):
-        if obj.next_due_date is None:
-            return "—"
-        return format_html("{}<br>{}", day(obj.next_due_date), inr(obj.next_due_amount))
-
     @admin.display(description="arrears")
-    def arrears(self, obj):
+    def arrears_parts(self, obj):
         if not obj.overdue_amount:
             return "—"
-        return format_html(
-            '{}<br><span class="quiet">P {} · I {} · C {}</span>',
-            inr(obj.overdue_amount),
-            inr(obj.overdue_principal),
-            inr(obj.overdue_interest),
-            inr(obj.overdue_charges),
+        return (
+            f"{inr(obj.overdue_amount)} (principal {inr(obj.overdue_principal)}, interest "
+            f"{inr(obj.overdue_interest)}, charges {inr(obj.overdue_charges)})"
         )
 
     @admin.display(description="dues as of")
