@@ -63,6 +63,18 @@ def bucket_for(dpd: int) -> str:
     return NPA
 
 
+def dpd_range(bucket: str) -> tuple[int, int | None]:
+    """The days past due of a bucket, inclusive (None: no upper bound)."""
+    low = 0
+    for limit, name in BUCKET_LIMITS:
+        if name == bucket:
+            return low, limit
+        low = limit + 1
+    if bucket != NPA:
+        raise ValueError(f"no bucket {bucket!r}")
+    return low, None
+
+
 def unpaid(inst: InstalmentLike) -> Decimal:
     return (
         inst.principal_due

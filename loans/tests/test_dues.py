@@ -21,7 +21,7 @@ from core.jobs import job_claim
 from core.models import JobRun
 from core.money import inr
 from loans import services
-from loans.dues import Dues, bucket_for, dues_of
+from loans.dues import Dues, bucket_for, dpd_range, dues_of
 from loans.models import Instalment, LoanAccount
 from payments.services import payment_reverse, payments_post_due
 from tests.factories import UserFactory, bounce_charge, make_loan, pay
@@ -65,6 +65,16 @@ def test_the_bucket_at_each_boundary_of_days_past_due(days, bucket):
     dues = dues_of([Inst(1, TODAY - timedelta(days=days))], TODAY)
     assert (dues.dpd, dues.bucket) == (days, bucket)
     assert bucket_for(days) == bucket
+
+
+def test_each_buckets_dpd_range_gives_that_bucket():
+    assert [dpd_range(b) for b in ("CURRENT", "SMA0", "SMA1", "SMA2", "NPA")] == [
+        (0, 0),
+        (1, 30),
+        (31, 60),
+        (61, 90),
+        (91, None),
+    ]
 
 
 def test_an_instalment_due_today_is_due_not_overdue():
@@ -307,7 +317,7 @@ def test_the_bucket_filter_and_dpd_sort_show_only_the_users_branch(client, world
 
     visible = LoanAccount.objects.filter(branch=own)  # with the world's loan there
     for bucket in ("SMA0", "SMA1", "NPA"):
-        shown = _shown(client, f"?bucket__exact={bucket}")
+        shown = _shown(client, f"?bucket={bucket}")
         assert set(shown) == {loan.loan_number for loan in visible.filter(bucket=bucket)}
     assert mine[95].loan_number in shown and theirs[96].loan_number not in shown
     dpd_column = _changelist(client).list_display.index("dpd")  # ?o= counts the checkbox
@@ -315,9 +325,14 @@ def test_the_bucket_filter_and_dpd_sort_show_only_the_users_branch(client, world
     assert by_dpd == list(visible.order_by("-dpd", "-id").values_list("loan_number", flat=True))
     assert by_dpd[0] == mine[95].loan_number
     assert _shown(client, f"?o={dpd_column}") == by_dpd[::-1]
+    # a bucket sorted by DPD: the same loans (filtered on the bucket's DPD range), in order
+    for bucket in ("SMA0", "SMA1", "NPA"):
+        expected = visible.filter(bucket=bucket).order_by("-dpd", "-id")
+        shown = _shown(client, f"?bucket={bucket}&o=-{dpd_column}")
+        assert shown == list(expected.values_list("loan_number", flat=True))
 
     client.force_login(world.users["OP"])  # head office: every branch's loans in the bucket
-    assert set(_shown(client, "?bucket__exact=NPA")) == {
+    assert set(_shown(client, "?bucket=NPA")) == {
         mine[95].loan_number,
         theirs[96].loan_number,
     }
