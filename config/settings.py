@@ -250,6 +250,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "core.tasks.outbox_purge_task",
         "schedule": crontab(minute=30, hour=2),
     },
+    # every active loan's dues (next due, arrears, DPD, bucket) as of the new IST date,
+    # once per date (a second beat's run is skipped, a killed one resumes)
+    "loans-dues-nightly": {
+        "task": "loans.tasks.loans_dues_nightly_task",
+        "schedule": crontab(minute=5, hour=0),
+    },
     # DCRs: the intraday roll-up, the guarded daily build after each cut-off, late arrivals
     "reconciliation-tick": {
         "task": "reconciliation.tasks.reconciliation_tick_task",
@@ -318,6 +324,12 @@ MANDATES_PRE_DEBIT_NOTICE_DAYS = env.int("MANDATES_PRE_DEBIT_NOTICE_DAYS", defau
 MANDATES_PRESENTATION_HOUR = env.int("MANDATES_PRESENTATION_HOUR", default=9)
 # A presentation run that died is resumed by the next run after this many seconds.
 MANDATES_PRESENTATION_LEASE_SECONDS = env.int("MANDATES_PRESENTATION_LEASE_SECONDS", default=1800)
+
+# --- Loans ------------------------------------------------------------------------------
+
+# The nightly dues refresh (loans.services.loans_dues_daily) checkpoints every range of
+# loans; a run silent this many seconds (its worker died) is taken over and resumed.
+LOANS_DUES_LEASE_SECONDS = env.int("LOANS_DUES_LEASE_SECONDS", default=600)
 
 # --- Reconciliation ---------------------------------------------------------------------
 

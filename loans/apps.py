@@ -18,7 +18,7 @@ class LoansConfig(AppConfig):
         )
         from .refdata import PRODUCTS
         from .selectors import customer_change_detail
-        from .services import APPROVAL_KINDS
+        from .services import APPROVAL_KINDS, DERIVED_FIELDS
 
         for kind, handler in APPROVAL_KINDS.items():
             register_kind(kind, handler)
@@ -36,7 +36,9 @@ class LoansConfig(AppConfig):
             masked={"pan": 4, "mobile": 4, "email": 0, "date_of_birth": 0, "address": 0},
         )
         track("loans.CustomerBankAccount", masked=("account_number",))
-        track("loans.LoanAccount", exclude=("updated_at",))
+        # The dues and the last payment are derived (from the instalments, nightly and by
+        # each posting, whose own records say why): recording them would repeat those.
+        track("loans.LoanAccount", exclude=("updated_at", *DERIVED_FIELDS))
         track("loans.CoBorrower")
         track("loans.LoanCharge")
         # Instalments are the generated schedule: the loan's own event and the ledger's

@@ -19,6 +19,8 @@ from accounts.models import MOBILE_VALIDATOR, Branch
 from audit.masking import mask_value
 from core.money import MoneyField
 
+from .dues import is_overdue
+
 ZERO = Decimal("0.00")
 PAN_VALIDATOR = RegexValidator(
     r"^[A-Z]{5}[0-9]{4}[A-Z]$", "Enter a valid PAN: 5 letters, 4 digits, 1 letter (ABCDE1234F)."
@@ -273,6 +275,12 @@ class LoanAccount(models.Model):
             models.Index(fields=["branch", "status", "-id"], name="loan_branch_status_recent"),
             models.Index(fields=["product", "-id"], name="loan_product_recent"),
             models.Index(fields=["disbursed_on"], name="loan_disbursed_on"),
+            # the loan list's bucket filter and DPD sort, for head office and for a branch
+            # (a DPD sort's ties follow its direction: LoanAccountAdmin's changelist)
+            models.Index(fields=["bucket", "-id"], name="loan_bucket_recent"),
+            models.Index(fields=["branch", "bucket", "-id"], name="loan_branch_bucket_recent"),
+            models.Index(fields=["-dpd", "-id"], name="loan_dpd"),
+            models.Index(fields=["branch", "-dpd", "-id"], name="loan_branch_dpd"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -365,6 +373,17 @@ class CoBorrower(models.Model):
 
 class Instalment(models.Model):
     SCOPE_BRANCH_PATH = "loan__branch"
+    # what a schedule shows of each instalment, and all that its dues are computed from
+    SCHEDULE_FIELDS = (
+        "number",
+        "due_date",
+        "principal_due",
+        "interest_due",
+        "charges_due",
+        "principal_paid",
+        "interest_paid",
+        "charges_paid",
+    )
 
     class Status(models.TextChoices):
         DUE = "DUE", "Due"
@@ -409,6 +428,13 @@ class Instalment(models.Model):
     @property
     def total_paid(self) -> Decimal:
         return self.principal_paid + self.interest_paid + self.charges_paid
+
+    def status_on(self, day: date) -> str:
+        """The status to show on ``day``: "Overdue" when the instalment fell due before it
+        and is not fully paid (derived, never stored: the posting keeps ``status``)."""
+        if is_overdue(self, day):
+            return "Overdue"
+        return self.get_status_display()
 
     @property
     def derived_status(self) -> str:

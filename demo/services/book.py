@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Branch
+from loans.dues import bucket_for
 from loans.models import (
     CoBorrower,
     Customer,
@@ -26,12 +27,13 @@ from loans.models import (
     LoanAccount,
     LoanProduct,
 )
-from loans.schedule import build_schedule, emi, instalment_count
-from loans.services import NUMBER_SEQUENCES
+from loans.schedule import PERIODS_PER_YEAR, build_schedule, due_dates, emi, instalment_count
+from loans.services import NUMBER_SEQUENCES, loans_dues_refresh
 
 from .catalogue import (
     BANK_ACCOUNT_COLUMNS,
     BANKS,
+    BOUNCE_SHARE,
     BRANCH_CODES,
     BRANCHES,
     BUILDINGS,
@@ -47,6 +49,7 @@ from .catalogue import (
     INSTALMENT_COLUMNS,
     LETTERS,
     LOAN_COLUMNS,
+    MISSED_INSTALMENTS,
     PRODUCTS,
     RATE_SPREADS,
     RELATIONSHIPS,
@@ -140,6 +143,9 @@ def load_customers_and_loans(
             )
         if progress:
             progress(n_customers + n_loans)
+    if result.scheduled_loans:
+        # the dues of the loans with a schedule, from their instalments (as the nightly does)
+        loans_dues_refresh(as_of=generator.today)
     analyse()
     return result
 
@@ -254,6 +260,8 @@ class _Generator:
         self.bank_weights = list(accumulate(b[3] for b in BANKS))
         self.relationship_weights = list(accumulate(w for _, w in RELATIONSHIPS))
         self.relationships = [r for r, _ in RELATIONSHIPS]
+        self.missed_weights = list(accumulate(w for _, w in MISSED_INSTALMENTS))
+        self.missed_counts = [n for n, _ in MISSED_INSTALMENTS]
         self.today = today
         self.first_day = today.toordinal() - HISTORY_DAYS
         self.tz = timezone.get_current_timezone()
@@ -402,6 +410,7 @@ class _Generator:
             due_day = rng.choice(DUE_DAYS)
             disbursed_on = date.fromordinal(day)
             principal = Decimal(disbursed)
+            dues = (None, zero, zero, zero, zero, 0, "CURRENT", None)
             if first_ordinal + index < schedule_sample:
                 emi_amount, rows = build_schedule(
                     principal=principal,
@@ -432,6 +441,13 @@ class _Generator:
                 periods = instalment_count(tenure, product.frequency)
                 emi_amount, interest = _emi(disbursed, rate, periods, product.frequency), zero
             written_off = day < year_ago and rng.random() < WRITTEN_OFF_SHARE
+            if first_ordinal + index >= schedule_sample:
+                dues = self._dues(
+                    due_dates(disbursed_on, due_day, periods, product.frequency),
+                    emi_amount,
+                    principal * rate / 100 / PERIODS_PER_YEAR[product.frequency],
+                    written_off=written_off,
+                )
             created_at = self._at(day, 13, 18)
             loans.append(
                 (
@@ -453,6 +469,8 @@ class _Generator:
                     zero,
                     created_at,
                     created_at,
+                    *dues,
+                    zero,  # no payments are invented
                 )
             )
             co_borrowers.extend(self._co_borrowers(pk, customer_id, branch, spec.code))
@@ -473,6 +491,33 @@ class _Generator:
             Instalment,
             INSTALMENT_COLUMNS,
             instalments,
+        )
+
+    def _dues(self, dates: list[date], emi_amount: Decimal, interest: Decimal, *, written_off):
+        """Plausible dues of a loan without a schedule, as of today: some instalments of
+        those fallen due missed (``MISSED_INSTALMENTS``; all of them, at least 4, for a
+        loan written off), with a bounce charge on some. Columns as ``LOAN_COLUMNS``'
+        dues, consistent with ``loans.dues`` (the bucket of the DPD)."""
+        rng, today = self.rng, self.today
+        fallen = bisect(dates, today - timedelta(days=1))  # a due today is not overdue
+        missed = min(fallen, self._pick(self.missed_weights, self.missed_counts))
+        if written_off:
+            missed = min(fallen, max(missed, 4))
+        upcoming = dates[fallen] if fallen < len(dates) else None
+        next_due = (upcoming, emi_amount if upcoming else Decimal("0.00"))
+        if not missed:
+            return (*next_due, *(Decimal("0.00"),) * 3, 0, "CURRENT", today)
+        dpd = (today - dates[fallen - missed]).days
+        overdue_interest = min(emi_amount, interest.quantize(Decimal("0.01"))) * missed
+        charges = sum(Decimal("590.00") for _ in range(missed) if rng.random() < BOUNCE_SHARE)
+        return (
+            *next_due,
+            emi_amount * missed - overdue_interest,
+            overdue_interest,
+            charges or Decimal("0.00"),
+            dpd,
+            bucket_for(dpd),
+            today,
         )
 
     def _co_borrowers(self, loan_id, borrower_id, branch: _Branch, product_code: str):

@@ -1,6 +1,7 @@
 """The demo data set, loaded at a small scale through the management commands."""
 
 import re
+from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 from io import StringIO
@@ -16,6 +17,7 @@ from accounts.models import Area, Branch, Region, User
 from accounts.scoping import visible_branch_ids
 from demo import services as demo
 from loans import services
+from loans.dues import bucket_for, dues_of
 from loans.models import (
     BankingPartner,
     CoBorrower,
@@ -128,6 +130,28 @@ def test_schedules_add_up_to_the_disbursed_amounts(demo_set):
     first = LoanAccount.objects.order_by("id")[:SCHEDULES]
     assert all(loan.instalments.exists() for loan in first)
     assert not Instalment.objects.exclude(status="DUE").exists()
+
+
+def test_demo_loans_have_dues_from_their_schedules_or_a_plausible_spread(demo_set):
+    today = timezone.localdate()
+    active = LoanAccount.objects.filter(status="ACTIVE").prefetch_related("instalments")
+    spread = Counter()
+    for loan in active:
+        assert loan.dues_as_of == today
+        assert loan.bucket == bucket_for(loan.dpd)
+        if loan.instalments.all():  # refreshed from the schedule, as the nightly does
+            dues = dues_of(loan.instalments.all(), today)
+            assert (loan.dpd, loan.overdue_amount, loan.next_due_date) == (
+                dues.dpd,
+                dues.overdue_amount,
+                dues.next_due_date,
+            )
+        else:
+            spread[loan.bucket] += 1
+            assert (loan.dpd > 0) == (loan.overdue_amount > 0)
+    # the loans without a schedule are mostly current, some in every other bucket
+    assert set(spread) == {"CURRENT", "SMA0", "SMA1", "SMA2", "NPA"}
+    assert spread["CURRENT"] > sum(spread.values()) / 2
 
 
 def test_generated_rows_pass_model_validation(demo_set):

@@ -22,7 +22,7 @@ from core.money import from_paise
 from dynamo.errors import cancellation_codes, is_unavailable
 from dynamo.transactions import transact_write
 from loans.models import Instalment, LoanAccount
-from loans.services import loan_outstanding_refresh
+from loans.services import loan_dues_refresh
 
 from ..allocation import allocate
 from ..ddb_models import QueueItem, TransactionItem, queue_live
@@ -178,10 +178,16 @@ def ledger_post(*, txn: TransactionItem) -> tuple[Posting, bool]:
         excess=excess,
         allocations=[a.as_json() for a in allocations],
     )
-    loan_outstanding_refresh(loan=loan)
+    loan_dues_refresh(loan=loan)
+    changed = []
+    if loan.last_payment_date is None or posting.business_date >= loan.last_payment_date:
+        loan.last_payment_date, loan.last_payment_amount = posting.business_date, amount
+        changed += ["last_payment_date", "last_payment_amount"]
     if loan.total_outstanding == 0:
         loan.status = LoanAccount.Status.CLOSED
-        loan.save(update_fields=["status", "updated_at"])
+        changed.append("status")
+    if changed:
+        loan.save(update_fields=[*changed, "updated_at"])
     _receipt_queue(loan=loan, txn=txn, amount=amount)
     return posting, True
 

@@ -19,7 +19,7 @@ from core.models import OutboxMessage
 from core.outbox import outbox_add
 from dynamo.errors import is_unavailable
 from loans.models import Instalment, LoanAccount
-from loans.services import loan_outstanding_refresh
+from loans.services import loan_dues_refresh
 
 from ..ddb_models import TransactionItem
 from ..exceptions import PaymentRejected, StoreUnavailable, TransactionNotFound
@@ -65,13 +65,23 @@ def payment_reverse(*, txn_id: str, actor) -> Posting:
     Instalment.objects.bulk_update(
         list(instalments.values()), ["charges_paid", "interest_paid", "principal_paid", "status"]
     )
-    loan_outstanding_refresh(loan=loan)
-    if loan.status == LoanAccount.Status.CLOSED and loan.total_outstanding > 0:
-        loan.status = LoanAccount.Status.ACTIVE
-        loan.save(update_fields=["status", "updated_at"])
     posting.reversed_at = timezone.now()
     posting.reversed_by = actor
     posting.save(update_fields=["reversed_at", "reversed_by"])
+    loan_dues_refresh(loan=loan)
+    # the last payment is now the latest one not reversed (or none)
+    last = (
+        Posting.objects.filter(loan=loan, reversed_at__isnull=True)
+        .order_by("-business_date", "-id")
+        .values_list("business_date", "amount")
+        .first()
+    )
+    loan.last_payment_date, loan.last_payment_amount = last or (None, Decimal("0.00"))
+    changed = ["last_payment_date", "last_payment_amount"]
+    if loan.status == LoanAccount.Status.CLOSED and loan.total_outstanding > 0:
+        loan.status = LoanAccount.Status.ACTIVE
+        changed.append("status")
+    loan.save(update_fields=[*changed, "updated_at"])
     audit_record(
         instance_or_entity=posting,
         action="transition",
