@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("accounts", "0002_roles"),
-        ("loans", "0004_loan_dues"),
+        ("loans", "0005_customer_change"),
     ]
 
     operations = [
