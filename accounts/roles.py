@@ -37,6 +37,7 @@ ROLES: dict[str, list[str]] = {
         "mandates.approve_mandate",
         "mandates.request_mandate_stop",
         "loans.request_waiver",
+        "loans.assign_collection_officer",  # who collects a loan (the collection sheet)
         "loans.view_loancharge",
         "reconciliation.submit_dcr",  # DCR: the branch manager submits, an area manager approves
         "reconciliation.submit_dbs",  # DBS: the branch manager submits, finance approves
