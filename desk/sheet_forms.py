@@ -7,10 +7,17 @@ from django import forms
 from django.utils import timezone
 
 from accounts.models import Branch, User
+from core.clock import business_date
 from core.forms import AsciiDateField, AsciiModelChoiceField
 from loans.models import LoanAccount
 
 from .sheet_selectors import UNASSIGNED, SheetFilters, sheet_areas, sheet_branches, sheet_collectors
+
+
+def branch_business_date(branch: Branch):
+    """The date a payment taken at the branch now counts for: today in IST, or the next
+    day after the branch's cut-off (as the ingestion dates it)."""
+    return business_date(timezone.now(), branch.cutoff_time)
 
 
 def person(user: User) -> str:
@@ -24,7 +31,10 @@ class SheetFilterForm(forms.Form):
     choices are the chosen branch's staff."""
 
     date = AsciiDateField(
-        label="Business date", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label="Business date",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Today's (after the branch's cut-off: the next day's) when left empty.",
     )
     area = AsciiModelChoiceField(queryset=None, required=False, empty_label="All my areas")
     branch = AsciiModelChoiceField(queryset=None, required=False, empty_label="Pick a branch")
@@ -83,7 +93,7 @@ class SheetFilterForm(forms.Form):
         data = self.cleaned_data
         return SheetFilters(
             branch_id=branch.pk,
-            business_date=data.get("date") or timezone.localdate(),
+            business_date=data.get("date") or branch_business_date(branch),
             bucket=data.get("bucket") or "",
             collector=data.get("collector") or "",
         )

@@ -46,7 +46,7 @@ from django.db.models import (
 
 from accounts.models import Area, Branch, User
 from accounts.scoping import can_see_branch, scope_queryset
-from core.errors import ApplicationError
+from core.errors import ApplicationError, ServiceUnavailable
 from core.money import from_paise
 from loans.models import CoBorrower, LoanAccount
 from mandates.models import Mandate
@@ -274,6 +274,8 @@ def _collection(txn) -> dict[str, Any]:
 def day_collections(*, user: User, branch_id: int, business_date: datetime.date) -> DayCollections:
     """Every payment the branch recorded on the date (its ``branch_day`` partition, oldest
     first within a loan), by loan id."""
+    if not can_see_branch(user, branch_id):
+        raise SheetBranchNotFound("No such branch that you may see.")
     by_loan: dict[int, list[Collection]] = defaultdict(list)
     start_key = None
     try:
@@ -291,9 +293,7 @@ def day_collections(*, user: User, branch_id: int, business_date: datetime.date)
             if not page.next_key:
                 break
             start_key = page.next_key
-    except ApplicationError as exc:
-        if exc.code == SheetBranchNotFound.code:
-            raise
+    except ServiceUnavailable as exc:
         logger.warning("collection sheet without the day's payments: %s", exc)
         return DayCollections({}, available=False)
     for collections in by_loan.values():

@@ -12,11 +12,10 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.template.response import TemplateResponse
-from django.utils import timezone
 
 from core.spreadsheets import csv_response, xlsx_response
 
-from .sheet_forms import SheetFilterForm
+from .sheet_forms import SheetFilterForm, branch_business_date
 from .sheet_selectors import (
     day_collections,
     sheet_export_rows,
@@ -40,12 +39,12 @@ def _sheet(request):
         "title": "Collection sheet",
         "subtitle": None,
         "form": form,
-        "today": timezone.localdate(),
     }
     branch = form.branch_chosen() if form.is_valid() else None
     if branch is None:
         return TemplateResponse(request, "desk/sheet.html", context)
     filters = form.filters(branch)
+    context["current_day"] = branch_business_date(branch)
     loans = sheet_loans(user=request.user, filters=filters)
     collections = day_collections(
         user=request.user, branch_id=branch.pk, business_date=filters.business_date
