@@ -45,6 +45,9 @@ def _sheet(request):
         return TemplateResponse(request, "desk/sheet.html", context)
     filters = form.filters(branch)
     context["current_day"] = branch_business_date(branch)
+    if not form.data.get("date"):  # show the date the sheet is of in its field
+        form.data = form.data.copy()
+        form.data["date"] = filters.business_date.isoformat()
     loans = sheet_loans(user=request.user, filters=filters)
     collections = day_collections(
         user=request.user, branch_id=branch.pk, business_date=filters.business_date
