@@ -31,6 +31,7 @@ from functools import reduce
 from itertools import islice
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.db.models import (
     Case,
     Count,
@@ -46,12 +47,14 @@ from django.db.models import (
 
 from accounts.models import Area, Branch, User
 from accounts.scoping import can_see_branch, scope_queryset
-from core.errors import ApplicationError, ServiceUnavailable
+from core.errors import ApplicationError
 from core.money import from_paise
+from dynamo.errors import is_unavailable
+from dynamo.query import query_partition
 from loans.models import CoBorrower, LoanAccount
 from mandates.models import Mandate
 from mandates.selectors import mandates_visible
-from payments.selectors import transactions_for_branch_day
+from payments.ddb_models import TransactionItem, branch_day_key
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ ZERO = Decimal("0.00")
 UNASSIGNED = "none"  # the collector filter's value for loans without a collection officer
 # A transaction of the day that counts as collected (a failed or reversed one does not).
 COLLECTED_STATUSES = frozenset({"RECEIVED", "POSTED"})
-DAY_PAGE = 1000  # transactions read per DynamoDB query of the branch's day
+DAY_ATTRIBUTES = ["txn_id", "loan_id", "receipt_number", "amount_paise", "mode", "status"]
 # The loan's current mandate: the first status in this order, the newest of it.
 MANDATE_PRECEDENCE = [
     Mandate.Status.ACTIVE,
@@ -73,6 +76,7 @@ MANDATE_PRECEDENCE = [
     Mandate.Status.EXPIRED,
 ]
 EXPORT_CHUNK = 2000
+BUCKET_LABELS = dict(LoanAccount.Bucket.choices)
 
 _MONEY = DecimalField(max_digits=16, decimal_places=2)
 
@@ -229,24 +233,24 @@ class Collection:
 
 @dataclass
 class SheetRow:
+    """A loan on the sheet and what is shown with it, worked out once per row (a page
+    renders each several times)."""
+
     loan: LoanAccount
     co_borrowers: list[str] = field(default_factory=list)
     mandate_status: str = ""
     collections: list[Collection] = field(default_factory=list)
+    collected: list[Collection] = field(init=False)
+    not_counted: list[Collection] = field(init=False)  # failed or reversed: still to collect
+    bucket_label: str = field(init=False)
+    collector_name: str = field(init=False)
 
-    @property
-    def collected(self) -> list[Collection]:
-        return [c for c in self.collections if c.counts]
-
-    @property
-    def not_counted(self) -> list[Collection]:
-        """Failed or reversed payments of the day: shown, but the loan is still to collect."""
-        return [c for c in self.collections if not c.counts]
-
-    @property
-    def collector_name(self) -> str:
+    def __post_init__(self) -> None:
+        self.collected = [c for c in self.collections if c.counts]
+        self.not_counted = [c for c in self.collections if not c.counts]
+        self.bucket_label = BUCKET_LABELS.get(self.loan.bucket, self.loan.bucket)
         officer = self.loan.collection_officer
-        return (officer.get_full_name() or officer.username) if officer else ""
+        self.collector_name = (officer.get_full_name() or officer.username) if officer else ""
 
 
 @dataclass(frozen=True)
@@ -258,46 +262,40 @@ class DayCollections:
     available: bool = True
 
 
-def _collection(txn) -> dict[str, Any]:
-    return {
-        "loan_id": int(txn.loan_id),
-        "collection": Collection(
-            txn_id=txn.txn_id,
-            receipt_number=txn.receipt_number or "",
-            amount=from_paise(int(txn.amount_paise)),
-            mode=txn.mode,
-            status=txn.status,
-        ),
-    }
-
-
 def day_collections(*, user: User, branch_id: int, business_date: datetime.date) -> DayCollections:
-    """Every payment the branch recorded on the date (its ``branch_day`` partition, oldest
-    first within a loan), by loan id."""
+    """Every payment the branch recorded on the date, by loan id (oldest first): the
+    ``branch_day`` partition (the branch's own, so all of it is the user's to see once the
+    branch is), read with only what the sheet shows and taken as DynamoDB sends it
+    (``dynamo.query``): a busy day's few hundred items cost no model per item."""
     if not can_see_branch(user, branch_id):
         raise SheetBranchNotFound("No such branch that you may see.")
     by_loan: dict[int, list[Collection]] = defaultdict(list)
-    start_key = None
+    items = query_partition(
+        table=TransactionItem.Meta.table_name,
+        index=TransactionItem.by_branch_day.Meta.index_name,
+        key_name="branch_day",
+        key_value=branch_day_key(branch_id, business_date),
+        attributes=DAY_ATTRIBUTES,
+    )
     try:
-        while True:
-            page = transactions_for_branch_day(
-                branch_id=branch_id,
-                business_date=business_date,
-                user=user,
-                limit=DAY_PAGE,
-                start_key=start_key,
-                shape=_collection,
+        for raw in items:
+            receipt = raw.get("receipt_number") or {}
+            by_loan[int(raw["loan_id"]["N"])].append(
+                Collection(
+                    txn_id=raw["txn_id"]["S"],
+                    receipt_number=receipt.get("S", ""),
+                    amount=from_paise(int(raw["amount_paise"]["N"])),
+                    mode=raw["mode"]["S"],
+                    status=raw["status"]["S"],
+                )
             )
-            for row in page.rows:
-                by_loan[row["loan_id"]].append(row["collection"])
-            if not page.next_key:
-                break
-            start_key = page.next_key
-    except ServiceUnavailable as exc:
+    except (BotoCoreError, ClientError) as exc:
+        if not is_unavailable(exc):
+            raise
         logger.warning("collection sheet without the day's payments: %s", exc)
         return DayCollections({}, available=False)
     for collections in by_loan.values():
-        collections.reverse()  # the index answers newest first
+        collections.sort(key=lambda c: c.txn_id)  # ULIDs: in the order they were taken
     return DayCollections(dict(by_loan))
 
 
@@ -393,7 +391,7 @@ def sheet_export_rows(rows: Iterable[SheetRow]) -> Iterator[list[Any]]:
             loan.amount_due,
             loan.arrears,
             loan.dpd,
-            loan.get_bucket_display(),
+            row.bucket_label,
             row.mandate_status,
             loan.last_payment_date,
             loan.last_payment_amount if loan.last_payment_date else None,

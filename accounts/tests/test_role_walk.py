@@ -240,6 +240,8 @@ GET  /reconciliation/export/dbs.xlsx                         302 200 200 200 200
 GET  /reconciliation/statements/upload/                      302 403 403 403 403 200 403 200
 POST /reconciliation/statements/upload/                      302 403 403 403 403 200 403 200
 GET  /reconciliation/statements/{statement}/                 302 404 404 404 200 200 200 200
+GET  /desk/sheet/                                            302 200 200 200 200 200 200 200
+GET  /desk/sheet/?format=csv                                 302 200 200 200 200 200 200 200
 GET  /admin/no-such-page/                                    302 404 404 404 404 404 404 404
 GET  /health/live                                            200 200 200 200 200 200 200 200
 GET  /health/ready                                           200 200 200 200 200 200 200 200
