@@ -13,9 +13,11 @@ Set-up (idempotent, each step skipped once done):
    of other branches move to it with their customers (plain SQL UPDATEs);
 3. plausible dues on every loan not yet given them for the business date, as the nightly
    refresh would leave them (one SQL UPDATE, deterministic from the loan id): 74 % current,
-   12 % SMA-0, 6 % SMA-1, 3 % SMA-2, 5 % NPA; the next due date is the loan's due day this
-   month or next; arrears of about a month's EMI per 30 days past due; a last payment on
-   four loans in five, on the business date for one in ~100;
+   12 % SMA-0, 6 % SMA-1, 3 % SMA-2, 5 % NPA; the next due date spread over the month (a
+   day 1-28 from the id, this month's or next month's: ~1/28 of the loans fall due on any
+   day; the demo loans' own due days are only 2, 5, 7, 10, 15 and 20); arrears of about a
+   month's EMI per 30 days past due; a last payment on four loans in five, on the business
+   date for one in ~100 (``--refresh-dues``: the branch's loans again);
 4. six collection officers at the branch share nine loans in ten; four loans in ten have
    a mandate (three active); then VACUUM (ANALYZE) when anything above changed;
 5. ``--collections`` (300) payments at the branch on the business date, through the
@@ -104,9 +106,10 @@ def ensure_branch_size(branch: Branch, wanted: int) -> int:
 
 DUES_SQL = """
 WITH r AS (
-  SELECT id, emi_amount, due_day,
+  SELECT id, emi_amount, 1 + ((id::bigint * 7919) %% 28) AS due_day,
          ((id::bigint * 2654435761) %% 1000) AS h, ((id::bigint * 40503) %% 997) AS g
-  FROM loans_loanaccount WHERE dues_as_of IS DISTINCT FROM %(day)s
+  FROM loans_loanaccount
+  WHERE dues_as_of IS DISTINCT FROM %(day)s OR branch_id = %(refresh_branch)s
 ), d AS (
   SELECT id, emi_amount, due_day, g,
     CASE WHEN h < 740 THEN 0 WHEN h < 860 THEN 1 + (g %% 30) WHEN h < 920 THEN 31 + (g %% 30)
@@ -133,13 +136,19 @@ FROM d WHERE d.id = l.id
 """
 
 
-def give_dues(day: datetime.date) -> int:
+def give_dues(day: datetime.date, refresh_branch: Branch | None = None) -> int:
+    """Dues for the loans without them for ``day`` (and every loan of ``refresh_branch``)."""
     month = day.replace(day=1)
     next_month = (month + datetime.timedelta(days=32)).replace(day=1)
+    params = {
+        "day": day,
+        "dom": day.day,
+        "month": month,
+        "next_month": next_month,
+        "refresh_branch": refresh_branch.pk if refresh_branch else None,
+    }
     with connection.cursor() as cursor:
-        cursor.execute(
-            DUES_SQL, {"day": day, "dom": day.day, "month": month, "next_month": next_month}
-        )
+        cursor.execute(DUES_SQL, params)
         changed = cursor.rowcount
     return changed
 
@@ -204,17 +213,17 @@ def give_collections(branch: Branch, day: datetime.date, user: User, count: int)
         .values_list("loan_number", flat=True)[: count * 3 : 3]
     )
     added = 0
-    for n, number in enumerate(loans):
+    for number in loans:
         result = payment_ingest(
             payment=PaymentInput(
                 loan_number=number,
                 amount=Decimal("1000.00"),
                 mode="CASH",
                 business_date=day,
-                receipt_number=f"BENCH/{day:%Y%m%d}/{n:05d}",
+                receipt_number=f"BENCH/{day:%Y%m%d}/{number}",
                 collector=user.username,
             ),
-            idempotency_key=f"bench-sheet-{number}-{day}",
+            idempotency_key=f"bench-sheet-{day}-{number}",
             principal=user,
             source="bench",
         )
@@ -231,6 +240,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the raw SQL")
+    parser.add_argument(
+        "--refresh-dues", action="store_true", help="give the branch's loans their dues again"
+    )
     args = parser.parse_args()
     logging.getLogger("axes").setLevel(logging.WARNING)
     logging.getLogger("backoffice.request").setLevel(logging.WARNING)
@@ -242,7 +254,7 @@ def main() -> int:
     day = branch_business_date(branch)
     started = time.perf_counter()
     moved = ensure_branch_size(branch, args.branch_loans)
-    dues = give_dues(day)
+    dues = give_dues(day, branch if args.refresh_dues else None)
     officers, assigned = give_officers(branch)
     mandates = give_mandates(branch, staff)
     if moved or dues or assigned or mandates:
