@@ -42,6 +42,7 @@ ROLES: dict[str, list[str]] = {
         "mandates.request_mandate_stop",
         "loans.request_waiver",
         "loans.approve_customer_change",
+        "loans.assign_collection_officer",  # who collects a loan (the collection sheet)
         "loans.view_loancharge",
         "reconciliation.submit_dcr",  # DCR: the branch manager submits, an area manager approves
         "reconciliation.submit_dbs",  # DBS: the branch manager submits, finance approves

@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
-from accounts.models import mobile_digits
+from accounts.models import User, mobile_digits
 from core.admin.approval_request import ApprovalRequestPage, ReasonForm
 from core.admin.base import BackOfficeModelAdmin, ReadOnlyAdminMixin, is_set_filter
 from core.templatetags.formats import day, inr
@@ -526,7 +526,10 @@ class LoanAccountAdmin(LoanListColumns, ScopedModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # The terms of a disbursed loan are fixed: the schedule was generated from them.
         if obj is not None:
-            return [*TERMS, *self.readonly_fields, *DUES_PANEL]
+            fixed = [*TERMS, *self.readonly_fields, *DUES_PANEL]
+            if not request.user.has_perm(services.ASSIGN_COLLECTION_OFFICER):
+                fixed.append("collection_officer")
+            return fixed
         return self.readonly_fields
 
     def get_fields(self, request, obj=None):
@@ -546,6 +549,12 @@ class LoanAccountAdmin(LoanListColumns, ScopedModelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
+        officer = form.base_fields.get("collection_officer")
+        if obj is not None and officer is not None:  # the loan's branch's own active staff
+            officer.queryset = User.objects.filter(
+                is_active=True, level=User.Level.BRANCH, home_branch_id=obj.branch_id
+            ).order_by("first_name", "last_name", "username")
+            officer.label_from_instance = lambda user: user.get_full_name() or user.username
         if obj is None and "interest_rate" in form.base_fields:
             form.base_fields["interest_rate"].required = False
             form.base_fields["interest_rate"].help_text = "Leave empty for the product's rate."

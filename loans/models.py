@@ -15,7 +15,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
 
-from accounts.models import MOBILE_VALIDATOR, Branch
+from accounts.models import MOBILE_VALIDATOR, Branch, User
 from audit.masking import mask_value
 from core.money import MoneyField
 
@@ -209,6 +209,18 @@ class CustomerBankAccount(models.Model):
         return mask_value(self.account_number)
 
 
+# What the collection sheet's totals and filters read, carried in its indexes so that the
+# totals of a branch of 100,000 loans come from the indexes alone.
+SHEET_FIGURES = [
+    "next_due_amount",
+    "overdue_principal",
+    "overdue_interest",
+    "overdue_charges",
+    "bucket",
+    "collection_officer",
+]
+
+
 class LoanAccount(models.Model):
     SCOPE_BRANCH_PATH = "branch"
 
@@ -264,6 +276,16 @@ class LoanAccount(models.Model):
     dues_as_of = models.DateField(null=True, blank=True, editable=False)
     last_payment_date = models.DateField(null=True, blank=True, editable=False)
     last_payment_amount = money_field(default=ZERO, editable=False)
+    # Who calls on and collects from this borrower: a user of the loan's branch, set by
+    # the branch manager; the collection sheet filters by it.
+    collection_officer = models.ForeignKey(
+        User,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="collection_loans",
+        help_text="The branch's officer who collects this loan's dues.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -281,6 +303,34 @@ class LoanAccount(models.Model):
             models.Index(fields=["branch", "bucket", "-id"], name="loan_branch_bucket_recent"),
             models.Index(fields=["-dpd", "-id"], name="loan_dpd"),
             models.Index(fields=["branch", "-dpd", "-id"], name="loan_branch_dpd"),
+            # The collection sheet (desk.sheet_selectors): a branch's open loans, most days
+            # past due first (its page, and its overdue total read from the index alone);
+            # due on or before a date (that total); paid on a date; one bucket's page.
+            models.Index(
+                fields=["branch", "-dpd", "loan_number"],
+                include=[*SHEET_FIGURES, "next_due_date"],
+                condition=Q(status="ACTIVE"),
+                name="loan_sheet_dpd",
+            ),
+            models.Index(
+                fields=["branch", "next_due_date"],
+                include=[*SHEET_FIGURES, "dpd"],
+                condition=Q(status="ACTIVE"),
+                name="loan_sheet_due",
+            ),
+            models.Index(
+                fields=["branch", "last_payment_date"],
+                condition=Q(status="ACTIVE"),
+                name="loan_sheet_paid",
+            ),
+            models.Index(
+                fields=["branch", "bucket", "-dpd", "loan_number"],
+                condition=Q(status="ACTIVE"),
+                name="loan_sheet_bucket",
+            ),
+        ]
+        permissions = [
+            ("assign_collection_officer", "Can assign a loan's collection officer"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -332,8 +382,22 @@ class LoanAccount(models.Model):
             errors["disbursed_amount"] = "The disbursed amount cannot exceed the sanctioned amount."
         if self.customer_id and self.branch_id and self.customer.branch_id != self.branch_id:
             errors["customer"] = "The customer belongs to another branch."
+        if self.collection_officer_id and (
+            problem := collection_officer_problem(self.collection_officer, self.branch_id)
+        ):
+            errors["collection_officer"] = problem
         if errors:
             raise ValidationError(errors)
+
+
+def collection_officer_problem(officer: User, branch_id: int | None) -> str | None:
+    """Why ``officer`` cannot collect a loan of ``branch_id`` (None when they can): an
+    active member of that branch's own staff."""
+    if not officer.is_active:
+        return f"{officer.get_full_name() or officer.username} is not an active user."
+    if officer.level != User.Level.BRANCH or officer.home_branch_id != branch_id:
+        return "The collection officer must be a user of the loan's branch."
+    return None
 
 
 class CoBorrower(models.Model):

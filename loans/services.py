@@ -24,11 +24,19 @@ from core.money import PAISA
 
 from .dues import DUES_SQL, dues_of
 from .exceptions import CustomerChangeInvalid, CustomerChangeStale
-from .models import Customer, CustomerBankAccount, Instalment, LoanAccount, LoanCharge
+from .models import (
+    Customer,
+    CustomerBankAccount,
+    Instalment,
+    LoanAccount,
+    LoanCharge,
+    collection_officer_problem,
+)
 from .schedule import build_schedule
 from .selectors import customer_change_pending
 
 ZERO = Decimal("0.00")
+ASSIGN_COLLECTION_OFFICER = "loans.assign_collection_officer"
 
 
 class ChargeNotWaivable(ApplicationError):
@@ -117,10 +125,29 @@ def loan_update(*, loan_id: int, actor: User | None, **changes) -> LoanAccount:
     """Change what may change on an open loan (its terms are fixed once disbursed), under
     the row's lock. The save is audited by the change tracking."""
     loan = LoanAccount.objects.select_for_update().get(pk=loan_id)
+    if "collection_officer" in changes:
+        _collection_officer_check(loan, changes["collection_officer"], actor=actor)
     for name, value in changes.items():
         setattr(loan, name, value)
     loan.save()
     return loan
+
+
+class CollectionOfficerRefused(ApplicationError):
+    code = "collection_officer_refused"
+
+
+def _collection_officer_check(loan: LoanAccount, officer: User | None, *, actor) -> None:
+    """Only who may assign collectors (the branch manager) does, and only a user of the
+    loan's branch collects it."""
+    if actor is not None and not actor.has_perm(ASSIGN_COLLECTION_OFFICER):
+        raise CollectionOfficerRefused(
+            "Only the branch manager assigns a loan's collection officer.",
+            field="collection_officer",
+            status=403,
+        )
+    if officer is not None and (problem := collection_officer_problem(officer, loan.branch_id)):
+        raise CollectionOfficerRefused(problem, field="collection_officer")
 
 
 def loan_schedule_generate(*, loan: LoanAccount) -> list[Instalment]:

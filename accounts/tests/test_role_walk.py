@@ -260,7 +260,8 @@ GET  /desk/find/?q={loan_number.own}                         302 302 302 302 403
 GET  /desk/receipts/find/                                    302 200 200 200 403 403 200 200
 GET  /desk/receipts/{receipt.own}/                           302 200 200 200 403 403 200 200
 GET  /desk/receipts/{receipt.far}/                           302 404 404 404 403 403 200 200
-GET  /desk/sheet/                                            404 404 404 404 404 404 404 404
+GET  /desk/sheet/                                            302 200 200 200 200 200 200 200
+GET  /desk/sheet/?format=csv                                 302 200 200 200 200 200 200 200
 GET  /admin/no-such-page/                                    302 404 404 404 404 404 404 404
 GET  /health/live                                            200 200 200 200 200 200 200 200
 GET  /health/ready                                           200 200 200 200 200 200 200 200
