@@ -40,6 +40,7 @@ from core.admin.base import BackOfficeModelAdmin, ReadOnlyAdminMixin, is_set_fil
 from core.admin.dynamo import DynamoAdmin, next_page_url
 from core.errors import ApplicationError
 from core.forms import AsciiModelChoiceField
+from core.money import inr
 
 from . import selectors
 from .exceptions import LoanNotFound
@@ -144,6 +145,13 @@ class ReversalRequestPage(ApprovalRequestPage):
 
     def crumb(self, obj) -> str:
         return "Request reversal"
+
+    def confirm_message(self, obj) -> str:
+        return (
+            f"Ask for the reversal of the payment of {inr(obj.amount)} on loan "
+            f"{obj.loan.loan_number} ({obj.txn_id})? When a checker approves it, the payment "
+            "is undone and the dues it paid reopen."
+        )
 
     def object_label(self, obj) -> str:
         return obj.txn_id
