@@ -36,7 +36,12 @@ from approvals.models import ApprovalRequest
 from approvals.services import handler_for
 from audit.admin import AuditHistoryAdminMixin
 from core.admin.approval_request import ApprovalRequestPage, ReasonForm
-from core.admin.base import BackOfficeModelAdmin, ReadOnlyAdminMixin, is_set_filter
+from core.admin.base import (
+    BackOfficeModelAdmin,
+    ReadOnlyAdminMixin,
+    is_set_filter,
+    money_column,
+)
 from core.admin.dynamo import DynamoAdmin, next_page_url
 from core.errors import ApplicationError
 from core.forms import AsciiModelChoiceField
@@ -200,11 +205,11 @@ class PostingAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
         "branch",
         "business_date",
         "mode",
-        "amount",
-        "charges",
-        "interest",
-        "principal",
-        "excess",
+        money_column("amount"),
+        money_column("charges"),
+        money_column("interest"),
+        money_column("principal"),
+        money_column("excess"),
         "posted_at",
         "reversed_at",
     ]
