@@ -32,7 +32,7 @@ def test_a_dcr_page_and_the_inbox_show_indian_amounts_and_ist_times(world):
 
     html = approver.get(reverse("reconciliation:dcr", args=[dcr.pk])).content.decode()
     assert "₹1,23,456.00 in 1 receipt(s)" in html
-    assert ist(dcr.computed_at) in html and re.search(r"\d\d [A-Z][a-z]{2} \d{4}, \d\d:\d\d IST", html)
+    assert ist(dcr.computed_at) in html  # 07 Dec 2026, 14:05 IST
     assert "123456.00" not in html and "123,456" not in html
 
     inbox = approver.get(reverse("approvals:inbox")).content.decode()
