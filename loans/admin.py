@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
 from core.admin.approval_request import ApprovalRequestPage, ReasonForm
 from core.admin.base import BackOfficeModelAdmin, ReadOnlyAdminMixin, is_set_filter
+from core.money import inr
 
 from . import services
 from .models import (
@@ -339,7 +340,7 @@ class WaiverRequestPage(ApprovalRequestPage):
             "rows": [
                 ("Loan", obj.loan.loan_number),
                 ("Charge", obj.get_kind_display()),
-                ("Total", f"₹{obj.total} (₹{obj.amount} + GST ₹{obj.gst})"),
+                ("Total", f"{inr(obj.total)} ({inr(obj.amount)} + GST {inr(obj.gst)})"),
                 ("Raised for", obj.reason),
             ],
         }
@@ -414,7 +415,7 @@ class LoanChargeAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     @admin.display(description="waiver")
     def waiver(self, obj):
         if obj.waived_at:
-            return f"waived ₹{obj.waived_amount}"
+            return f"waived {inr(obj.waived_amount)}"
         if getattr(obj, "waiver_pending", False):
             return "requested, waiting for a checker"
         if getattr(obj, "may_request_waiver", False):

@@ -17,7 +17,7 @@ from django.db.models.functions import Upper
 
 from accounts.models import MOBILE_VALIDATOR, Branch
 from audit.masking import mask_value
-from core.money import MoneyField
+from core.money import MoneyField, inr
 
 ZERO = Decimal("0.00")
 PAN_VALIDATOR = RegexValidator(
@@ -441,4 +441,4 @@ class LoanCharge(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} ₹{self.total} on {self.loan}"
+        return f"{self.get_kind_display()} {inr(self.total)} on {self.loan}"

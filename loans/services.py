@@ -11,7 +11,7 @@ from accounts.models import User
 from accounts.scoping import scope_queryset
 from approvals.services import KindHandler, approval_request_create
 from core.errors import ApplicationError
-from core.money import PAISA
+from core.money import PAISA, inr
 
 from .models import Customer, Instalment, LoanAccount, LoanCharge
 from .schedule import build_schedule
@@ -217,7 +217,7 @@ def loan_charge_waiver_request(*, charge_id: int, reason: str, actor: User):
         kind="CHARGE_WAIVER",
         branch_id=charge.loan.branch_id,
         entity=f"loans.loancharge#{charge.pk}",
-        entity_repr=f"{charge.get_kind_display()} ₹{charge.total} on {charge.loan.loan_number}",
+        entity_repr=f"{charge.get_kind_display()} {inr(charge.total)} on {charge.loan.loan_number}",
         reason=reason,
         payload={"charge_id": charge.pk},
         actor=actor,

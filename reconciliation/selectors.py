@@ -20,7 +20,7 @@ from django.utils import timezone
 from accounts.models import Branch
 from accounts.scoping import head_office_only, scope_queryset
 from approvals.selectors import InboxEntry, ReturnedEntry, without_undecidable
-from core.templatetags.formats import day, person
+from core.templatetags.formats import day, inr, person
 from dynamo.errors import is_unavailable
 from dynamo.query import query_partition
 from ops.db import reporting, reporting_alias
@@ -556,7 +556,7 @@ def statement_line_notes(upload: StatementUpload) -> dict[int, str]:
     for line in unmatched:
         amounts = by_slip.get(line.reference)
         if amounts:
-            notes[line.pk] = "slip recorded with " + ", ".join(f"₹{a:,}" for a in amounts)
+            notes[line.pk] = "slip recorded with " + ", ".join(inr(a) for a in amounts)
         else:
             notes[line.pk] = "no deposit with this slip number"
     return notes
