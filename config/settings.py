@@ -407,6 +407,8 @@ TIME_ZONE = "Asia/Kolkata"
 # costs about 3 ms less CPU (bench/loan_changelist.py).
 USE_I18N = False
 USE_TZ = True
+# Dates and times as every screen shows them (07 Dec 2026, 14:05 IST): config/formats.
+FORMAT_MODULE_PATH = ["config.formats"]
 
 # --- Static files -----------------------------------------------------------------------
 

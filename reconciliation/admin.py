@@ -211,6 +211,7 @@ class DcrAdmin(WorkflowAdmin):
 @admin.register(Dbs)
 class DbsAdmin(WorkflowAdmin):
     workflow_url_name = "reconciliation:dbs"
+    change_list_template = "admin/reconciliation/dbs/change_list.html"
     list_display = [
         "branch", "business_date", "status", money_column("opening_cash"),
         money_column("cash_collected"), money_column("deposits_total"),

@@ -1,5 +1,5 @@
 """One money format (Indian grouping) and one date/time format (IST) on the existing
-screens: a DCR's page and the approvals inbox, and the admin lists' money columns."""
+screens: a DCR's page and the approvals inbox, and the admin lists' money and date columns."""
 
 import re
 
@@ -47,5 +47,9 @@ def test_admin_list_money_columns_are_right_aligned_in_the_one_format(world):
     cell = re.search(r'<td class="field-money_amount">(.*?)</td>', html)
     assert cell and cell.group(1) == '<span class="money">₹1,23,456.00</span>'
     assert 'th scope="col" class="column-money_amount"' in html
+    # Django's own date columns in the one format too (config/formats)
+    assert re.search(
+        r'<td class="field-posted_at nowrap">\d\d [A-Z][a-z]{2} \d{4}, \d\d:\d\d IST</td>', html
+    )
     css = as_user(world.users["FI"]).get("/admin/").content.decode()
     assert 'td[class*="field-money_"] { text-align: right;' in css
