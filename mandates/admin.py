@@ -37,7 +37,7 @@ from core.admin.approval_request import ApprovalRequestPage
 from core.admin.base import BackOfficeModelAdmin, ReadOnlyAdminMixin, money_column
 from core.errors import ApplicationError
 from core.models import StatusChange
-from core.templatetags.formats import day
+from core.templatetags.formats import day, person
 from loans.models import BankingPartner
 
 from . import selectors, services
@@ -134,10 +134,14 @@ class TransitionInline(ReadOnlyAdminMixin, GenericTabularInline):
     can_delete = False
     verbose_name = "move"
     verbose_name_plural = "history"
-    fields = readonly_fields = ["at", "from_status", "to_status", "actor", "remarks"]
+    fields = readonly_fields = ["at", "from_status", "to_status", "by", "remarks"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")
+
+    @admin.display(description="by")
+    def by(self, obj):
+        return person(obj.actor)
 
     def has_view_permission(self, request, obj=None) -> bool:
         return request.user.has_perm("mandates.view_mandate")

@@ -150,7 +150,14 @@ def register_page_banner(banner: Callable[[HttpRequest], str]) -> None:
 
 
 def page_banners_html(request) -> SafeString:
-    return mark_safe("".join(conditional_escape(banner(request)) for banner in _page_banners))  # noqa: S308 - escaped
+    """The banners, escaped unless safe; one that fails is left out (and logged)."""
+    shown = []
+    for banner in _page_banners:
+        try:
+            shown.append(conditional_escape(banner(request)))
+        except Exception:
+            logger.exception("page banner %s failed", getattr(banner, "__name__", banner))
+    return mark_safe("".join(shown))  # noqa: S308 - escaped
 
 
 def app_list_key(user) -> tuple:
