@@ -7,11 +7,14 @@ class ApprovalsConfig(AppConfig):
 
     def ready(self) -> None:
         from audit.tracking import track
-        from core.admin.site import register_header_link
+        from core.admin.site import register_header_link, register_start_panel
 
         from .admin import inbox_header_link
+        from .home import VIEW_PERMISSION, inbox_panel
 
         register_header_link(inbox_header_link)  # "Approvals (n)" in the admin's header
+        # The start page of those who decide: the inbox's count and first entries.
+        register_start_panel("inbox", inbox_panel, order=30, permission=VIEW_PERMISSION)
 
         from .selectors import (
             approval_request_inbox_count,

@@ -13,6 +13,10 @@ changed or submitted it since its last decision).
 
 A request's detail page may show more about its subject: an app registers a section
 for a kind with :func:`register_request_detail` (payments shows a reversal's allocation).
+
+"My requests" lists, beside the user's approval requests, what a checker returned to them
+from workflows with a status of their own (DCR, DBS, mandates): each app registers a source
+``fn(user) -> list[ReturnedEntry]`` with :func:`register_returned_source`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from django.db.models.functions import Cast, Concat
 from django.urls import reverse
 
 from accounts.scoping import scope_queryset
+from core.templatetags.formats import person
 
 from .models import ApprovalRequest, SubjectContribution
 from .services import handler_for
@@ -58,7 +63,21 @@ class InboxSource:
     count: Callable[[Any], int] | None = None
 
 
+@dataclass(frozen=True)
+class ReturnedEntry:
+    """Something the user made or submitted that a checker returned, to be fixed."""
+
+    kind_label: str
+    subject: str
+    branch: str
+    returned_by: str
+    returned_at: datetime.datetime
+    remarks: str
+    url: str  # where the user fixes it
+
+
 _sources: dict[str, InboxSource] = {}
+_returned_sources: dict[str, Callable[[Any], list[ReturnedEntry]]] = {}
 _detail_sections: dict[str, Callable[..., dict[str, Any] | None]] = {}
 
 
@@ -121,6 +140,19 @@ def inbox_count_forget(user) -> None:
         cache.delete(_header_count_key(user))
     except Exception as exc:
         logger.warning("approvals header count: not cleared: %s", exc)
+
+
+def register_returned_source(name: str, fn: Callable[[Any], list[ReturnedEntry]]) -> None:
+    """Add (or replace) a source of "returned to me" for the My requests page."""
+    _returned_sources[name] = fn
+
+
+def returned_to(user) -> list[ReturnedEntry]:
+    """What checkers returned to ``user`` and still waits for them, the latest first."""
+    if not _is_staff(user):
+        return []
+    entries = [entry for fn in _returned_sources.values() for entry in fn(user)]
+    return sorted(entries, key=lambda e: e.returned_at, reverse=True)
 
 
 def register_request_detail(kind: str, fn: Callable[..., dict[str, Any] | None]) -> None:
@@ -193,7 +225,7 @@ def approval_request_inbox_entries(user) -> list[InboxEntry]:
             kind_label=approval.get_kind_display(),
             subject=approval.entity_repr,
             branch=str(approval.branch),
-            maker=approval.maker.get_full_name() or approval.maker.get_username(),
+            maker=person(approval.maker),
             submitted_at=approval.made_at,
             url=approval_request_url(approval),
             source="approval_requests",

@@ -56,7 +56,8 @@ def my_requests(request):
         MY_REQUESTS_PAGE_SIZE,
     )
     page = paginator.get_page(request.GET.get("page"))
-    context = _context(request, "My requests", page=page)
+    returned = selectors.returned_to(request.user)
+    context = _context(request, "My requests", page=page, returned=returned)
     return TemplateResponse(request, "approvals/mine.html", context)
 
 

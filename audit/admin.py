@@ -68,7 +68,7 @@ def object_history_view(model_admin, request, object_id, extra_context=None):
         "module_name": str(capfirst(model_admin.opts.verbose_name_plural)),
         "preserved_filters": model_admin.get_preserved_filters(request),
         "entity": entity,
-        "rows": [_row(event, model=model_admin.model) for event in page.events],
+        "rows": event_rows(page.events, model=model_admin.model),
         "next_url": _next_url(request, page.next_token),
         "browser_url": _browser_url(request, admin_site.name),
         **(extra_context or {}),
@@ -164,7 +164,7 @@ class AuditEventsAdmin(DynamoAdmin):
                 logger.warning("audit browser: DynamoDB unavailable", exc_info=True)
                 messages.error(request, "The audit store (DynamoDB) is unavailable.")
             else:
-                rows = [_row(event) for event in page.events]
+                rows = event_rows(page.events)
                 next_url = _next_url(request, page.next_token)
         # The relay's backlog counts every branch's events: shown to who sees everything.
         pending = AuditMessage.objects.filter(done_at__isnull=True)
@@ -222,23 +222,92 @@ def history_rows(request, obj, *, limit: int = 50) -> list[dict[str, Any]]:
     """The first page of an object's audit trail as rows of audit's event template
     (``audit/_event.html``), for workflow pages beside the admin's history."""
     page = entity_history(request, obj, limit=limit)
-    return [_row(event, model=type(obj)) for event in page.events]
+    return event_rows(page.events, model=type(obj))
 
 
-def _row(event: AuditEvent, *, model=None) -> dict[str, Any]:
+def event_rows(events: list[AuditEvent], *, model=None) -> list[dict[str, Any]]:
+    """Events for the templates, naming people and related rows (a user's full name, a
+    branch's name) instead of their database ids: one query per related model a page
+    refers to."""
+    names = _Names()
+    models = [model or _model_of(event.entity) for event in events]
+    for event, event_model in zip(events, models, strict=True):
+        names.want(get_user_model(), event.actor_id)
+        for name, before, after in event.change_rows:
+            related = _related_model(event_model, name)
+            if related is not None:
+                names.want(related, before)
+                names.want(related, after)
+    names.load()
+    return [
+        _row(event, model=event_model, in_history=model is not None, names=names)
+        for event, event_model in zip(events, models, strict=True)
+    ]
+
+
+def _row(event: AuditEvent, *, model, in_history: bool, names: _Names) -> dict[str, Any]:
     """An event for the templates: changes in the model's field order, with field labels."""
-    in_history = model is not None
-    model = model or _model_of(event.entity)
     order = {f.name: i for i, f in enumerate(model._meta.get_fields())} if model else {}
     rows = sorted(event.change_rows, key=lambda change: (order.get(change[0], 999), change[0]))
+    changes = []
+    for name, before, after in rows:
+        related = _related_model(model, name)
+        if related is not None:
+            before, after = names.shown(related, before), names.shown(related, after)
+        changes.append((_label(model, name), shown_value(before), shown_value(after)))
     return {
         "event": event,
-        "changes": [
-            (_label(model, name), shown_value(before), shown_value(after))
-            for name, before, after in rows
-        ],
+        "actor_name": names.shown(get_user_model(), event.actor_id) if event.actor_id else "",
+        "changes": changes,
         "object_url": None if in_history else _object_url(event.entity),
     }
+
+
+class _Names:
+    """How screens name related rows, looked up in bulk: a person by their full name (else
+    username), anything with a ``name`` by it (a branch), the rest by ``str()``."""
+
+    def __init__(self) -> None:
+        self.wanted: dict[type, set] = {}
+        self.found: dict[tuple[type, Any], str] = {}
+
+    def want(self, model, pk) -> None:
+        if pk not in (None, ""):
+            self.wanted.setdefault(model, set()).add(pk)
+
+    def load(self) -> None:
+        for model, pks in self.wanted.items():
+            try:
+                objects = model._default_manager.in_bulk(list(pks))
+            except (ValueError, TypeError):  # a recorded value that is not a key
+                continue
+            for pk, obj in objects.items():
+                self.found[(model, pk)] = _name_of(obj)
+
+    def shown(self, model, pk) -> Any:
+        if pk in (None, ""):
+            return pk
+        return self.found.get((model, pk), pk)
+
+
+def _name_of(obj) -> str:
+    if isinstance(obj, get_user_model()):
+        return obj.get_full_name() or obj.get_username()
+    name = getattr(obj, "name", None)
+    return name if isinstance(name, str) and name else str(obj)
+
+
+def _related_model(model, name: str):
+    """The model a foreign key or one-to-one field ``name`` refers to, else None."""
+    if model is None:
+        return None
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+    if field.many_to_one or field.one_to_one:
+        return field.related_model
+    return None
 
 
 def _model_of(entity: str):

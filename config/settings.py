@@ -48,6 +48,8 @@ ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
 )
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# The lender's name: the admin's header and title, receipts, notifications' sign-off.
+LENDER_NAME = env.str("LENDER_NAME", default="Sangam Finance Ltd")
 
 INSTALLED_APPS = [
     "core.admin.site.BackOfficeAdminConfig",  # django.contrib.admin with its site
@@ -293,9 +295,6 @@ NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=5)
 NOTIFICATIONS_RETRY_BASE_SECONDS = env.int("NOTIFICATIONS_RETRY_BASE_SECONDS", default=30)
 # How long notifications are kept (DynamoDB TTL); expired ones are never read or sent.
 NOTIFICATIONS_RETENTION_DAYS = env.int("NOTIFICATIONS_RETENTION_DAYS", default=180)
-# The lender's name as templates sign off ({{ lender_name }}).
-NOTIFICATIONS_LENDER_NAME = env.str("NOTIFICATIONS_LENDER_NAME", default="Example Finance Ltd")
-LENDER_NAME = env.str("LENDER_NAME", default="Sangam Finance Ltd")  # on receipts and screens
 
 # --- Payments ---------------------------------------------------------------------------
 
@@ -420,6 +419,8 @@ TIME_ZONE = "Asia/Kolkata"
 # costs about 3 ms less CPU (bench/loan_changelist.py).
 USE_I18N = False
 USE_TZ = True
+# Dates and times as every screen shows them (07 Dec 2026, 14:05 IST): config/formats.
+FORMAT_MODULE_PATH = ["config.formats"]
 
 # --- Static files -----------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
 from accounts.models import User, mobile_digits
 from core.admin.approval_request import ApprovalRequestPage, ReasonForm
 from core.admin.base import BackOfficeModelAdmin, ReadOnlyAdminMixin, is_set_filter
-from core.templatetags.formats import day, inr
+from core.money import inr
+from core.templatetags.formats import day
 
 from . import services
 from .dues import dpd_range
@@ -655,7 +656,7 @@ class WaiverRequestPage(ApprovalRequestPage):
             "rows": [
                 ("Loan", obj.loan.loan_number),
                 ("Charge", obj.get_kind_display()),
-                ("Total", f"₹{obj.total} (₹{obj.amount} + GST ₹{obj.gst})"),
+                ("Total", f"{inr(obj.total)} ({inr(obj.amount)} + GST {inr(obj.gst)})"),
                 ("Raised for", obj.reason),
             ],
         }
@@ -730,7 +731,7 @@ class LoanChargeAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
     @admin.display(description="waiver")
     def waiver(self, obj):
         if obj.waived_at:
-            return f"waived ₹{obj.waived_amount}"
+            return f"waived {inr(obj.waived_amount)}"
         if getattr(obj, "waiver_pending", False):
             return "requested, waiting for a checker"
         if getattr(obj, "may_request_waiver", False):

@@ -17,7 +17,7 @@ from django.db.models.functions import Upper
 
 from accounts.models import MOBILE_VALIDATOR, Branch, User
 from audit.masking import mask_value
-from core.money import MoneyField
+from core.money import MoneyField, inr
 
 from .dues import is_overdue
 
@@ -542,4 +542,4 @@ class LoanCharge(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} ₹{self.total} on {self.loan}"
+        return f"{self.get_kind_display()} {inr(self.total)} on {self.loan}"

@@ -78,7 +78,7 @@ def customer_panels_html(*, customer, user, request=None) -> list[tuple[str, Saf
 
 # --- The sections loans draws itself (registered by LoansConfig.ready()) ----------------
 
-RECORD_PAYMENT_PERMISSION = "payments.add_posting"  # who may collect at the desk
+RECORD_PAYMENT_PERMISSION = "desk.collect_payment"  # who may collect at the desk
 NOTIFICATIONS_SHOWN = 10
 
 

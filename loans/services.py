@@ -20,7 +20,7 @@ from core.context import acting_as
 from core.errors import ApplicationError
 from core.jobs import job_heartbeat, job_held_for, job_run
 from core.models import JobRun
-from core.money import PAISA
+from core.money import PAISA, inr
 
 from .dues import DUES_SQL, dues_of
 from .exceptions import CustomerChangeInvalid, CustomerChangeStale
@@ -371,7 +371,7 @@ def loan_charge_waiver_request(*, charge_id: int, reason: str, actor: User):
         kind="CHARGE_WAIVER",
         branch_id=charge.loan.branch_id,
         entity=f"loans.loancharge#{charge.pk}",
-        entity_repr=f"{charge.get_kind_display()} ₹{charge.total} on {charge.loan.loan_number}",
+        entity_repr=f"{charge.get_kind_display()} {inr(charge.total)} on {charge.loan.loan_number}",
         reason=reason,
         payload={"charge_id": charge.pk},
         actor=actor,

@@ -7,7 +7,11 @@ class MandatesConfig(AppConfig):
 
     def ready(self) -> None:
         from approvals.models import ApprovalRequest
-        from approvals.selectors import register_inbox_source, register_request_detail
+        from approvals.selectors import (
+            register_inbox_source,
+            register_request_detail,
+            register_returned_source,
+        )
         from approvals.services import register_kind
         from audit.tracking import track
         from core import outbox
@@ -20,6 +24,7 @@ class MandatesConfig(AppConfig):
             customer_mandates_panel,
             mandate_inbox_count,
             mandate_inbox_entries,
+            mandates_returned_to,
             stop_request_detail,
         )
         from .services import execution_result_deliver
@@ -28,6 +33,7 @@ class MandatesConfig(AppConfig):
         for kind, handler in APPROVAL_KINDS.items():
             register_kind(kind, handler)
         register_inbox_source("mandates", mandate_inbox_entries, count=mandate_inbox_count)
+        register_returned_source("mandates", mandates_returned_to)  # My requests
         register_request_detail(ApprovalRequest.Kind.MANDATE_SUSPENSION, stop_request_detail)
         register_request_detail(ApprovalRequest.Kind.MANDATE_CANCELLATION, stop_request_detail)
         refdata.register(RETURN_CODES, "mandates.ReturnCodePolicy")

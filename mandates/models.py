@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models import F, Q
 
 from core.models import StatusChange
+from core.money import inr
+from core.templatetags.formats import day
 from core.workflow import ACTOR, ANY, NOW
 from loans.models import (
     ACCOUNT_NUMBER_VALIDATOR,
@@ -260,7 +262,7 @@ class ScheduledPresentation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.mandate} {self.due_date} ₹{self.amount}"
+        return f"{self.mandate} {day(self.due_date)} {inr(self.amount)}"
 
 
 class PresentationBatch(models.Model):

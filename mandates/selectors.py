@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from django.db.models import OuterRef, Q, QuerySet
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,11 +23,13 @@ from approvals.models import ApprovalRequest
 from approvals.selectors import (
     SOURCE_LIMIT,
     InboxEntry,
+    ReturnedEntry,
     without_undecidable,
 )
 from core.models import StatusChange
 from core.money import from_paise
 from core.outbox import outbox_pending_exists
+from core.templatetags.formats import inr, person
 from loans.models import Instalment
 
 from .ddb_models import MandateExecutionItem
@@ -198,16 +201,43 @@ def mandate_inbox_entries(user) -> list[InboxEntry]:
             kind_label="Mandate registration",
             subject=f"{mandate.get_mandate_type_display()} mandate {mandate.pk} on "
             f"{mandate.loan.loan_number} ({mandate.loan.customer.name}), "
-            f"up to ₹{mandate.max_amount}",
+            f"up to {inr(mandate.max_amount)}",
             branch=str(mandate.loan.branch),
-            maker=(
-                mandate.maker.get_full_name() or mandate.maker.get_username()
-                if mandate.maker
-                else "—"
-            ),
+            maker=person(mandate.maker) if mandate.maker else "—",
             submitted_at=mandate.status_changed_at,
             url=mandate_review_url(mandate),
             source="mandates",
+        )
+        for mandate in rows
+    ]
+
+
+def mandates_returned_to(user) -> list[ReturnedEntry]:
+    """Mandates the user submitted that a checker returned to draft (My requests), with the
+    checker's remarks; the user fixes them on the mandate's admin page."""
+    returns = StatusChange.objects.filter(
+        content_type=ContentType.objects.get_for_model(Mandate),
+        object_id=OuterRef("pk"),
+        from_status=S.PENDING_APPROVAL,
+        to_status=S.DRAFT,
+    ).order_by("-at", "-id")
+    rows = (
+        mandates_visible(user=user)
+        .filter(status=S.DRAFT, maker=user, checker__isnull=False)
+        .select_related("loan__branch", "loan__customer", "checker")
+        .annotate(return_remarks=Subquery(returns.values("remarks")[:1]))
+        .order_by("-status_changed_at", "-pk")[:SOURCE_LIMIT]
+    )
+    return [
+        ReturnedEntry(
+            kind_label="Mandate registration",
+            subject=f"{mandate.get_mandate_type_display()} mandate on "
+            f"{mandate.loan.loan_number} ({mandate.loan.customer.name})",
+            branch=mandate.loan.branch.name,
+            returned_by=person(mandate.checker),
+            returned_at=mandate.status_changed_at,
+            remarks=mandate.return_remarks or "",
+            url=reverse("admin:mandates_mandate_change", args=[mandate.pk]),
         )
         for mandate in rows
     ]

@@ -34,7 +34,7 @@ class NotificationTemplate(models.Model):
 
     Rendering has autoescaping off (SMS and plain-text email), fails on a missing
     placeholder, and has two extra filters: ``inr`` (``{{ amount|inr }}`` gives
-    ``₹1,23,456.78``) and ``day`` (``{{ due_date|day }}`` gives ``05-Jan-2026``).
+    ``₹1,23,456.78``) and ``day`` (``{{ due_date|day }}`` gives ``05 Jan 2026``).
     ``lender_name`` is always available.
     """
 

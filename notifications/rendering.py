@@ -18,7 +18,8 @@ from django.conf import settings
 from django.template import Context, Engine, Library, TemplateSyntaxError
 from django.utils import timezone
 
-from core.money import PAISA
+from core.money import PAISA, inr
+from core.templatetags.formats import day
 
 from .exceptions import TemplateNotFound, TemplateRenderError
 
@@ -35,25 +36,20 @@ class Rendered:
 
 
 def format_inr(value: Decimal | int | str) -> str:
-    """``Decimal("123456.7")`` -> ``"₹1,23,456.70"`` (Indian digit grouping, two decimals)."""
+    """``Decimal("123456.7")`` -> ``"₹1,23,456.70"``: the screens' one money format
+    (``core.money.inr``), refusing floats and what is not an amount."""
     if isinstance(value, float | bool):
         raise TemplateRenderError(f"money must be a Decimal or a string, not {value!r}")
     try:
         amount = Decimal(str(value).strip()).quantize(PAISA, rounding=ROUND_HALF_UP)
     except (InvalidOperation, ValueError):
         raise TemplateRenderError(f"not an amount: {value!r}") from None
-    rupees, paise = f"{abs(amount):.2f}".split(".")
-    if len(rupees) > 3:
-        head, groups = rupees[:-3], [rupees[-3:]]
-        while head:
-            groups.insert(0, head[-2:])
-            head = head[:-2]
-        rupees = ",".join(groups)
-    return f"{'-' if amount < 0 else ''}₹{rupees}.{paise}"
+    return inr(amount)
 
 
 def format_day(value: dt.date | dt.datetime | str) -> str:
-    """A date (a datetime counts on its IST date, a string must be ISO) as ``05-Jan-2026``."""
+    """A date (a datetime counts on its IST date, a string must be ISO) as the screens show
+    it: ``05 Jan 2026``."""
     if isinstance(value, str):
         try:
             value = dt.date.fromisoformat(value.strip())
@@ -64,7 +60,7 @@ def format_day(value: dt.date | dt.datetime | str) -> str:
         value = value.date()
     if not isinstance(value, dt.date):
         raise TemplateRenderError(f"not a date: {value!r}")
-    return value.strftime("%d-%b-%Y")
+    return day(value)
 
 
 register.filter("inr", format_inr)
@@ -99,9 +95,7 @@ def render_text(text: str, context: Mapping[str, Any]) -> str:
     try:
         template = _engine().from_string(text)
         output = template.render(
-            Context(
-                {"lender_name": settings.NOTIFICATIONS_LENDER_NAME, **context}, autoescape=False
-            )
+            Context({"lender_name": settings.LENDER_NAME, **context}, autoescape=False)
         )
     except TemplateSyntaxError as exc:
         raise TemplateRenderError(f"template syntax error: {exc}") from None

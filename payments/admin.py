@@ -36,10 +36,16 @@ from approvals.models import ApprovalRequest
 from approvals.services import handler_for
 from audit.admin import AuditHistoryAdminMixin
 from core.admin.approval_request import ApprovalRequestPage, ReasonForm
-from core.admin.base import BackOfficeModelAdmin, ReadOnlyAdminMixin, is_set_filter
+from core.admin.base import (
+    BackOfficeModelAdmin,
+    ReadOnlyAdminMixin,
+    is_set_filter,
+    money_column,
+)
 from core.admin.dynamo import DynamoAdmin, next_page_url
 from core.errors import ApplicationError
 from core.forms import AsciiModelChoiceField
+from core.money import inr
 
 from . import selectors
 from .exceptions import LoanNotFound
@@ -145,6 +151,13 @@ class ReversalRequestPage(ApprovalRequestPage):
     def crumb(self, obj) -> str:
         return "Request reversal"
 
+    def confirm_message(self, obj) -> str:
+        return (
+            f"Ask for the reversal of the payment of {inr(obj.amount)} on loan "
+            f"{obj.loan.loan_number} ({obj.txn_id})? When a checker approves it, the payment "
+            "is undone and the dues it paid reopen."
+        )
+
     def object_label(self, obj) -> str:
         return obj.txn_id
 
@@ -192,11 +205,11 @@ class PostingAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
         "branch",
         "business_date",
         "mode",
-        "amount",
-        "charges",
-        "interest",
-        "principal",
-        "excess",
+        money_column("amount"),
+        money_column("charges"),
+        money_column("interest"),
+        money_column("principal"),
+        money_column("excess"),
         "posted_at",
         "reversed_at",
     ]

@@ -11,10 +11,17 @@ class PaymentsConfig(AppConfig):
         from approvals.services import register_kind
         from audit.tracking import track
         from core import outbox
+        from core.admin.site import register_page_banner, register_start_panel
         from core.metrics import register_collector
         from loans.panels import register_customer_panel
         from refdata import cache as refdata
 
+        from .home import (
+            RETRY_PERMISSION,
+            ledger_maintenance_banner,
+            queue_panel,
+            sees_every_branch,
+        )
         from .metrics import PostingQueueCollector
         from .models import REVERSAL_TOPIC
         from .refdata import LEDGER
@@ -28,5 +35,13 @@ class PaymentsConfig(AppConfig):
         track("payments.LedgerSwitch")
         register_collector(PostingQueueCollector())
         refdata.register(LEDGER, "payments.LedgerSwitch")
+        register_page_banner(ledger_maintenance_banner)  # every page, while in maintenance
+        register_start_panel(
+            "posting_queue",
+            queue_panel,
+            order=50,
+            permission=RETRY_PERMISSION,
+            when=sees_every_branch,
+        )
         # A reversal marks DynamoDB's transaction REVERSED after commit, by the relay.
         outbox.register(REVERSAL_TOPIC, payment_reversal_deliver)

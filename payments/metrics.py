@@ -12,10 +12,8 @@ from prometheus_client.core import GaugeMetricFamily
 from core.clock import iso, parse_iso
 
 from .ddb_models import QueueItem, queue_live
+from .selectors import queue_counts
 from .services import POSTING, QueueStatus
-
-# Counting a deep backlog reads the whole partition; beyond this the depth saturates.
-QUEUE_COUNT_LIMIT = 100_000
 
 
 class PostingQueueCollector:
@@ -37,12 +35,10 @@ class PostingQueueCollector:
                 labels=["status"],
             )
             oldest_due = None
+            counts = queue_counts()
             for status in (QueueStatus.READY, QueueStatus.LEASED):
                 partition = f"{POSTING}#{status}"
-                count = QueueItem.by_status.count(
-                    partition, filter_condition=queue_live(now), limit=QUEUE_COUNT_LIMIT
-                )
-                depth.add_metric([status.lower()], count)
+                depth.add_metric([status.lower()], counts[status])
                 # READY items are due from next_attempt_at, LEASED ones when the lease ends
                 first = next(
                     iter(
@@ -57,11 +53,7 @@ class PostingQueueCollector:
                 )
                 if first is not None and (oldest_due is None or first.next_attempt_at < oldest_due):
                     oldest_due = first.next_attempt_at
-            dead = QueueItem.by_status.count(
-                f"{POSTING}#{QueueStatus.DEAD}",
-                filter_condition=queue_live(now),
-                limit=QUEUE_COUNT_LIMIT,
-            )
+            dead = counts[QueueStatus.DEAD]
         except Exception:  # any failure to read: report the source down, keep the scrape
             logging.getLogger(__name__).warning("metrics: the posting queue could not be read")
             up.add_metric(["dynamodb"], 0)

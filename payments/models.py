@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.models import Branch
+from core.money import inr
 from loans.models import LoanAccount, money_field
 
 ZERO = Decimal("0.00")
@@ -54,7 +55,7 @@ class Posting(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.txn_id} ₹{self.amount} on {self.loan_id}"
+        return f"{self.txn_id} {inr(self.amount)} on {self.loan_id}"
 
 
 class LedgerSwitch(models.Model):

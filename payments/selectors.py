@@ -244,6 +244,19 @@ def queue_items(*, status: str, user, limit: int = PAGE_SIZE, cursor: str | None
     return Page(rows, _cursor_write(next_key, namespace))
 
 
+QUEUE_COUNT_LIMIT = 100_000  # counting a deep backlog reads the partition; beyond this it saturates
+
+
+def queue_counts(*, limit: int = QUEUE_COUNT_LIMIT) -> dict[str, int]:
+    """Live items of the posting queue by status, every branch's (``/metrics`` and head
+    office's start page)."""
+    live = queue_live(timezone.now())
+    return {
+        status: QueueItem.by_status.count(f"{POSTING}#{status}", filter_condition=live, limit=limit)
+        for status in QUEUE_STATUSES
+    }
+
+
 def queue_item_for_user(*, item_id: str, user) -> dict[str, Any] | None:
     """One queue item, or None when it does not exist or its branch is not visible."""
     try:

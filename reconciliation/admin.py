@@ -12,6 +12,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from accounts.admin_base import HeadOfficeAdmin, ScopedModelAdmin, ScopedRelatedFilter
+from core.admin.base import money_column
 from core.errors import ApplicationError
 
 from . import selectors, services
@@ -85,8 +86,8 @@ class DcrAdmin(WorkflowAdmin):
     change_list_template = "admin/reconciliation/dcr/change_list.html"
     list_display = [
         "branch", "business_date", "status", "is_provisional", "collected_count",
-        "collected_amount", "cash_amount", "excluded_count", "late", "submitted_by",
-        "decided_by", "workflow_link",
+        money_column("collected_amount", "collected"), money_column("cash_amount", "cash"),
+        "excluded_count", "late", "submitted_by", "decided_by", "workflow_link",
     ]  # fmt: skip
     list_filter = ["status", "is_provisional", ("branch", ScopedRelatedFilter)]
     fields = readonly_fields = [
@@ -210,9 +211,11 @@ class DcrAdmin(WorkflowAdmin):
 @admin.register(Dbs)
 class DbsAdmin(WorkflowAdmin):
     workflow_url_name = "reconciliation:dbs"
+    change_list_template = "admin/reconciliation/dbs/change_list.html"
     list_display = [
-        "branch", "business_date", "status", "opening_cash", "cash_collected",
-        "deposits_total", "closing_cash", "cash_limit", "flag_list", "submitted_by",
+        "branch", "business_date", "status", money_column("opening_cash"),
+        money_column("cash_collected"), money_column("deposits_total"),
+        money_column("closing_cash"), money_column("cash_limit"), "flag_list", "submitted_by",
         "decided_by", "workflow_link",
     ]  # fmt: skip
     fields = readonly_fields = [
@@ -255,8 +258,8 @@ class DbsAdmin(WorkflowAdmin):
 class DepositAdmin(ScopedModelAdmin):
     form = DepositForm
     list_display = [
-        "deposit_date", "branch", "collection_account", "slip_number", "amount",
-        "has_scan", "recorded_by", "matched",
+        "deposit_date", "branch", "collection_account", "slip_number",
+        money_column("amount"), "has_scan", "recorded_by", "matched",
     ]  # fmt: skip
     list_select_related = ["branch", "collection_account__partner", "recorded_by", "statement_line"]
     list_filter = [("branch", ScopedRelatedFilter), "deposit_date"]

@@ -29,7 +29,8 @@ from ulid import ULID
 
 from accounts.models import Branch
 from core.models import StatusChange
-from core.money import MoneyField
+from core.money import MoneyField, inr
+from core.templatetags.formats import day
 from core.workflow import ACTOR, NOW, REMARKS
 from loans.models import CollectionAccount
 
@@ -287,7 +288,7 @@ class Deposit(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"₹{self.amount} slip {self.slip_number or '(none)'} on {self.deposit_date}"
+        return f"{inr(self.amount)} slip {self.slip_number or '(none)'} on {day(self.deposit_date)}"
 
 
 class StatementUpload(models.Model):
@@ -346,4 +347,4 @@ class StatementLine(models.Model):
         indexes = [models.Index(fields=["reference"], name="statement_line_reference")]
 
     def __str__(self) -> str:
-        return f"line {self.line_number}: {self.reference} ₹{self.credit}"
+        return f"line {self.line_number}: {self.reference} {inr(self.credit)}"

@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from accounts.models import Branch
 from accounts.scoping import head_office_only, scope_queryset
-from approvals.selectors import InboxEntry, without_undecidable
+from approvals.selectors import InboxEntry, ReturnedEntry, without_undecidable
+from core.templatetags.formats import day, inr, person
 from dynamo.errors import is_unavailable
 from dynamo.query import query_partition
 from ops.db import reporting, reporting_alias
@@ -238,11 +239,7 @@ def _entries(queryset: QuerySet, label: str, url_name: str, source: str) -> list
             kind_label=label,
             subject=f"{label} {obj.branch.code} {obj.business_date:%d %b %Y}",
             branch=str(obj.branch),
-            maker=(
-                obj.submitted_by.get_full_name() or obj.submitted_by.get_username()
-                if obj.submitted_by
-                else "—"
-            ),
+            maker=person(obj.submitted_by) if obj.submitted_by else "—",
             submitted_at=obj.submitted_at or obj.computed_at or timezone.now(),
             url=reverse(url_name, args=[obj.pk]),
             source=source,
@@ -265,6 +262,36 @@ def dcr_inbox_count(user) -> int:
 
 def dbs_inbox_count(user) -> int:
     return dbss_waiting_for(user=user).count()
+
+
+def _returned(queryset: QuerySet, label: str, url_name: str) -> list[ReturnedEntry]:
+    rows = (
+        queryset.filter(status=Status.RETURNED)
+        .select_related("branch", "decided_by")
+        .defer(*DEFERRED.get(queryset.model, ()))
+        .order_by("-decided_at")
+    )
+    return [
+        ReturnedEntry(
+            kind_label=label,
+            subject=f"{label} {obj.branch.name} {day(obj.business_date)}",
+            branch=obj.branch.name,
+            returned_by=person(obj.decided_by) if obj.decided_by else "—",
+            returned_at=obj.decided_at or obj.computed_at or timezone.now(),
+            remarks=obj.remarks,
+            url=reverse(url_name, args=[obj.pk]),
+        )
+        for obj in rows[:INBOX_LIMIT]
+    ]
+
+
+def returned_to(user) -> list[ReturnedEntry]:
+    """The DCRs and DBSs the user submitted that a checker returned (still RETURNED: the
+    user fixes the day and submits it again from its page)."""
+    return [
+        *_returned(dcrs_visible(user=user).filter(submitted_by=user), "DCR", "reconciliation:dcr"),
+        *_returned(dbss_visible(user=user).filter(submitted_by=user), "DBS", "reconciliation:dbs"),
+    ]
 
 
 # --- Exports -------------------------------------------------------------------------
@@ -385,14 +412,8 @@ def dashboard_data(*, user, today: datetime.date, days: int = 30) -> dict[str, A
         ],
     }
 
-    today_rows = list(
-        mode_lines.filter(dcr__business_date=today)
-        .values("dcr__branch__code", "key")
-        .annotate(amount=Sum("amount"))
-        .order_by()
-    )
-    today_branches = sorted({row["dcr__branch__code"] for row in today_rows})
-    today_amounts = {(row["dcr__branch__code"], row["key"]): row["amount"] for row in today_rows}
+    today_amounts = _today_by_branch_and_mode(mode_lines, today)
+    today_branches = sorted({code for code, _ in today_amounts})
     today_series = {
         "labels": today_branches,
         "datasets": [
@@ -402,29 +423,15 @@ def dashboard_data(*, user, today: datetime.date, days: int = 30) -> dict[str, A
     }
     today_total = sum(today_amounts.values(), Decimal("0.00"))
 
-    latest = (
-        dbss_visible(user=user)
-        .filter(business_date__lte=today)
-        .order_by("branch_id", "-business_date")
-        .distinct("branch_id")
-        .select_related("branch")
-    )
-    latest = sorted(latest, key=lambda dbs: dbs.branch.code)
+    latest = _latest_dbs(user=user, today=today)
     cash_series = {
         "labels": [dbs.branch.code for dbs in latest],
         "closing": [_money(dbs.closing_cash) for dbs in latest],
         "limit": [_money(dbs.branch.cash_in_hand_limit) for dbs in latest],
-        "over": [
-            dbs.branch.code for dbs in latest if dbs.closing_cash > dbs.branch.cash_in_hand_limit
-        ],
+        "over": [dbs.branch.code for dbs in latest if _over_limit(dbs)],
     }
 
-    pending = {
-        "dcr": dcrs_visible(user=user).filter(status=Status.SUBMITTED).count(),
-        "dbs": dbss_visible(user=user).filter(status=Status.SUBMITTED).count(),
-        "dcr_mine": dcrs_waiting_for(user=user).count(),
-        "dbs_mine": dbss_waiting_for(user=user).count(),
-    }
+    pending = _pending(user)
 
     late = dcrs_not_submitted(user=user, since=start)
     late_by_branch: dict[str, int] = {}
@@ -442,6 +449,61 @@ def dashboard_data(*, user, today: datetime.date, days: int = 30) -> dict[str, A
             "labels": sorted(late_by_branch),
             "data": [late_by_branch[b] for b in sorted(late_by_branch)],
         },
+    }
+
+
+@reporting()
+def dashboard_headline(*, user, today: datetime.date, days: int = 30) -> dict[str, Any]:
+    """The dashboard's headline figures for the start page: collected today, pending
+    approvals, DCRs not submitted after cut-off (``days`` back), branches over their cash
+    limit. Read from the reporting database, as the dashboard is."""
+    mode_lines = scope_queryset(DcrLine.objects.all(), user).filter(
+        dimension=DcrLine.Dimension.MODE
+    )
+    latest = _latest_dbs(user=user, today=today)
+    return {
+        "today_total": sum(_today_by_branch_and_mode(mode_lines, today).values(), Decimal("0.00")),
+        "pending": _pending(user),
+        "not_submitted_count": len(
+            dcrs_not_submitted(user=user, since=today - datetime.timedelta(days=days - 1))
+        ),
+        "over_limit": [dbs.branch for dbs in latest if _over_limit(dbs)],
+    }
+
+
+def _today_by_branch_and_mode(mode_lines: QuerySet, today: datetime.date) -> dict:
+    """``{(branch code, mode): amount}`` of the DCR lines of ``today``."""
+    return {
+        (row["dcr__branch__code"], row["key"]): row["amount"]
+        for row in mode_lines.filter(dcr__business_date=today)
+        .values("dcr__branch__code", "key")
+        .annotate(amount=Sum("amount"))
+        .order_by()
+    }
+
+
+def _latest_dbs(*, user, today: datetime.date) -> list[Dbs]:
+    """Each branch's latest DBS up to ``today``, by branch code."""
+    latest = (
+        dbss_visible(user=user)
+        .filter(business_date__lte=today)
+        .order_by("branch_id", "-business_date")
+        .distinct("branch_id")
+        .select_related("branch")
+    )
+    return sorted(latest, key=lambda dbs: dbs.branch.code)
+
+
+def _over_limit(dbs: Dbs) -> bool:
+    return dbs.closing_cash > dbs.branch.cash_in_hand_limit
+
+
+def _pending(user) -> dict[str, int]:
+    return {
+        "dcr": dcrs_visible(user=user).filter(status=Status.SUBMITTED).count(),
+        "dbs": dbss_visible(user=user).filter(status=Status.SUBMITTED).count(),
+        "dcr_mine": dcrs_waiting_for(user=user).count(),
+        "dbs_mine": dbss_waiting_for(user=user).count(),
     }
 
 
@@ -494,7 +556,7 @@ def statement_line_notes(upload: StatementUpload) -> dict[int, str]:
     for line in unmatched:
         amounts = by_slip.get(line.reference)
         if amounts:
-            notes[line.pk] = "slip recorded with " + ", ".join(f"₹{a:,}" for a in amounts)
+            notes[line.pk] = "slip recorded with " + ", ".join(inr(a) for a in amounts)
         else:
             notes[line.pk] = "no deposit with this slip number"
     return notes

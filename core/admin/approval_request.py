@@ -100,6 +100,10 @@ class ApprovalRequestPage:
         ``detail_template`` (included in a module) or ``rows`` (label, value) in a table."""
         return {}
 
+    def confirm_message(self, obj) -> str:
+        """What the confirmation before sending the request says will happen."""
+        return f"{self.title(obj)}: send the request to a checker? Once approved, it is done."
+
     def has_permission(self, request, obj) -> bool:
         return request.user.has_perm(self.permission)
 
@@ -141,6 +145,7 @@ class ApprovalRequestPage:
             "form": form,
             "form_id": self.form_id,
             "submit_label": self.submit_label,
+            "confirm_message": self.confirm_message(obj),
             "change_url": change_url,
             **self.context(request, obj, form),
         }

@@ -1,5 +1,6 @@
 """The bases of the back-office's ModelAdmins that know no domain: forms that take ASCII
-digits only, and changelists that stay fast on tables of millions of rows.
+digits only, changelists that stay fast on tables of millions of rows, and
+:func:`money_column` (a list's money in the one format, right-aligned).
 
 What rows a user sees is the domain's: ``accounts.admin_base.ScopedModelAdmin`` builds on
 :class:`LargeTableAdmin` with the one scoping function.
@@ -13,8 +14,24 @@ from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connections, models
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 
 from core.forms import AsciiDateField, AsciiDecimalField, AsciiIntegerField, AsciiModelChoiceField
+from core.money import inr
+
+MONEY_COLUMN_PREFIX = "money_"  # templates/admin/base_site.html right-aligns these columns
+
+
+def money_column(field: str, description: str | None = None):
+    """A ``list_display`` entry showing the money field ``field`` as every screen shows
+    money (₹1,23,456.00), right-aligned (its column's class starts with ``money_``)."""
+
+    def column(obj):
+        return format_html('<span class="money">{}</span>', inr(getattr(obj, field)))
+
+    column.__name__ = f"{MONEY_COLUMN_PREFIX}{field}"
+    column.short_description = description or field.replace("_", " ")
+    return column
 
 
 class EstimatedCountPaginator(Paginator):

@@ -12,17 +12,26 @@ app and model whose URL the page's path contains, as the template decides it).
 
 The header's links before "View site" come from :func:`register_header_link` (approvals:
 "Approvals (n)"), rendered by ``{% site_header_links %}`` in
-``templates/admin/base_site.html``. Both registries are filled in the apps' ``ready()``;
-the site itself names no app.
+``templates/admin/base_site.html``. The start page (``/admin/``, ``templates/admin/index.html``)
+shows the panels the apps register with :func:`register_start_panel` for the user's role,
+above the app list; every admin and workflow page shows the banners registered with
+:func:`register_page_banner` (payments: the ledger is in maintenance). The registries are
+filled in the apps' ``ready()``; the site itself names no app.
+
+The header and the title say the lender's name (``settings.LENDER_NAME``) and "Back-office";
+"View site" leads to the start page.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.apps import AdminConfig
 from django.contrib.admin.views.main import ERROR_FLAG
@@ -30,9 +39,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.defaultfilters import urlencode
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django.views import defaults
+
+logger = logging.getLogger(__name__)
 
 MAX_ENTRIES = 256  # distinct permission sets; beyond that the cache starts again
 
@@ -72,6 +84,80 @@ def register_header_link(link: Callable[[HttpRequest], str]) -> None:
 
 def header_links_html(request) -> SafeString:
     return mark_safe("".join(conditional_escape(link(request)) for link in _header_links))  # noqa: S308 - escaped
+
+
+# --- The start page and the page banners -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartPanel:
+    name: str
+    render: Callable[[HttpRequest], str]
+    order: int
+    permission: str | None
+    when: Callable[[object], bool] | None
+
+    def shown_to(self, user) -> bool:
+        if self.permission and not user.has_perm(self.permission):
+            return False
+        return self.when is None or bool(self.when(user))
+
+
+_start_panels: dict[str, StartPanel] = {}
+_page_banners: list[Callable[[HttpRequest], str]] = []
+
+
+def register_start_panel(
+    name: str,
+    render: Callable[[HttpRequest], str],
+    *,
+    order: int = 100,
+    permission: str | None = None,
+    when: Callable[[object], bool] | None = None,
+) -> None:
+    """A panel of the start page: ``render(request)`` is its HTML (or "" to show nothing),
+    shown to users who have ``permission`` and for whom ``when(user)`` is true, in
+    ``order`` (lower first). Registering a name again replaces its panel."""
+    _start_panels[name] = StartPanel(name, render, order, permission, when)
+
+
+def start_panels_html(request) -> list[SafeString]:
+    """The user's panels, rendered. A panel that fails (a store down) shows a note naming
+    it instead of taking the start page down with it."""
+    user = request.user
+    shown = []
+    for panel in sorted(_start_panels.values(), key=lambda p: (p.order, p.name)):
+        if not panel.shown_to(user):
+            continue
+        try:
+            html = panel.render(request)
+        except Exception:
+            logger.exception("start page: the %s panel failed", panel.name)
+            html = render_to_string(
+                "admin/_start_panel_failed.html", {"name": panel.name}, request=request
+            )
+        if html:
+            shown.append(mark_safe(conditional_escape(html)))  # noqa: S308 - escaped
+    return shown
+
+
+def register_page_banner(banner: Callable[[HttpRequest], str]) -> None:
+    """``banner(request)`` is HTML (or "") shown above the messages of every admin and
+    workflow page, e.g. "The ledger is in maintenance". Registering it again changes
+    nothing."""
+    if banner not in _page_banners:
+        _page_banners.append(banner)
+
+
+def page_banners_html(request) -> SafeString:
+    """The banners, escaped unless safe; one that fails is left out (and logged)."""
+    shown = []
+    for banner in _page_banners:
+        try:
+            shown.append(conditional_escape(banner(request)))
+        except Exception:
+            logger.exception("page banner %s failed", getattr(banner, "__name__", banner))
+    return mark_safe("".join(shown))  # noqa: S308 - escaped
 
 
 def app_list_key(user) -> tuple:
@@ -119,6 +205,25 @@ def refuse_bad_query(view):
 
 
 class BackOfficeAdminSite(admin.AdminSite):
+    index_title = "Start page"
+
+    @property
+    def site_header(self) -> str:
+        return f"{settings.LENDER_NAME} Back-office"
+
+    @property
+    def site_title(self) -> str:
+        return self.site_header
+
+    def each_context(self, request):
+        context = super().each_context(request)
+        context["site_url"] = reverse(f"{self.name}:index", current_app=self.name)
+        return context
+
+    def index(self, request, extra_context=None):
+        panels = start_panels_html(request) if request.user.is_authenticated else []
+        return super().index(request, {"start_panels": panels, **(extra_context or {})})
+
     def admin_view(self, view, cacheable=False):
         return super().admin_view(refuse_bad_query(view), cacheable)
 

@@ -4,6 +4,8 @@
   highlighted entry (``core.admin.site``; templates/admin/nav_sidebar.html);
 - ``{% site_header_links %}``: the links the apps register for the header
   (templates/admin/base_site.html);
+- ``{% page_banners %}``: the banners the apps register for every page (the ledger in
+  maintenance), above the messages (templates/admin/base_site.html);
 - ``{% lean_result_list cl %}``: Django's ``{% result_list cl %}`` with the rows from
   ``core.admin.rows.lean_results`` (templates/admin/lean_change_list.html).
 """
@@ -13,7 +15,7 @@ from django.contrib.admin.templatetags.admin_list import result_headers, result_
 from django.contrib.admin.templatetags.base import InclusionAdminNode
 
 from core.admin.rows import lean_results
-from core.admin.site import header_links_html, sidebar_html
+from core.admin.site import header_links_html, page_banners_html, sidebar_html
 
 register = template.Library()
 
@@ -27,6 +29,15 @@ def sidebar_app_list(context):
 def site_header_links(context):
     request = context.get("request")
     return header_links_html(request) if request is not None else ""
+
+
+@register.simple_tag(takes_context=True)
+def page_banners(context):
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return ""
+    return page_banners_html(request)
 
 
 def lean_result_list(cl):

@@ -1,6 +1,8 @@
 """The one money format and the one date/time format of every screen:
 ``{% load formats %}`` then ``{{ amount|inr }}`` (₹1,23,456.00), ``{{ moment|ist }}``
-(07 Dec 2026, 14:05 IST), ``{{ day|day }}`` (07 Dec 2026) and ``{{ amount|in_words }}``.
+(07 Dec 2026, 14:05 IST), ``{{ day|day }}`` (07 Dec 2026) and ``{{ amount|in_words }}``;
+and how a person is named: ``{{ user|person }}`` (full name, else username; "system" for
+no one). Python code that shows these calls the same functions.
 """
 
 import datetime as dt
@@ -45,3 +47,11 @@ def day(value) -> str:
     if isinstance(value, str):
         value = dt.date.fromisoformat(value[:10])
     return value.strftime(DATE_FORMAT)
+
+
+@register.filter
+def person(user) -> str:
+    """A person as screens name them: their full name, else their username."""
+    if user is None or user == "":
+        return "system"
+    return user.get_full_name() or user.get_username()

@@ -53,6 +53,7 @@ def test_the_manager_who_changed_the_account_number_cannot_approve_it(live_serve
     page.goto(review_url)
     page.fill("#decision-form textarea[name=remarks]", "Check the account number")
     page.click("#decision-form button[value=return]")
+    page.click("#confirm-dialog-accept")  # the confirmation
     page.wait_for_selector(".messagelist .success")
     # ... and changes its account number in the admin.
     page.goto(f"{live_server.url}{reverse('admin:mandates_mandate_change', args=[mandate.pk])}")
@@ -65,6 +66,7 @@ def test_the_manager_who_changed_the_account_number_cannot_approve_it(live_serve
 
     # The manager's approval from the tab still open is refused, with the reason.
     stale.click("#decision-form button[value=approve]")
+    stale.click("#confirm-dialog-accept")  # the confirmation
     stale.wait_for_selector(".messagelist .error")
     assert (
         "You changed this mandate since its last decision; another person must approve it."
@@ -83,6 +85,7 @@ def test_the_manager_who_changed_the_account_number_cannot_approve_it(live_serve
     checker.click(f"a[href='{reverse('mandates:review', args=[mandate.pk])}']")
     checker.fill("#decision-form textarea[name=remarks]", "Account verified with the bank")
     checker.click("#decision-form button[value=approve]")
+    checker.click("#confirm-dialog-accept")  # the confirmation
     checker.wait_for_selector(".messagelist .success")
     approved = Mandate.objects.get(pk=mandate.pk)
     assert (approved.status, approved.checker, approved.account_number) == (

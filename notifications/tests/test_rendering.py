@@ -37,16 +37,16 @@ def test_floats_and_non_amounts_are_refused(value):
 
 def test_dates_are_shown_day_month_year_on_the_ist_date():
     late_evening_utc = dt.datetime(2026, 1, 4, 20, 0, tzinfo=ZoneInfo("UTC"))  # 5 Jan in IST
-    assert format_day(dt.date(2026, 1, 5)) == "05-Jan-2026"
-    assert format_day("2026-01-05") == "05-Jan-2026"
-    assert format_day(late_evening_utc) == "05-Jan-2026"
+    assert format_day(dt.date(2026, 1, 5)) == "05 Jan 2026"
+    assert format_day("2026-01-05") == "05 Jan 2026"
+    assert format_day(late_evening_utc) == "05 Jan 2026"
 
 
 def test_seeded_receipt_sms_renders_with_amount_in_rupees():
     rendered = template_render(code="receipt", channel=Channel.SMS, context=receipt_context())
     assert rendered.body == (
         "Dear Ramesh Kumar, we have received ₹1,23,456.70 towards loan LN0001234 on "
-        "05-Jan-2026, receipt no. RC-000451. Thank you. - Example Finance Ltd"
+        "05 Jan 2026, receipt no. RC-000451. Thank you. - Sangam Finance Ltd"
     )
 
 

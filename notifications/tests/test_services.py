@@ -369,7 +369,7 @@ def test_welcome_goes_by_email_and_sms_when_the_user_has_both(django_capture_on_
     assert {i.entity for i in items} == {f"accounts.user#{user.pk}"}
     assert {i.template_code for i in items} == {"welcome"}
     email = next(i for i in items if i.channel == Channel.EMAIL)
-    assert email.subject == "Welcome to Example Finance Ltd"
+    assert email.subject == "Welcome to Sangam Finance Ltd"
     assert email.body.startswith("Dear Asha Rao,")
     assert user.username in email.body
 

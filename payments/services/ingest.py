@@ -23,7 +23,7 @@ from accounts.scoping import scope_queryset
 from audit.ddb_models import AuditEventItem
 from audit.services import audit_event_item
 from core.clock import iso
-from core.money import from_paise, to_paise
+from core.money import from_paise, inr, to_paise
 from dynamo.errors import RETRYABLE_REASONS, cancellation_codes, is_unavailable
 from dynamo.transactions import transact_write
 from loans.models import LoanAccount
@@ -280,7 +280,7 @@ def _intake_audit(txn: TransactionItem, *, principal, now: datetime) -> AuditEve
     return audit_event_item(
         entity=f"payments.transaction#{txn.txn_id}",
         action="create",
-        entity_repr=f"₹{from_paise(txn.amount_paise)} on {txn.loan_number}",
+        entity_repr=f"{inr(from_paise(txn.amount_paise))} on {txn.loan_number}",
         changes={
             name: [None, value]
             for name, value in (

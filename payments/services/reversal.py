@@ -16,6 +16,7 @@ from approvals.services import KindHandler, approval_request_create
 from audit.services import audit_record
 from core.clock import iso
 from core.models import OutboxMessage
+from core.money import inr
 from core.outbox import outbox_add
 from dynamo.errors import is_unavailable
 from loans.models import Instalment, LoanAccount
@@ -41,7 +42,7 @@ def payment_reversal_request(*, txn_id: str, reason: str, actor):
         kind="PAYMENT_REVERSAL",
         branch_id=posting.branch_id,
         entity=f"payments.posting#{posting.pk}",
-        entity_repr=f"₹{posting.amount} on {posting.loan.loan_number} ({txn_id})",
+        entity_repr=f"{inr(posting.amount)} on {posting.loan.loan_number} ({txn_id})",
         reason=reason,
         payload={"txn_id": txn_id},
         actor=actor,

@@ -4,15 +4,12 @@ that the loans app never imports payments: its template only loads this library)
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 
 from django import template
 from django.urls import reverse
 from pynamodb.exceptions import PynamoDBException
 
 from core.errors import ApplicationError
-from notifications.exceptions import TemplateRenderError
-from notifications.rendering import format_inr
 
 from .. import selectors
 
@@ -21,17 +18,6 @@ logger = logging.getLogger(__name__)
 
 VIEW_PERMISSION = "payments.view_posting"
 LOAN_PAGE_ROWS = 10
-
-
-@register.filter
-def inr(value: Decimal | str | int | None) -> str:
-    """``Decimal("123456.7")`` -> ``₹1,23,456.70``; empty for no value."""
-    if value is None or value == "":
-        return ""
-    try:
-        return format_inr(value)
-    except TemplateRenderError:
-        return str(value)
 
 
 @register.inclusion_tag("admin/payments/_loan_payments.html", takes_context=True)

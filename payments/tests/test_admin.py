@@ -484,8 +484,8 @@ def test_header_approvals_link_costs_one_query_on_the_approvals_table(client, po
     sources = {k: v for k, v in approvals_selectors._sources.items() if k == "approval_requests"}
     monkeypatch.setattr(approvals_selectors, "_sources", sources)
     login(client, UserFactory(role="Finance"))
-    with CaptureQueriesContext(connection) as queries:
-        html = client.get("/admin/").content.decode()
+    with CaptureQueriesContext(connection) as queries:  # not the start page: its inbox panel
+        html = client.get("/admin/payments/posting/").content.decode()
     assert 'id="approvals-link"' in html
     assert sum("approvals_approvalrequest" in q["sql"] for q in queries) == 1
 

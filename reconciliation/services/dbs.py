@@ -8,6 +8,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import Branch
+from core.money import inr
 
 from ..models import FROZEN, ZERO, Dbs, Dcr, Deposit, Status
 from ._common import DcrRef
@@ -130,15 +131,15 @@ def _dbs_flags(dbs: Dbs, dcr: DcrRef | None, deposits: list[Deposit]) -> list[di
         flags.append(
             {
                 "code": "CASH_OVER_LIMIT",
-                "message": f"Closing cash in hand ₹{dbs.closing_cash:,} is above the branch "
-                f"limit of ₹{dbs.cash_limit:,}.",
+                "message": f"Closing cash in hand {inr(dbs.closing_cash)} is above the branch "
+                f"limit of {inr(dbs.cash_limit)}.",
             }
         )
     if dbs.closing_cash < 0:
         flags.append(
             {
                 "code": "CASH_NEGATIVE",
-                "message": f"More was deposited than was in hand: closing ₹{dbs.closing_cash:,}.",
+                "message": f"More was deposited than was in hand: closing {inr(dbs.closing_cash)}.",
             }
         )
     without_slip = [d for d in deposits if not d.slip_number]
@@ -147,7 +148,7 @@ def _dbs_flags(dbs: Dbs, dcr: DcrRef | None, deposits: list[Deposit]) -> list[di
             {
                 "code": "DEPOSIT_WITHOUT_SLIP",
                 "message": f"{len(without_slip)} deposit(s) without a slip number: "
-                + ", ".join(f"₹{d.amount:,}" for d in without_slip),
+                + ", ".join(inr(d.amount) for d in without_slip),
             }
         )
     slips = [d for d in deposits if d.slip_number]

@@ -11,6 +11,8 @@ from django.utils import timezone
 
 from accounts.scoping import can_see_branch, scope_queryset
 from approvals.models import SubjectContribution
+from core.money import inr
+from core.templatetags.formats import day as day_text
 from core.workflow import require_permission
 from loans.models import CollectionAccount
 
@@ -69,7 +71,7 @@ def deposit_problems(
         if earlier is not None:
             problems["slip_number"] = (
                 f"Slip number {slip_number} is already used (deposit of "
-                f"₹{earlier.amount:,} on {earlier.deposit_date:%d %b %Y})."
+                f"{inr(earlier.amount)} on {day_text(earlier.deposit_date)})."
             )
     if branch_id and deposit_date is not None and "deposit_date" not in problems:
         status = (

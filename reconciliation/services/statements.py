@@ -7,8 +7,8 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
+from core.templatetags.formats import ist, person
 from core.workflow import require_permission
 from loans.models import CollectionAccount
 
@@ -79,10 +79,10 @@ def _refuse_imported_before(account: CollectionAccount, digest: str) -> None:
         .first()
     )
     if earlier is not None:
-        who = earlier.uploaded_by.get_username() if earlier.uploaded_by else "someone"
+        who = person(earlier.uploaded_by) if earlier.uploaded_by else "someone"
         raise StatementAlreadyImported(
             f"This file was already imported for {account}: {earlier.file_name}, "
-            f"uploaded by {who} on {timezone.localtime(earlier.uploaded_at):%d %b %Y %H:%M} "
+            f"uploaded by {who} on {ist(earlier.uploaded_at)} "
             f"(statement #{earlier.pk}, {earlier.line_count} line(s)).",
             field="file",
         )

@@ -45,6 +45,7 @@ def test_an_approver_approves_a_dcr_from_the_inbox(live_server, browser):
     assert "1,500.50" in content and "Agent Z" in content  # the figures and collectors
     page.fill("#decision-form textarea[name=remarks]", "Cash matches the slips")
     page.click("#decision-form button[value=approve]")
+    page.click("#confirm-dialog-accept")  # the confirmation
     page.wait_for_selector(".messagelist .success")
     assert "approved" in page.inner_text(".messagelist")
 
