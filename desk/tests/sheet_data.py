@@ -68,7 +68,8 @@ def co_borrow(loan: LoanAccount, name: str, role=CoBorrower.Role.CO_BORROWER) ->
 class Sheet:
     """At the world's ``own`` branch on its business date ``day``: one loan due that day,
     one overdue (SMA-1, not due again until later), one paid that day, one not due until
-    ten days later, one closed though overdue; at ``near``, one due that day."""
+    ten days later, one closed though overdue; at ``near``, one due that day. The world's
+    own loans are set not due until after the sheet's window."""
 
     day: datetime.date
     due: LoanAccount
@@ -86,6 +87,11 @@ def build_sheet(world) -> Sheet:
 
     def loan(branch, name):
         return make_loan(customer=make_customer(branch=branch, name=name))
+
+    # The world's loans (disbursed before the sheet's date) carry their schedules' dues;
+    # here they are not due until after the sheet's window, so only this sheet's loans show.
+    for where in ("own", "near", "far"):
+        set_dues(world.loans[where], next_due=later)
 
     return Sheet(
         day=day,

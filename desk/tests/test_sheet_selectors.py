@@ -51,7 +51,7 @@ def test_sheet_lists_due_overdue_and_paid_loans_not_the_rest(world, sheet):
     ]
     assert sheet.not_due.loan_number not in numbers(loans)
     assert sheet.closed.loan_number not in numbers(loans)  # closed, though its dues say overdue
-    assert world.loans["own"].loan_number not in numbers(loans)  # no dues at all
+    assert world.loans["own"].loan_number not in numbers(loans)  # due after the date
     assert sheet.near_due.loan_number not in numbers(loans)  # another branch
 
 
