@@ -6,10 +6,15 @@ digits (a JSON Schema ``pattern`` is an ECMAScript regex, where ``\\d`` is ``[0-
 serializer field and query parameter that parses a number goes through this module:
 
 - :class:`AsciiRegexField`: a ``RegexField`` whose ``\\d``/``\\w`` are ASCII only;
+- :class:`TextField`: free text, a JSON string only;
 - :class:`AmountField`: rupees as a string, more than zero and at most
   ``PAYMENTS_MAX_AMOUNT``; its documented ``pattern`` is exactly what it accepts;
 - :class:`AsciiDateField`: ``YYYY-MM-DD`` in ASCII digits;
 - :func:`parse_count`: a page number or page size from the query string.
+
+Text is a JSON string, never a number: DRF's ``CharField`` would take ``900.0`` as
+"900.0", which the schema (``type: string``) refuses; :class:`TextField` and
+:class:`AsciiRegexField` refuse it as the schema says.
 """
 
 from __future__ import annotations
@@ -36,8 +41,24 @@ def has_non_ascii_digit(value: str) -> bool:
     return any(char.isdigit() and not ("0" <= char <= "9") for char in value)
 
 
-class AsciiRegexField(serializers.RegexField):
-    """A ``RegexField`` whose ``\\d`` and ``\\w`` match ASCII only, as in the schema."""
+class _StringOnly:
+    """A text field that takes a JSON string and nothing else (no number, no boolean)."""
+
+    default_error_messages = {"not_a_string": "Send this as a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class TextField(_StringOnly, serializers.CharField):
+    """A ``CharField`` of a request body: a JSON string only."""
+
+
+class AsciiRegexField(_StringOnly, serializers.RegexField):
+    """A ``RegexField`` whose ``\\d`` and ``\\w`` match ASCII only, as in the schema; a JSON
+    string only."""
 
     def __init__(self, regex: str, **kwargs) -> None:
         super().__init__(re.compile(regex, re.ASCII), **kwargs)

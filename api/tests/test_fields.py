@@ -13,6 +13,7 @@ from rest_framework.request import Request
 
 from api.fields import AMOUNT_SHAPE, AmountField, amount_pattern, max_amount, parse_count
 from core.errors import ApplicationError
+from mandates.api.serializers import PartnerResultSerializer
 from payments.api.serializers import PaymentInSerializer, TransactionFilterSerializer
 
 ARABIC_1500 = "\u0661\u0665\u0660\u0660"
@@ -50,6 +51,24 @@ def test_dates_with_digits_that_are_not_ascii_are_refused():
     filters = TransactionFilterSerializer(data={"branch": "B1", "business_date": ARABIC_DATE})
     assert not filters.is_valid()
     assert set(filters.errors) == {"business_date"}
+
+
+@pytest.mark.parametrize(
+    "field", ["loan_account", "receipt_number", "collector", "external_reference"]
+)
+@pytest.mark.parametrize("value", [900, 900.0, True])
+def test_a_text_field_given_a_json_number_or_boolean_is_refused(field, value):
+    # the schema says ``type: string``: "900.0" must not be made up from 900.0
+    assert set(_errors(**{field: value})) == {field}
+
+
+def test_a_partner_result_with_a_number_for_its_text_is_refused():
+    result = {"execution_id": "E-1", "status": "BOUNCED", "return_code": "R01", "reason": "x"}
+    for field in ("execution_id", "return_code", "reason"):
+        serializer = PartnerResultSerializer(data={**result, field: 1})
+        assert not serializer.is_valid()
+        assert set(serializer.errors) == {field}
+    assert PartnerResultSerializer(data=result).is_valid()
 
 
 def _query(**params) -> Request:

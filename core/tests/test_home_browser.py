@@ -83,7 +83,9 @@ def test_branch_staff_start_page_shows_todays_collections_and_finds_a_loan(
     assert fits_the_window(page)
     page.fill("#start-find-q", loan.loan_number)
     page.click("#start-find button[type=submit]")
-    page.wait_for_url(f"**{reverse('desk:find')}?q={loan.loan_number}")
+    # the desk's search opens the only loan it finds at the counter's collect page
+    page.wait_for_url(f"**{reverse('desk:collect')}?loan={loan.loan_number}")
+    assert loan.loan_number in page.inner_text("#collect-loan h2")
 
 
 def test_a_dcr_is_submitted_and_approved_only_after_a_confirmation(live_server, browser, world):

@@ -6,8 +6,8 @@ import pytest
 from django.urls import reverse
 
 from loans.models import Customer, LoanAccount
+from tests.browser import log_in
 from tests.factories import (
-    PASSWORD,
     BranchFactory,
     LoanProductFactory,
     UserFactory,
@@ -26,11 +26,7 @@ def test_branch_staff_create_a_customer_and_a_loan_and_cannot_open_another_branc
     LoanProductFactory(code="MSME", name="Small business loan")
     foreign_loan = make_loan(branch=BranchFactory(name="Chennai"))
 
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", staff.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    log_in(page, live_server, staff)
 
     page.goto(f"{live_server.url}{reverse('admin:loans_customer_add')}")
     page.fill("#id_name", "Asha Kulkarni")
@@ -85,11 +81,7 @@ def test_branch_staff_find_overdue_loans_by_bucket_and_dpd_and_read_the_dues(liv
     elsewhere = _overdue_loan(50, branch=BranchFactory(name="Nagpur"))
 
     page.set_viewport_size({"width": 1366, "height": 768})
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", staff.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    log_in(page, live_server, staff)
 
     page.goto(f"{live_server.url}{reverse('admin:loans_loanaccount_changelist')}")
     # the list fits the window beside the sidebar and the filters: no sideways scrolling
@@ -121,12 +113,15 @@ def test_branch_staff_find_overdue_loans_by_bucket_and_dpd_and_read_the_dues(liv
 
 
 def _login(page, live_server, user) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    page.context.clear_cookies()  # whoever was signed in on this page is signed out
+    log_in(page, live_server, user)
+
+
+def _send_confirmed(page, selector: str) -> None:
+    """Click ``selector``, accept the page's confirmation dialog and wait for the answer."""
+    page.click(selector)
+    with page.expect_navigation():
+        page.click("#confirm-dialog-accept")
 
 
 def test_staff_ask_for_a_new_mobile_and_the_manager_approves_it_in_the_inbox(live_server, page):
@@ -135,7 +130,6 @@ def test_staff_ask_for_a_new_mobile_and_the_manager_approves_it_in_the_inbox(liv
     manager = UserFactory(role="Branch Manager", home_branch=branch, username="bm.nashik")
     loan = make_loan(branch=branch)
     customer = loan.customer
-    page.on("dialog", lambda dialog: dialog.accept())  # a confirmation before approving
 
     _login(page, live_server, staff)
     customer_url = f"{live_server.url}{reverse('admin:loans_customer_change', args=[customer.pk])}"
@@ -145,10 +139,10 @@ def test_staff_ask_for_a_new_mobile_and_the_manager_approves_it_in_the_inbox(liv
     page.click("#request-mobile-change")
     page.fill("#id_mobile", "98765")
     page.fill("#id_reason", "The customer changed phones; letter on file")
-    page.click("#reason-form input[type=submit]")
+    _send_confirmed(page, "#reason-form input[type=submit]")  # a confirmation before sending
     assert "10-digit" in page.locator(".errorlist").inner_text()  # a field message
     page.fill("#id_mobile", "+91 91234 56789")
-    page.click("#reason-form input[type=submit]")
+    _send_confirmed(page, "#reason-form input[type=submit]")
     page.wait_for_selector(".messagelist .success")
     assert "waits for a checker" in page.locator(".messagelist").inner_text()
     assert page.locator("#customer-change-pending").is_visible()
@@ -159,7 +153,7 @@ def test_staff_ask_for_a_new_mobile_and_the_manager_approves_it_in_the_inbox(liv
     page.goto(f"{live_server.url}{reverse('approvals:inbox')}")
     page.click(f".inbox-entry >> text=Change of mobile of {customer.customer_number}")
     assert "9123456789" in page.locator("#customer-change-values").inner_text()
-    page.click("#decision-form button[value=approve]")
+    _send_confirmed(page, "#decision-form button[value=approve]")  # and before approving
     page.wait_for_selector(".messagelist .success")
 
     page.goto(customer_url)

@@ -1,23 +1,24 @@
 from rest_framework import serializers
 
+from api.fields import AsciiRegexField, TextField
 from api.schema import ErrorDetailSerializer, PerItemListField
 
 MAX_RESULTS = 500
 
 
 class PartnerResultSerializer(serializers.Serializer):
-    execution_id = serializers.RegexField(
+    execution_id = AsciiRegexField(
         r"^[A-Za-z0-9-]{1,40}$", max_length=40, help_text="The execution id we presented."
     )
     status = serializers.ChoiceField(choices=["SUCCESS", "BOUNCED"])
-    return_code = serializers.CharField(
+    return_code = TextField(
         max_length=4,
         required=False,
         allow_blank=True,
         default="",
         help_text="The NACH return code of a bounce (required with BOUNCED).",
     )
-    reason = serializers.CharField(
+    reason = TextField(
         max_length=200, required=False, allow_blank=True, default="", help_text="Free text."
     )
 

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from api.fields import AmountField, AsciiDateField, AsciiRegexField
+from api.fields import AmountField, AsciiDateField, AsciiRegexField, TextField
 from api.schema import ErrorDetailSerializer, PerItemListField
 from payments.services import MODES, PaymentInput
 
@@ -21,9 +21,9 @@ class PaymentInSerializer(serializers.Serializer):
         allow_null=True,
         help_text="The date the payment counts for; by default from the branch's cut-off.",
     )
-    receipt_number = serializers.CharField(max_length=40, required=False, allow_blank=True)
-    collector = serializers.CharField(max_length=80, required=False, allow_blank=True)
-    external_reference = serializers.CharField(max_length=80, required=False, allow_blank=True)
+    receipt_number = TextField(max_length=40, required=False, allow_blank=True)
+    collector = TextField(max_length=80, required=False, allow_blank=True)
+    external_reference = TextField(max_length=80, required=False, allow_blank=True)
 
     def to_payment(self) -> PaymentInput:
         data = self.validated_data
@@ -39,7 +39,7 @@ class PaymentInSerializer(serializers.Serializer):
 
 
 class BatchItemSerializer(PaymentInSerializer):
-    idempotency_key = serializers.CharField(
+    idempotency_key = TextField(
         max_length=100,
         required=False,
         help_text="This item's own key; by default the batch's key and the item's position.",
