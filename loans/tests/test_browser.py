@@ -6,8 +6,8 @@ import pytest
 from django.urls import reverse
 
 from loans.models import Customer, LoanAccount
+from tests.browser import log_in
 from tests.factories import (
-    PASSWORD,
     BranchFactory,
     LoanProductFactory,
     UserFactory,
@@ -26,11 +26,7 @@ def test_branch_staff_create_a_customer_and_a_loan_and_cannot_open_another_branc
     LoanProductFactory(code="MSME", name="Small business loan")
     foreign_loan = make_loan(branch=BranchFactory(name="Chennai"))
 
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", staff.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    log_in(page, live_server, staff)
 
     page.goto(f"{live_server.url}{reverse('admin:loans_customer_add')}")
     page.fill("#id_name", "Asha Kulkarni")
@@ -85,11 +81,7 @@ def test_branch_staff_find_overdue_loans_by_bucket_and_dpd_and_read_the_dues(liv
     elsewhere = _overdue_loan(50, branch=BranchFactory(name="Nagpur"))
 
     page.set_viewport_size({"width": 1366, "height": 768})
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", staff.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    log_in(page, live_server, staff)
 
     page.goto(f"{live_server.url}{reverse('admin:loans_loanaccount_changelist')}")
     # the list fits the window beside the sidebar and the filters: no sideways scrolling
@@ -120,15 +112,6 @@ def test_branch_staff_find_overdue_loans_by_bucket_and_dpd_and_read_the_dues(liv
     assert statuses[:4] == ["Overdue"] * 4 and statuses[4] == "Due"
 
 
-def _login(page, live_server, user) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
-
-
 def test_staff_ask_for_a_new_mobile_and_the_manager_approves_it_in_the_inbox(live_server, page):
     branch = BranchFactory(name="Nashik Road")
     staff = UserFactory(role="Branch Staff", home_branch=branch, username="staff.nashik")
@@ -137,7 +120,7 @@ def test_staff_ask_for_a_new_mobile_and_the_manager_approves_it_in_the_inbox(liv
     customer = loan.customer
     page.on("dialog", lambda dialog: dialog.accept())  # a confirmation before approving
 
-    _login(page, live_server, staff)
+    log_in(page, live_server, staff)
     customer_url = f"{live_server.url}{reverse('admin:loans_customer_change', args=[customer.pk])}"
     page.goto(customer_url)
     assert page.locator("#customer-loans").get_by_text(loan.loan_number).is_visible()
@@ -155,7 +138,7 @@ def test_staff_ask_for_a_new_mobile_and_the_manager_approves_it_in_the_inbox(liv
     customer.refresh_from_db()
     assert customer.mobile != "9123456789"
 
-    _login(page, live_server, manager)
+    log_in(page, live_server, manager)
     page.goto(f"{live_server.url}{reverse('approvals:inbox')}")
     page.click(f".inbox-entry >> text=Change of mobile of {customer.customer_number}")
     assert "9123456789" in page.locator("#customer-change-values").inner_text()
