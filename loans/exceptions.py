@@ -12,3 +12,11 @@ class CustomerChangeStale(Conflict):
     """What a change request replaces is no longer what the customer has."""
 
     code = "customer_change_stale"
+
+
+class ChargeNotWaivable(ApplicationError):
+    code = "charge_not_waivable"
+
+
+class CollectionOfficerRefused(ApplicationError):
+    code = "collection_officer_refused"

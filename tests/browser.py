@@ -6,7 +6,10 @@ from tests.factories import PASSWORD
 
 
 def log_in(page, live_server, user) -> None:
-    """Sign ``user`` in through the admin's login page, as a person does."""
+    """Sign ``user`` in through the admin's login page, as a person does, in a session of
+    their own: the cookies of the page's context (another user's session) are cleared
+    first."""
+    page.context.clear_cookies()
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", user.username)
     page.fill("#id_password", PASSWORD)

@@ -15,8 +15,8 @@ from payments.models import LedgerSwitch, Posting
 from payments.services import payments_post_due
 from reconciliation import services as recon
 from reconciliation.models import Dcr
+from tests.browser import log_in
 from tests.factories import (
-    PASSWORD,
     BankingPartnerFactory,
     active_mandate,
     days_ago,
@@ -33,11 +33,7 @@ WIDTH = {"width": 1366, "height": 768}
 def signed_in(browser, live_server, user):
     page = browser.new_page(viewport=WIDTH)
     page.set_default_timeout(15_000)
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    log_in(page, live_server, user)
     return page
 
 

@@ -5,7 +5,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, pay
+from tests.browser import log_in
+from tests.factories import pay
 from tests.world import build_world
 
 from .sheet_data import build_sheet, set_dues
@@ -21,11 +22,7 @@ def test_branch_staff_filter_the_sheet_see_receipts_and_open_collect(live_server
     assert receipt_txn
 
     page.set_viewport_size({"width": 1366, "height": 900})
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", staff.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    log_in(page, live_server, staff)
 
     page.goto(f"{live_server.url}{reverse('desk:sheet')}")
     rows = page.locator("tr.sheet-row")

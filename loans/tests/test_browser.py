@@ -112,11 +112,6 @@ def test_branch_staff_find_overdue_loans_by_bucket_and_dpd_and_read_the_dues(liv
     assert statuses[:4] == ["Overdue"] * 4 and statuses[4] == "Due"
 
 
-def _login(page, live_server, user) -> None:
-    page.context.clear_cookies()  # whoever was signed in on this page is signed out
-    log_in(page, live_server, user)
-
-
 def _send_confirmed(page, selector: str) -> None:
     """Click ``selector``, accept the page's confirmation dialog and wait for the answer."""
     page.click(selector)
@@ -131,7 +126,7 @@ def test_staff_ask_for_a_new_mobile_and_the_manager_approves_it_in_the_inbox(liv
     loan = make_loan(branch=branch)
     customer = loan.customer
 
-    _login(page, live_server, staff)
+    log_in(page, live_server, staff)
     customer_url = f"{live_server.url}{reverse('admin:loans_customer_change', args=[customer.pk])}"
     page.goto(customer_url)
     assert page.locator("#customer-loans").get_by_text(loan.loan_number).is_visible()
@@ -149,7 +144,7 @@ def test_staff_ask_for_a_new_mobile_and_the_manager_approves_it_in_the_inbox(liv
     customer.refresh_from_db()
     assert customer.mobile != "9123456789"
 
-    _login(page, live_server, manager)
+    log_in(page, live_server, manager)
     page.goto(f"{live_server.url}{reverse('approvals:inbox')}")
     page.click(f".inbox-entry >> text=Change of mobile of {customer.customer_number}")
     assert "9123456789" in page.locator("#customer-change-values").inner_text()

@@ -7,19 +7,16 @@ from django.urls import reverse
 
 from accounts.models import User
 from mandates.models import Mandate
-from tests.factories import PASSWORD, BranchFactory, UserFactory, draft_mandate, make_loan
+from tests.browser import log_in
+from tests.factories import BranchFactory, UserFactory, draft_mandate, make_loan
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def _log_in(browser, live_server, user):
+def _signed_in(browser, live_server, user):
     page = browser.new_context().new_page()  # a context of its own: its tabs share the login
     page.set_default_timeout(15_000)
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    log_in(page, live_server, user)
     return page
 
 
@@ -40,11 +37,11 @@ def test_the_manager_who_changed_the_account_number_cannot_approve_it(live_serve
     mandate = draft_mandate(loan, staff, account_number="123456789012")
     review_url = f"{live_server.url}{reverse('mandates:review', args=[mandate.pk])}"
 
-    staff_page = _log_in(browser, live_server, staff)
+    staff_page = _signed_in(browser, live_server, staff)
     _submit_from_the_list(staff_page, live_server, mandate)
 
     # The manager opens the review page (and leaves this tab open) ...
-    stale = _log_in(browser, live_server, manager)
+    stale = _signed_in(browser, live_server, manager)
     stale.goto(review_url)
     assert stale.locator("#decision-form button[value=approve]").count() == 1
     # ... returns the mandate from another tab ...
@@ -79,7 +76,7 @@ def test_the_manager_who_changed_the_account_number_cannot_approve_it(live_serve
     assert stale.text_content("#approvals-link") == "Approvals"
 
     # Another checker finds it in the inbox and approves it.
-    checker = _log_in(browser, live_server, ops)
+    checker = _signed_in(browser, live_server, ops)
     assert checker.text_content("#approvals-link") == "Approvals (1)"
     checker.click("#approvals-link")
     checker.click(f"a[href='{reverse('mandates:review', args=[mandate.pk])}']")

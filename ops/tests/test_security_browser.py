@@ -5,7 +5,8 @@ with no policy violation reported."""
 import pytest
 from django.urls import reverse
 
-from tests.factories import PASSWORD, UserFactory
+from tests.browser import log_in
+from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,11 +38,7 @@ def test_dashboard_and_api_docs_run_under_the_policy(live_server, browser_page):
     page = browser_page
     admin = UserFactory(username="csp.admin", is_superuser=True)
 
-    page.goto(f"{live_server.url}{reverse('admin:login')}")
-    page.fill("#id_username", admin.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
+    log_in(page, live_server, admin)
     assert _violations(page) == []
 
     response = page.goto(f"{live_server.url}{reverse('reconciliation:dashboard')}")

@@ -14,17 +14,9 @@ from celery.contrib.testing.worker import start_worker
 from config.celery import app
 from payments.ddb_models import TransactionItem
 from payments.tests.test_bulk import csv_bytes, row
-from tests.factories import PASSWORD
+from tests.browser import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _log_in(page, live_server, user) -> None:
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
 
 
 def _upload(page, live_server, content: bytes) -> None:
@@ -59,7 +51,7 @@ def test_staff_preview_import_download_and_upload_the_same_file_again(live_serve
     )
     page = browser.new_page(viewport={"width": 1366, "height": 768})
     page.set_default_timeout(15_000)
-    _log_in(page, live_server, staff)
+    log_in(page, live_server, staff)
 
     _upload(page, live_server, content)
     assert "2 of 5 row(s) can be imported" in page.inner_text(".messagelist")

@@ -6,17 +6,10 @@ from django.urls import reverse
 
 from reconciliation import services
 from reconciliation.models import Dcr
-from tests.factories import PASSWORD, UserFactory, branch_with_loan, days_ago, pay
+from tests.browser import log_in
+from tests.factories import UserFactory, branch_with_loan, days_ago, pay
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def _log_in(page, live_server, user) -> None:
-    page.goto(f"{live_server.url}/admin/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#site-name")
 
 
 def test_an_approver_approves_a_dcr_from_the_inbox(live_server, browser):
@@ -31,13 +24,13 @@ def test_an_approver_approves_a_dcr_from_the_inbox(live_server, browser):
 
     # the maker sees the DCR waiting, but no decision for them
     maker_page = browser.new_page()
-    _log_in(maker_page, live_server, maker)
+    log_in(maker_page, live_server, maker)
     maker_page.goto(f"{live_server.url}{dcr_url}")
     assert "Submitted" in maker_page.inner_text("#content")
     assert maker_page.locator("#decision-form button[value=approve]").count() == 0
 
     page = browser.new_page()
-    _log_in(page, live_server, approver)
+    log_in(page, live_server, approver)
     assert page.text_content("#approvals-link") == "Approvals (1)"
     page.click("#approvals-link")
     page.click(f"a[href='{dcr_url}']")
