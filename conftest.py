@@ -11,6 +11,8 @@ pytest_plugins = ["tests.world"]
 @pytest.fixture(scope="session", autouse=True)
 def dynamodb_tables():
     tables.ensure_all()
+    for model in registry.models():  # a run stopped midway leaves its items behind
+        _empty(model)
     yield
     tables.delete_all()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pytest
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
@@ -26,6 +27,7 @@ from django.utils import timezone
 from accounts.models import Branch
 from core.jobs import job_claim, job_finish
 from core.outbox import outbox_relay
+from desk.services import CollectInput, desk_collect
 from loans.models import CoBorrower, CustomerBankAccount, LoanAccount, LoanCharge
 from loans.services import loan_charge_waiver_request
 from mandates import services as mandate_services
@@ -37,7 +39,7 @@ from mandates.models import (
 )
 from notifications.models import NotificationTemplate
 from payments.models import LedgerSwitch
-from payments.services import payments_post_due
+from payments.services import bulk_upload_preview, payments_post_due
 from reconciliation import services as recon_services
 from tests.factories import (
     AreaFactory,
@@ -124,6 +126,26 @@ class Rows:
             ifsc="HDFC0001234",
         )
 
+    def desk_receipt(self, i: int) -> None:
+        loan = self.world.loans["own"]
+        desk_collect(
+            collect=CollectInput(
+                loan_number=loan.loan_number, amount=Decimal(f"{100 + i}.00"), mode="CASH"
+            ),
+            idempotency_key=f"changelist-desk-{i}",
+            duplicate_confirmed=False,
+            actor=self.world.users["BS"],
+        )
+
+    def bulk_upload(self, i: int) -> None:
+        loan = self.world.loans["own"]
+        bulk_upload_preview(
+            file_name=f"upload-{i}.csv",
+            content="loan_number,amount,mode,receipt_number,collector\n"
+            f"{loan.loan_number},{100 + i}.00,CASH,BULK-{i},Agent A\n".encode(),
+            actor=self.world.users["BS"],
+        )
+
     def dcr(self, i: int) -> None:
         recon_services.dcr_build(branch_id=self.own.pk, business_date=days_ago(i + 2))
 
@@ -200,6 +222,8 @@ ROWS = {
     "mandates.scheduledpresentation": lambda r, i: active_mandate(r.loan(i), r.world.people),
     "mandates.presentationbatch": Rows.bounced,
     "mandates.executionresult": Rows.bounced,
+    "desk.deskreceipt": Rows.desk_receipt,
+    "payments.bulkupload": Rows.bulk_upload,
     "reconciliation.dcr": Rows.dcr,
     "reconciliation.dbs": Rows.dcr,
     "reconciliation.deposit": lambda r, i: deposit(
@@ -231,6 +255,7 @@ PINS: dict[str, tuple[int, int | None]] = {
     "axes.accesslog": (7, None),
     "core.jobrun": (4, None),
     "core.outboxmessage": (4, None),
+    "desk.deskreceipt": (6, 9),  # + the branch filter's choices and the date hierarchy
     "loans.bankingpartner": (4, 7),
     "loans.coborrower": (3, 6),
     "loans.collectionaccount": (5, None),
@@ -249,6 +274,7 @@ PINS: dict[str, tuple[int, int | None]] = {
     "mandates.scheduledpresentation": (4, 7),
     "notifications.notificationtemplate": (4, 7),
     "notifications.outbox": (1, None),
+    "payments.bulkupload": (4, 7),
     "payments.ledgerswitch": (2, 4),
     "payments.posting": (4, 7),
     "payments.postingqueueentry": (3, 6),

@@ -41,6 +41,7 @@ def branch_form(branch: Branch, **changes) -> dict:
         "area": branch.area_id,
         "state": branch.state,
         "cash_in_hand_limit": str(branch.cash_in_hand_limit),
+        "cash_receipt_limit": str(branch.cash_receipt_limit),
         "cutoff_time": branch.cutoff_time.strftime("%H:%M:%S"),
         "is_active": "on" if branch.is_active else "",
         "_save": "Save",

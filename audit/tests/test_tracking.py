@@ -38,6 +38,7 @@ def test_create_records_every_tracked_field_with_no_before():
         "area": [None, area.pk],
         "state": [None, "Karnataka"],
         "cash_in_hand_limit": [None, "200000.00"],  # money as a string, never a float
+        "cash_receipt_limit": [None, "200000.00"],
         "cutoff_time": [None, "18:00:00"],
         "is_active": [None, True],
     }

@@ -137,6 +137,8 @@ def test_the_list_and_the_rows_take_no_query_per_row(client, world):
     client.force_login(staff)
 
     def queries(path: str) -> int:
+        """After a warming visit: the content types and the ledger switch are cached then."""
+        client.get(path)
         with CaptureQueriesContext(connection) as captured:
             assert client.get(path).status_code == 200
         return len(captured)

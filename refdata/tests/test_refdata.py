@@ -121,6 +121,7 @@ def test_a_change_through_the_admin_or_in_code_is_seen_at_once():
             "area": branch.area_id,
             "state": branch.state,
             "cash_in_hand_limit": "7500.00",
+            "cash_receipt_limit": str(branch.cash_receipt_limit),
             "cutoff_time": "16:30:00",
             "is_active": "on",
         },
