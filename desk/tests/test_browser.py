@@ -51,6 +51,7 @@ def test_collect_with_preview_double_click_resubmit_and_reprint(live_server, pag
 
     page.goto(f"{live_server.url}{reverse('admin:loans_loanaccount_change', args=[loan.pk])}")
     page.click("#collect-payment")
+    page.wait_for_load_state()  # the page's script runs when the document has loaded
     assert page.is_hidden("#id_cheque_number")  # only the chosen mode's details
     page.check("input[name=mode][value=CHEQUE]")
     assert page.is_visible("#id_cheque_number")
