@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from pynamodb.models import Model
@@ -37,7 +38,8 @@ def ensure_table(model: type[Model]) -> TableReport:
     for index_name, index in _gsi_definitions(model).items():
         if index_name in existing:
             continue
-        key_schema = index["key_schema"]
+        # DynamoDB wants the hash key first; PynamoDB lists an index's keys by attribute name.
+        key_schema = sorted(index["key_schema"], key=lambda key: key["KeyType"] != "HASH")
         client.update_table(
             TableName=name,
             AttributeDefinitions=[
@@ -57,12 +59,26 @@ def ensure_table(model: type[Model]) -> TableReport:
                 }
             ],
         )
-        client.get_waiter("table_exists").wait(TableName=name)
+        _wait_for_index(client, name, index_name)  # one index at a time may be built
         added.append(index_name)
     _ensure_ttl(model, client)
     if added:
         return TableReport(name, "updated", f"added indexes {', '.join(added)}")
     return TableReport(name, "exists", _summary(model))
+
+
+def _wait_for_index(client, table: str, index_name: str, timeout_s: float = 600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        described = client.describe_table(TableName=table)["Table"]
+        statuses = {
+            i["IndexName"]: i.get("IndexStatus")
+            for i in described.get("GlobalSecondaryIndexes", [])
+        }
+        if described["TableStatus"] == "ACTIVE" and statuses.get(index_name) == "ACTIVE":
+            return
+        time.sleep(1)
+    raise TimeoutError(f"index {index_name} of {table} is not active after {timeout_s:.0f} s")
 
 
 def _ensure_ttl(model: type[Model], client) -> None:

@@ -52,6 +52,27 @@ def test_create_adds_a_missing_index_to_an_existing_table(fresh_prefix):
     assert ttl["TimeToLiveStatus"] == "ENABLED"
 
 
+def test_create_adds_a_missing_index_whose_range_key_sorts_before_its_hash_key(fresh_prefix):
+    from notifications.ddb_models import NotificationItem
+
+    client = boto3_client()
+    schema = NotificationItem._get_schema()
+    keys = {k["AttributeName"] for k in schema["key_schema"]}
+    client.create_table(
+        TableName=NotificationItem.Meta.table_name,
+        AttributeDefinitions=[
+            a for a in schema["attribute_definitions"] if a["AttributeName"] in keys
+        ],
+        KeySchema=schema["key_schema"],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    report = tables.ensure_table(NotificationItem)  # "recipient" + "created_at" among them
+    assert report.action == "updated"
+    described = client.describe_table(TableName=NotificationItem.Meta.table_name)["Table"]
+    indexes = {i["IndexName"]: i["KeySchema"] for i in described["GlobalSecondaryIndexes"]}
+    assert indexes["recipient"][0] == {"AttributeName": "recipient", "KeyType": "HASH"}
+
+
 def test_delete_needs_confirmation(fresh_prefix):
     call_command("ddb_tables", "create")
     with pytest.raises(CommandError, match="--yes"):
