@@ -43,10 +43,13 @@ def confirm(page, selector: str, *, accept: bool, says: str) -> None:
     dialog = page.locator("#confirm-dialog")
     dialog.wait_for(state="visible")
     assert says in page.inner_text("#confirm-dialog-message")
-    page.click("#confirm-dialog-accept" if accept else "#confirm-dialog-cancel")
     if accept:
-        page.wait_for_load_state("load")
+        # The accepted form posts and the browser follows the redirect: wait for that
+        # navigation, not for the current page's (long finished) load.
+        with page.expect_navigation():
+            page.click("#confirm-dialog-accept")
     else:
+        page.click("#confirm-dialog-cancel")
         dialog.wait_for(state="hidden")
 
 
