@@ -3,6 +3,7 @@ ModelAdmin) and the audit browser at /admin/audit/events/ (by entity, actor or d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Any
@@ -12,7 +13,8 @@ from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
+from django.db.models import DateField, DateTimeField
 from django.http import Http404, QueryDict
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
@@ -21,6 +23,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from accounts.scoping import sees_everything
 from core.admin.dynamo import DynamoAdmin, next_page_url
+from core.templatetags.formats import day, ist
 
 from .models import AuditMessage, Events
 from .selectors import (
@@ -238,6 +241,9 @@ def event_rows(events: list[AuditEvent], *, model=None) -> list[dict[str, Any]]:
             if related is not None:
                 names.want(related, before)
                 names.want(related, after)
+            for value in (before, after):
+                if (entity := _entity_of(value)) is not None:
+                    names.want(*entity)
     names.load()
     return [
         _row(event, model=event_model, in_history=model is not None, names=names)
@@ -254,7 +260,13 @@ def _row(event: AuditEvent, *, model, in_history: bool, names: _Names) -> dict[s
         related = _related_model(model, name)
         if related is not None:
             before, after = names.shown(related, before), names.shown(related, after)
-        changes.append((_label(model, name), shown_value(before), shown_value(after)))
+        changes.append(
+            (
+                _label(model, name),
+                _shown_field(model, name, before, names),
+                _shown_field(model, name, after, names),
+            )
+        )
     return {
         "event": event,
         "actor_name": names.shown(get_user_model(), event.actor_id) if event.actor_id else "",
@@ -324,6 +336,44 @@ def _label(model, name: str) -> str:
         return str(capfirst(model._meta.get_field(name).verbose_name))
     except FieldDoesNotExist:
         return name
+
+
+def _entity_of(value: Any) -> tuple[type, str] | None:
+    """``(model, pk)`` of a recorded reference to a row (``loans.customer#33``), else None."""
+    if not isinstance(value, str) or not _ENTITY.match(value):
+        return None
+    model = _model_of(value)
+    if model is None:
+        return None
+    try:
+        return model, model._meta.pk.to_python(parse_entity(value)[1])
+    except ValidationError:
+        return None
+
+
+_ENTITY = re.compile(r"^[a-z_]+\.[a-z_]+#\w+$")
+
+
+def _shown_field(model, name: str, value: Any, names: _Names) -> str:
+    """A recorded value of ``model.name`` as people read it: a choice by its label, moments
+    in IST, days as dates, references to rows by their name."""
+    if (entity := _entity_of(value)) is not None:
+        return str(names.shown(*entity))
+    field = None
+    if model is not None:
+        with contextlib.suppress(FieldDoesNotExist):
+            field = model._meta.get_field(name)
+    if field is not None and field.choices and value not in (None, ""):
+        return str(dict(field.flatchoices).get(value, value))
+    if isinstance(value, str) and value:
+        try:
+            if isinstance(field, DateTimeField):
+                return ist(value)
+            if isinstance(field, DateField):
+                return day(value)
+        except ValueError:  # not the format the field records: shown as it was recorded
+            pass
+    return shown_value(value)
 
 
 def shown_value(value: Any) -> str:

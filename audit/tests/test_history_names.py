@@ -51,3 +51,26 @@ def test_a_dcrs_status_history_names_its_submitter():
     history = html[html.index('id="history"') :]
     assert "Arjun Rao" in history and manager.username not in history
     assert 'Submitted by:</label><div class="readonly">Arjun Rao' in html
+
+
+def test_a_requests_history_shows_labels_ist_times_and_names(world):
+    from django.test import Client
+
+    from loans.services import Change, customer_change_request
+
+    customer = world.loans["own"].customer
+    request = customer_change_request(
+        customer_id=customer.pk,
+        change=Change.MOBILE,
+        new={"mobile": "9988776655"},
+        reason="Customer brought a letter",
+        actor=world.users["BS"],
+    )
+    client = Client()
+    client.force_login(world.users["BM"])
+    html = client.get(reverse("approvals:detail", args=[request.pk])).content.decode()
+    history = html[html.index(">create<") :]
+    assert "Customer change" in history and "CUSTOMER_CHANGE" not in history
+    assert f"loans.customer#{customer.pk}" not in history
+    assert str(customer) in history  # the entity by its name
+    assert "+00:00" not in history and " IST" in history  # the request's time, in IST
