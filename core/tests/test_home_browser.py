@@ -127,7 +127,10 @@ def test_a_reversal_is_requested_and_approved_only_after_a_confirmation(
 
     finance = signed_in(browser, live_server, world.users["FI"])
     finance.goto(f"{live_server.url}{reverse('approvals:detail', args=[request.pk])}")
-    confirm(finance, "#decision-form button[value=approve]", accept=False, says="Approve")
+    confirm(
+        finance, "#decision-form button[value=approve]", accept=False, says=request.subject_line
+    )
+    assert request.subject_line.startswith(f"{request.get_kind_display()}: ")
     assert Posting.objects.get(pk=posting.pk).reversed_at is None
     confirm(finance, "#decision-form button[value=approve]", accept=True, says="cannot be undone")
     finance.wait_for_selector(".messagelist .success")
