@@ -65,15 +65,15 @@ class ApprovalRequest(models.Model):
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.entity_repr}"
 
+    def get_absolute_url(self) -> str:
+        """The request's workflow page (where a checker decides it)."""
+        return reverse("approvals:detail", args=[self.pk])
+
     @property
     def subject_line(self) -> str:
         """What is asked, as a confirmation names it: "Charge waiver: Bounce charge ₹500.00
         on LN0000000042"."""
         return f"{self.get_kind_display()}: {self.entity_repr}"
-
-    def get_absolute_url(self) -> str:
-        """The request's workflow page (where a checker decides it)."""
-        return reverse("approvals:detail", args=[self.pk])
 
 
 class SubjectContributionQuerySet(models.QuerySet):
