@@ -23,13 +23,11 @@ class DeskReceiptAdmin(ScopedModelAdmin):
     list_display = [
         "number_link",
         "business_date",
-        "loan_number",
-        "customer",
+        "loan_and_customer",
         "amount_inr",
         "mode",
         "collector_name",
         "posting",
-        "reprint_count",
     ]
     list_filter = ["mode", ("branch", ScopedRelatedFilter), "business_date"]
     search_fields = ["receipt_number"]  # see get_search_results
@@ -64,16 +62,14 @@ class DeskReceiptAdmin(ScopedModelAdmin):
     @admin.display(description="receipt", ordering="receipt_number")
     def number_link(self, obj: DeskReceipt) -> str:
         return format_html(
-            '<a href="{}">{}</a>', reverse("desk:receipt", args=[obj.pk]), obj.receipt_number
+            '<a href="{}" class="nowrap">{}</a>',
+            reverse("desk:receipt", args=[obj.pk]),
+            obj.receipt_number,
         )
 
     @admin.display(description="loan")
-    def loan_number(self, obj: DeskReceipt) -> str:
-        return obj.loan.loan_number
-
-    @admin.display(description="customer")
-    def customer(self, obj: DeskReceipt) -> str:
-        return obj.loan.customer.name
+    def loan_and_customer(self, obj: DeskReceipt) -> str:
+        return format_html("{}<br>{}", obj.loan.loan_number, obj.loan.customer.name)
 
     @admin.display(description="amount")
     def amount_inr(self, obj: DeskReceipt) -> str:
@@ -85,6 +81,8 @@ class DeskReceiptAdmin(ScopedModelAdmin):
 
     @admin.display(description="posting")
     def posting(self, obj: DeskReceipt) -> str:
-        if obj.is_reversed:
-            return "Reversed"
-        return "Posted" if obj.is_posted else "Not yet posted"
+        state = "Reversed" if obj.is_reversed else "Posted" if obj.is_posted else "Not yet posted"
+        if not obj.reprint_count:
+            return state
+        reprints = "1 reprint" if obj.reprint_count == 1 else f"{obj.reprint_count} reprints"
+        return format_html("{}<br>{}", state, reprints)

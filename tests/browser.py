@@ -15,3 +15,13 @@ def log_in(page, live_server, user) -> None:
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
     page.wait_for_selector("#site-name")
+
+
+def fits_the_window(page) -> bool:
+    """No sideways scrolling: neither the page nor a changelist's results (which the admin
+    lets scroll on their own, beside the sidebar and the filters)."""
+    return page.evaluate(
+        """() => document.documentElement.scrollWidth <= window.innerWidth &&
+        [...document.querySelectorAll('#changelist .results')].every(
+            (el) => el.scrollWidth <= el.clientWidth)"""
+    )

@@ -15,7 +15,7 @@ from payments.models import LedgerSwitch, Posting
 from payments.services import payments_post_due
 from reconciliation import services as recon
 from reconciliation.models import Dcr
-from tests.browser import log_in
+from tests.browser import fits_the_window, log_in
 from tests.factories import (
     BankingPartnerFactory,
     active_mandate,
@@ -51,16 +51,6 @@ def confirm(page, selector: str, *, accept: bool, says: str) -> None:
     else:
         page.click("#confirm-dialog-cancel")
         dialog.wait_for(state="hidden")
-
-
-def fits_the_window(page) -> bool:
-    """No horizontal scrolling: neither the page nor a changelist's results (which the
-    admin lets scroll on their own)."""
-    return page.evaluate(
-        """() => document.documentElement.scrollWidth <= window.innerWidth &&
-        [...document.querySelectorAll('#changelist .results')].every(
-            (el) => el.scrollWidth <= el.clientWidth)"""
-    )
 
 
 def test_branch_staff_start_page_shows_todays_collections_and_finds_a_loan(

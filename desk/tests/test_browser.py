@@ -14,7 +14,7 @@ from desk.models import DeskReceipt
 from payments.ddb_models import TransactionItem
 from payments.services import payment_post_one
 from reconciliation.services import dcr_build
-from tests.browser import log_in
+from tests.browser import fits_the_window, log_in
 from tests.factories import BranchFactory, UserFactory, make_loan
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -163,3 +163,11 @@ def test_duplicate_warning_cash_limit_and_the_dcr_equals_the_desk_receipts(live_
     assert dcr.collected_amount == sum((r.amount for r in receipts), Decimal("0.00"))
     assert dcr.cash_amount == Decimal("4000.00")
     assert sorted(dcr.txn_ids) == sorted(r.txn_id for r in receipts)
+
+    # The branch's receipts list: each receipt once, fitting a 1366 px window.
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(f"{live_server.url}{reverse('admin:desk_deskreceipt_changelist')}")
+    listed = page.locator("#result_list tbody tr").all_inner_texts()
+    assert sorted(row.split()[0] for row in listed) == sorted(r.receipt_number for r in receipts)
+    assert sum("1 reprint" in row for row in listed) == 1  # the one reloaded above
+    assert fits_the_window(page)
