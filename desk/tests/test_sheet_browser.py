@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from django.urls import reverse
 
-from tests.browser import log_in
+from tests.browser import fits_the_window, log_in
 from tests.factories import pay
 from tests.world import build_world
 
@@ -30,7 +30,7 @@ def test_branch_staff_filter_the_sheet_see_receipts_and_open_collect(live_server
     assert page.locator("#sheet-count").inner_text() == "3"
     assert page.locator("#sheet-total-due").inner_text() == "₹10,090.00"
     # The table fits a 1366 px window: no horizontal scrolling.
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits_the_window(page)
 
     # The collected row shows its receipt number, linked to the receipt search.
     collected = page.locator(f"tr[data-loan='{sheet.due.loan_number}']")

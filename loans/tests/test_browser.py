@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from loans.models import Customer, LoanAccount
-from tests.browser import log_in
+from tests.browser import fits_the_window, log_in
 from tests.factories import (
     BranchFactory,
     LoanProductFactory,
@@ -85,11 +85,7 @@ def test_branch_staff_find_overdue_loans_by_bucket_and_dpd_and_read_the_dues(liv
 
     page.goto(f"{live_server.url}{reverse('admin:loans_loanaccount_changelist')}")
     # the list fits the window beside the sidebar and the filters: no sideways scrolling
-    assert page.evaluate(
-        "document.documentElement.scrollWidth <= window.innerWidth && "
-        "document.querySelector('#result_list').offsetWidth "
-        "<= document.querySelector('.results').clientWidth"
-    )
+    assert fits_the_window(page)
     page.click("#changelist-filter >> text=SMA-1 (31-60)")
     page.wait_for_url("**bucket=SMA1**")
     rows = page.locator("#result_list tbody tr").all_inner_texts()

@@ -14,7 +14,7 @@ from celery.contrib.testing.worker import start_worker
 from config.celery import app
 from payments.ddb_models import TransactionItem
 from payments.tests.test_bulk import csv_bytes, row
-from tests.browser import log_in
+from tests.browser import fits_the_window, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -61,7 +61,7 @@ def test_staff_preview_import_download_and_upload_the_same_file_again(live_serve
     assert "No loan account LN9999999999 that you may post to." in rows
     assert "Duplicate row: receipt AG-1 is also on row 2." in rows
     assert own.customer.name in rows and "₹1,500.00" in rows
-    assert page.evaluate("document.documentElement.scrollWidth <= 1366")
+    assert fits_the_window(page)
     assert TransactionItem.count() == 0  # the preview records nothing
 
     with start_worker(app, perform_ping_check=False, pool="solo", shutdown_timeout=10):
