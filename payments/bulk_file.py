@@ -7,6 +7,7 @@ finds a reported row where their program shows it; blank rows are skipped but co
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime
 import io
@@ -76,6 +77,11 @@ def read_bulk_file(*, name: str, content: bytes, max_rows: int) -> BulkFile:
     if len(content) > MAX_BYTES:
         raise BulkFileRejected(f"The file is larger than {MAX_BYTES // 1024 // 1024} MB.")
     file_format = tabular_format(name=name, head=content[:4])
+    if file_format == "CSV":
+        try:  # the whole file at once: its encoding before any missing column
+            content.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise BulkFileRejected("The file is not UTF-8 text: save it as CSV UTF-8.") from None
     records = iter_records(io.BytesIO(content), file_format=file_format)
     return BulkFile(file_format, _rows(records, max_rows))
 
@@ -149,9 +155,8 @@ def _csv_records(file: BinaryIO) -> Iterator[tuple[int, list]]:
         )
     except csv.Error:
         dialect = csv.excel
-    # Excel's "CSV UTF-8" starts with a BOM
-    text = io.TextIOWrapper(file, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, delimiter=dialect.delimiter)
+    # Excel's "CSV UTF-8" starts with a BOM; decoded line by line as the reader asks
+    reader = csv.reader(codecs.iterdecode(file, "utf-8-sig"), delimiter=dialect.delimiter)
     try:
         for row in reader:
             if any("\x00" in cell for cell in row):
@@ -161,8 +166,6 @@ def _csv_records(file: BinaryIO) -> Iterator[tuple[int, list]]:
         raise BulkFileRejected("The file is not UTF-8 text: save it as CSV UTF-8.") from None
     except csv.Error as exc:
         raise BulkFileRejected(f"The file is not valid CSV: {exc}.") from None
-    finally:
-        text.detach()  # the caller owns the file
 
 
 def _xlsx_records(file: BinaryIO) -> Iterator[tuple[int, list]]:
