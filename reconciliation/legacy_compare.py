@@ -197,7 +197,7 @@ def _figures_as_of(loan_ids: list[int], as_of: date) -> dict[int, tuple[str, _Fi
     loans = {
         row["id"]: row
         for row in LoanAccount.objects.filter(id__in=loan_ids).values(
-            "id", "branch__code", *AMOUNTS, "dpd"
+            "id", "branch__code", *AMOUNTS, "dpd", "last_payment_date"
         )
     }
     instalments: dict[int, dict[int, _Inst]] = defaultdict(dict)
@@ -249,9 +249,15 @@ def _figures_as_of(loan_ids: list[int], as_of: date) -> dict[int, tuple[str, _Fi
             dpd = dues_of(schedule, as_of).dpd
         else:  # a bulk-loaded loan without a schedule: the figures it carries
             amounts, dpd = [loan[name] for name in AMOUNTS], loan["dpd"]
+        # The loan's own last payment date counts when it is not after the date: a payment
+        # of a history loaded with the book (no posting here) is known only by it.
+        last = last_paid.get(loan_id)
+        stored = loan["last_payment_date"]
+        if stored is not None and stored <= as_of and (last is None or stored > last):
+            last = stored
         figures[loan_id] = (
             loan["branch__code"],
-            _Figures(*amounts, last_payment_date=last_paid.get(loan_id), dpd=dpd),
+            _Figures(*amounts, last_payment_date=last, dpd=dpd),
         )
     return figures
 

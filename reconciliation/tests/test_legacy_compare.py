@@ -9,10 +9,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from openpyxl import Workbook
 
-from loans.models import Instalment
-from payments.services import payment_post_one
+from approvals.services import approval_decide
+from loans.models import Instalment, LoanAccount
+from payments.services import payment_post_one, payment_reversal_request
 from reconciliation.legacy_compare import COLUMNS, RESULT_HEADER
-from tests.factories import BranchFactory, bounce_charge, make_loan, pay
+from tests.factories import BranchFactory, UserFactory, bounce_charge, make_loan, pay
 
 pytestmark = pytest.mark.django_db
 
@@ -24,8 +25,10 @@ def _backdating(settings):
     settings.PAYMENTS_BACKDATE_DAYS = 3650  # payments on the fixed dates of these tests
 
 
-def _posted(loan, amount, day) -> None:
-    payment_post_one(txn_id=pay(loan, amount, day=day))
+def _posted(loan, amount, day) -> str:
+    txn_id = pay(loan, amount, day=day)
+    payment_post_one(txn_id=txn_id)
+    return txn_id
 
 
 def _figures(loan, *, paid_instalments=0, last_payment="", dpd):
@@ -77,7 +80,7 @@ def book():
     one whose payment and bounce charge came after the date (not counted on it)."""
     pune, nashik = BranchFactory(code="PUN01"), BranchFactory(code="NSK01")
     paid = make_loan(branch=pune)
-    _posted(paid, str(paid.emi_amount), datetime.date(2026, 2, 4))
+    paid.txn_id = _posted(paid, str(paid.emi_amount), datetime.date(2026, 2, 4))
     unpaid = make_loan(branch=pune)
     later = make_loan(branch=nashik)
     _posted(later, str(later.emi_amount), datetime.date(2026, 3, 12))
@@ -155,6 +158,36 @@ def test_figures_are_those_at_the_end_of_the_date(book, tmp_path):
     assert (later, "outstanding_principal") in changed
     assert (later, "last_payment_date") in changed
     assert (unpaid, "dpd") in changed  # 35 on the 12th
+
+
+def test_a_payment_reversed_after_the_date_still_counts_on_it(book, tmp_path):
+    loan = book["paid"]
+    request = payment_reversal_request(
+        txn_id=loan.txn_id,
+        reason="Cheque returned",
+        actor=UserFactory(role="Branch Manager", home_branch=loan.branch),
+    )
+    approval_decide(request_id=request.pk, approve=True, actor=UserFactory(role="Finance"))
+    loan.refresh_from_db()
+    assert loan.last_payment_date is None  # today it is as if never paid
+    status, _, differences = _run(_csv(tmp_path, _agreeing_rows(book)), tmp_path)
+    assert (status, differences) == (0, [])
+
+
+def test_a_last_payment_known_only_to_the_loan_counts_until_a_later_posting(book, tmp_path):
+    """A book loaded with its history has a last payment date but no posting for it."""
+    loan = book["unpaid"]
+    LoanAccount.objects.filter(pk=loan.pk).update(last_payment_date=datetime.date(2026, 1, 20))
+    rows = _agreeing_rows(book)
+    rows[1]["last_payment_date"] = "2026-01-20"
+    status, _, differences = _run(_csv(tmp_path, rows), tmp_path)
+    assert (status, differences) == (0, [])
+    # on a date before that payment, the loan had none yet
+    rows[1]["last_payment_date"] = "2026-01-20"
+    _, _, differences = _run(_csv(tmp_path, rows), tmp_path, as_of=datetime.date(2026, 1, 19))
+    assert (loan.loan_number, "last_payment_date", "2026-01-20", "") in {
+        (number, name, legacy, ours) for _, number, _, name, legacy, ours, _ in differences
+    }
 
 
 def test_an_xlsx_extract_is_read_as_a_csv_one(book, tmp_path):
