@@ -216,7 +216,8 @@ def _present() -> tuple[int, int]:
     today = timezone.localdate()
     mandates.mandates_present_due(run_date=today)
     presented = ScheduledPresentation.objects.filter(
-        status=ScheduledPresentation.Status.PRESENTED, mandate__banking_partner__isnull=False
+        status=ScheduledPresentation.Status.PRESENTED,
+        mandate__loan__branch__code__in=BRANCH_CODES,
     ).select_related("mandate__banking_partner")
     by_partner: dict[str, list[str]] = {}
     for row in presented:
@@ -319,8 +320,12 @@ def _dcrs(branches: list[Branch], people: _People) -> int:
     today = business_date_for(branches[0], timezone.now())
     yesterday = today - datetime.timedelta(days=1)
     recon.dcr_build_range(date_from=yesterday, date_to=today, branch_ids=[b.pk for b in branches])
-    # two branches' managers have submitted yesterday's DCR: it waits in the area's inbox
-    for branch in branches[:2]:
+    # in every area one branch's manager has submitted yesterday's DCR: it waits in the
+    # area manager's inbox
+    first_of_area: dict[int, Branch] = {}
+    for branch in branches:
+        first_of_area.setdefault(branch.area_id, branch)
+    for branch in first_of_area.values():
         dcr = Dcr.objects.filter(branch=branch, business_date=yesterday).first()
         if dcr is not None and dcr.status == Dcr.Status.DRAFT:
             recon.dcr_submit(dcr_id=dcr.pk, actor=people.manager(branch))
