@@ -190,8 +190,25 @@ def _checked(line: int, row: dict[str, str]) -> tuple:
 # --- This system's figures as of the date -----------------------------------------------
 
 
+_UNPAID = (
+    "(principal_due + interest_due + charges_due - principal_paid - interest_paid - charges_paid)"
+)
+# The figures of loans whose instalments nothing changed after the date, straight from
+# the instalments as they are (``loans.dues``' DPD: the oldest unpaid instalment due
+# before the date).
+_AS_THEY_ARE = f"""
+SELECT loan_id, SUM(principal_due - principal_paid), SUM(interest_due - interest_paid),
+       SUM(charges_due - charges_paid), MIN(due_date) FILTER (WHERE due_date < %s AND {_UNPAID} > 0)
+FROM {Instalment._meta.db_table} WHERE loan_id = ANY(%s) GROUP BY loan_id
+"""  # noqa: S608 - a model's table
+
+
 def _figures_as_of(loan_ids: list[int], as_of: date) -> dict[int, tuple[str, _Figures]]:
-    """(branch code, figures at the end of ``as_of``) of each loan."""
+    """(branch code, figures at the end of ``as_of``) of each loan: from one aggregate
+    for the loans nothing changed since, rebuilt instalment by instalment for the others
+    (a payment posted for a later date, a reversal, a charge raised or waived after it)."""
+    if not loan_ids:
+        return {}
     tz = timezone.get_current_timezone()
     after = datetime.combine(as_of + timedelta(days=1), time(0), tz)  # the date's end, IST
     loans = {
@@ -200,36 +217,28 @@ def _figures_as_of(loan_ids: list[int], as_of: date) -> dict[int, tuple[str, _Fi
             "id", "branch__code", *AMOUNTS, "dpd", "last_payment_date"
         )
     }
-    instalments: dict[int, dict[int, _Inst]] = defaultdict(dict)
-    for row in Instalment.objects.filter(loan_id__in=loan_ids).values(
-        "id", "loan_id", *Instalment.SCHEDULE_FIELDS
-    ):
-        loan_id, pk = row.pop("loan_id"), row.pop("id")
-        instalments[loan_id][pk] = _Inst(**row)
     # postings counted now but not at the date's end (sign -1), and the reverse (+1)
     later = Q(business_date__gt=as_of, reversed_at__isnull=True)
     undone_later = Q(business_date__lte=as_of, reversed_at__gte=after)
-    for posting in Posting.objects.filter(later | undone_later, loan_id__in=loan_ids).only(
-        "loan_id", "business_date", "allocations"
-    ):
-        sign = -1 if posting.business_date > as_of else 1
-        for allocation in posting.allocations:
-            inst = instalments[posting.loan_id].get(allocation["instalment"])
-            if inst is None:
-                continue
-            for component in ("principal", "interest", "charges"):
-                paid = f"{component}_paid"
-                setattr(inst, paid, getattr(inst, paid) + sign * Decimal(allocation[component]))
-    for charge in LoanCharge.objects.filter(
-        Q(created_at__gte=after) | Q(waived_at__gte=after), loan_id__in=loan_ids
-    ).only("loan_id", "instalment_id", "total", "created_at", "waived_amount", "waived_at"):
-        inst = instalments[charge.loan_id].get(charge.instalment_id)
-        if inst is None:
-            continue
-        if charge.created_at >= after:
-            inst.charges_due -= charge.total  # not raised yet at the date's end
-        if charge.waived_at and charge.waived_at >= after and charge.created_at < after:
-            inst.charges_due += charge.waived_amount  # not waived yet
+    postings = list(
+        Posting.objects.filter(later | undone_later, loan_id__in=loan_ids).only(
+            "loan_id", "business_date", "allocations"
+        )
+    )
+    charges = list(
+        LoanCharge.objects.filter(
+            Q(created_at__gte=after) | Q(waived_at__gte=after), loan_id__in=loan_ids
+        ).only("loan_id", "instalment_id", "total", "created_at", "waived_amount", "waived_at")
+    )
+    changed = {p.loan_id for p in postings} | {c.loan_id for c in charges}
+    owed: dict[int, tuple[list[Decimal], int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_AS_THEY_ARE, [as_of, [i for i in loan_ids if i not in changed]])
+        for loan_id, principal, interest, charges_owed, oldest in cursor.fetchall():
+            dpd = (as_of - oldest).days if oldest else 0
+            owed[loan_id] = ([principal, interest, charges_owed], dpd)
+    if changed:
+        owed.update(_rebuilt(changed, as_of, after, postings, charges))
     last_paid = dict(
         Posting.objects.filter(loan_id__in=loan_ids, business_date__lte=as_of)
         .filter(Q(reversed_at__isnull=True) | Q(reversed_at__gte=after))
@@ -239,16 +248,8 @@ def _figures_as_of(loan_ids: list[int], as_of: date) -> dict[int, tuple[str, _Fi
     )
     figures = {}
     for loan_id, loan in loans.items():
-        schedule = list(instalments[loan_id].values())
-        if schedule:
-            owed = {
-                c: sum((getattr(i, f"{c}_due") - getattr(i, f"{c}_paid") for i in schedule), ZERO)
-                for c in ("principal", "interest", "charges")
-            }
-            amounts = [owed["principal"], owed["interest"], owed["charges"]]
-            dpd = dues_of(schedule, as_of).dpd
-        else:  # a bulk-loaded loan without a schedule: the figures it carries
-            amounts, dpd = [loan[name] for name in AMOUNTS], loan["dpd"]
+        # a loan without a schedule (bulk-loaded): the figures it carries
+        amounts, dpd = owed.get(loan_id) or ([loan[name] for name in AMOUNTS], loan["dpd"])
         # The loan's own last payment date counts when it is not after the date: a payment
         # of a history loaded with the book (no posting here) is known only by it.
         last = last_paid.get(loan_id)
@@ -260,6 +261,43 @@ def _figures_as_of(loan_ids: list[int], as_of: date) -> dict[int, tuple[str, _Fi
             _Figures(*amounts, last_payment_date=last, dpd=dpd),
         )
     return figures
+
+
+def _rebuilt(loan_ids, as_of, after, postings, charges) -> dict[int, tuple[list[Decimal], int]]:
+    """The instalments of the loans as they were at the end of the date, and their
+    figures: what was paid after it taken out, what was undone after it put back."""
+    instalments: dict[int, dict[int, _Inst]] = defaultdict(dict)
+    for row in Instalment.objects.filter(loan_id__in=loan_ids).values(
+        "id", "loan_id", *Instalment.SCHEDULE_FIELDS
+    ):
+        loan_id, pk = row.pop("loan_id"), row.pop("id")
+        instalments[loan_id][pk] = _Inst(**row)
+    for posting in postings:
+        sign = -1 if posting.business_date > as_of else 1
+        for allocation in posting.allocations:
+            inst = instalments[posting.loan_id].get(allocation["instalment"])
+            if inst is None:
+                continue
+            for component in ("principal", "interest", "charges"):
+                paid = f"{component}_paid"
+                setattr(inst, paid, getattr(inst, paid) + sign * Decimal(allocation[component]))
+    for charge in charges:
+        inst = instalments[charge.loan_id].get(charge.instalment_id)
+        if inst is None:
+            continue
+        if charge.created_at >= after:
+            inst.charges_due -= charge.total  # not raised yet at the date's end
+        if charge.waived_at and charge.waived_at >= after and charge.created_at < after:
+            inst.charges_due += charge.waived_amount  # not waived yet
+    rebuilt = {}
+    for loan_id, by_pk in instalments.items():
+        schedule = list(by_pk.values())
+        amounts = [
+            sum((getattr(i, f"{c}_due") - getattr(i, f"{c}_paid") for i in schedule), ZERO)
+            for c in ("principal", "interest", "charges")
+        ]
+        rebuilt[loan_id] = (amounts, dues_of(schedule, as_of).dpd)
+    return rebuilt
 
 
 # --- The comparison ---------------------------------------------------------------------
