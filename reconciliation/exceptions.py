@@ -7,6 +7,7 @@ __all__ = [
     "BusinessDateOpen",
     "DepositRejected",
     "InvalidTransition",
+    "LegacyExtractRejected",
     "MakerCannotCheck",
     "NotAllowed",
     "ReportNotFound",
@@ -48,3 +49,10 @@ class StatementAlreadyImported(Conflict):
     """The same file (by content) was imported for this collection account before."""
 
     code = "duplicate_statement"
+
+
+class LegacyExtractRejected(ApplicationError):
+    """The legacy system's extract cannot be read: which row and column, and why."""
+
+    code = "legacy_extract_rejected"
+    status = 422

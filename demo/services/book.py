@@ -411,6 +411,9 @@ class _Generator:
             disbursed_on = date.fromordinal(day)
             principal = Decimal(disbursed)
             dues = (None, zero, zero, zero, zero, 0, "CURRENT", None)
+            written_off = day < year_ago and rng.random() < WRITTEN_OFF_SHARE
+            status = "WRITTEN_OFF" if written_off else "ACTIVE"
+            owed_principal, last_paid_on, last_paid = principal, None, zero
             if first_ordinal + index < schedule_sample:
                 emi_amount, rows = build_schedule(
                     principal=principal,
@@ -420,7 +423,9 @@ class _Generator:
                     disbursed_on=disbursed_on,
                     due_day=due_day,
                 )
-                interest = sum((row.interest for row in rows), zero)
+                paid = self._paid_instalments([row.due_date for row in rows], written_off)
+                interest = sum((row.interest for row in rows[paid:]), zero)
+                owed_principal = sum((row.principal for row in rows[paid:]), zero)
                 instalments.extend(
                     (
                         pk,
@@ -429,19 +434,21 @@ class _Generator:
                         row.principal,
                         row.interest,
                         zero,
+                        *((row.principal, row.interest) if k < paid else (zero, zero)),
                         zero,
-                        zero,
-                        zero,
-                        "DUE",
+                        "PAID" if k < paid else "DUE",
                     )
-                    for row in rows
+                    for k, row in enumerate(rows)
                 )
+                if paid:
+                    last_paid_on = rows[paid - 1].due_date
+                    last_paid = rows[paid - 1].principal + rows[paid - 1].interest
+                if paid == len(rows) and not written_off:
+                    status = "CLOSED"
                 result.scheduled_loans += 1
             else:
                 periods = instalment_count(tenure, product.frequency)
                 emi_amount, interest = _emi(disbursed, rate, periods, product.frequency), zero
-            written_off = day < year_ago and rng.random() < WRITTEN_OFF_SHARE
-            if first_ordinal + index >= schedule_sample:
                 dues = self._dues(
                     due_dates(disbursed_on, due_day, periods, product.frequency),
                     emi_amount,
@@ -463,14 +470,15 @@ class _Generator:
                     emi_amount,
                     due_day,
                     disbursed_on,
-                    "WRITTEN_OFF" if written_off else "ACTIVE",
-                    principal,
+                    status,
+                    owed_principal,
                     interest,
                     zero,
                     created_at,
                     created_at,
                     *dues,
-                    zero,  # no payments are invented
+                    last_paid,
+                    last_paid_on,
                 )
             )
             co_borrowers.extend(self._co_borrowers(pk, customer_id, branch, spec.code))
@@ -493,6 +501,21 @@ class _Generator:
             instalments,
         )
 
+    def _missed(self, fallen: int, *, written_off: bool) -> int:
+        """How many of the ``fallen`` instalments the borrower has not paid, the latest
+        ones (``MISSED_INSTALMENTS``; all of them, at least 4, for a loan written off)."""
+        missed = min(fallen, self._pick(self.missed_weights, self.missed_counts))
+        return min(fallen, max(missed, 4)) if written_off else missed
+
+    def _paid_instalments(self, dates: list[date], written_off: bool) -> int:
+        """The opening history of a loan with a schedule: the instalments fallen due
+        before today were paid on time but for the last few missed (``_missed``), so
+        that the book's buckets spread as a real one's do. Its paid amounts are in the
+        instalments, as an imported book's opening balances are; the payments of today's
+        demo activity (``demo.services.activity``) go through ingestion and posting."""
+        fallen = bisect(dates, self.today - timedelta(days=1))  # a due today is not overdue
+        return fallen - self._missed(fallen, written_off=written_off)
+
     def _dues(self, dates: list[date], emi_amount: Decimal, interest: Decimal, *, written_off):
         """Plausible dues of a loan without a schedule, as of today: some instalments of
         those fallen due missed (``MISSED_INSTALMENTS``; all of them, at least 4, for a
@@ -500,9 +523,7 @@ class _Generator:
         dues, consistent with ``loans.dues`` (the bucket of the DPD)."""
         rng, today = self.rng, self.today
         fallen = bisect(dates, today - timedelta(days=1))  # a due today is not overdue
-        missed = min(fallen, self._pick(self.missed_weights, self.missed_counts))
-        if written_off:
-            missed = min(fallen, max(missed, 4))
+        missed = self._missed(fallen, written_off=written_off)
         upcoming = dates[fallen] if fallen < len(dates) else None
         next_due = (upcoming, emi_amount if upcoming else Decimal("0.00"))
         if not missed:

@@ -330,7 +330,7 @@ LOAN_COLUMNS = _words(
     "tenure_months emi_amount due_day disbursed_on status outstanding_principal "
     "outstanding_interest outstanding_charges created_at updated_at next_due_date "
     "next_due_amount overdue_principal overdue_interest overdue_charges dpd bucket dues_as_of "
-    "last_payment_amount"
+    "last_payment_amount last_payment_date"
 )
 # Loans without a schedule get dues of their own so that the loan list's bucket filter and
 # DPD sort measure something: (instalments missed, weight), about 78 % current, 10 % in

@@ -111,6 +111,8 @@ def test_schedules_add_up_to_the_disbursed_amounts(demo_set):
         n=Count("instalments"),
         principal=Sum("instalments__principal_due"),
         interest=Sum("instalments__interest_due"),
+        principal_paid=Sum("instalments__principal_paid"),
+        interest_paid=Sum("instalments__interest_paid"),
     ).select_related("product")
     with_schedule = [loan for loan in scheduled if loan.n]
     assert len(with_schedule) == SCHEDULES
@@ -118,18 +120,43 @@ def test_schedules_add_up_to_the_disbursed_amounts(demo_set):
         frequency = loan.product.emi_frequency
         periods = instalment_count(loan.tenure_months, frequency)
         assert loan.emi_amount == emi(loan.disbursed_amount, loan.interest_rate, periods, frequency)
-        assert loan.outstanding_principal == loan.disbursed_amount
         assert loan.outstanding_charges == Decimal("0.00")
         if loan.n:
             assert loan.n == periods
             assert loan.principal == loan.disbursed_amount
-            assert loan.outstanding_interest == loan.interest > 0
+            # the opening history: what is owed is what the instalments have not been paid
+            assert loan.outstanding_principal == loan.principal - loan.principal_paid
+            assert loan.outstanding_interest == loan.interest - loan.interest_paid
         else:
+            assert loan.outstanding_principal == loan.disbursed_amount
             assert loan.outstanding_interest == Decimal("0.00")
     # the schedule sample is the first loans of the demo set
     first = LoanAccount.objects.order_by("id")[:SCHEDULES]
     assert all(loan.instalments.exists() for loan in first)
-    assert not Instalment.objects.exclude(status="DUE").exists()
+
+
+def test_the_opening_history_paid_the_oldest_instalments_fallen_due(demo_set):
+    today = timezone.localdate()
+    paid = Instalment.objects.filter(status="PAID")
+    assert paid.exists() and Instalment.objects.filter(status="DUE").exists()
+    assert not paid.filter(due_date__gte=today).exists()
+    assert not paid.exclude(principal_paid=F("principal_due")).exists()
+    assert not Instalment.objects.exclude(status__in=["PAID", "DUE"]).exists()
+    for loan in LoanAccount.objects.filter(instalments__status="PAID").distinct():
+        statuses = list(loan.instalments.order_by("number").values_list("status", flat=True))
+        assert statuses == sorted(statuses, key=lambda s: s != "PAID"), loan.loan_number
+        last_paid = loan.instalments.filter(status="PAID").order_by("-number").first()
+        assert loan.last_payment_date == last_paid.due_date
+        if "DUE" not in statuses and loan.status != "WRITTEN_OFF":
+            assert loan.status == "CLOSED" and loan.total_outstanding == 0
+    # the scheduled loans spread over the buckets, most of them current
+    buckets = Counter(
+        LoanAccount.objects.filter(status="ACTIVE", instalments__isnull=False)
+        .distinct()
+        .values_list("bucket", flat=True)
+    )
+    assert buckets["CURRENT"] > sum(buckets.values()) / 2
+    assert len(buckets) >= 4
 
 
 def test_demo_loans_have_dues_from_their_schedules_or_a_plausible_spread(demo_set):

@@ -4,6 +4,7 @@ import os
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from tqdm import tqdm
 
 from demo import services as demo
 
@@ -47,18 +48,45 @@ class Command(BaseCommand):
                 username=ADMIN_USERNAME, email="admin@backoffice.example", password=admin_password()
             )
             self.stdout.write(f"created admin login {ADMIN_USERNAME!r}")
-        if no_demo_data or not demo_data_wanted() or demo.demo_present():
+        if no_demo_data or not demo_data_wanted():
             return
-        self.stdout.write("first run: loading the demo data set (manage.py demo_data)")
-        call_command(
-            "demo_data",
-            scale=demo_scale,
-            verbosity=options["verbosity"],
-            stdout=self.stdout,
-            stderr=self.stderr,
-        )
-        self.stdout.write("logins:")
-        self._print_logins(first="  ", rest="  ")
+        first_run = not demo.demo_present()
+        if first_run:
+            self.stdout.write("first run: loading the demo data set (manage.py demo_data)")
+            call_command(
+                "demo_data",
+                scale=demo_scale,
+                verbosity=options["verbosity"],
+                stdout=self.stdout,
+                stderr=self.stderr,
+            )
+        if not demo.demo_activity_present():
+            self._activity(verbosity=options["verbosity"])
+        if first_run:
+            self.stdout.write("logins:")
+            self._print_logins(first="  ", rest="  ")
+
+    def _activity(self, *, verbosity: int) -> None:
+        """Mandates, a NACH presentation, payments, DCRs, deposits and a statement, through
+        the services (once: a later bootstrap finds them done)."""
+        steps = ["mandates", "NACH presentation", "payments", "DCRs, deposits and a statement"]
+        with tqdm(total=len(steps), desc="demo activity", disable=verbosity < 1) as bar:
+
+            def step(name: str) -> None:
+                if bar.n < bar.total and name != steps[0]:
+                    bar.update(1)
+                bar.set_postfix_str(name)
+
+            result = demo.ensure_demo_activity(progress=step)
+            bar.update(bar.total - bar.n)
+        if result.ran:
+            made = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.mandates.items()))
+            self.stdout.write(
+                f"demo activity: mandates ({made or 'none'}); {result.presented} NACH debits "
+                f"presented ({result.bounced} bounced); {result.payments} payments "
+                f"({result.posted} posted); {result.dcrs} DCRs; {result.deposits} deposits; "
+                f"a statement of {result.statement_lines} lines"
+            )
 
     def _print_logins(self, *, first: str, rest: str) -> None:
         """The admin login, then one line per demo role (when the demo set is loaded)."""
