@@ -19,6 +19,7 @@ from core.templatetags.formats import day
 from .. import services
 from ..dues import dpd_range
 from ..models import CoBorrower, Customer, Instalment, LoanAccount
+from ..services.dues_refresh import DUES_FIELDS
 from .customers import customer_key_lookup
 
 LOAN_NUMBER = re.compile(r"^LN\d{10}$", re.IGNORECASE)
@@ -168,13 +169,7 @@ LIST_FIELDS = [
     "outstanding_principal",
     "outstanding_interest",
     "outstanding_charges",
-    "next_due_date",
-    "next_due_amount",
-    "overdue_principal",
-    "overdue_interest",
-    "overdue_charges",
-    "dpd",
-    "bucket",
+    *DUES_FIELDS,
 ]
 
 
