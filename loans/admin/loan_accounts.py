@@ -202,8 +202,7 @@ class LoanListColumns:
 
     @admin.display(description="arrears")
     def arrears(self, obj):
-        """The total (its parts are on the loan's page: each amount formatted costs about
-        40 us of babel, and the list stays within its budget)."""
+        """The total (its parts are on the loan's page: the list fits 1366 px)."""
         if not obj.overdue_amount:
             return "—"
         return format_html('<span class="nowrap">{}</span>', inr(obj.overdue_amount))
