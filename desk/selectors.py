@@ -152,12 +152,11 @@ def possible_duplicates(
     """Payments of the same amount on the loan in the last ten minutes, from any source (the
     desk, the field app, the API), unless failed or reversed."""
     since = timezone.now() - DUPLICATE_WINDOW
-    page = transactions_for_loan(loan=loan, user=user, limit=25)
+    page = transactions_for_loan(loan=loan, user=user, limit=25, since=since)
     return [
         row
         for row in page.rows
-        if row["created"] >= since
-        and Decimal(row["amount"]) == amount
+        if Decimal(row["amount"]) == amount
         and row["status"] not in (TxnStatus.FAILED, TxnStatus.REVERSED)
         and row["txn_id"] not in exclude_txn_ids
     ]

@@ -26,7 +26,7 @@ from accounts.models import Branch
 from audit.services import audit_record
 from core.money import PAISA, inr
 from loans.models import LoanAccount
-from payments.exceptions import DuplicateReceipt, IdempotencyKeyReused
+from payments.exceptions import DuplicateReceipt, IdempotencyKeyReused, LoanNotFound
 from payments.services import (
     IngestResult,
     PaymentInput,
@@ -205,21 +205,38 @@ def _refuse(problems: dict[str, str], *, collect: CollectInput, branch: Branch) 
 
 @transaction.atomic
 def desk_collect(
-    *, collect: CollectInput, idempotency_key: str, duplicate_confirmed: bool, actor
+    *,
+    collect: CollectInput,
+    idempotency_key: str,
+    duplicate_confirmed: bool,
+    actor,
+    loan: LoanAccount | None = None,
 ) -> DeskReceipt:
     """Record a payment collected at the desk and its receipt, once per ``idempotency_key``
     (a form's): a second call with the key returns the first's receipt.
 
+    ``loan`` is the loan as the caller read it for ``actor`` with ``loan_for_collect`` (the
+    collect form has it already); it is read here when not given.
+
     Checks first (loan in scope and active, the amount, the mode's details, the branch's
     cash limit, a confirmed duplicate), then, under the series' row lock, the number, the
-    ingestion and the receipt in this one Postgres transaction."""
-    existing = _receipt_of_key(idempotency_key)  # before the checks: the loan may be closed
-    if existing is not None:  # by this very payment by now
-        return existing
+    ingestion and the receipt in this one Postgres transaction. A key that has its receipt
+    already (a resubmission, or a twin that was in flight and has committed by the time
+    the lock is had) gets that receipt, even when the checks would now refuse: the loan
+    may be closed by this very payment."""
     collect = collect.normalised()
-    loan = loan_for_collect(user=actor, loan_number=collect.loan_number)
+    if loan is None or loan.loan_number != collect.loan_number:
+        try:
+            loan = loan_for_collect(user=actor, loan_number=collect.loan_number)
+        except LoanNotFound:
+            if existing := _receipt_of_key(idempotency_key):
+                return existing
+            raise
     branch = loan.branch
     problems = collect_problems(collect=collect, branch=branch)
+    refusing = problems or loan.status != LoanAccount.Status.ACTIVE
+    if refusing and (existing := _receipt_of_key(idempotency_key)):
+        return existing
     if problems:
         _refuse(problems, collect=collect, branch=branch)
     if loan.status != LoanAccount.Status.ACTIVE:
@@ -230,7 +247,6 @@ def desk_collect(
         )
     business_date = business_date_for(branch, timezone.now())
     series, number = _series_take(branch, business_date)
-    # A twin of this form (a double click) that was in flight has committed by now.
     existing = _receipt_of_key(idempotency_key)
     if existing is not None:
         return existing

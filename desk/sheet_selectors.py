@@ -28,22 +28,27 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import reduce
-from itertools import islice
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db.models import (
     Case,
+    CharField,
     Count,
     DecimalField,
     ExpressionWrapper,
     F,
+    IntegerField,
+    OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
     When,
 )
+from django.db.models.functions import Concat
 
 from accounts.models import Area, Branch, User
 from accounts.scoping import can_see_branch, scope_queryset
@@ -75,8 +80,7 @@ MANDATE_PRECEDENCE = [
     Mandate.Status.CANCELLED,
     Mandate.Status.EXPIRED,
 ]
-EXPORT_CHUNK = 500  # loan ids per co-borrower and mandate query: larger lists turn the
-# scoping join into a scan of the branch's loans
+EXPORT_CHUNK = 500  # loans read at a time for the export and the print
 BUCKET_LABELS = dict(LoanAccount.Bucket.choices)
 # What a row shows of a loan, its customer and its collection officer (not whole rows).
 SHEET_COLUMNS = [
@@ -148,11 +152,17 @@ class SheetFilters:
 
 def sheet_loans(*, user: User, filters: SheetFilters) -> QuerySet[LoanAccount]:
     """The sheet's loans, most days past due first, then by loan number, each with
-    ``amount_due`` and ``arrears`` annotated and its customer and collection officer
-    joined. Raises ``SheetBranchNotFound`` for a branch the user may not see."""
+    ``amount_due``, ``arrears``, ``co_borrower_names`` and ``current_mandate`` (a status)
+    annotated and its customer and collection officer joined. Raises
+    ``SheetBranchNotFound`` for a branch the user may not see."""
     return (
         _sheet_filtered(user=user, filters=filters)
-        .annotate(arrears=_arrears(), amount_due=_amount_due(filters.business_date))
+        .annotate(
+            arrears=_arrears(),
+            amount_due=_amount_due(filters.business_date),
+            co_borrower_names=_co_borrower_names(user),
+            current_mandate=_current_mandate(user),
+        )
         .select_related("customer", "collection_officer")
         .only(*SHEET_COLUMNS)
         .order_by("-dpd", "loan_number")
@@ -321,55 +331,60 @@ def day_collections(*, user: User, branch_id: int, business_date: datetime.date)
 def sheet_rows(
     *, user: User, loans: Iterable[LoanAccount], collections: DayCollections
 ) -> list[SheetRow]:
-    """The rows of a page of ``sheet_loans``: two queries whatever the page's size (the
-    co-borrowers, the mandates), no DynamoDB read (``collections`` is the day's)."""
-    loans = list(loans)
-    ids = [loan.pk for loan in loans]
-    co_borrowers: dict[int, list[str]] = defaultdict(list)
-    for loan_id, name, role in (
-        scope_queryset(CoBorrower.objects.filter(loan_id__in=ids), user)
-        .order_by("loan_id", "id")
-        .values_list("loan_id", "customer__name", "role")
-    ):
-        co_borrowers[loan_id].append(
-            name if role == CoBorrower.Role.CO_BORROWER else f"{name} (guarantor)"
-        )
-    mandates = current_mandate_statuses(user=user, loan_ids=ids)
-    return [
-        SheetRow(
-            loan=loan,
-            co_borrowers=co_borrowers.get(loan.pk, []),
-            mandate_status=mandates.get(loan.pk, ""),
-            collections=collections.by_loan.get(loan.pk, []),
-        )
-        for loan in loans
-    ]
+    """The rows of a page of ``sheet_loans`` (whose query brought each loan's co-borrowers
+    and current mandate): no query of their own, no DynamoDB read (``collections`` is the
+    day's)."""
+    return [_sheet_row(loan, collections) for loan in loans]
 
 
-def current_mandate_statuses(*, user: User, loan_ids: list[int]) -> dict[int, str]:
-    """Each loan's current mandate's status (its label): the active one, else a suspended
-    one, else the one in progress, else the newest that ended. One query."""
-    rank = {status: index for index, status in enumerate(MANDATE_PRECEDENCE)}
-    best: dict[int, tuple[int, int, str]] = {}
-    for loan_id, mandate_id, status in (
+def _sheet_row(loan: LoanAccount, collections: DayCollections) -> SheetRow:
+    status = loan.current_mandate
+    return SheetRow(
+        loan=loan,
+        co_borrowers=loan.co_borrower_names or [],
+        mandate_status=Mandate.Status(status).label if status else "",
+        collections=collections.by_loan.get(loan.pk, []),
+    )
+
+
+def _co_borrower_names(user: User) -> ArraySubquery:
+    """The loan's co-borrowers' names, a guarantor marked so, in the order they were added
+    (the loan's own rows, scoped as every read is)."""
+    shown = Case(
+        When(role=CoBorrower.Role.CO_BORROWER, then=F("customer__name")),
+        default=Concat(F("customer__name"), Value(" (guarantor)")),
+        output_field=CharField(),
+    )
+    return ArraySubquery(
+        scope_queryset(CoBorrower.objects.filter(loan_id=OuterRef("pk")), user)
+        .order_by("id")
+        .values(shown=shown)
+    )
+
+
+def _current_mandate(user: User) -> Subquery:
+    """The status of the loan's current mandate: the first status in
+    ``MANDATE_PRECEDENCE`` (the active one, else a suspended one, else the one in progress,
+    else one that ended), the newest of it; None when the loan has none."""
+    rank = Case(
+        *(When(status=status, then=Value(n)) for n, status in enumerate(MANDATE_PRECEDENCE)),
+        default=Value(len(MANDATE_PRECEDENCE)),
+        output_field=IntegerField(),
+    )
+    return Subquery(
         mandates_visible(user=user)
-        .filter(loan_id__in=loan_ids)
-        .values_list("loan_id", "id", "status")
-    ):
-        key = (rank.get(status, len(rank)), -mandate_id, status)
-        if loan_id not in best or key < best[loan_id]:
-            best[loan_id] = key
-    return {loan_id: Mandate.Status(key[2]).label for loan_id, key in best.items()}
+        .filter(loan_id=OuterRef("pk"))
+        .order_by(rank, "-id")
+        .values("status")[:1]
+    )
 
 
 def sheet_rows_all(
     *, user: User, loans: QuerySet[LoanAccount], collections: DayCollections
 ) -> Iterator[SheetRow]:
-    """Every row of the filtered sheet (the export, the print), a chunk at a time: two
-    queries per chunk besides the loans' own."""
-    iterator = loans.iterator(chunk_size=EXPORT_CHUNK)
-    while chunk := list(islice(iterator, EXPORT_CHUNK)):
-        yield from sheet_rows(user=user, loans=chunk, collections=collections)
+    """Every row of the filtered sheet (the export, the print), read a chunk at a time."""
+    for loan in loans.iterator(chunk_size=EXPORT_CHUNK):
+        yield _sheet_row(loan, collections)
 
 
 # --- The export -------------------------------------------------------------------------

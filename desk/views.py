@@ -91,6 +91,7 @@ def _collect(request):
             idempotency_key=form.idempotency_key,
             duplicate_confirmed=form.cleaned_data["confirm_duplicate"],
             actor=user,
+            loan=loan,
         )
     except ApplicationError as exc:
         if exc.field in form.fields:

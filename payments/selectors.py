@@ -26,7 +26,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from accounts.models import Branch
 from accounts.scoping import can_see_branch, scope_queryset, visible_branch_ids
 from approvals.models import ApprovalRequest
-from core.clock import parse_iso
+from core.clock import iso, parse_iso
 from core.errors import ApplicationError
 from core.outbox import outbox_pending_keys
 from dynamo.errors import is_unavailable
@@ -84,10 +84,12 @@ def transactions_for_loan(
     cursor: str | None = None,
     start_key: dict | None = None,
     shape: Callable[[TransactionItem], dict[str, Any]] = transaction_row,
+    since: datetime.datetime | None = None,
 ) -> Page:
     """A loan's transactions, newest first (the ``loan_account`` index), for the staff
     screens (a signed ``cursor``) and the API (its own verified ``start_key``); ``loan`` is
-    the loan or its number as typed.
+    the loan or its number as typed. With ``since``, only those created at or after it (a
+    range of the index's sort key: DynamoDB reads nothing older).
 
     Visibility, one rule for every read of a transaction (see ``transaction_visible``): a
     user sees a transaction when they may see the branch that recorded it (its ``branch_day``,
@@ -119,6 +121,7 @@ def transactions_for_loan(
     first = not cursor and not start_key
     results = TransactionItem.by_loan.query(
         number,
+        range_key_condition=None if since is None else TransactionItem.created_at >= iso(since),
         scan_index_forward=False,
         filter_condition=filter_condition,
         limit=limit + 1,
@@ -126,7 +129,7 @@ def transactions_for_loan(
     )
     items, next_key = _page(results, limit)
     rows = [shape(t) for t in items if whole or can_see_branch(user, int(t.branch_id))]
-    if first and not whole and not rows and next_key is None:
+    if first and since is None and not whole and not rows and next_key is None:
         raise missing
     return Page(rows, _cursor_write(next_key, namespace), next_key)
 

@@ -137,6 +137,33 @@ def test_the_same_form_twice_records_one_payment(world):
     assert DeskReceipt.objects.count() == 1 and len(txns_of(loan)) == 1
 
 
+def test_the_same_form_again_gets_its_receipt_after_the_payment_closed_the_loan(world):
+    staff, loan = world.users["BS"], world.loans["own"]
+    form_key = key()
+    first = collect(loan, staff, form_key=form_key)
+    LoanAccount.objects.filter(pk=loan.pk).update(status=LoanAccount.Status.CLOSED)
+    assert collect(loan, staff, form_key=form_key).pk == first.pk
+    with pytest.raises(CollectRefused):  # a new form on the closed loan is refused
+        collect(loan, staff)
+    assert DeskReceipt.objects.count() == 1
+
+
+def test_the_loan_the_form_read_is_used_and_one_of_another_number_is_not(world):
+    staff, loan, other = world.users["BS"], world.loans["own"], world.loans["near"]
+    read = selectors.loan_for_collect(user=staff, loan_number=loan.loan_number)
+    receipt = desk_collect(
+        collect=CollectInput(loan_number=loan.loan_number, amount=Decimal("10.00"), mode="CASH"),
+        idempotency_key=key(), duplicate_confirmed=False, actor=staff, loan=read,
+    )  # fmt: skip
+    assert receipt.loan_id == loan.pk
+    with pytest.raises(LoanNotFound):  # a loan that is not the payment's is read again
+        desk_collect(
+            collect=CollectInput(loan_number=other.loan_number, amount=Decimal("10.00"),
+                                 mode="CASH"),
+            idempotency_key=key(), duplicate_confirmed=False, actor=staff, loan=read,
+        )  # fmt: skip
+
+
 class LostCommit(Exception):
     pass
 

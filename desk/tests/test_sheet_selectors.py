@@ -8,9 +8,9 @@ import pytest
 
 from desk.sheet_selectors import (
     UNASSIGNED,
+    DayCollections,
     SheetBranchNotFound,
     SheetFilters,
-    current_mandate_statuses,
     day_collections,
     sheet_branches,
     sheet_loans,
@@ -184,11 +184,18 @@ def test_an_ended_mandate_is_current_only_when_no_other_is_in_progress(world, sh
     rejected(sheet.due, "111122224444")
     draft_mandate(sheet.due, people["staff"], account_number="111122225555")
 
-    statuses = current_mandate_statuses(
-        user=world.users["BS"], loan_ids=[sheet.paid.pk, sheet.due.pk, sheet.overdue.pk]
-    )
+    def statuses(user):
+        loans = sheet_loans(user=user, filters=filters(world, sheet))
+        return {
+            row.loan.pk: row.mandate_status
+            for row in sheet_rows(user=user, loans=loans, collections=no_collections)
+        }
 
-    assert statuses == {sheet.paid.pk: "Rejected by bank", sheet.due.pk: "Draft"}
-    # Scoped like every read: another branch's user sees none of them.
+    no_collections = DayCollections({})
+    shown = statuses(world.users["BS"])
+    assert shown[sheet.paid.pk] == "Rejected by bank" and shown[sheet.due.pk] == "Draft"
+    assert shown[sheet.overdue.pk] == ""
+    # Scoped like every read: another branch's user has no sheet of this branch at all.
     near_staff = UserFactory(role="Branch Staff", home_branch=world.branches["near"])
-    assert current_mandate_statuses(user=near_staff, loan_ids=[sheet.paid.pk]) == {}
+    with pytest.raises(SheetBranchNotFound):
+        statuses(near_staff)

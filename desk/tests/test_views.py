@@ -60,6 +60,21 @@ def test_preview_then_confirm_records_and_shows_the_receipt(client, world):
     assert "DUPLICATE" in client.get(done["Location"]).content.decode()
 
 
+def test_the_confirm_reads_the_loan_and_the_form_key_once(client, world):
+    client.force_login(world.users["BS"])
+    url = collect_url(world.loans["own"].loan_number)
+    data = form_data(client.get(url), amount="1500.00")
+    client.post(url, {**data, "action": "preview"})
+    with CaptureQueriesContext(connection) as confirm:
+        assert client.post(url, {**data, "action": "confirm"}).status_code == 302
+    selects = [q["sql"] for q in confirm.captured_queries if q["sql"].startswith("SELECT")]
+    loan_reads = [sql for sql in selects if 'FROM "loans_loanaccount"' in sql]
+    key_reads = [sql for sql in selects if 'FROM "desk_deskreceipt"' in sql]
+    # the form's loan (the service takes it) and the ingestion's own check of it
+    assert len(loan_reads) == 2
+    assert len(key_reads) == 1  # under the series lock only (a refusal looks once more)
+
+
 def test_refusals_are_field_messages_and_record_nothing(client, world):
     client.force_login(world.users["BS"])
     url = collect_url(world.loans["own"].loan_number)

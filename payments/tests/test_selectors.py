@@ -8,6 +8,7 @@ B's see the loan's whole history through the loan (and by id), but not A's days.
 import pytest
 
 from api import scopes
+from core.clock import parse_iso
 from loans.models import LoanAccount
 from payments.admin import TransactionRecordAdmin
 from payments.ddb_models import TransactionItem
@@ -127,3 +128,19 @@ def test_api_clients_of_each_branch_see_the_same_rule(client, moved):
     assert _api(client, of_c, f"/{at_a[0]}").status_code == 404
     # one id check: a ULID in any case is the same id; anything else is no transaction
     assert _api(client, of_a, f"/{at_a[0].lower()}").json()["txn_id"] == at_a[0]
+
+
+def test_a_loan_s_transactions_since_a_moment_are_the_newer_ones_only(moved):
+    from payments.selectors import transactions_for_loan
+
+    loan, a_staff = moved["loan"], UserFactory(role="Branch Staff", home_branch=moved["a"])
+    items = {t: TransactionItem.get(t) for t in moved["at_a"] + moved["at_b"]}
+    boundary = sorted(items.values(), key=lambda t: t.created_at)[2]  # the first at B
+    since = parse_iso(boundary.created_at)
+    superuser = UserFactory(is_superuser=True)
+    rows = transactions_for_loan(loan=loan, user=superuser, since=since).rows
+    assert [r["txn_id"] for r in rows] == list(reversed(moved["at_b"]))
+    everything = transactions_for_loan(loan=loan, user=superuser).rows
+    assert len(everything) == 4
+    # A's staff see only A's payments, and none is that new: an empty page, not "not found"
+    assert transactions_for_loan(loan=loan, user=a_staff, since=since).rows == []
