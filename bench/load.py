@@ -71,8 +71,8 @@ from api.services import api_client_create  # noqa: E402
 from core.clock import iso, parse_iso  # noqa: E402
 from dynamo.connection import boto3_client  # noqa: E402
 from loans.models import Instalment, LoanAccount  # noqa: E402
-from payments.ddb_models import QueueItem, branch_day_key  # noqa: E402
-from payments.services import POSTING, QueueStatus  # noqa: E402
+from payments.ddb_models import branch_day_key, queue_query  # noqa: E402
+from payments.services import QueueStatus  # noqa: E402
 from sessions_ddb.backend import SessionStore  # noqa: E402
 
 MIX = (("ingest", 60), ("api_read", 25), ("admin", 15))
@@ -250,7 +250,7 @@ def queue_lag_seconds() -> float:
     """Age of the oldest posting queue item that is due and not yet done (0 when none)."""
     oldest = None
     for status in (QueueStatus.READY, QueueStatus.LEASED):
-        for item in QueueItem.by_status.query(f"{POSTING}#{status}", limit=1):
+        for item in queue_query(status, limit=1):
             created = parse_iso(item.created_at)
             oldest = created if oldest is None or created < oldest else oldest
     return max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
