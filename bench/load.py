@@ -395,6 +395,7 @@ def main() -> int:
     )
     print(
         f"\nposting queue lag during the load: p50 {statistics.median(lags or [0]):.1f} s, "
+        f"p95 {percentile(lags or [0], 95):.1f} s, "
         f"max {max(lags or [0]):.1f} s; drained {'in' if drained else 'NOT within'} "
         f"{drain:.0f} s after the load ({len(load.txn_ids):,} payments accepted)"
     )

@@ -11,6 +11,8 @@ second; with N shards a key takes N times that (docs/capacity.md).
 
 from __future__ import annotations
 
+import os
+import threading
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,8 +26,23 @@ from pynamodb.models import Model
 
 T = TypeVar("T")
 
-# Shared by every sharded read of the process: a thread waits on the network, not the CPU.
-_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="ddb-shards")
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Shared by every sharded read of the process (a thread waits on the network, not the
+    CPU); one per process id, as a forked worker has none of its parent's threads. Fewer
+    threads than botocore's 10 pooled connections a client, so that none is opened and
+    thrown away per call."""
+    pid = os.getpid()
+    pool = _pools.get(pid)
+    if pool is None:
+        with _pools_lock:
+            pool = _pools.get(pid)
+            if pool is None:
+                pool = _pools[pid] = ThreadPoolExecutor(8, thread_name_prefix="ddb-shards")
+    return pool
 
 
 def shard_of(item_id: str, shards: int) -> int:
@@ -65,7 +82,7 @@ def in_parallel_settled(fn: Callable[[T], object], args: Iterable[T]) -> list:
     args = list(args)
     if len(args) <= 1:
         return [settled(arg) for arg in args]
-    return list(_pool.map(settled, args))
+    return list(_pool().map(settled, args))
 
 
 DONE = "done"  # a shard with nothing more to read, in a merged page's state
