@@ -143,6 +143,15 @@ class QueueItem(Model):
     txn_id = UnicodeAttribute()
     loan_number = UnicodeAttribute()
     branch_id = NumberAttribute()
+    # What the posting needs of its transaction, copied in the same TransactWriteItems (a
+    # transaction does not change before it is posted), so that posting reads nothing
+    # else. Absent on items from before they were copied: posting then reads the
+    # transaction.
+    loan_id = NumberAttribute(null=True)
+    amount_paise = NumberAttribute(null=True)
+    business_date = UnicodeAttribute(null=True)
+    mode = UnicodeAttribute(null=True)
+    receipt_number = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
     lease_owner = UnicodeAttribute(null=True)
     last_error = UnicodeAttribute(null=True)
@@ -185,6 +194,11 @@ def queue_item_for(txn: TransactionItem) -> QueueItem:
         txn_id=txn.txn_id,
         loan_number=txn.loan_number,
         branch_id=txn.branch_id,
+        loan_id=txn.loan_id,
+        amount_paise=txn.amount_paise,
+        business_date=txn.business_date,
+        mode=txn.mode,
+        receipt_number=txn.receipt_number,
         attempts=0,
         created_at=txn.created_at,
         updated_at=txn.created_at,

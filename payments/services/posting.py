@@ -312,10 +312,29 @@ def _queue_release(item: QueueItem, error: str) -> str:
     return "dead" if dead else "retry"
 
 
+def _transaction_of(item: QueueItem) -> TransactionItem:
+    """The transaction to post, from the copy its queue item carries (a transaction is
+    RECEIVED and unchanged until posted: a reversal needs it POSTED); an item from before
+    the copy reads the transaction."""
+    if item.amount_paise is None:
+        return TransactionItem.get(item.txn_id, consistent_read=True)
+    return TransactionItem(
+        item.txn_id,
+        loan_id=item.loan_id,
+        loan_number=item.loan_number,
+        branch_id=item.branch_id,
+        amount_paise=item.amount_paise,
+        business_date=item.business_date,
+        mode=item.mode,
+        receipt_number=item.receipt_number,
+        status=TxnStatus.RECEIVED,
+    )
+
+
 def queue_item_process(*, item: QueueItem) -> str:
     """Post one item just leased (``item`` as the lease's update returned it). Returns
     posted, noop, failed, retry or dead."""
-    txn = TransactionItem.get(item.txn_id, consistent_read=True)
+    txn = _transaction_of(item)
     if txn.status != TxnStatus.RECEIVED:
         _queue_done(item.item_id)
         return "noop"

@@ -2,6 +2,7 @@
 all of them, and the items an earlier release wrote without a shard key."""
 
 import time
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -10,7 +11,13 @@ from django.utils import timezone
 
 from core.clock import iso
 from payments import selectors
-from payments.ddb_models import QueueItem, queue_count, queue_partitions, queue_query
+from payments.ddb_models import (
+    QueueItem,
+    TransactionItem,
+    queue_count,
+    queue_partitions,
+    queue_query,
+)
 from payments.models import Posting
 from payments.services import payment_ingest, payments_post_due
 from tests.factories import UserFactory, make_loan, payment
@@ -104,3 +111,28 @@ def test_reshard_gives_earlier_items_their_shard_key_so_that_the_sweep_posts_the
     again = StringIO()
     call_command("payments_queue_reshard", stdout=again, verbosity=0)
     assert again.getvalue().strip() == "posting queue: 2 items without a shard key, 0 given one"
+
+
+def test_the_item_carries_what_posting_needs_and_an_item_without_it_still_posts(principal):
+    loan = make_loan()
+    copied = _ingest(loan, principal, amount="12.34")
+    item, txn = QueueItem.get(copied), TransactionItem.get(copied)
+    assert (item.loan_id, item.amount_paise, item.business_date, item.mode) == (
+        txn.loan_id,
+        1234,
+        txn.business_date,
+        txn.mode,
+    )
+    earlier = _ingest(loan, principal, amount="5.00")
+    QueueItem(earlier).update(  # as an earlier release wrote it: posting reads the transaction
+        actions=[
+            QueueItem.loan_id.remove(),
+            QueueItem.amount_paise.remove(),
+            QueueItem.business_date.remove(),
+            QueueItem.mode.remove(),
+        ]
+    )
+    assert payments_post_due() == {"posted": 2}
+    amounts = dict(Posting.objects.values_list("txn_id", "amount"))
+    assert amounts == {copied: Decimal("12.34"), earlier: Decimal("5.00")}
+    assert {TransactionItem.get(t).status for t in (copied, earlier)} == {"POSTED"}
