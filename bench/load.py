@@ -8,8 +8,8 @@ database loaded by ``bin/run`` or ``manage.py bootstrap``):
 
 It starts its own gunicorn (production settings: ``DJANGO_DEBUG=0``, behind a pretend
 TLS proxy via ``X-Forwarded-Proto``) and its own Celery workers as ``bin/run`` starts them
-(the default queue, concurrency 2 or ``--posting-workers``; the background queue, 1), all on the development
-stores, creates an API client with a new key and a session of the Operations user
+(the default queue, concurrency 2 or ``--posting-workers``; the background queue, 1), all
+on the development stores, creates an API client with a new key and a session of the Operations user
 ``ops1``, and then, for ``--seconds``, ``--clients`` threads send this mix, each request
 as soon as the previous one answered:
 
