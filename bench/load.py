@@ -4,11 +4,12 @@ Run it from the project folder (the local services must be running, the developm
 database loaded by ``bin/run`` or ``manage.py bootstrap``):
 
     .venv/bin/python bench/load.py [--seconds 180] [--clients 16] [--port 8100]
+        [--web-workers 2] [--posting-workers 2]
 
 It starts its own gunicorn (production settings: ``DJANGO_DEBUG=0``, behind a pretend
 TLS proxy via ``X-Forwarded-Proto``) and its own Celery workers as ``bin/run`` starts them
-(the default queue, concurrency 2; the background queue, 1), all on the development
-stores, creates an API client with a new key and a session of the Operations user
+(the default queue, concurrency 2 or ``--posting-workers``; the background queue, 1), all
+on the development stores, creates an API client with a new key and a session of the Operations user
 ``ops1``, and then, for ``--seconds``, ``--clients`` threads send this mix, each request
 as soon as the previous one answered:
 
@@ -71,8 +72,8 @@ from api.services import api_client_create  # noqa: E402
 from core.clock import iso, parse_iso  # noqa: E402
 from dynamo.connection import boto3_client  # noqa: E402
 from loans.models import Instalment, LoanAccount  # noqa: E402
-from payments.ddb_models import QueueItem, branch_day_key  # noqa: E402
-from payments.services import POSTING, QueueStatus  # noqa: E402
+from payments.ddb_models import branch_day_key, queue_query  # noqa: E402
+from payments.services import QueueStatus  # noqa: E402
 from sessions_ddb.backend import SessionStore  # noqa: E402
 
 MIX = (("ingest", 60), ("api_read", 25), ("admin", 15))
@@ -97,7 +98,7 @@ def admin_session(username: str) -> str:
     return store.session_key
 
 
-def start_server(port: int, workers: int) -> list[subprocess.Popen]:
+def start_server(port: int, workers: int, posting_workers: int) -> list[subprocess.Popen]:
     env = dict(
         os.environ,
         DJANGO_DEBUG="0",
@@ -142,7 +143,7 @@ def start_server(port: int, workers: int) -> list[subprocess.Popen]:
             stderr=subprocess.STDOUT,
         )
         for queue, concurrency in (
-            (settings.CELERY_TASK_DEFAULT_QUEUE, 2),
+            (settings.CELERY_TASK_DEFAULT_QUEUE, posting_workers),
             (settings.BACKGROUND_QUEUE, 1),
         )
     ]
@@ -250,7 +251,7 @@ def queue_lag_seconds() -> float:
     """Age of the oldest posting queue item that is due and not yet done (0 when none)."""
     oldest = None
     for status in (QueueStatus.READY, QueueStatus.LEASED):
-        for item in QueueItem.by_status.query(f"{POSTING}#{status}", limit=1):
+        for item in queue_query(status, limit=1):
             created = parse_iso(item.created_at)
             oldest = created if oldest is None or created < oldest else oldest
     return max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0
@@ -311,6 +312,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--drain-timeout", type=int, default=300)
+    parser.add_argument(
+        "--posting-workers", type=int, default=2, help="the default queue's concurrency"
+    )
     args = parser.parse_args()
 
     loans = pick_loans(2000)
@@ -325,7 +329,7 @@ def main() -> int:
     )
     session = admin_session("ops1")
     started_day = timezone.localdate()
-    processes = start_server(args.port, args.web_workers)
+    processes = start_server(args.port, args.web_workers, args.posting_workers)
     try:
         load = Load(f"http://127.0.0.1:{args.port}", key, session, loans)
         warm_until = time.monotonic() + 5
@@ -370,7 +374,7 @@ def main() -> int:
     print(
         f"\nload: {args.clients} clients for {elapsed:.0f} s against gunicorn "
         f"({args.web_workers} workers x 4 threads, DEBUG off) and Celery workers "
-        f"(default queue 2, background queue 1); load average "
+        f"(default queue {args.posting_workers}, background queue 1); load average "
         f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs\n"
     )
     header = f"{'kind':<10} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"
@@ -395,6 +399,7 @@ def main() -> int:
     )
     print(
         f"\nposting queue lag during the load: p50 {statistics.median(lags or [0]):.1f} s, "
+        f"p95 {percentile(lags or [0], 95):.1f} s, "
         f"max {max(lags or [0]):.1f} s; drained {'in' if drained else 'NOT within'} "
         f"{drain:.0f} s after the load ({len(load.txn_ids):,} payments accepted)"
     )

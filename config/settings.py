@@ -295,6 +295,9 @@ NOTIFICATIONS_MAX_ATTEMPTS = env.int("NOTIFICATIONS_MAX_ATTEMPTS", default=5)
 NOTIFICATIONS_RETRY_BASE_SECONDS = env.int("NOTIFICATIONS_RETRY_BASE_SECONDS", default=30)
 # How long notifications are kept (DynamoDB TTL); expired ones are never read or sent.
 NOTIFICATIONS_RETENTION_DAYS = env.int("NOTIFICATIONS_RETENTION_DAYS", default=180)
+# The ``status#channel`` index key is spread over this many partitions (as the posting
+# queue's). Only ever raise it.
+NOTIFICATIONS_QUEUE_SHARDS = env.int("NOTIFICATIONS_QUEUE_SHARDS", default=16)
 
 # --- Payments ---------------------------------------------------------------------------
 
@@ -311,6 +314,9 @@ PAYMENTS_POSTING_LEASE_SECONDS = env.int("PAYMENTS_POSTING_LEASE_SECONDS", defau
 # Finished (DONE) posting-queue items expire this many days after they finish (DynamoDB
 # TTL); the transaction itself is kept. Dead letters never expire.
 PAYMENTS_QUEUE_RETENTION_DAYS = env.int("PAYMENTS_QUEUE_RETENTION_DAYS", default=30)
+# The posting queue's index key (``POSTING#READY``...) is spread over this many partitions
+# (docs/capacity.md: one partition takes about 1,000 writes a second). Only ever raise it.
+PAYMENTS_QUEUE_SHARDS = env.int("PAYMENTS_QUEUE_SHARDS", default=16)
 
 # --- Mandates ---------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ class NotificationTemplateAdmin(BackOfficeModelAdmin):
 @admin.register(Outbox)
 class OutboxAdmin(DynamoAdmin):
     """Read-only views of the notifications in DynamoDB: a list by status and channel (the
-    ``status_channel`` index, paginated by DynamoDB's last evaluated key), a detail page
+    ``status_channel_shard`` index, its shards merged page by page), a detail page
     with the rendered message, and a retry button for FAILED ones. Recipients are always
     masked. Viewing needs ``view_notificationtemplate``; retrying ``change_...``."""
 

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from django.utils import timezone
 from pynamodb.exceptions import DoesNotExist, QueryError
 
+from dynamo.shards import DONE, merged_page
+
 from .channels import development_outbox
-from .ddb_models import NotificationItem, status_channel
+from .ddb_models import NotificationItem, status_partitions
 from .exceptions import InvalidRecipient
 from .recipients import recipient_clean, recipient_mask
 
-_CURSOR_KEYS = {"notification_id", "status_channel", "scheduled_at"}
+_CURSOR_KEYS = {"notification_id", "status_channel_shard", "scheduled_at"}
 
 
 @dataclass(frozen=True)
@@ -34,52 +36,81 @@ def notification_get(*, notification_id: str) -> NotificationItem | None:
     return None if item.is_expired(timezone.now()) else item
 
 
-def _cursor_encode(key: dict | None) -> str | None:
-    if not key:
+def _cursor_encode(state: dict | None) -> str | None:
+    if not state:
         return None
-    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
+    return base64.urlsafe_b64encode(json.dumps(state, sort_keys=True).encode()).decode()
 
 
-def _cursor_decode(cursor: str | None, partition: str) -> dict | None:
-    """The last evaluated key in a cursor from a URL; None for anything not ours."""
-    if not cursor:
-        return None
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, binascii.Error):
-        return None
+def _start_key_valid(key, partition: str) -> bool:
+    if key is None or key == DONE:
+        return True
     if not isinstance(key, dict) or set(key) != _CURSOR_KEYS:
-        return None
+        return False
     if not all(
         isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in key.values()
     ):
+        return False
+    return key["status_channel_shard"]["S"] == partition
+
+
+def _cursor_decode(cursor: str | None, partitions: list[str]) -> dict | None:
+    """Each shard's position from a cursor in a URL; None for anything not ours."""
+    if not cursor:
         return None
-    if key["status_channel"]["S"] != partition:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, binascii.Error):
         return None
-    return key
+    if not isinstance(state, dict) or set(state) != set(partitions):
+        return None
+    if not all(_start_key_valid(key, partition) for partition, key in state.items()):
+        return None
+    return state
 
 
 def notification_page(
     *, status: str, channel: str, page_size: int = 50, cursor: str | None = None
 ) -> NotificationPage:
     """One page of the notifications with this status on this channel, latest scheduled
-    first, from the ``status_channel`` index."""
-    partition = status_channel(status, channel)
-    results = NotificationItem.by_status_channel.query(
-        partition,
-        scan_index_forward=False,
-        filter_condition=NotificationItem.expires_at > timezone.now(),
-        limit=page_size,
-        page_size=page_size,
-        last_evaluated_key=_cursor_decode(cursor, partition),
-    )
+    first, from every shard of the ``status_channel_shard`` index, merged."""
+    partitions = status_partitions(status, channel)
+    live = NotificationItem.expires_at > timezone.now()
+
+    def fetch(key: str, start: dict | None, count: int) -> tuple[list, dict | None]:
+        results = NotificationItem.by_status_channel.query(
+            key,
+            scan_index_forward=False,
+            filter_condition=live,
+            limit=count,
+            page_size=count,
+            last_evaluated_key=start,
+        )
+        return list(results), results.last_evaluated_key
+
+    def page(state: dict | None):
+        return merged_page(
+            fetch=fetch,
+            keys=partitions,
+            state=state,
+            limit=page_size,
+            order=lambda item: (item.scheduled_at, item.notification_id),
+            reverse=True,
+            last_key=lambda item: {
+                "notification_id": {"S": item.notification_id},
+                "status_channel_shard": {"S": item.status_channel_shard},
+                "scheduled_at": {"S": item.scheduled_at},
+            },
+        )
+
+    state = _cursor_decode(cursor, partitions)
     try:
-        items = list(results)
+        items, next_state = page(state)
     except QueryError:
-        if cursor is None:
+        if state is None:
             raise
-        return notification_page(status=status, channel=channel, page_size=page_size)
-    return NotificationPage(items=items, next_cursor=_cursor_encode(results.last_evaluated_key))
+        items, next_state = page(None)
+    return NotificationPage(items=items, next_cursor=_cursor_encode(next_state))
 
 
 def notifications_to(*, recipients: Iterable[tuple[str, str]], limit: int = 10) -> list[dict]:

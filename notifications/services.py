@@ -36,9 +36,10 @@ from ulid import ULID
 from core.clock import iso, parse_iso
 from core.models import OutboxMessage
 from core.outbox import outbox_add
+from dynamo.shards import in_parallel
 
 from .channels import adapter_for
-from .ddb_models import NotificationItem, status_channel
+from .ddb_models import NotificationItem, status_keys, status_partitions
 from .exceptions import (
     ChannelError,
     NotificationError,
@@ -110,8 +111,9 @@ def notification_queue(
         return None
     now = timezone.now()
     due = scheduled_at or now
+    notification_id = str(ULID())
     item = NotificationItem(
-        str(ULID()),
+        notification_id,
         channel=channel,
         template_code=template_code,
         recipient=address,
@@ -119,8 +121,7 @@ def notification_queue(
         subject=rendered.subject or None,
         body=rendered.body,
         entity=entity or None,
-        status=Status.PENDING,
-        status_channel=status_channel(Status.PENDING, channel),
+        **status_keys(notification_id, Status.PENDING, channel),
         scheduled_at=iso(due),
         attempts=0,
         created_at=now,
@@ -159,8 +160,7 @@ def _release(item: NotificationItem, due: dt.datetime) -> bool:
     try:
         item.update(
             actions=[
-                NotificationItem.status.set(Status.QUEUED),
-                NotificationItem.status_channel.set(status_channel(Status.QUEUED, item.channel)),
+                *NotificationItem.status_set(item.notification_id, Status.QUEUED, item.channel),
                 NotificationItem.expires_at.set(
                     now + dt.timedelta(days=settings.NOTIFICATIONS_RETENTION_DAYS)
                 ),
@@ -272,8 +272,7 @@ def _claim(item: NotificationItem, now: dt.datetime) -> bool:
     try:
         item.update(
             actions=[
-                NotificationItem.status.set(Status.SENDING),
-                NotificationItem.status_channel.set(status_channel(Status.SENDING, item.channel)),
+                *NotificationItem.status_set(item.notification_id, Status.SENDING, item.channel),
                 NotificationItem.lease_until.set(now + LEASE),
                 NotificationItem.attempts.add(1),
             ],
@@ -297,8 +296,7 @@ def _record_outcome(
     """Move a SENDING notification on, only if this worker's claim still stands (the attempt
     number fences out a worker whose lease expired and was taken over)."""
     actions = [
-        NotificationItem.status.set(status),
-        NotificationItem.status_channel.set(status_channel(status, item.channel)),
+        *NotificationItem.status_set(item.notification_id, status, item.channel),
         NotificationItem.lease_until.remove(),
     ]
     if error:
@@ -340,22 +338,23 @@ def notifications_dispatch_due(*, limit: int = 200) -> dict[str, int]:
     """Send what is due: per channel, up to ``limit`` QUEUED notifications whose
     ``scheduled_at`` has come, and SENDING ones whose worker was lost (expired lease).
 
-    Queries the ``status_channel`` index (never a scan). Returns counts by outcome
-    (SENT, QUEUED for a retry, FAILED, and ``skipped`` when another worker had it).
+    Queries every shard of the ``status_channel_shard`` index at once (never a scan).
+    Returns counts by outcome (SENT, QUEUED for a retry, FAILED, and ``skipped`` when
+    another worker had it).
     """
     now = timezone.now()
     live = NotificationItem.expires_at > now
     outcomes: Counter[str] = Counter()
     for channel in Channel.values:
         try:
-            due = NotificationItem.by_status_channel.query(
-                status_channel(Status.QUEUED, channel),
+            due = _query_shards(
+                status_partitions(Status.QUEUED, channel),
                 NotificationItem.scheduled_at <= iso(now),
                 filter_condition=live,
                 limit=limit,
             )
-            abandoned = NotificationItem.by_status_channel.query(
-                status_channel(Status.SENDING, channel),
+            abandoned = _query_shards(
+                status_partitions(Status.SENDING, channel),
                 filter_condition=live & (NotificationItem.lease_until < now),
                 limit=limit,
             )
@@ -365,6 +364,17 @@ def notifications_dispatch_due(*, limit: int = 200) -> dict[str, int]:
         except PynamoDBConnectionError as exc:
             raise _store_unavailable(exc) from exc
     return dict(outcomes)
+
+
+def _query_shards(keys: list[str], *args, limit: int, **kwargs) -> list[NotificationItem]:
+    """Up to ``limit`` items of each shard (in parallel), soonest scheduled first."""
+    per_shard = in_parallel(
+        lambda key: list(
+            NotificationItem.by_status_channel.query(key, *args, limit=limit, **kwargs)
+        ),
+        keys,
+    )
+    return sorted((i for items in per_shard for i in items), key=lambda i: i.scheduled_at)[:limit]
 
 
 # --- Staff actions ------------------------------------------------------------------------
@@ -388,8 +398,7 @@ def notification_retry(*, notification_id: str, actor: Any = None) -> Notificati
     try:
         item.update(
             actions=[
-                NotificationItem.status.set(Status.QUEUED),
-                NotificationItem.status_channel.set(status_channel(Status.QUEUED, item.channel)),
+                *NotificationItem.status_set(item.notification_id, Status.QUEUED, item.channel),
                 NotificationItem.scheduled_at.set(iso(now)),
                 NotificationItem.attempts.set(0),
             ],

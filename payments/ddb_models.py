@@ -6,12 +6,15 @@ Times used as sort keys are UTC ISO strings of one fixed format, so that they so
 
 from datetime import date, datetime
 
+from django.conf import settings
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from dynamo.registry import register
+from dynamo.shards import in_parallel, shard_key, shard_keys
 
 
 def branch_day_key(branch_id: int, business_date: date) -> str:
@@ -100,12 +103,26 @@ class UniqueKeyItem(Model):
     created_at = UnicodeAttribute()
 
 
-class QueueStatusIndex(GlobalSecondaryIndex):
+POSTING = "POSTING"  # the queue type of posting work
+
+
+class QueueStatus:
+    READY = "READY"
+    LEASED = "LEASED"
+    DONE = "DONE"
+    DEAD = "DEAD"
+
+
+class QueueShardIndex(GlobalSecondaryIndex):
+    """Live work by status, soonest due first. The key ``{queue_type}#{status}#{shard}`` is
+    spread over ``PAYMENTS_QUEUE_SHARDS`` partitions (a handful of values would put every
+    writer and every sweep on one partition); a DONE item leaves the index (sparse)."""
+
     class Meta:
-        index_name = "queue_status"
+        index_name = "queue_shard"
         projection = AllProjection()
 
-    queue_status = UnicodeAttribute(hash_key=True)  # "{queue_type}#{status}"
+    queue_shard = UnicodeAttribute(hash_key=True)
     next_attempt_at = UnicodeAttribute(range_key=True)
 
 
@@ -113,17 +130,28 @@ class QueueStatusIndex(GlobalSecondaryIndex):
 class QueueItem(Model):
     """Posting work: READY > LEASED > DONE, back to READY with backoff, or DEAD. A DONE
     item expires after ``PAYMENTS_QUEUE_RETENTION_DAYS`` (the TTL ``expires_at``); DynamoDB
-    deletes expired items late, so every read ignores them (``queue_live``)."""
+    deletes expired items late, so every read ignores them (``queue_live``). Its status
+    changes only through ``queue_status_set``, which keeps ``queue_shard`` in step."""
 
     class Meta:
         table_name = "txn_queue"
 
     item_id = UnicodeAttribute(hash_key=True)
-    queue_status = UnicodeAttribute()
+    queue_status = UnicodeAttribute()  # "{queue_type}#{status}"
+    queue_shard = UnicodeAttribute(null=True)  # queue_status + "#{shard}"; absent once DONE
     next_attempt_at = UnicodeAttribute()
     txn_id = UnicodeAttribute()
     loan_number = UnicodeAttribute()
     branch_id = NumberAttribute()
+    # What the posting needs of its transaction, copied in the same TransactWriteItems (a
+    # transaction does not change before it is posted), so that posting reads nothing
+    # else. Absent on items from before they were copied: posting then reads the
+    # transaction.
+    loan_id = NumberAttribute(null=True)
+    amount_paise = NumberAttribute(null=True)
+    business_date = UnicodeAttribute(null=True)
+    mode = UnicodeAttribute(null=True)
+    receipt_number = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
     lease_owner = UnicodeAttribute(null=True)
     last_error = UnicodeAttribute(null=True)
@@ -131,9 +159,70 @@ class QueueItem(Model):
     updated_at = UnicodeAttribute()
     expires_at = TTLAttribute(null=True)  # set when the item is DONE
 
-    by_status = QueueStatusIndex()
+    by_shard = QueueShardIndex()
 
 
 def queue_live(now: datetime) -> Condition:
     """Queue items that have not expired (a filter or a write condition)."""
     return QueueItem.expires_at.does_not_exist() | (QueueItem.expires_at > now)
+
+
+def _queue_shards() -> int:
+    return settings.PAYMENTS_QUEUE_SHARDS
+
+
+def queue_status_set(item_id: str, status: str, queue_type: str = POSTING) -> list[Action]:
+    """The update actions that move an item to ``status``: its status and its shard key
+    (removed for DONE, so that finished work leaves the index)."""
+    value = f"{queue_type}#{status}"
+    if status == QueueStatus.DONE:
+        return [QueueItem.queue_status.set(value), QueueItem.queue_shard.remove()]
+    return [
+        QueueItem.queue_status.set(value),
+        QueueItem.queue_shard.set(shard_key(value, item_id, _queue_shards())),
+    ]
+
+
+def queue_item_for(txn: TransactionItem) -> QueueItem:
+    """The READY posting item of a new transaction (written in its TransactWriteItems)."""
+    value = f"{POSTING}#{QueueStatus.READY}"
+    return QueueItem(
+        txn.txn_id,
+        queue_status=value,
+        queue_shard=shard_key(value, txn.txn_id, _queue_shards()),
+        next_attempt_at=txn.created_at,
+        txn_id=txn.txn_id,
+        loan_number=txn.loan_number,
+        branch_id=txn.branch_id,
+        loan_id=txn.loan_id,
+        amount_paise=txn.amount_paise,
+        business_date=txn.business_date,
+        mode=txn.mode,
+        receipt_number=txn.receipt_number,
+        attempts=0,
+        created_at=txn.created_at,
+        updated_at=txn.created_at,
+    )
+
+
+def queue_partitions(status: str, queue_type: str = POSTING) -> list[str]:
+    """Every shard key of a status, e.g. ``POSTING#READY#00`` to ``POSTING#READY#15``."""
+    return shard_keys(f"{queue_type}#{status}", _queue_shards())
+
+
+def queue_query(status: str, *args, limit: int | None = None, **kwargs) -> list[QueueItem]:
+    """Up to ``limit`` items of each shard of ``status`` (a Query each, in parallel), all
+    shards' together, soonest due first. Arguments as ``QueueShardIndex.query``."""
+    per_shard = in_parallel(
+        lambda key: list(QueueItem.by_shard.query(key, *args, limit=limit, **kwargs)),
+        queue_partitions(status),
+    )
+    return sorted((item for items in per_shard for item in items), key=lambda i: i.next_attempt_at)
+
+
+def queue_count(status: str, **kwargs) -> int:
+    """Items of ``status`` over every shard (a Query each, in parallel); ``limit`` caps
+    each shard's count."""
+    return sum(
+        in_parallel(lambda key: QueueItem.by_shard.count(key, **kwargs), queue_partitions(status))
+    )

@@ -11,9 +11,9 @@ from prometheus_client.core import GaugeMetricFamily
 
 from core.clock import iso, parse_iso
 
-from .ddb_models import QueueItem, queue_live
+from .ddb_models import QueueItem, queue_live, queue_query
 from .selectors import queue_counts
-from .services import POSTING, QueueStatus
+from .services import QueueStatus
 
 
 class PostingQueueCollector:
@@ -37,13 +37,12 @@ class PostingQueueCollector:
             oldest_due = None
             counts = queue_counts()
             for status in (QueueStatus.READY, QueueStatus.LEASED):
-                partition = f"{POSTING}#{status}"
                 depth.add_metric([status.lower()], counts[status])
                 # READY items are due from next_attempt_at, LEASED ones when the lease ends
                 first = next(
                     iter(
-                        QueueItem.by_status.query(
-                            partition,
+                        queue_query(
+                            status,
                             QueueItem.next_attempt_at <= iso(now),
                             filter_condition=queue_live(now),
                             limit=1,

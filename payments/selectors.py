@@ -18,6 +18,7 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
+from django.conf import settings
 from django.core import signing
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -30,9 +31,17 @@ from core.clock import iso, parse_iso
 from core.errors import ApplicationError
 from core.outbox import outbox_pending_keys
 from dynamo.errors import is_unavailable
+from dynamo.shards import merged_page
 from loans.models import Instalment, LoanAccount
 
-from .ddb_models import QueueItem, TransactionItem, branch_day_key, queue_live
+from .ddb_models import (
+    QueueItem,
+    TransactionItem,
+    branch_day_key,
+    queue_count,
+    queue_live,
+    queue_partitions,
+)
 from .exceptions import LoanNotFound, StoreUnavailable, TransactionNotFound
 from .models import REVERSAL_TOPIC, BulkUpload, BulkUploadRow, Posting
 from .services import POSTING, QueueStatus, transaction_body, transaction_get
@@ -222,40 +231,64 @@ def queue_row(item: QueueItem) -> dict[str, Any]:
 
 
 def queue_items(*, status: str, user, limit: int = PAGE_SIZE, cursor: str | None = None) -> Page:
-    """Posting work by status (the ``queue_status`` index): READY and LEASED soonest due
-    first, DEAD latest first. Only items of branches the user may see."""
+    """Posting work by status (every shard of the ``queue_shard`` index, merged): READY
+    and LEASED soonest due first, DEAD latest first. Only items of branches the user may
+    see."""
     if status not in QUEUE_STATUSES:
         raise ApplicationError(f"Unknown queue status {status!r}.", code="invalid", field="status")
     branch_ids = visible_branch_ids(user)
     if branch_ids is not None and not branch_ids:
         return Page([])
-    partition = f"{POSTING}#{status}"
-    namespace = f"queue:{partition}"
+    namespace = f"queue:{POSTING}#{status}"
     filter_condition = queue_live(timezone.now())
     if branch_ids is not None and len(branch_ids) <= _IN_LIMIT:
         filter_condition &= QueueItem.branch_id.is_in(*sorted(branch_ids))
-    results = QueueItem.by_status.query(
-        partition,
-        scan_index_forward=status != QueueStatus.DEAD,
-        filter_condition=filter_condition,
-        limit=limit + 1,
-        last_evaluated_key=_cursor_read(cursor, namespace),
+
+    def fetch(key: str, start: dict | None, count: int) -> tuple[list, dict | None]:
+        results = QueueItem.by_shard.query(
+            key,
+            scan_index_forward=status != QueueStatus.DEAD,
+            filter_condition=filter_condition,
+            limit=count + 1,
+            last_evaluated_key=start,
+        )
+        return _page(results, count)
+
+    items, state = _store(
+        lambda: merged_page(
+            fetch=fetch,
+            keys=queue_partitions(status),
+            state=_cursor_read(cursor, namespace),
+            limit=limit,
+            order=lambda item: (item.next_attempt_at, item.item_id),
+            reverse=status == QueueStatus.DEAD,
+            last_key=_queue_index_key,
+        )
     )
-    items, next_key = _page(results, limit)
     # Beyond 100 branches the filter happens here (pages may then be short).
     rows = [queue_row(i) for i in items if can_see_branch(user, int(i.branch_id))]
-    return Page(rows, _cursor_write(next_key, namespace))
+    return Page(rows, _cursor_write(state, namespace))
 
 
-QUEUE_COUNT_LIMIT = 100_000  # counting a deep backlog reads the partition; beyond this it saturates
+def _queue_index_key(item: QueueItem) -> dict:
+    """The start key that continues a ``queue_shard`` query after ``item``."""
+    return {
+        "item_id": {"S": item.item_id},
+        "queue_shard": {"S": item.queue_shard},
+        "next_attempt_at": {"S": item.next_attempt_at},
+    }
+
+
+QUEUE_COUNT_LIMIT = 100_000  # counting a deep backlog reads it; beyond this the count saturates
 
 
 def queue_counts(*, limit: int = QUEUE_COUNT_LIMIT) -> dict[str, int]:
     """Live items of the posting queue by status, every branch's (``/metrics`` and head
-    office's start page)."""
+    office's start page): every shard counted at once."""
     live = queue_live(timezone.now())
+    per_shard = -(-limit // settings.PAYMENTS_QUEUE_SHARDS)
     return {
-        status: QueueItem.by_status.count(f"{POSTING}#{status}", filter_condition=live, limit=limit)
+        status: queue_count(status, filter_condition=live, limit=per_shard)
         for status in QUEUE_STATUSES
     }
 

@@ -13,7 +13,7 @@ from django.db import close_old_connections, connection
 from django.test import Client
 
 from api import scopes
-from payments.ddb_models import QueueItem
+from payments.ddb_models import queue_query
 from payments.services import payments_post_due
 from tests.factories import BranchFactory, make_api_client, make_loan
 
@@ -147,11 +147,7 @@ def drain_posting_queue(*, timeout: float = 60.0) -> dict[str, int]:
     while time.monotonic() < deadline:
         for outcome, count in payments_post_due(limit=100).items():
             totals[outcome] = totals.get(outcome, 0) + count
-        waiting = [
-            item
-            for status in ("READY", "LEASED")
-            for item in QueueItem.by_status.query(f"POSTING#{status}")
-        ]
+        waiting = [item for status in ("READY", "LEASED") for item in queue_query(status)]
         if not waiting:
             return totals
         time.sleep(0.5)

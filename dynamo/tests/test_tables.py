@@ -82,15 +82,18 @@ def test_delete_needs_confirmation(fresh_prefix):
     assert not SessionItem.exists()
 
 
-def test_create_turns_on_the_posting_queue_ttl_also_on_an_existing_table(fresh_prefix):
-    from payments.ddb_models import QueueItem
-
+def test_create_adds_the_sharded_queue_index_and_the_ttl_to_an_earlier_queue_table(
+    fresh_prefix,
+):
     client = boto3_client()
     name = f"{fresh_prefix}txn_queue"
-    # the table as an earlier release created it: its index, and no TTL
+    # the table as an earlier release created it: its unsharded index, and no TTL
     client.create_table(
         TableName=name,
-        AttributeDefinitions=QueueItem._get_schema()["attribute_definitions"],
+        AttributeDefinitions=[
+            {"AttributeName": attr, "AttributeType": "S"}
+            for attr in ("item_id", "queue_status", "next_attempt_at")
+        ],
         KeySchema=[{"AttributeName": "item_id", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
             {
@@ -111,3 +114,9 @@ def test_create_turns_on_the_posting_queue_ttl_also_on_an_existing_table(fresh_p
     call_command("ddb_tables", "create")
     ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+    described = client.describe_table(TableName=name)["Table"]
+    indexes = {i["IndexName"]: i["KeySchema"] for i in described["GlobalSecondaryIndexes"]}
+    assert indexes["queue_shard"] == [
+        {"AttributeName": "queue_shard", "KeyType": "HASH"},
+        {"AttributeName": "next_attempt_at", "KeyType": "RANGE"},
+    ]

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from core.clock import iso
 from notifications.channels import development_outbox
-from notifications.ddb_models import NotificationItem, status_channel
+from notifications.ddb_models import NotificationItem
 from notifications.exceptions import (
     InvalidRecipient,
     NotificationNotFound,
@@ -263,8 +263,7 @@ def _abandon(item: NotificationItem, *, attempts: int) -> None:
     """As if a worker had claimed it and died while sending."""
     item.update(
         actions=[
-            NotificationItem.status.set(Status.SENDING),
-            NotificationItem.status_channel.set(status_channel(Status.SENDING, item.channel)),
+            *NotificationItem.status_set(item.notification_id, Status.SENDING, item.channel),
             NotificationItem.lease_until.set(timezone.now() - dt.timedelta(seconds=1)),
             NotificationItem.attempts.set(attempts),
         ]
@@ -303,12 +302,7 @@ def test_lost_worker_on_the_last_attempt_fails_the_notification(settings):
 def test_expired_notifications_are_never_served():
     item = make_expired(queued())
     failed = make_expired(queued())
-    failed.update(
-        actions=[
-            NotificationItem.status.set(Status.FAILED),
-            NotificationItem.status_channel.set("FAILED#SMS"),
-        ]
-    )
+    failed.update(actions=NotificationItem.status_set(failed.notification_id, Status.FAILED, "SMS"))
     assert NotificationItem.count() == 2  # still stored, as under DynamoDB's lazy TTL
     assert notification_get(notification_id=item.notification_id) is None
     assert notification_page(status=Status.QUEUED, channel=Channel.SMS).items == []

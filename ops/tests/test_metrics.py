@@ -15,6 +15,7 @@ import yaml
 from botocore.exceptions import ClientError
 from celery import shared_task
 from celery.contrib.testing.worker import start_worker
+from django.conf import settings as django_settings
 from django.db import connection
 from django.db.backends.postgresql.base import DatabaseWrapper
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from config.celery import app
 from core.clock import iso
 from dynamo.errors import DYNAMODB_ERRORS, error_kind, is_unavailable
+from dynamo.shards import shard_key
 from dynamo.tests.faults import inject
 from ops import metrics
 from ops.tasks import heartbeat_task
@@ -143,6 +145,7 @@ def _queue_item(item_id: str, status: str, next_attempt_at: datetime) -> None:
     QueueItem(
         item_id,
         queue_status=f"POSTING#{status}",
+        queue_shard=shard_key(f"POSTING#{status}", item_id, django_settings.PAYMENTS_QUEUE_SHARDS),
         next_attempt_at=iso(next_attempt_at),
         txn_id=item_id,
         loan_number="LN0000000001",

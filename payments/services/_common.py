@@ -12,6 +12,7 @@ from accounts.refdata import BranchRef
 from core.clock import business_date
 from dynamo.errors import is_unavailable
 
+from ..ddb_models import POSTING, QueueStatus  # noqa: F401 - the seams import them from here
 from ..exceptions import StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -20,21 +21,11 @@ logger = logging.getLogger(__name__)
 MODES = ("CASH", "UPI", "CHEQUE", "NEFT", "NACH")
 
 
-POSTING = "POSTING"
-
-
 class TxnStatus:
     RECEIVED = "RECEIVED"
     POSTED = "POSTED"
     FAILED = "FAILED"
     REVERSED = "REVERSED"
-
-
-class QueueStatus:
-    READY = "READY"
-    LEASED = "LEASED"
-    DONE = "DONE"
-    DEAD = "DEAD"
 
 
 def business_date_for(branch: Branch | BranchRef, moment: datetime) -> date:

@@ -28,7 +28,14 @@ from dynamo.errors import RETRYABLE_REASONS, cancellation_codes, is_unavailable
 from dynamo.transactions import transact_write
 from loans.models import LoanAccount
 
-from ..ddb_models import DedupItem, QueueItem, TransactionItem, UniqueKeyItem, branch_day_key
+from ..ddb_models import (
+    DedupItem,
+    QueueItem,
+    TransactionItem,
+    UniqueKeyItem,
+    branch_day_key,
+    queue_item_for,
+)
 from ..exceptions import (
     DuplicatePayment,
     DuplicateReceipt,
@@ -41,8 +48,6 @@ from ..exceptions import (
     TransactionNotFound,
 )
 from ._common import (
-    POSTING,
-    QueueStatus,
     TxnStatus,
     _enqueue_posting,
     _store_call,
@@ -341,17 +346,7 @@ def payment_ingest(
         external_reference=payment.external_reference or None,
         source=source,
     )
-    queue_item = QueueItem(
-        txn_id,
-        queue_status=f"{POSTING}#{QueueStatus.READY}",
-        next_attempt_at=iso(now),
-        txn_id=txn_id,
-        loan_number=loan.loan_number,
-        branch_id=loan.branch_id,
-        attempts=0,
-        created_at=iso(now),
-        updated_at=iso(now),
-    )
+    queue_item = queue_item_for(txn)
     body = transaction_body(txn)
     audit_item = _intake_audit(txn, principal=principal, now=now)
     uniques = _unique_keys(payment, branch_id=loan.branch_id, source=source)

@@ -14,18 +14,20 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
+from pynamodb.expressions.condition import Condition
 
 from audit.services import audit_record
 from core.clock import iso
 from core.jobs import worker_id
 from core.money import from_paise
 from dynamo.errors import cancellation_codes, is_unavailable
+from dynamo.shards import in_parallel_settled
 from dynamo.transactions import transact_write
 from loans.models import Instalment, LoanAccount
 from loans.services import loan_dues_refresh
 
 from ..allocation import allocate
-from ..ddb_models import QueueItem, TransactionItem, queue_live
+from ..ddb_models import QueueItem, TransactionItem, queue_live, queue_query, queue_status_set
 from ..exceptions import (
     LedgerSwitchRefused,
     LedgerUnavailable,
@@ -48,23 +50,57 @@ def _backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(seconds, 15 * 60))
 
 
+def _lease(item_id: str, *, condition: Condition, worker: str, now: datetime) -> QueueItem:
+    """Lease one item if ``condition`` still holds: one conditional UpdateItem, whose answer
+    (all the item's attributes) is the item to post, with no second read."""
+    item = QueueItem(item_id)
+    item.update(
+        actions=[
+            *queue_status_set(item_id, QueueStatus.LEASED),
+            QueueItem.next_attempt_at.set(iso(now + POSTING_LEASE)),
+            QueueItem.lease_owner.set(worker),
+            QueueItem.attempts.add(1),
+            QueueItem.updated_at.set(iso(now)),
+        ],
+        condition=condition & queue_live(now),
+    )
+    return item
+
+
+def _lease_candidate(candidate: QueueItem, *, worker: str, now: datetime) -> QueueItem | None:
+    """The candidate leased, None when another worker leased it first."""
+    try:
+        return _lease(
+            candidate.item_id,
+            condition=(QueueItem.queue_status == candidate.queue_status)
+            & (QueueItem.next_attempt_at == candidate.next_attempt_at),
+            worker=worker,
+            now=now,
+        )
+    except PynamoDBException as exc:
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            return None
+        raise
+
+
 def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
-    """Lease up to ``limit`` due items: READY ones, and LEASED ones whose lease ran out
-    (their worker died). The conditional update makes a lease exclusive. When DynamoDB
-    pushes back (throttling) after some items are leased, claiming stops there and those
-    are returned, to be posted now rather than wait for their lease to run out."""
+    """Lease up to ``limit`` due items, soonest due first: READY ones, and LEASED ones whose
+    lease ran out (their worker died). Every shard of the index is read at once, and the
+    candidates are leased in parallel, each by a conditional update that makes its lease
+    exclusive. When DynamoDB pushes back (throttling) after some items are leased, claiming
+    stops there and those are returned, to be posted now rather than wait for their lease
+    to run out."""
     now = timezone.now()
     claimed: list[QueueItem] = []
     for status in (QueueStatus.READY, QueueStatus.LEASED):
+        wanted = limit - len(claimed)
         try:
             candidates = _store_call(
-                lambda s=status: list(
-                    QueueItem.by_status.query(
-                        f"{POSTING}#{s}",
-                        QueueItem.next_attempt_at <= iso(now),
-                        filter_condition=queue_live(now),
-                        limit=limit,
-                    )
+                lambda s=status, n=wanted: queue_query(
+                    s,
+                    QueueItem.next_attempt_at <= iso(now),
+                    filter_condition=queue_live(now),
+                    limit=n,
                 )
             )
         except StoreUnavailable:
@@ -72,31 +108,23 @@ def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
                 raise
             logger.warning("posting queue: claiming stopped by DynamoDB after %d", len(claimed))
             return claimed
-        for candidate in candidates:
-            if len(claimed) >= limit:
-                return claimed
-            item = QueueItem(candidate.item_id)
-            try:
-                item.update(
-                    actions=[
-                        QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.LEASED}"),
-                        QueueItem.next_attempt_at.set(iso(now + POSTING_LEASE)),
-                        QueueItem.lease_owner.set(worker),
-                        QueueItem.attempts.add(1),
-                        QueueItem.updated_at.set(iso(now)),
-                    ],
-                    condition=(QueueItem.queue_status == candidate.queue_status)
-                    & (QueueItem.next_attempt_at == candidate.next_attempt_at)
-                    & queue_live(now),
-                )
-            except PynamoDBException as exc:
-                if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
-                    continue  # another worker leased it first
-                if claimed and is_unavailable(exc):
-                    logger.warning("posting queue: claiming stopped by DynamoDB: %s", exc)
+        while candidates and len(claimed) < limit:
+            batch, candidates = (
+                candidates[: limit - len(claimed)],
+                candidates[limit - len(claimed) :],
+            )
+            results = in_parallel_settled(
+                lambda c: _lease_candidate(c, worker=worker, now=now), batch
+            )
+            claimed += [item for item in results if isinstance(item, QueueItem)]
+            errors = [error for error in results if isinstance(error, Exception)]
+            if errors:
+                if claimed and all(is_unavailable(error) for error in errors):
+                    logger.warning("posting queue: claiming stopped by DynamoDB: %s", errors[0])
                     return claimed
-                raise
-            claimed.append(item)
+                raise errors[0]
+        if len(claimed) >= limit:
+            break
     return claimed
 
 
@@ -240,7 +268,7 @@ def _mark(txn_id: str, item_id: str, *, status: str, reason: str | None = None) 
         tw.update(
             QueueItem(item_id),
             actions=[
-                QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.DONE}"),
+                *queue_status_set(item_id, QueueStatus.DONE),
                 QueueItem.updated_at.set(now),
                 QueueItem.expires_at.set(_queue_expiry(moment)),
                 QueueItem.last_error.set(reason[:500]) if reason else QueueItem.last_error.remove(),
@@ -260,7 +288,7 @@ def _queue_done(item_id: str) -> None:
     now = timezone.now()
     QueueItem(item_id).update(
         actions=[
-            QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.DONE}"),
+            *queue_status_set(item_id, QueueStatus.DONE),
             QueueItem.updated_at.set(iso(now)),
             QueueItem.expires_at.set(_queue_expiry(now)),
         ]
@@ -275,7 +303,7 @@ def _queue_release(item: QueueItem, error: str) -> str:
     status = QueueStatus.DEAD if dead else QueueStatus.READY
     QueueItem(item.item_id).update(
         actions=[
-            QueueItem.queue_status.set(f"{POSTING}#{status}"),
+            *queue_status_set(item.item_id, status),
             QueueItem.next_attempt_at.set(iso(now if dead else now + _backoff(attempts))),
             QueueItem.last_error.set(error[:500]),
             QueueItem.updated_at.set(iso(now)),
@@ -284,10 +312,29 @@ def _queue_release(item: QueueItem, error: str) -> str:
     return "dead" if dead else "retry"
 
 
+def _transaction_of(item: QueueItem) -> TransactionItem:
+    """The transaction to post, from the copy its queue item carries (a transaction is
+    RECEIVED and unchanged until posted: a reversal needs it POSTED); an item from before
+    the copy reads the transaction."""
+    if item.amount_paise is None:
+        return TransactionItem.get(item.txn_id, consistent_read=True)
+    return TransactionItem(
+        item.txn_id,
+        loan_id=item.loan_id,
+        loan_number=item.loan_number,
+        branch_id=item.branch_id,
+        amount_paise=item.amount_paise,
+        business_date=item.business_date,
+        mode=item.mode,
+        receipt_number=item.receipt_number,
+        status=TxnStatus.RECEIVED,
+    )
+
+
 def queue_item_process(*, item: QueueItem) -> str:
-    """Post one leased item. Returns posted, noop, failed, retry or dead."""
-    item.refresh(consistent_read=True)
-    txn = TransactionItem.get(item.txn_id, consistent_read=True)
+    """Post one item just leased (``item`` as the lease's update returned it). Returns
+    posted, noop, failed, retry or dead."""
+    txn = _transaction_of(item)
     if txn.status != TxnStatus.RECEIVED:
         _queue_done(item.item_id)
         return "noop"
@@ -322,21 +369,14 @@ def payments_post_due(*, limit: int = 100, worker: str | None = None) -> dict[st
 
 def payment_post_one(*, txn_id: str) -> str:
     """Post one transaction now if its item is due (used right after ingestion)."""
-    worker = worker_id()
-    item = QueueItem(txn_id)
     now = timezone.now()
     try:
-        item.update(
-            actions=[
-                QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.LEASED}"),
-                QueueItem.next_attempt_at.set(iso(now + POSTING_LEASE)),
-                QueueItem.lease_owner.set(worker),
-                QueueItem.attempts.add(1),
-                QueueItem.updated_at.set(iso(now)),
-            ],
+        item = _lease(
+            txn_id,
             condition=(QueueItem.queue_status == f"{POSTING}#{QueueStatus.READY}")
-            & (QueueItem.next_attempt_at <= iso(now))
-            & queue_live(now),
+            & (QueueItem.next_attempt_at <= iso(now)),
+            worker=worker_id(),
+            now=now,
         )
     except PynamoDBException as exc:
         if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
@@ -351,7 +391,7 @@ def queue_item_retry(*, item_id: str, actor) -> None:
     try:
         QueueItem(item_id).update(
             actions=[
-                QueueItem.queue_status.set(f"{POSTING}#{QueueStatus.READY}"),
+                *queue_status_set(item_id, QueueStatus.READY),
                 QueueItem.next_attempt_at.set(iso(now)),
                 QueueItem.attempts.set(0),
                 QueueItem.updated_at.set(iso(now)),

@@ -19,7 +19,7 @@ from approvals.models import ApprovalRequest
 from dynamo import registry
 from payments import services
 from payments.admin import TransactionRecordAdmin
-from payments.ddb_models import QueueItem, TransactionItem
+from payments.ddb_models import QueueItem, TransactionItem, queue_status_set
 from payments.models import LedgerSwitch, Posting
 from payments.services import payment_ingest, payments_post_due
 from tests.factories import UserFactory, payment
@@ -367,7 +367,7 @@ def test_queue_tabs_show_ready_leased_and_dead_items_of_visible_branches(
     leased = ingest(posted["own_loan"], posted["principal"], amount="20.00")
     ingest(posted["other_loan"], posted["principal"], amount="30.00")
     services.queue_claim_due(limit=10, worker="test-worker")  # leases all three
-    QueueItem(ready).update(actions=[QueueItem.queue_status.set("POSTING#READY")])
+    QueueItem(ready).update(actions=queue_status_set(ready, "READY"))
     login(client, UserFactory(role="Branch Staff", home_branch=posted["own"]))
 
     def ids(status):

@@ -27,7 +27,7 @@ from api import scopes
 from audit.models import AuditMessage
 from core.money import to_paise
 from mandates.services import mandate_stop_request, mandate_submit
-from payments.ddb_models import QueueItem, TransactionItem
+from payments.ddb_models import TransactionItem, queue_count
 from payments.models import Posting
 from payments.services import payments_post_due
 from reconciliation.models import Dbs
@@ -170,8 +170,8 @@ def test_twenty_clients_sending_the_same_thousand_payments_store_and_post_each_o
     wait_until(
         lambda: (
             Posting.objects.count() == PAYMENTS
-            and QueueItem.by_status.count("POSTING#READY") == 0
-            and QueueItem.by_status.count("POSTING#LEASED") == 0
+            and queue_count("READY") == 0
+            and queue_count("LEASED") == 0
         ),
         timeout=180,
         what=f"{PAYMENTS} postings\n{celery_workers.log_text()}",

@@ -30,7 +30,7 @@ from mandates.models import ExecutionResult, PresentationBatch, ScheduledPresent
 from mandates.services import PRESENTATION_JOB, execution_id_for
 from mandates.tasks import mandates_daily_task
 from notifications.ddb_models import NotificationItem
-from payments.ddb_models import QueueItem, TransactionItem
+from payments.ddb_models import QueueItem, TransactionItem, queue_query
 from payments.models import Posting
 from payments.services import business_date_for, payment_ingest
 from reconciliation.models import Dbs, Dcr
@@ -53,7 +53,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True)]
 
 
 def _queue(status: str) -> list[QueueItem]:
-    return list(QueueItem.by_status.query(f"POSTING#{status}"))
+    return queue_query(status)
 
 
 def _waiting_backend(row_locks, wait_until, *, what: str) -> tuple[int, int]:
