@@ -36,6 +36,19 @@ def _url(name: str, default: str, schemes: set[str]) -> str:
     return value
 
 
+def _budgets(name: str) -> dict[str, tuple[int, int]]:
+    """``table=READ:WRITE,table.index=READ:WRITE`` (whole units a second) to tuples."""
+    parsed = {}
+    for key, value in env.dict(name, default={}).items():
+        read, sep, write = str(value).partition(":")
+        if not sep or not read.strip().isdigit() or not write.strip().isdigit():
+            raise ImproperlyConfigured(
+                f"{name} is malformed: {key}={value!r}, expected {key}=READ:WRITE"
+            )
+        parsed[key.strip()] = (int(read), int(write))
+    return parsed
+
+
 # --- Core -------------------------------------------------------------------------------
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -202,6 +215,22 @@ DYNAMODB_SECRET_KEY = (
 DYNAMODB_CONNECT_TIMEOUT = env.float("DYNAMODB_CONNECT_TIMEOUT", default=2.0)
 DYNAMODB_READ_TIMEOUT = env.float("DYNAMODB_READ_TIMEOUT", default=5.0)
 DYNAMODB_MAX_RETRIES = env.int("DYNAMODB_MAX_RETRIES", default=3)
+# What `ddb_tables create` and `ddb_tables template` give every table (dynamo/definition.py,
+# docs/aws.md). Protection (point-in-time recovery, KMS encryption, tags, deletion
+# protection) is what AWS has and DynamoDB Local lacks: on by default against AWS only.
+DYNAMODB_TABLE_PROTECTION = env.bool("DYNAMODB_TABLE_PROTECTION", default=not DYNAMODB_ENDPOINT)
+# A KMS key id, ARN or alias for server-side encryption; empty: DynamoDB's AWS managed key.
+DYNAMODB_KMS_KEY = env.str("DYNAMODB_KMS_KEY", default="")
+DYNAMODB_DELETION_PROTECTION = env.bool("DYNAMODB_DELETION_PROTECTION", default=True)
+DYNAMODB_TAGS = env.dict("DYNAMODB_TAGS", default={"application": "payments-backoffice"})
+# SNS topic ARN the template's CloudWatch alarms notify (a template parameter's default).
+DYNAMODB_ALARM_TOPIC_ARN = env.str("DYNAMODB_ALARM_TOPIC_ARN", default="")
+# Consumed capacity units a second each table and index is budgeted for; the template's
+# alarms fire above 80% of it. DYNAMODB_CAPACITY_BUDGETS overrides some, as READ:WRITE:
+# "transactions=4000:2000,transactions.branch_day=800:0".
+DYNAMODB_CAPACITY_BUDGET_READ = env.int("DYNAMODB_CAPACITY_BUDGET_READ", default=1000)
+DYNAMODB_CAPACITY_BUDGET_WRITE = env.int("DYNAMODB_CAPACITY_BUDGET_WRITE", default=500)
+DYNAMODB_CAPACITY_BUDGETS = _budgets("DYNAMODB_CAPACITY_BUDGETS")
 
 # --- Celery -----------------------------------------------------------------------------
 
