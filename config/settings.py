@@ -293,6 +293,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 900.0,
         "options": {"expires": 900.0},
     },
+    # the daily backup of both stores into BACKUP_DIRECTORY, then its pruning (backup/schedule.py)
+    "backup-daily": {
+        "task": "backup.tasks.backup_daily_task",
+        "schedule": crontab(
+            minute=env.int("BACKUP_MINUTE", default=30), hour=env.int("BACKUP_HOUR", default=1)
+        ),
+    },
     # sends scheduled and backed-off notifications; a run older than its interval is dropped
     "notifications-dispatch": {
         "task": "notifications.tasks.notifications_dispatch_task",
@@ -300,6 +307,17 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 30.0},
     },
 }
+
+# --- Backups (backup/, docs/backup.md) ---------------------------------------------------
+
+# Beat's daily backup (IST; a quiet hour keeps the DynamoDB window short) is written here as
+# backup-<UTC time>/ and kept BACKUP_RETENTION_DAYS (the newest good one always).
+BACKUP_DIRECTORY = Path(env.str("BACKUP_DIRECTORY", default=str(BASE_DIR / ".local" / "backups")))
+BACKUP_HOUR = env.int("BACKUP_HOUR", default=1)
+BACKUP_MINUTE = env.int("BACKUP_MINUTE", default=30)
+BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=7)
+# Longer than a backup takes: a second worker skips the run while its lease lasts.
+BACKUP_LEASE_SECONDS = env.int("BACKUP_LEASE_SECONDS", default=6 * 3600)
 
 # --- Outbox (core/outbox.py) -----------------------------------------------------------
 
