@@ -11,7 +11,7 @@ its figures (``duration_seconds``, ``size_bytes``, ``path``): what /metrics read
 
 **Metrics** (``BackupCollector``, read from PostgreSQL at each scrape, the same on every
 instance): the time of the last good backup (0 when there is none), the latest run's
-success (1/0), the last good backup's duration and size.
+success (0 when it failed, else 1), the last good backup's duration and size.
 
 **Drill.** ``backup_drill`` restores the newest good backup into a scratch database on the
 same server and a scratch table prefix, verifies every count and checksum against the
@@ -137,12 +137,12 @@ class BackupCollector:
             "When the last good daily backup finished (Unix time; 0: never).",
             value=good.finished_at.timestamp() if good and good.finished_at else 0,
         )
-        if latest is not None:
-            yield GaugeMetricFamily(
-                "backoffice_backup_last_run_success",
-                "1 when the latest finished daily backup succeeded, 0 when it failed.",
-                value=1 if latest.state == JobRun.State.DONE else 0,
-            )
+        yield GaugeMetricFamily(
+            "backoffice_backup_last_run_success",
+            "0 when the latest finished daily backup failed, else 1 (also before the first "
+            "run: the age of the last good backup tells that one).",
+            value=0 if latest is not None and latest.state == JobRun.State.FAILED else 1,
+        )
         if good is not None:
             yield GaugeMetricFamily(
                 "backoffice_backup_last_duration_seconds",

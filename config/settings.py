@@ -152,6 +152,18 @@ if env.bool("DATABASE_POOL", default=True):
         "max_size": env.int("DATABASE_POOL_MAX", default=10),
         "timeout": env.int("DATABASE_POOL_TIMEOUT", default=10),
     }
+# A statement running longer than this is cancelled (0: never). config/wsgi.py sets it for
+# the web process only (WEB_STATEMENT_TIMEOUT_MS, default 5000): a request never waits on a
+# runaway query, while Celery jobs, migrations and commands may run long ones.
+DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=0)
+if DATABASE_STATEMENT_TIMEOUT_MS > 0:
+    _db["OPTIONS"]["options"] = (
+        f"{_db['OPTIONS'].get('options', '')} -c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+    ).strip()
+# Queries at least this slow are counted (backoffice_db_slow_queries_total) and logged.
+DATABASE_SLOW_QUERY_SECONDS = env.float("DATABASE_SLOW_QUERY_SECONDS", default=5.0)
+# The database's allotted storage (RDS allocated storage), for the growth alert; 0: unknown.
+DATABASE_SIZE_LIMIT_GB = env.float("DATABASE_SIZE_LIMIT_GB", default=0)
 DATABASES = {"default": _db}
 # A read replica for reports (the dashboard, the DCR/DBS exports, the integrity check) when
 # set: same format as DATABASE_URL, the same pool and timeouts. Writes, migrations and every
