@@ -7,6 +7,7 @@ import os
 import time
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from celery.schedules import crontab
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from backup import BackupError
 from backup.schedule import JOB, backup_daily, backup_prune, backups
 from backup.services import FORMAT, backup_check
+from backup.tasks import backup_daily_task
 from config.celery import app, route_task
 from core.jobs import job_claim
 from core.models import JobRun
@@ -139,6 +141,20 @@ def test_beat_runs_the_backup_daily_on_the_background_queue(settings):
     assert entry["schedule"].minute == {settings.BACKUP_MINUTE}
     routed = route_task("backup.tasks.backup_daily_task", (), {}, {})
     assert routed == {"queue": settings.BACKGROUND_QUEUE}
+
+
+def test_the_task_backs_up_through_an_embedded_worker(some_data, backup_dir):
+    with start_worker(app, perform_ping_check=False, pool="solo", shutdown_timeout=10):
+        backup_daily_task.delay()
+        deadline = time.monotonic() + 300
+        while (
+            time.monotonic() < deadline
+            and not JobRun.objects.filter(name=JOB, state=JobRun.State.DONE).exists()
+        ):
+            time.sleep(0.2)
+    run = JobRun.objects.get(name=JOB)
+    assert run.state == JobRun.State.DONE, run.error
+    assert [b.path for b in backups()] == [backup_dir / run.counts["path"].rsplit("/", 1)[-1]]
 
 
 # --- Drill ------------------------------------------------------------------------------------
