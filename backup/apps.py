@@ -7,3 +7,10 @@ class BackupConfig(AppConfig):
 
     name = "backup"
     verbose_name = "Backup"
+
+    def ready(self) -> None:
+        from core.metrics import register_collector
+
+        from .schedule import BackupCollector
+
+        register_collector(BackupCollector())

@@ -75,7 +75,7 @@ def app_version() -> dict:
 
 def default_output() -> Path:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path(settings.BASE_DIR) / ".local" / "backups" / f"backup-{stamp}"
+    return Path(settings.BACKUP_DIRECTORY) / f"backup-{stamp}"
 
 
 # --- Create -------------------------------------------------------------------------------
@@ -317,16 +317,19 @@ def backup_restore(
     segments: int = 4,
     progress: ddb.Progress = _null_progress,
     report: Callable[[str], None] = lambda line: None,
+    database: pg.Database | None = None,
 ) -> Verification:
     """Restore a checked backup into this environment's (empty) database and table prefix,
     then verify what is stored against the manifest. ``replace`` restores over existing
     data: PostgreSQL objects of the dump are dropped and recreated, DynamoDB tables emptied.
+    ``database`` restores into another database than the configured one (the drill's).
     """
     manifest = backup_check(directory=directory)
     try:
         return _restore(
             manifest,
             Path(directory),
+            db=database or pg.Database.from_django(),
             replace=replace,
             workers=workers,
             segments=segments,
@@ -345,13 +348,13 @@ def _restore(
     manifest: dict,
     directory: Path,
     *,
+    db: pg.Database,
     replace: bool,
     workers: int,
     segments: int,
     progress: ddb.Progress,
     report: Callable[[str], None],
 ) -> Verification:
-    db = pg.Database.from_django()
     known = _models_by_name()
     recorded = manifest["dynamodb"]["tables"]
     with _restore_lock(db) as conn:
@@ -395,16 +398,19 @@ def _restore(
             f"{sum(t['items'] for t in recorded.values())} items under prefix "
             f"{settings.DYNAMODB_TABLE_PREFIX!r}"
         )
-    return environment_verify(manifest=manifest, segments=segments)
+    return environment_verify(manifest=manifest, segments=segments, database=db)
 
 
 # --- Verify -------------------------------------------------------------------------------------
 
 
-def environment_verify(*, manifest: dict, segments: int = 4) -> Verification:
-    """Row counts and checksums of what this environment stores, against a manifest."""
+def environment_verify(
+    *, manifest: dict, segments: int = 4, database: pg.Database | None = None
+) -> Verification:
+    """Row counts and checksums of what this environment stores (or ``database``, with
+    this environment's tables), against a manifest."""
     result = Verification()
-    with pg.Database.from_django().connect() as conn:
+    with (database or pg.Database.from_django()).connect() as conn:
         actual = pg.checksums(conn)
     for label, expected in manifest["postgres"]["tables"].items():
         found = actual.pop(label, None)

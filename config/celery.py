@@ -12,7 +12,7 @@ app.autodiscover_tasks()
 
 # Tasks whose backlog may wait: they go to the background queue (settings.BACKGROUND_QUEUE).
 # The outbox's relay is one of them: what it delivers is committed in Postgres already.
-BACKGROUND_TASKS = ("notifications.", "core.tasks.outbox_")
+BACKGROUND_TASKS = ("notifications.", "core.tasks.outbox_", "backup.")
 
 
 def route_task(name, args, kwargs, options, task=None, **kw):

@@ -36,6 +36,19 @@ def _url(name: str, default: str, schemes: set[str]) -> str:
     return value
 
 
+def _budgets(name: str) -> dict[str, tuple[int, int]]:
+    """``table=READ:WRITE,table.index=READ:WRITE`` (whole units a second) to tuples."""
+    parsed = {}
+    for key, value in env.dict(name, default={}).items():
+        read, sep, write = str(value).partition(":")
+        if not sep or not read.strip().isdigit() or not write.strip().isdigit():
+            raise ImproperlyConfigured(
+                f"{name} is malformed: {key}={value!r}, expected {key}=READ:WRITE"
+            )
+        parsed[key.strip()] = (int(read), int(write))
+    return parsed
+
+
 # --- Core -------------------------------------------------------------------------------
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -139,6 +152,18 @@ if env.bool("DATABASE_POOL", default=True):
         "max_size": env.int("DATABASE_POOL_MAX", default=10),
         "timeout": env.int("DATABASE_POOL_TIMEOUT", default=10),
     }
+# A statement running longer than this is cancelled (0: never). config/wsgi.py sets it for
+# the web process only (WEB_STATEMENT_TIMEOUT_MS, default 5000): a request never waits on a
+# runaway query, while Celery jobs, migrations and commands may run long ones.
+DATABASE_STATEMENT_TIMEOUT_MS = env.int("DATABASE_STATEMENT_TIMEOUT_MS", default=0)
+if DATABASE_STATEMENT_TIMEOUT_MS > 0:
+    _db["OPTIONS"]["options"] = (
+        f"{_db['OPTIONS'].get('options', '')} -c statement_timeout={DATABASE_STATEMENT_TIMEOUT_MS}"
+    ).strip()
+# Queries at least this slow are counted (backoffice_db_slow_queries_total) and logged.
+DATABASE_SLOW_QUERY_SECONDS = env.float("DATABASE_SLOW_QUERY_SECONDS", default=5.0)
+# The database's allotted storage (RDS allocated storage), for the growth alert; 0: unknown.
+DATABASE_SIZE_LIMIT_GB = env.float("DATABASE_SIZE_LIMIT_GB", default=0)
 DATABASES = {"default": _db}
 # A read replica for reports (the dashboard, the DCR/DBS exports, the integrity check) when
 # set: same format as DATABASE_URL, the same pool and timeouts. Writes, migrations and every
@@ -202,6 +227,22 @@ DYNAMODB_SECRET_KEY = (
 DYNAMODB_CONNECT_TIMEOUT = env.float("DYNAMODB_CONNECT_TIMEOUT", default=2.0)
 DYNAMODB_READ_TIMEOUT = env.float("DYNAMODB_READ_TIMEOUT", default=5.0)
 DYNAMODB_MAX_RETRIES = env.int("DYNAMODB_MAX_RETRIES", default=3)
+# What `ddb_tables create` and `ddb_tables template` give every table (dynamo/definition.py,
+# docs/aws.md). Protection (point-in-time recovery, KMS encryption, tags, deletion
+# protection) is what AWS has and DynamoDB Local lacks: on by default against AWS only.
+DYNAMODB_TABLE_PROTECTION = env.bool("DYNAMODB_TABLE_PROTECTION", default=not DYNAMODB_ENDPOINT)
+# A KMS key id, ARN or alias for server-side encryption; empty: DynamoDB's AWS managed key.
+DYNAMODB_KMS_KEY = env.str("DYNAMODB_KMS_KEY", default="")
+DYNAMODB_DELETION_PROTECTION = env.bool("DYNAMODB_DELETION_PROTECTION", default=True)
+DYNAMODB_TAGS = env.dict("DYNAMODB_TAGS", default={"application": "payments-backoffice"})
+# SNS topic ARN the template's CloudWatch alarms notify (a template parameter's default).
+DYNAMODB_ALARM_TOPIC_ARN = env.str("DYNAMODB_ALARM_TOPIC_ARN", default="")
+# Consumed capacity units a second each table and index is budgeted for; the template's
+# alarms fire above 80% of it. DYNAMODB_CAPACITY_BUDGETS overrides some, as READ:WRITE:
+# "transactions=4000:2000,transactions.branch_day=800:0".
+DYNAMODB_CAPACITY_BUDGET_READ = env.int("DYNAMODB_CAPACITY_BUDGET_READ", default=1000)
+DYNAMODB_CAPACITY_BUDGET_WRITE = env.int("DYNAMODB_CAPACITY_BUDGET_WRITE", default=500)
+DYNAMODB_CAPACITY_BUDGETS = _budgets("DYNAMODB_CAPACITY_BUDGETS")
 
 # --- Celery -----------------------------------------------------------------------------
 
@@ -264,6 +305,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 900.0,
         "options": {"expires": 900.0},
     },
+    # the daily backup of both stores into BACKUP_DIRECTORY, then its pruning (backup/schedule.py)
+    "backup-daily": {
+        "task": "backup.tasks.backup_daily_task",
+        "schedule": crontab(
+            minute=env.int("BACKUP_MINUTE", default=30), hour=env.int("BACKUP_HOUR", default=1)
+        ),
+    },
     # sends scheduled and backed-off notifications; a run older than its interval is dropped
     "notifications-dispatch": {
         "task": "notifications.tasks.notifications_dispatch_task",
@@ -271,6 +319,17 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 30.0},
     },
 }
+
+# --- Backups (backup/, docs/backup.md) ---------------------------------------------------
+
+# Beat's daily backup (IST; a quiet hour keeps the DynamoDB window short) is written here as
+# backup-<UTC time>/ and kept BACKUP_RETENTION_DAYS (the newest good one always).
+BACKUP_DIRECTORY = Path(env.str("BACKUP_DIRECTORY", default=str(BASE_DIR / ".local" / "backups")))
+BACKUP_HOUR = env.int("BACKUP_HOUR", default=1)
+BACKUP_MINUTE = env.int("BACKUP_MINUTE", default=30)
+BACKUP_RETENTION_DAYS = env.int("BACKUP_RETENTION_DAYS", default=7)
+# Longer than a backup takes: a second worker skips the run while its lease lasts.
+BACKUP_LEASE_SECONDS = env.int("BACKUP_LEASE_SECONDS", default=6 * 3600)
 
 # --- Outbox (core/outbox.py) -----------------------------------------------------------
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from botocore.exceptions import ClientError
+from django.conf import settings
 from pynamodb.models import Model
 
-from . import registry
+from . import definition, registry
 from .connection import boto3_client
 
 
@@ -23,12 +25,21 @@ def _gsi_definitions(model: type[Model]) -> dict[str, dict]:
     return {index["index_name"]: index for index in schema["global_secondary_indexes"]}
 
 
-def ensure_table(model: type[Model]) -> TableReport:
-    """Create the table if missing; add missing GSIs and TTL to an existing one."""
-    client = boto3_client()
+def ensure_table(model: type[Model], *, client=None) -> TableReport:
+    """Create the table if missing; add missing GSIs and TTL to an existing one. With
+    ``DYNAMODB_TABLE_PROTECTION`` (AWS), also point-in-time recovery, KMS encryption, tags
+    and deletion protection, on a new table and on an existing one."""
+    client = client or boto3_client()
     name = model.Meta.table_name
+    protected = settings.DYNAMODB_TABLE_PROTECTION
     if not model.exists():
-        model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+        client.create_table(**definition.create_table_request(model, protected=protected))
+        client.get_waiter("table_exists").wait(
+            TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 600}
+        )
+        _ensure_ttl(model, client)
+        if protected:
+            _ensure_protection(model, client)
         return TableReport(name, "created", _summary(model))
     described = client.describe_table(TableName=name)["Table"]
     existing = {i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])}
@@ -62,9 +73,74 @@ def ensure_table(model: type[Model]) -> TableReport:
         _wait_for_index(client, name, index_name)  # one index at a time may be built
         added.append(index_name)
     _ensure_ttl(model, client)
-    if added:
-        return TableReport(name, "updated", f"added indexes {', '.join(added)}")
+    changed = _ensure_protection(model, client) if protected else []
+    if added or changed:
+        what = [f"added indexes {', '.join(added)}"] if added else []
+        return TableReport(name, "updated", "; ".join(what + changed))
     return TableReport(name, "exists", _summary(model))
+
+
+def _ensure_protection(model: type[Model], client) -> list[str]:
+    """Point-in-time recovery, KMS encryption (with the configured key) and deletion
+    protection on the table, as the template has them; what had to be changed."""
+    name = model.Meta.table_name
+    changed = []
+    backups = client.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+    recovery = backups.get("PointInTimeRecoveryDescription", {})
+    if recovery.get("PointInTimeRecoveryStatus") != "ENABLED":
+        client.update_continuous_backups(
+            TableName=name,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
+        changed.append("point-in-time recovery enabled")
+    described = client.describe_table(TableName=name)["Table"]
+    sse = described.get("SSEDescription") or {}
+    wanted_key = settings.DYNAMODB_KMS_KEY
+    key_differs = bool(wanted_key) and not _same_key(sse.get("KMSMasterKeyArn", ""), wanted_key)
+    encrypted = sse.get("SSEType") == "KMS" and sse.get("Status") in {"ENABLED", "UPDATING"}
+    if (not encrypted or key_differs) and _update(
+        client, TableName=name, SSESpecification=definition.sse_specification()
+    ):
+        changed.append("KMS encryption set")
+        _wait_for_table(client, name)
+    deletion = settings.DYNAMODB_DELETION_PROTECTION
+    if bool(described.get("DeletionProtectionEnabled")) != deletion:
+        client.update_table(TableName=name, DeletionProtectionEnabled=deletion)
+        changed.append(f"deletion protection {'on' if deletion else 'off'}")
+        _wait_for_table(client, name)
+    if settings.DYNAMODB_TAGS:
+        client.tag_resource(ResourceArn=described["TableArn"], Tags=definition.tags())
+    return changed
+
+
+def _update(client, **request) -> bool:
+    """UpdateTable; False when DynamoDB finds nothing to change (DynamoDB Local takes and
+    ignores encryption settings, so it never reports them as set)."""
+    try:
+        client.update_table(**request)
+    except ClientError as exc:
+        error = exc.response["Error"]
+        if error.get("Code") == "ValidationException" and "Nothing to update" in error.get(
+            "Message", ""
+        ):
+            return False
+        raise
+    return True
+
+
+def _same_key(arn: str, wanted: str) -> bool:
+    """A key ARN against the configured id, ARN or alias (an alias cannot be compared
+    without KMS: taken as the same)."""
+    return "alias/" in wanted or arn.endswith(wanted)
+
+
+def _wait_for_table(client, table: str, timeout_s: float = 600) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if client.describe_table(TableName=table)["Table"]["TableStatus"] == "ACTIVE":
+            return
+        time.sleep(1)
+    raise TimeoutError(f"{table} is not active after {timeout_s:.0f} s")
 
 
 def _wait_for_index(client, table: str, index_name: str, timeout_s: float = 600) -> None:
@@ -124,7 +200,16 @@ def delete_table(model: type[Model]) -> TableReport:
     name = model.Meta.table_name
     if not model.exists():
         return TableReport(name, "missing")
-    model.delete_table()
+    client = boto3_client()
+    if client.describe_table(TableName=name)["Table"].get("DeletionProtectionEnabled"):
+        return TableReport(name, "kept", "deletion protection is on: turn it off first")
+    try:
+        client.delete_table(TableName=name)
+    except ClientError as exc:
+        return TableReport(name, "kept", exc.response["Error"].get("Message", str(exc)))
+    client.get_waiter("table_not_exists").wait(
+        TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+    )
     return TableReport(name, "deleted")
 
 

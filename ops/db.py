@@ -27,6 +27,7 @@ from contextvars import ContextVar
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from prometheus_client.core import GaugeMetricFamily
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,59 @@ def replica_lag_seconds(alias: str | None = None) -> float | None:
         )
         (lag,) = cursor.fetchone()
     return None if lag is None else float(lag)
+
+
+class DatabaseCollector:
+    """PostgreSQL's figures for /metrics, read at each scrape (the same on every instance):
+    the replica's lag, the database's size and its configured limit.
+
+    ``backoffice_replica_lag_seconds`` is 0 when no replica is configured (reports read
+    the primary, which lags nothing) and absent when the configured replica cannot be read
+    (reports then read the primary, and a warning is logged): alert on its value, and see
+    the log for an unreachable replica. ``backoffice_replica_up`` is 1 or 0 for a
+    configured replica, absent without one."""
+
+    def collect(self):
+        yield from self._replica()
+        try:
+            with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+                cursor.execute("SELECT pg_database_size(current_database())")
+                (size,) = cursor.fetchone()
+        except DatabaseError:
+            logger.warning("metrics: the database size could not be read")
+        else:
+            yield GaugeMetricFamily(
+                "backoffice_db_size_bytes",
+                "Size of the primary database on disk (pg_database_size).",
+                value=size,
+            )
+        yield GaugeMetricFamily(
+            "backoffice_db_size_limit_bytes",
+            "The database's allotted storage (DATABASE_SIZE_LIMIT_GB; 0: not configured).",
+            value=settings.DATABASE_SIZE_LIMIT_GB * 1024**3,
+        )
+
+    def _replica(self):
+        alias = settings.REPORTING_DATABASE
+        if alias == DEFAULT_DB_ALIAS:
+            lag = 0.0
+        else:
+            try:
+                connections[alias].ensure_connection()
+                lag = replica_lag_seconds(alias) or 0.0  # None: it is no standby
+                up = 1
+            except DatabaseError:
+                logger.warning("metrics: the replica %r could not be read", alias)
+                lag, up = None, 0
+            yield GaugeMetricFamily(
+                "backoffice_replica_up", "1 when the configured replica answers.", value=up
+            )
+        if lag is not None:
+            yield GaugeMetricFamily(
+                "backoffice_replica_lag_seconds",
+                "How far the reporting replica's replay is behind the primary (0: none).",
+                value=lag,
+            )
 
 
 class ReportingRouter:

@@ -27,6 +27,7 @@ import time
 from celery import signals
 from django.conf import settings
 from django.core.signals import request_finished
+from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
@@ -35,6 +36,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
+    Counter,
     Gauge,
     Histogram,
     generate_latest,
@@ -85,6 +87,13 @@ DB_POOL_WAITING = Gauge(
     "Requests of a process waiting for a pooled database connection.",
     ["database"],
     multiprocess_mode="liveall",
+)
+
+SLOW_QUERIES = Counter(
+    "backoffice_db_slow_queries",
+    "Queries slower than DATABASE_SLOW_QUERY_SECONDS (outcome slow), or cancelled by the "
+    "statement timeout (outcome cancelled), by database alias.",
+    ["database", "outcome"],
 )
 
 
@@ -165,6 +174,51 @@ def observe_pools() -> None:
         DB_POOL_IN_USE.labels(alias).set(stats["pool_size"] - stats["pool_available"])
         DB_POOL_MAX.labels(alias).set(stats["pool_max"])
         DB_POOL_WAITING.labels(alias).set(stats["requests_waiting"])
+
+
+# --- Slow queries -------------------------------------------------------------------------
+
+slow_query_logger = logging.getLogger("backoffice.db.slow")
+
+
+def _statement(sql) -> str:
+    """The statement's first 200 characters, without parameters (they may hold PII)."""
+    return " ".join(str(sql).split())[:200]
+
+
+def _time_query(execute, sql, params, many, context):
+    """An execute wrapper (Django's ``connection.execute_wrapper`` protocol): counts and logs
+    what exceeds the slow-query threshold, and what the statement timeout cancelled."""
+    from psycopg.errors import QueryCanceled
+
+    alias = context["connection"].alias
+    started = time.perf_counter()
+    try:
+        result = execute(sql, params, many, context)
+    except Exception as exc:
+        if isinstance(exc.__cause__, QueryCanceled) or isinstance(exc, QueryCanceled):
+            SLOW_QUERIES.labels(alias, "cancelled").inc()
+            slow_query_logger.warning(
+                "query cancelled after %.1f s: %s",
+                time.perf_counter() - started,
+                _statement(sql),
+                extra={"database": alias},
+            )
+        raise
+    elapsed = time.perf_counter() - started
+    if elapsed >= settings.DATABASE_SLOW_QUERY_SECONDS:
+        SLOW_QUERIES.labels(alias, "slow").inc()
+        slow_query_logger.warning(
+            "slow query, %.1f s: %s", elapsed, _statement(sql), extra={"database": alias}
+        )
+    return result
+
+
+@receiver(connection_created)
+def _watch_queries(connection, **kwargs) -> None:
+    # The wrapper list belongs to the connection wrapper, which a pooled connection reuses.
+    if _time_query not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_time_query)
 
 
 # --- Exposition ---------------------------------------------------------------------------
