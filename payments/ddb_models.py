@@ -7,6 +7,7 @@ Times used as sort keys are UTC ISO strings of one fixed format, so that they so
 from datetime import date, datetime
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.constants import STREAM_NEW_IMAGE
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -42,6 +43,8 @@ class LoanAccountIndex(GlobalSecondaryIndex):
 class TransactionItem(Model):
     class Meta:
         table_name = "transactions"
+        # Read by the stream processor (streams/) to keep today's DCR figures current.
+        stream_view_type = STREAM_NEW_IMAGE
 
     txn_id = UnicodeAttribute(hash_key=True)
     branch_day = UnicodeAttribute()  # "{branch_id}#{business_date}"

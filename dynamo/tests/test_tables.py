@@ -111,3 +111,34 @@ def test_create_turns_on_the_posting_queue_ttl_also_on_an_existing_table(fresh_p
     call_command("ddb_tables", "create")
     ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+
+
+def test_create_turns_on_the_transactions_stream_also_on_an_existing_table(fresh_prefix):
+    from payments.ddb_models import TransactionItem
+
+    client = boto3_client()
+    schema = TransactionItem._get_schema()
+    # the table as an earlier release created it: no stream
+    client.create_table(
+        TableName=TransactionItem.Meta.table_name,
+        AttributeDefinitions=[a for a in schema["attribute_definitions"] if a["AttributeName"] == "txn_id"],
+        KeySchema=schema["key_schema"],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    assert tables.latest_stream_arn(TransactionItem) is None
+
+    report = tables.ensure_table(TransactionItem)
+
+    assert report.action == "updated" and "stream NEW_IMAGE" in report.detail
+    described = client.describe_table(TableName=TransactionItem.Meta.table_name)["Table"]
+    assert described["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    assert tables.latest_stream_arn(TransactionItem) == described["LatestStreamArn"]
+    assert tables.ensure_table(TransactionItem).action == "exists"  # once is enough
+
+
+def test_a_new_transactions_table_has_its_stream(fresh_prefix):
+    from payments.ddb_models import TransactionItem
+
+    assert tables.ensure_table(TransactionItem).action == "created"
+    described = boto3_client().describe_table(TableName=TransactionItem.Meta.table_name)["Table"]
+    assert described["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
