@@ -28,15 +28,15 @@ def _setup() -> None:
 
 def handler(event: dict, context: object = None) -> dict:
     _setup()
-    from django.db import close_old_connections, transaction
+    from django.db import transaction
 
-    from .processor import normalize
+    from .processor import close_stale_connections, normalize
     from .sources import source_for_arn
 
     records = [normalize(record) for record in event.get("Records", [])]
     if not records:
         return {"records": 0}
-    close_old_connections()  # a container lives on between invocations
+    close_stale_connections()  # a container lives on between invocations
     source = source_for_arn(records[0]["eventSourceARN"])
     with transaction.atomic():
         source.apply(records)

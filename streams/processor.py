@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import DateTimeField, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -73,13 +73,23 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def close_stale_connections() -> None:
+    """Drop broken or too old database connections between batches, as Django does between
+    requests (not inside a caller's transaction: a test's, or a caller applying more)."""
+    if not connection.in_atomic_block:
+        close_old_connections()
+
+
 def normalize(record: dict) -> dict:
     """A record as GetRecords gives it, in the shape a Lambda event has it (its
     ``ApproximateCreationDateTime`` in epoch seconds), so one ``apply`` serves both."""
     image = record.get("dynamodb", {})
     moment = image.get("ApproximateCreationDateTime")
     if isinstance(moment, datetime.datetime):
-        record = {**record, "dynamodb": {**image, "ApproximateCreationDateTime": moment.timestamp()}}
+        record = {
+            **record,
+            "dynamodb": {**image, "ApproximateCreationDateTime": moment.timestamp()},
+        }
     return record
 
 
@@ -126,7 +136,7 @@ class StreamProcessor:
                     report = self.run_once()
                 except Exception:
                     logger.exception("stream %s: the pass failed; retrying", self.source.name)
-                    close_old_connections()
+                    close_stale_connections()
                     stop.wait(settings.STREAMS_POLL_SECONDS)
                     continue
                 total += report.records
@@ -139,7 +149,7 @@ class StreamProcessor:
         return total
 
     def run_once(self) -> PassReport:
-        close_old_connections()
+        close_stale_connections()
         if time.monotonic() - self._synced_at >= settings.STREAMS_SYNC_SECONDS:
             self.sync()
         report = PassReport()
@@ -215,7 +225,9 @@ class StreamProcessor:
                 .values_list("pk", "shard_id", "checkpoint")[:wanted]
             )
             ShardLease.objects.filter(pk__in=[pk for pk, _, _ in free]).update(
-                owner=self.owner, lease_expires_at=self._expiry(), lease_counter=F("lease_counter") + 1
+                owner=self.owner,
+                lease_expires_at=self._expiry(),
+                lease_counter=F("lease_counter") + 1,
             )
         for pk, shard_id, checkpoint in free:
             self.held[pk] = _Held(pk, shard_id, checkpoint)
@@ -281,7 +293,9 @@ class StreamProcessor:
             if held.iterator is None:
                 held.iterator = self._iterator(held)
             try:
-                answer = self._client.get_records(ShardIterator=held.iterator, Limit=self.batch_size)
+                answer = self._client.get_records(
+                    ShardIterator=held.iterator, Limit=self.batch_size
+                )
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code")
                 if attempt == 0 and code == "ExpiredIteratorException":
@@ -316,9 +330,7 @@ class StreamProcessor:
 def leases_sync(*, source: str, stream_arn: str, shards: list[dict]) -> int:
     """A lease row for each shard not yet known (``shards`` as DescribeStream lists them);
     leases of the source's other streams are finished. Returns the rows created."""
-    known = set(
-        ShardLease.objects.filter(stream_arn=stream_arn).values_list("shard_id", flat=True)
-    )
+    known = set(ShardLease.objects.filter(stream_arn=stream_arn).values_list("shard_id", flat=True))
     rows = [
         ShardLease(
             source=source,

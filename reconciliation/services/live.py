@@ -52,9 +52,7 @@ class _Seen:
 
 
 @transaction.atomic
-def dcr_live_apply(
-    *, records: Iterable[dict], now: datetime.datetime | None = None
-) -> LiveReport:
+def dcr_live_apply(*, records: Iterable[dict], now: datetime.datetime | None = None) -> LiveReport:
     """Apply stream records of the transactions table (DynamoDB's record format, as
     GetRecords or a Lambda event gives them, ``ApproximateCreationDateTime`` in epoch
     seconds) to the DCRs of their branches' open business dates."""
@@ -68,7 +66,10 @@ def dcr_live_apply(
             continue
         try:
             seen = _Seen(txn_figures(image), _changed_at(record, image))
-            key = (int(image["branch_id"]["N"]), datetime.date.fromisoformat(image["business_date"]["S"]))
+            key = (
+                int(image["branch_id"]["N"]),
+                datetime.date.fromisoformat(image["business_date"]["S"]),
+            )
             txn_id = image["txn_id"]["S"]
         except (KeyError, TypeError, ValueError):
             report.skipped += 1  # not a transaction as payments writes it
@@ -170,7 +171,9 @@ def _lines_move(dcr: Dcr, deltas: dict[tuple[str, str], list[int]]) -> None:
         line = lines.get((dimension, key))
         if line is None:
             created.append(
-                DcrLine(dcr=dcr, dimension=dimension, key=key, count=count, amount=from_paise(paise))
+                DcrLine(
+                    dcr=dcr, dimension=dimension, key=key, count=count, amount=from_paise(paise)
+                )
             )
             continue
         line.count += count
