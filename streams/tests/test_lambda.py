@@ -12,6 +12,8 @@ from tests.factories import branch_with_loan, pay
 
 pytestmark = pytest.mark.django_db
 
+ARN_BASE = "arn:aws:dynamodb:ap-south-1:123456789012"
+
 
 def event(*txn_ids: str, name: str = "INSERT", table: str | None = None) -> dict:
     """A Lambda event of the transactions' stream, built from the items as they are."""
@@ -27,7 +29,7 @@ def event(*txn_ids: str, name: str = "INSERT", table: str | None = None) -> dict
                 "eventID": f"e{n}",
                 "eventName": name,
                 "eventSource": "aws:dynamodb",
-                "eventSourceARN": f"arn:aws:dynamodb:ap-south-1:123456789012:table/{table}/stream/2026-12-07T00:00:00.000",
+                "eventSourceARN": f"{ARN_BASE}:table/{table}/stream/2026-12-07T00:00:00.000",
                 "dynamodb": {
                     "ApproximateCreationDateTime": timezone.now().timestamp(),
                     "Keys": {"txn_id": {"S": txn_id}},

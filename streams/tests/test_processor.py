@@ -193,7 +193,7 @@ def test_a_restarted_processor_resumes_after_its_checkpoint(at_tip):
 def test_two_processors_started_at_once_never_read_the_same_shard(at_tip):
     branch, loan = branch_with_loan()
     day = open_day(branch)
-    for n in range(6):
+    for _ in range(6):
         pay(loan, "10.00", day=day)
     reads: list[tuple[str, str]] = []
     owners = iter(["one", "two"])
