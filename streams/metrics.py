@@ -11,6 +11,8 @@ from prometheus_client.core import GaugeMetricFamily
 
 from .models import ShardLease
 
+logger = logging.getLogger(__name__)
+
 
 def stream_lag_seconds() -> dict[str, float]:
     """Per source, over its open shards: how old the newest record was at the last read
@@ -30,24 +32,15 @@ def stream_lag_seconds() -> dict[str, float]:
 
 class StreamLagCollector:
     """``backoffice_stream_lag_seconds{source}``; absent for a source without open shards
-    (no processor has ever listed them), with ``backoffice_metrics_source_up{source=
-    "stream_leases"}`` 0 when the lease table cannot be read."""
+    (no processor has ever listed them) and when the lease table cannot be read (as the
+    outbox's figures: PostgreSQL down has alerts of its own)."""
 
     def collect(self):
-        up = GaugeMetricFamily(
-            "backoffice_metrics_source_up",
-            "1 when /metrics could read the store's figures, else 0.",
-            labels=["source"],
-        )
         try:
             lag = stream_lag_seconds()
-        except Exception:  # any failure to read: report the source down, keep the scrape
-            logging.getLogger(__name__).warning("metrics: the stream leases could not be read")
-            up.add_metric(["stream_leases"], 0)
-            yield up
+        except Exception:  # the database down must not break the scrape
+            logger.warning("metrics: the stream leases could not be read", exc_info=True)
             return
-        up.add_metric(["stream_leases"], 1)
-        yield up
         family = GaugeMetricFamily(
             "backoffice_stream_lag_seconds",
             "How far the stream processor is behind its stream (seconds, upper bound).",
