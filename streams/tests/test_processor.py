@@ -2,6 +2,7 @@ import threading
 from decimal import Decimal
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
@@ -304,3 +305,22 @@ def test_the_lag_grows_while_no_processor_reads(at_tip):
 
     process()
     assert stream_lag_seconds()["transactions"] < 300
+
+
+# --- The command ------------------------------------------------------------------------------
+
+
+def test_the_command_applies_what_waits_and_stops_when_idle(at_tip, capsys):
+    branch, loan = branch_with_loan()
+    pay(loan, "10.00", day=open_day(branch))
+
+    call_command("streams_process", "--until-idle")
+
+    assert "stream transactions: 1 record(s) applied, stopped" in capsys.readouterr().out
+    assert Dcr.objects.get(branch=branch).collected_amount == D("10.00")
+    assert ShardLease.objects.get().owner == ""
+
+
+def test_the_command_refuses_a_batch_size_dynamodb_does_not_take():
+    with pytest.raises(CommandError, match="--batch-size: between 1 and 1000"):
+        call_command("streams_process", "--batch-size", "5000")

@@ -31,8 +31,14 @@ class Command(BaseCommand):
             SOURCES[source], batch_size=batch_size, initial_position=initial_position
         )
         stop = threading.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+        previous = {
+            signum: signal.signal(signum, lambda *_: stop.set())
+            for signum in (signal.SIGTERM, signal.SIGINT)
+        }  # a stop finishes the batch in hand and gives the leases up
         self.stdout.write(f"stream {source}: processor {processor.owner} started")
-        applied = processor.run(stop=stop, until_idle=until_idle)
+        try:
+            applied = processor.run(stop=stop, until_idle=until_idle)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         self.stdout.write(f"stream {source}: {applied} record(s) applied, stopped")
