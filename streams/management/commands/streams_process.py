@@ -1,4 +1,3 @@
-import logging
 import signal
 import threading
 
@@ -25,8 +24,6 @@ class Command(BaseCommand):
     def handle(self, *args, source, until_idle, batch_size, initial_position, **options):
         if batch_size is not None and not 1 <= batch_size <= 1000:
             raise CommandError("--batch-size: between 1 and 1000")
-        if int(options["verbosity"]) >= 1:
-            logging.getLogger("streams").setLevel(logging.INFO)
         processor = StreamProcessor(
             SOURCES[source], batch_size=batch_size, initial_position=initial_position
         )
