@@ -178,13 +178,13 @@ class StreamProcessor:
     def sync(self) -> None:
         """List the stream's shards and give each a lease row. Leases of an earlier stream
         of the table (the stream turned off and on, the table made again) are finished."""
-        self._synced_at = time.monotonic()
         arn = latest_stream_arn(self.source.model)
         if arn != self.stream_arn:
             self.held.clear()
         self.stream_arn = arn
         if arn is None:
             logger.warning("stream %s: the table has no stream", self.source.name)
+            self._synced_at = time.monotonic()
             return
         shards, start = [], None
         while True:
@@ -195,6 +195,7 @@ class StreamProcessor:
             if not start:
                 break
         leases_sync(source=self.source.name, stream_arn=arn, shards=shards)
+        self._synced_at = time.monotonic()  # a failed listing is tried again at the next pass
 
     def take(self) -> list[str]:
         """Take free or expired leases up to this processor's share; returns their shards."""
