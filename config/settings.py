@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "mandates",
     "reconciliation",
     "desk",
+    "streams",
 ]
 
 MIDDLEWARE = [
@@ -399,6 +400,16 @@ LOANS_DUES_LEASE_SECONDS = env.int("LOANS_DUES_LEASE_SECONDS", default=600)
 
 # A daily DCR job silent this many seconds (its worker died) is taken over by the next tick.
 RECONCILIATION_JOB_LEASE_SECONDS = env.int("RECONCILIATION_JOB_LEASE_SECONDS", default=1800)
+
+# --- Stream processor (streams/; docs/streams.md) ----------------------------------------
+# A shard's lease lasts this long without a renewal (each read renews it); then another
+# processor may take it.
+STREAMS_LEASE_SECONDS = env.int("STREAMS_LEASE_SECONDS", default=30)
+STREAMS_POLL_SECONDS = env.float("STREAMS_POLL_SECONDS", default=1.0)  # idle wait at the tip
+STREAMS_BATCH_SIZE = env.int("STREAMS_BATCH_SIZE", default=1000)  # records a read (at most 1000)
+STREAMS_SYNC_SECONDS = env.int("STREAMS_SYNC_SECONDS", default=60)  # list the shards again
+# Where a shard without a checkpoint starts: TRIM_HORIZON (the oldest record kept) or LATEST.
+STREAMS_INITIAL_POSITION = env.str("STREAMS_INITIAL_POSITION", default="TRIM_HORIZON")
 
 # --- Auth, sessions, login lock-out -----------------------------------------------------
 

@@ -47,7 +47,11 @@ def _new_connection() -> Connection:
     )
 
 
-def boto3_client(*, connect_timeout: float | None = None, retries: int | None = None):
+def boto3_client(
+    *, connect_timeout: float | None = None, retries: int | None = None, service: str = "dynamodb"
+):
+    """A boto3 client of DynamoDB (or, with ``service="dynamodbstreams"``, of its Streams:
+    DynamoDB Local answers both on the same endpoint)."""
     config = Config(
         connect_timeout=connect_timeout or settings.DYNAMODB_CONNECT_TIMEOUT,
         read_timeout=settings.DYNAMODB_READ_TIMEOUT,
@@ -57,7 +61,7 @@ def boto3_client(*, connect_timeout: float | None = None, retries: int | None = 
         },
     )
     return boto3.client(
-        "dynamodb",
+        service,
         endpoint_url=settings.DYNAMODB_ENDPOINT,
         region_name=settings.DYNAMODB_REGION,
         aws_access_key_id=settings.DYNAMODB_ACCESS_KEY,

@@ -74,6 +74,8 @@ def ensure_table(model: type[Model], *, client=None) -> TableReport:
         added.append(index_name)
     _ensure_ttl(model, client)
     changed = _ensure_protection(model, client) if protected else []
+    if _ensure_stream(model, client, described):
+        changed.append(f"stream {model.Meta.stream_view_type} turned on")
     if added or changed:
         what = [f"added indexes {', '.join(added)}"] if added else []
         return TableReport(name, "updated", "; ".join(what + changed))
@@ -143,6 +145,32 @@ def _wait_for_table(client, table: str, timeout_s: float = 600) -> None:
     raise TimeoutError(f"{table} is not active after {timeout_s:.0f} s")
 
 
+def stream_view_type(model: type[Model]) -> str | None:
+    """The stream a model declares (``Meta.stream_view_type``), or None."""
+    return getattr(model.Meta, "stream_view_type", None)
+
+
+def _ensure_stream(model: type[Model], client, described: dict) -> bool:
+    """Turn on the model's stream on an existing table; True when it was turned on. A
+    stream of another view type is left alone (DynamoDB turns a stream off before another
+    can be turned on, and that would lose what the processor has not read yet)."""
+    view_type = stream_view_type(model)
+    if view_type is None or described.get("StreamSpecification", {}).get("StreamEnabled"):
+        return False
+    client.update_table(
+        TableName=model.Meta.table_name,
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": view_type},
+    )
+    return True
+
+
+def latest_stream_arn(model: type[Model]) -> str | None:
+    """The ARN of the table's latest stream (None: it never had one). A stream turned off
+    keeps its ARN here, and its records stay readable for 24 hours."""
+    table = boto3_client().describe_table(TableName=model.Meta.table_name)["Table"]
+    return table.get("LatestStreamArn")
+
+
 def _wait_for_index(client, table: str, index_name: str, timeout_s: float = 600) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -176,6 +204,8 @@ def _summary(model: type[Model]) -> str:
     parts = [f"indexes: {', '.join(indexes) or 'none'}"]
     if ttl is not None:
         parts.append(f"ttl: {ttl.attr_name}")
+    if stream_view_type(model):
+        parts.append(f"stream: {stream_view_type(model)}")
     return "; ".join(parts)
 
 
@@ -189,9 +219,11 @@ def describe_table(model: type[Model]) -> TableReport:
     indexes = ", ".join(
         f"{i['IndexName']} ({i['IndexStatus']})" for i in table.get("GlobalSecondaryIndexes", [])
     )
+    stream = table.get("StreamSpecification", {})
     detail = (
         f"status {table['TableStatus']}, ~{table.get('ItemCount', 0)} items, "
-        f"indexes: {indexes or 'none'}, ttl: {ttl.get('TimeToLiveStatus', 'DISABLED')}"
+        f"indexes: {indexes or 'none'}, ttl: {ttl.get('TimeToLiveStatus', 'DISABLED')}, "
+        f"stream: {stream.get('StreamViewType', 'none') if stream.get('StreamEnabled') else 'none'}"
     )
     return TableReport(name, "exists", detail)
 

@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 from django.conf import settings
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.constants import STREAM_NEW_IMAGE
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
@@ -45,6 +46,8 @@ class LoanAccountIndex(GlobalSecondaryIndex):
 class TransactionItem(Model):
     class Meta:
         table_name = "transactions"
+        # Read by the stream processor (streams/) to keep today's DCR figures current.
+        stream_view_type = STREAM_NEW_IMAGE
 
     txn_id = UnicodeAttribute(hash_key=True)
     branch_day = UnicodeAttribute()  # "{branch_id}#{business_date}"

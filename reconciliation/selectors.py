@@ -81,6 +81,18 @@ class DayFigures:
         return sorted(t for t, v in self.txns.items() if v[1] not in COLLECTED)
 
 
+def txn_figures(raw: dict) -> tuple[str, str, str, int]:
+    """``(mode, status, collector, paise)`` of a transaction item as DynamoDB sends it
+    (``{"mode": {"S": "CASH"}, ...}``: a Query's items, a stream record's image)."""
+    collector = raw.get("collector")
+    return (
+        raw["mode"]["S"],
+        raw["status"]["S"],
+        collector["S"] if collector and "S" in collector else "",
+        int(raw["amount_paise"]["N"]),
+    )
+
+
 def branch_day_figures(*, branch_id: int, business_date: datetime.date) -> DayFigures:
     """Every transaction of one branch and business date, by a paginated Query of the
     ``branch_day`` index. Amounts stay integer paise here."""
@@ -97,13 +109,7 @@ def branch_day_figures(*, branch_id: int, business_date: datetime.date) -> DayFi
         # Items as DynamoDB sends them (dynamo.query): building a model instance, or
         # botocore's check of every attribute, per item costs more than the rest together.
         for raw in items:
-            collector = raw.get("collector")
-            txns[raw["txn_id"]["S"]] = (
-                raw["mode"]["S"],
-                raw["status"]["S"],
-                collector["S"] if collector and "S" in collector else "",
-                int(raw["amount_paise"]["N"]),
-            )
+            txns[raw["txn_id"]["S"]] = txn_figures(raw)
     except (BotoCoreError, ClientError) as exc:
         if is_unavailable(exc):
             raise StoreUnavailable("The transactions store is unavailable; retry shortly.") from exc

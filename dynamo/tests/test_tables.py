@@ -120,3 +120,35 @@ def test_create_adds_the_sharded_queue_index_and_the_ttl_to_an_earlier_queue_tab
         {"AttributeName": "queue_shard", "KeyType": "HASH"},
         {"AttributeName": "next_attempt_at", "KeyType": "RANGE"},
     ]
+
+
+def test_create_turns_on_the_transactions_stream_also_on_an_existing_table(fresh_prefix):
+    from payments.ddb_models import TransactionItem
+
+    client = boto3_client()
+    name = TransactionItem.Meta.table_name
+    assert tables.ensure_table(TransactionItem).action == "created"
+    first = tables.latest_stream_arn(TransactionItem)
+    described = client.describe_table(TableName=name)["Table"]
+    assert described["StreamSpecification"] == {
+        "StreamEnabled": True,
+        "StreamViewType": "NEW_IMAGE",
+    }
+    # the table as an earlier release left it: no stream
+    client.update_table(TableName=name, StreamSpecification={"StreamEnabled": False})
+
+    report = tables.ensure_table(TransactionItem)
+
+    assert report.action == "updated" and "stream NEW_IMAGE" in report.detail
+    described = client.describe_table(TableName=name)["Table"]
+    assert described["StreamSpecification"] == {
+        "StreamEnabled": True,
+        "StreamViewType": "NEW_IMAGE",
+    }
+    assert tables.latest_stream_arn(TransactionItem) not in {None, first}  # a new stream
+    assert tables.ensure_table(TransactionItem).action == "exists"  # once is enough
+
+
+def test_a_table_without_a_stream_has_no_stream_arn(fresh_prefix):
+    tables.ensure_table(SessionItem)
+    assert tables.latest_stream_arn(SessionItem) is None

@@ -1,5 +1,6 @@
 """Every write of reconciliation, one module a seam: building DCRs from DynamoDB (build),
-the guarded daily job and the 15-minute tick (jobs), the DCR and DBS workflows (workflow),
+the guarded daily job and the 15-minute tick (jobs), today's figures from the transactions'
+stream (live), the DCR and DBS workflows (workflow),
 the DBS figures (dbs), deposits and bank statements.
 """
 
@@ -19,6 +20,7 @@ from .deposits import (
     slip_scan_problem,
 )
 from .jobs import JOB_LEASE, dcr_daily_run, reconciliation_tick
+from .live import LiveReport, dcr_live_apply
 from .statements import ADD_STATEMENT, STATEMENT_MAX_BYTES, statement_match, statement_upload
 from .workflow import (
     APPROVE_DBS,
@@ -50,6 +52,7 @@ __all__ = [
     "SUBMIT_DCR",
     "BuildReport",
     "DcrRef",
+    "LiveReport",
     "dbs_approve",
     "dbs_refresh",
     "dbs_return",
@@ -59,6 +62,7 @@ __all__ = [
     "dcr_build_many",
     "dcr_build_range",
     "dcr_daily_run",
+    "dcr_live_apply",
     "dcr_return",
     "dcr_submit",
     "dcr_write",
