@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "mandates",
     "reconciliation",
     "desk",
+    "imports",
 ]
 
 MIDDLEWARE = [

@@ -81,9 +81,7 @@ def file_format_of(name: str, head: bytes) -> str:
     raise TableRejected("Upload a CSV file (.csv) or an Excel workbook (.xlsx).")
 
 
-def open_table(
-    *, name: str, source: BinaryIO, columns: Sequence[tuple[str, bool]]
-) -> Table:
+def open_table(*, name: str, source: BinaryIO, columns: Sequence[tuple[str, bool]]) -> Table:
     """The table in ``source`` (a binary file object, seekable for Excel), with ``columns``
     as ``(key, required)``. The header is read and checked now; the rows as they are
     iterated. Raises ``TableRejected`` with one message for a file that cannot be read as

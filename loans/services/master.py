@@ -10,7 +10,14 @@ from django.db import connection, transaction
 from accounts.models import User
 
 from ..exceptions import CollectionOfficerRefused, CustomerChangeInvalid
-from ..models import Customer, Instalment, LoanAccount, collection_officer_problem
+from ..models import (
+    CoBorrower,
+    Customer,
+    CustomerBankAccount,
+    Instalment,
+    LoanAccount,
+    collection_officer_problem,
+)
 from ..schedule import build_schedule
 from .customer_change import GUARDED_FIELDS
 from .dues_refresh import loan_dues_refresh
@@ -34,12 +41,28 @@ def next_business_number(kind: str) -> str:
 
 
 @transaction.atomic
-def customer_create(*, actor: User | None, **fields) -> Customer:
+def customer_create(
+    *, actor: User | None, customer_number: str | None = None, **fields
+) -> Customer:
+    """A new customer, numbered from the sequence unless ``customer_number`` is given (a
+    book brought in from another system keeps its numbers: ``imports``)."""
     customer = Customer(**fields)
-    customer.customer_number = next_business_number("customer")
+    customer.customer_number = customer_number or next_business_number("customer")
     customer.full_clean()
     customer.save()
     return customer
+
+
+@transaction.atomic
+def customer_bank_account_add(
+    *, customer: Customer, actor: User | None, **fields
+) -> CustomerBankAccount:
+    """A new customer's first bank account (a change of one goes through maker-checker:
+    ``customer_change_request``)."""
+    account = CustomerBankAccount(customer=customer, **fields)
+    account.full_clean()
+    account.save()
+    return account
 
 
 @transaction.atomic
@@ -74,9 +97,11 @@ def loan_account_create(
     due_day: int,
     disbursed_on,
     interest_rate: Decimal | None = None,
+    loan_number: str | None = None,
     actor: User | None,
 ) -> LoanAccount:
-    """Open a loan account and generate its repayment schedule (reducing-balance EMI)."""
+    """Open a loan account and generate its repayment schedule (reducing-balance EMI),
+    numbered from the sequence unless ``loan_number`` is given (an imported book's)."""
     loan = LoanAccount(
         customer=customer,
         product=product,
@@ -88,11 +113,21 @@ def loan_account_create(
         due_day=due_day,
         disbursed_on=disbursed_on,
     )
-    loan.loan_number = next_business_number("loan")
+    loan.loan_number = loan_number or next_business_number("loan")
     loan.full_clean()
     loan.save()
     loan_schedule_generate(loan=loan)
     return loan
+
+
+@transaction.atomic
+def loan_co_borrower_add(
+    *, loan: LoanAccount, customer: Customer, relationship: str, role: str, actor: User | None
+) -> CoBorrower:
+    co_borrower = CoBorrower(loan=loan, customer=customer, relationship=relationship, role=role)
+    co_borrower.full_clean()
+    co_borrower.save()
+    return co_borrower
 
 
 @transaction.atomic

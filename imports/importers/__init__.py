@@ -1,0 +1,18 @@
+"""The importers, by kind, in the order a book is brought in."""
+
+from .base import Importer
+from .book import CustomerImporter, LoanImporter, MandateImporter
+from .places import BranchImporter, UserImporter
+
+IMPORTERS: dict[str, type[Importer]] = {
+    importer.kind: importer
+    for importer in (
+        BranchImporter,
+        UserImporter,
+        CustomerImporter,
+        LoanImporter,
+        MandateImporter,
+    )
+}
+
+__all__ = ["IMPORTERS", "Importer"]

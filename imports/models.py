@@ -1,0 +1,81 @@
+"""An import run: one file of one kind brought in by one person (or the system), its
+counts, the last line committed (where a resumed run goes on), and every row's result."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ImportRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "RUNNING", "Running"
+        DONE = "DONE", "Done"
+        FAILED = "FAILED", "Failed"
+
+    kind = models.CharField(max_length=20)
+    file_name = models.CharField(max_length=200)
+    file_format = models.CharField(max_length=4, blank=True)  # CSV or XLSX
+    sha256 = models.CharField(max_length=64)
+    dry_run = models.BooleanField(default=False)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status, default=Status.RUNNING)
+    # where a resumed run goes on: every row up to this line is committed with its result
+    last_line = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    refused = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    # an upload's file (the admin's; a command reads its file where it lies)
+    content = models.BinaryField(null=True, blank=True, editable=False)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    COUNTS = ("total", "created", "updated", "unchanged", "refused")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # one unfinished real run a file: a second start resumes it
+            models.UniqueConstraint(
+                fields=["kind", "sha256"],
+                condition=Q(status="RUNNING", dry_run=False),
+                name="import_one_unfinished_run_a_file",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} import {self.pk} ({self.file_name})"
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.COUNTS}
+
+
+class ImportRowResult(models.Model):
+    class Status(models.TextChoices):
+        CREATED = "CREATED", "Created"
+        UPDATED = "UPDATED", "Updated"
+        UNCHANGED = "UNCHANGED", "Unchanged"
+        REFUSED = "REFUSED", "Refused"
+
+    run = models.ForeignKey(ImportRun, on_delete=models.CASCADE, related_name="results")
+    line = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status)
+    key = models.CharField(max_length=60, blank=True)  # the row's natural key
+    field = models.CharField(max_length=60, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["run", "line"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "line"], name="import_result_line_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.status}"
