@@ -28,6 +28,7 @@ from loans.services import (
     loan_account_create,
     loan_co_borrower_add,
 )
+from mandates.exceptions import MandateError
 from mandates.models import Mandate
 from mandates.services import mandate_import
 
@@ -242,7 +243,13 @@ TERMS = (
 )
 
 
-COLUMN_OF = {"customer": "customer_number", "branch": "branch_code", "product": "product_code"}
+COLUMN_OF = {
+    "customer": "customer_number",
+    "branch": "branch_code",
+    "product": "product_code",
+    "loan": "loan_number",
+    "payer": "payer_customer_number",
+}
 
 
 class LoanImporter(Importer):
@@ -436,14 +443,17 @@ class MandateImporter(Importer):
         values = {name: data[name] for name in MANDATE_FIELDS}
         mandate = Mandate.objects.filter(umrn=data["umrn"]).first()
         if mandate is None:
-            mandate_import(
-                loan=loan,
-                payer=payer,
-                banking_partner=partner,
-                umrn=data["umrn"],
-                actor=self.actor,
-                **values,
-            )
+            try:
+                mandate_import(
+                    loan=loan,
+                    payer=payer,
+                    banking_partner=partner,
+                    umrn=data["umrn"],
+                    actor=self.actor,
+                    **values,
+                )
+            except MandateError as exc:
+                raise RowRefused(COLUMN_OF.get(exc.field, exc.field or ""), exc.message) from None
             return CREATED
         self.check_scope(mandate.loan.branch_id, "umrn")
         values.update(loan=loan, payer=payer, banking_partner=partner)

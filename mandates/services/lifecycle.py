@@ -204,6 +204,13 @@ def mandate_import(*, actor: User, umrn: str, status: str, **fields) -> Mandate:
     if status not in (S.ACTIVE, S.SUSPENDED):
         raise MandateError(f"Only an active or suspended mandate is imported, not {status}.")
     mandate = Mandate(created_by=actor, umrn=umrn, status=status, **fields)
+    active = Mandate.objects.filter(loan=mandate.loan, status=S.ACTIVE)
+    if status == S.ACTIVE and active.exists():
+        raise MandateError(
+            f"Loan {mandate.loan.loan_number} already has an active mandate.",
+            code="active_mandate_exists",
+            field="loan",
+        )
     mandate.full_clean()
     try:
         with transaction.atomic():
