@@ -17,7 +17,8 @@ class ImportRun(models.Model):
     kind = models.CharField(max_length=20)
     file_name = models.CharField(max_length=200)
     file_format = models.CharField(max_length=4, blank=True)  # CSV or XLSX
-    sha256 = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64)  # of the file (and its schedule file, if any)
+    schedule_file_name = models.CharField(max_length=200, blank=True)
     dry_run = models.BooleanField(default=False)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -79,3 +80,24 @@ class ImportRowResult(models.Model):
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.status}"
+
+
+class ImportScheduleLine(models.Model):
+    """A line of a loans import's schedule file, staged in Postgres for the run (so that a
+    loan finds its instalments whatever the files' order, and memory stays flat); deleted
+    when the run is done. ``error`` says why a line cannot be read."""
+
+    run = models.ForeignKey(ImportRun, on_delete=models.CASCADE, related_name="+")
+    loan_number = models.CharField(max_length=20)
+    line = models.PositiveIntegerField()
+    number = models.PositiveSmallIntegerField(null=True)
+    due_date = models.DateField(null=True)
+    principal_due = models.DecimalField(max_digits=14, decimal_places=2, null=True)
+    interest_due = models.DecimalField(max_digits=14, decimal_places=2, null=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "loan_number"], name="import_schedule_loan")]
+
+    def __str__(self) -> str:
+        return f"{self.loan_number} #{self.number}"

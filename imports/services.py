@@ -80,27 +80,36 @@ def import_run(
     dry_run: bool = False,
     run: ImportRun | None = None,
     progress: Callable[[int], None] | None = None,
+    schedule: tuple[str, BinaryIO] | None = None,
 ) -> ImportRun:
     """Import ``source`` (a binary file object, seekable) as rows of ``kind``. Without
     ``run``: a dry run starts a new run; a real one resumes the unfinished run of the same
-    kind and file, or starts one. ``progress`` is called with each line done. Raises
+    kind and file, or starts one. ``progress`` is called with each line done. ``schedule``
+    (name, file): the loans' own schedules, a second file (``loans`` only). Raises
     ``ImportRefused`` (nothing written) for a kind, file or actor refused as a whole, and
     ``ImportBusy`` while another process imports the same file."""
     importer = importer_for(kind, actor)
     sha256 = file_sha256(source)
+    if schedule is not None:
+        if not importer.takes_schedule:
+            raise ImportRefused(f"A {kind} import takes no schedule file.")
+        sha256 = hashlib.sha256(f"{sha256}:{file_sha256(schedule[1])}".encode()).hexdigest()
     try:
         table = open_table(name=file_name, source=source, columns=importer.columns())
     except TableRejected as exc:
         raise ImportRefused(exc.message) from None
     if run is None:
         run = _run_for(kind, file_name, table.file_format, sha256, actor, dry_run)
+        if schedule is not None and not run.schedule_file_name:
+            run.schedule_file_name = schedule[0][:200]
+            run.save(update_fields=["schedule_file_name"])
     if run.dry_run:
-        return _import_rows(run, importer, table.rows, progress, job=None)
+        return _import_rows(run, importer, table.rows, progress, job=None, schedule=schedule)
     job = job_claim(name=IMPORT_JOB, key=str(run.pk), lease=IMPORT_LEASE)
     if job is None:
         raise ImportBusy(f"{run} is being imported by another process; try again later.")
     try:
-        run = _import_rows(run, importer, table.rows, progress, job=job)
+        run = _import_rows(run, importer, table.rows, progress, job=job, schedule=schedule)
     except BaseException as exc:
         ImportRun.objects.filter(pk=run.pk).update(error=f"{type(exc).__name__}: {exc}"[:2000])
         job_finish(job, error=f"{type(exc).__name__}: {exc}")
@@ -133,9 +142,12 @@ def _run_for(kind, file_name, file_format, sha256, actor, dry_run) -> ImportRun:
     raise ImportBusy("The same file is being started by another process; try again.")
 
 
-def _import_rows(run, importer, rows: Iterator[FileRow], progress, *, job) -> ImportRun:
+def _import_rows(
+    run, importer, rows: Iterator[FileRow], progress, *, job, schedule=None
+) -> ImportRun:
     chunk: list[FileRow] = []
     try:
+        importer.prepare(run, schedule)
         for row in rows:
             if row.number <= run.last_line:
                 continue  # committed by an earlier attempt of this run
@@ -147,7 +159,7 @@ def _import_rows(run, importer, rows: Iterator[FileRow], progress, *, job) -> Im
             _commit_chunk(run, importer, chunk, progress, job)
     except TableRejected as exc:  # a broken line after the header: stop where it is
         raise ImportRefused(f"{exc.message} (after line {run.last_line})") from None
-    return _finish(run)
+    return _finish(run, importer)
 
 
 def _commit_chunk(run: ImportRun, importer: Importer, chunk: list[FileRow], progress, job):
@@ -188,6 +200,8 @@ def _row_result(run: ImportRun, importer: Importer, row: FileRow) -> ImportRowRe
         status, result.reason = Status.REFUSED, f"The database refused the row: {exc}"
     except DatabaseError:
         raise
+    if isinstance(status, tuple):  # (status, a note for the result file)
+        status, result.reason = status
     result.status = status
     result.reason = result.reason[:500]
     result.field = result.field[:60]
@@ -195,7 +209,8 @@ def _row_result(run: ImportRun, importer: Importer, row: FileRow) -> ImportRowRe
 
 
 @transaction.atomic
-def _finish(run: ImportRun) -> ImportRun:
+def _finish(run: ImportRun, importer: Importer) -> ImportRun:
+    importer.finish(run)
     run.status = ImportRun.Status.DONE
     run.finished_at = timezone.now()
     run.error = ""

@@ -1,7 +1,9 @@
 """The importers, by kind, in the order a book is brought in."""
 
 from .base import Importer
-from .book import CustomerImporter, LoanImporter, MandateImporter
+from .customers import CustomerImporter
+from .loans import LoanImporter
+from .mandates import MandateImporter
 from .places import BranchImporter, UserImporter
 
 IMPORTERS: dict[str, type[Importer]] = {

@@ -104,6 +104,7 @@ class Importer:
     key_column: ClassVar[str]
     examples: ClassVar[dict[str, str]]
     needs_actor: ClassVar[bool] = False
+    takes_schedule: ClassVar[bool] = False  # a second file: the loans' schedules
 
     def __init__(self, *, actor) -> None:
         self.actor = actor
@@ -129,8 +130,15 @@ class Importer:
             raise _first_error(form.errors.as_data())
         return self.write(form.cleaned_data)
 
-    def write(self, data: dict[str, Any]) -> str:
+    def write(self, data: dict[str, Any]) -> str | tuple[str, str]:
+        """Write the row: its status, or (status, a note for the result file)."""
         raise NotImplementedError
+
+    def prepare(self, run, schedule) -> None:
+        """Before the rows of ``run`` (a resumed run too): read what the rows need."""
+
+    def finish(self, run) -> None:
+        """After the last row, in the transaction that marks the run done."""
 
     # --- helpers for subclasses ---
 

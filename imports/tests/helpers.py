@@ -35,12 +35,34 @@ def xlsx_file(kind: str, rows: list[dict]) -> bytes:
 
 
 def run_import(
-    kind: str, rows: list[dict], *, actor=None, dry_run=False, name="book.csv", content=None
+    kind: str,
+    rows: list[dict],
+    *,
+    actor=None,
+    dry_run=False,
+    name="book.csv",
+    content=None,
+    schedule: bytes | None = None,
 ) -> ImportRun:
     content = content if content is not None else csv_file(kind, rows)
     return import_run(
-        kind=kind, file_name=name, source=io.BytesIO(content), actor=actor, dry_run=dry_run
+        kind=kind,
+        file_name=name,
+        source=io.BytesIO(content),
+        actor=actor,
+        dry_run=dry_run,
+        schedule=("schedule.csv", io.BytesIO(schedule)) if schedule is not None else None,
     )
+
+
+def schedule_file(lines: list[tuple]) -> bytes:
+    """(loan_number, number, due_date, principal_due, interest_due) a line."""
+    header = ["loan_number", "number", "due_date", "principal_due", "interest_due"]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(lines)
+    return out.getvalue().encode()
 
 
 def results(run: ImportRun) -> dict[int, tuple[str, str, str]]:

@@ -16,7 +16,7 @@ from core.workflow import NotAllowed
 from imports import services
 from imports.exceptions import ImportRefused
 from imports.importers import IMPORTERS
-from imports.models import ImportRowResult, ImportRun
+from imports.models import ImportRowResult, ImportRun, ImportScheduleLine
 from loans.models import CoBorrower, Customer, CustomerBankAccount, Instalment, LoanAccount
 from mandates.models import Mandate, ScheduledPresentation
 from tests.factories import (
@@ -34,6 +34,7 @@ from .helpers import (
     loan_row,
     results,
     run_import,
+    schedule_file,
     statuses,
     xlsx_file,
 )
@@ -303,6 +304,76 @@ def test_loans_again_unchanged_and_other_terms_refused(book):
     changed = run_import("loans", [loan_row("LN-C1", "LEG1", "PUN01", tenure_months="18")])
     assert results(changed)[2][:2] == (S.REFUSED, "tenure_months")
     assert LoanAccount.objects.get().instalments.count() == 12
+
+
+def test_loans_take_their_own_schedule_from_a_second_file_in_any_order(book):
+    lines = [
+        # LN-S2's lines first, then LN-S1's out of order: the file's order does not matter
+        ("LN-S2", 1, "2026-02-05", "60000.00", "1800.00"),
+        ("LN-S1", 2, "2026-03-05", "70000.00", "700.00"),
+        ("LN-S2", 2, "2026-03-05", "60000.00", "900.00"),
+        ("LN-S1", 1, "05-02-2026", "50000.00", "1800.00"),
+        ("LN-S3", 1, "2026-02-05", "100000.00", "900.00"),  # adds up to less
+        ("LN-S4", 1, "2026-02-05", "x", "900.00"),
+    ]
+    run = run_import(
+        "loans",
+        [
+            loan_row("LN-S1", "LEG1", "PUN01"),
+            loan_row("LN-S2", "LEG2", "PUN01"),
+            loan_row("LN-S3", "LEG3", "PUN01"),
+            loan_row("LN-S4", "LEG3", "PUN01"),
+            loan_row("LN-S5", "LEG3", "PUN01"),
+        ],
+        schedule=schedule_file(lines),
+    )
+    got = results(run)
+    assert got[2] == got[3] == (S.CREATED, "", "")
+    assert got[4][:2] == (S.REFUSED, "schedule") and "adds up to 100000.00" in got[4][2]
+    assert got[5] == (S.REFUSED, "schedule", "Schedule line 7: principal_due: Enter a number.")
+    assert got[6] == (
+        S.CREATED,
+        "",
+        "Not in the schedule file: the schedule is generated from the terms.",
+    )
+    first = LoanAccount.objects.get(loan_number="LN-S1")
+    assert [(i.number, i.principal_due, i.interest_due) for i in first.instalments.all()] == [
+        (1, Decimal("50000.00"), Decimal("1800.00")),
+        (2, Decimal("70000.00"), Decimal("700.00")),
+    ]
+    assert first.outstanding_interest == Decimal("2500.00")
+    assert LoanAccount.objects.get(loan_number="LN-S5").instalments.count() == 12
+    assert not LoanAccount.objects.filter(loan_number__in=["LN-S3", "LN-S4"]).exists()
+    assert not ImportScheduleLine.objects.exists()  # the staging is gone with the run
+    assert run.schedule_file_name == "schedule.csv"
+
+
+def test_a_schedule_file_out_of_line_refuses_its_loan(book):
+    run = run_import(
+        "loans",
+        [loan_row("LN-T1", "LEG1", "PUN01"), loan_row("LN-T2", "LEG2", "PUN01")],
+        schedule=schedule_file(
+            [
+                ("LN-T1", 1, "2026-02-05", "60000", "0"),
+                ("LN-T1", 3, "2026-03-05", "60000", "0"),
+                ("LN-T2", 1, "2026-03-05", "60000", "0"),
+                ("LN-T2", 2, "2026-02-05", "60000", "0"),
+            ]
+        ),
+    )
+    got = results(run)
+    assert got[2] == (
+        S.REFUSED,
+        "schedule",
+        "The instalments are not numbered 1, 2, 3, ... once each.",
+    )
+    assert got[3][:2] == (S.REFUSED, "schedule") and "each after the last" in got[3][2]
+    assert not LoanAccount.objects.exists()
+
+
+def test_only_loans_take_a_schedule_file():
+    with pytest.raises(ImportRefused, match="takes no schedule"):
+        run_import("branches", [BRANCH], schedule=schedule_file([]))
 
 
 def test_a_branch_user_imports_only_their_branch_loans(book):

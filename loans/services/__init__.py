@@ -39,6 +39,7 @@ from .master import (
     loan_account_create,
     loan_co_borrower_add,
     loan_schedule_generate,
+    loan_schedule_set,
     loan_update,
     next_business_number,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "loan_co_borrower_add",
     "loan_dues_refresh",
     "loan_schedule_generate",
+    "loan_schedule_set",
     "loan_update",
     "loans_dues_daily",
     "loans_dues_held_for",

@@ -18,7 +18,7 @@ from ..models import (
     LoanAccount,
     collection_officer_problem,
 )
-from ..schedule import build_schedule
+from ..schedule import ScheduledInstalment, build_schedule
 from .customer_change import GUARDED_FIELDS
 from .dues_refresh import loan_dues_refresh
 
@@ -98,10 +98,12 @@ def loan_account_create(
     disbursed_on,
     interest_rate: Decimal | None = None,
     loan_number: str | None = None,
+    schedule: tuple[Decimal, list[ScheduledInstalment]] | None = None,
     actor: User | None,
 ) -> LoanAccount:
-    """Open a loan account and generate its repayment schedule (reducing-balance EMI),
-    numbered from the sequence unless ``loan_number`` is given (an imported book's)."""
+    """Open a loan account with its repayment schedule: generated (reducing-balance EMI)
+    unless ``schedule`` (EMI, instalments) is given; numbered from the sequence unless
+    ``loan_number`` is given (an imported book keeps its numbers and schedules)."""
     loan = LoanAccount(
         customer=customer,
         product=product,
@@ -116,7 +118,11 @@ def loan_account_create(
     loan.loan_number = loan_number or next_business_number("loan")
     loan.full_clean()
     loan.save()
-    loan_schedule_generate(loan=loan)
+    if schedule is None:
+        loan_schedule_generate(loan=loan)
+    else:
+        emi_amount, rows = schedule
+        loan_schedule_set(loan=loan, emi_amount=emi_amount, rows=rows)
     return loan
 
 
@@ -158,9 +164,6 @@ def _collection_officer_check(loan: LoanAccount, officer: User | None, *, actor)
 
 def loan_schedule_generate(*, loan: LoanAccount) -> list[Instalment]:
     """(Re)build the schedule of a loan nothing has been paid on, and its outstanding totals."""
-    if Instalment.objects.filter(loan=loan).exclude(status=Instalment.Status.DUE).exists():
-        raise ValueError(f"{loan}: the schedule has payments and cannot be regenerated")
-    Instalment.objects.filter(loan=loan).delete()
     emi_amount, rows = build_schedule(
         principal=loan.disbursed_amount,
         annual_rate_percent=loan.interest_rate,
@@ -169,6 +172,17 @@ def loan_schedule_generate(*, loan: LoanAccount) -> list[Instalment]:
         disbursed_on=loan.disbursed_on,
         due_day=loan.due_day,
     )
+    return loan_schedule_set(loan=loan, emi_amount=emi_amount, rows=rows)
+
+
+def loan_schedule_set(
+    *, loan: LoanAccount, emi_amount: Decimal, rows: list[ScheduledInstalment]
+) -> list[Instalment]:
+    """Give a loan nothing has been paid on this schedule (generated, or another system's
+    for an imported loan), and its outstanding totals."""
+    if Instalment.objects.filter(loan=loan).exclude(status=Instalment.Status.DUE).exists():
+        raise ValueError(f"{loan}: the schedule has payments and cannot be regenerated")
+    Instalment.objects.filter(loan=loan).delete()
     instalments = Instalment.objects.bulk_create(
         Instalment(
             loan=loan,

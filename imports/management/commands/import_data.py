@@ -1,5 +1,6 @@
 import csv
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -35,6 +36,11 @@ class Command(BaseCommand):
             "--result", help="where to write the result CSV (default: FILE.result.csv)"
         )
         parser.add_argument(
+            "--schedule",
+            help="loans only: a second file with the loans' own schedules (without it, or for "
+            "a loan it does not list, the schedule is generated from the terms)",
+        )
+        parser.add_argument(
             "--template", action="store_true", help="print the kind's header row (CSV) and stop"
         )
 
@@ -45,29 +51,22 @@ class Command(BaseCommand):
         if not file:
             raise CommandError("give the FILE to import")
         path = Path(file)
-        if not path.is_file():
-            raise CommandError(f"{file}: no such file")
+        schedule_path = Path(opts["schedule"]) if opts["schedule"] else None
+        for given in filter(None, (path, schedule_path)):
+            if not given.is_file():
+                raise CommandError(f"{given}: no such file")
         actor = None
         if username:
             actor = User.objects.filter(username=username, is_active=True).first()
             if actor is None:
                 raise CommandError(f"no active user {username!r}")
         result_path = Path(result) if result else path.with_name(f"{path.name}.result.csv")
-        with path.open("rb") as source, tqdm(
-            desc=f"{kind}{' (dry run)' if dry_run else ''}", unit=" rows", unit_scale=True,
-            disable=verbosity < 1, file=sys.stderr,
-        ) as bar:  # fmt: skip
-            try:
-                run = import_run(
-                    kind=kind,
-                    file_name=path.name,
-                    source=source,
-                    actor=actor,
-                    dry_run=dry_run,
-                    progress=bar.update,
-                )
-            except ApplicationError as exc:
-                raise CommandError(exc.message) from None
+        with ExitStack() as files:
+            source = files.enter_context(path.open("rb"))
+            schedule = None
+            if schedule_path:
+                schedule = (schedule_path.name, files.enter_context(schedule_path.open("rb")))
+            run = self._run(kind, path, source, actor, dry_run, schedule, verbosity)
         with result_path.open("w", newline="", encoding="utf-8") as out:
             writer = csv.writer(out)
             writer.writerow(RESULT_HEADER)
@@ -78,3 +77,21 @@ class Command(BaseCommand):
         self.stdout.write(f"{kind} {what}: {counts}; result in {result_path}")
         if run.refused:
             raise CommandError(f"{run.refused:,} row(s) refused: see {result_path}", returncode=2)
+
+    def _run(self, kind, path, source, actor, dry_run, schedule, verbosity):
+        with tqdm(
+            desc=f"{kind}{' (dry run)' if dry_run else ''}", unit=" rows", unit_scale=True,
+            disable=verbosity < 1, file=sys.stderr,
+        ) as bar:  # fmt: skip
+            try:
+                return import_run(
+                    kind=kind,
+                    file_name=path.name,
+                    source=source,
+                    actor=actor,
+                    dry_run=dry_run,
+                    progress=bar.update,
+                    schedule=schedule,
+                )
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from None
