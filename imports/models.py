@@ -32,8 +32,11 @@ class ImportRun(models.Model):
     unchanged = models.PositiveIntegerField(default=0)
     refused = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
-    # an upload's file (the admin's; a command reads its file where it lies)
+    # an upload's files (the admin's; a command reads its files where they lie)
     content = models.BinaryField(null=True, blank=True, editable=False)
+    schedule_content = models.BinaryField(null=True, blank=True, editable=False)
+    # the rows the file has (known from its preview): the progress bar's end
+    expected_rows = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -56,6 +59,12 @@ class ImportRun(models.Model):
     @property
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.COUNTS}
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return min(100, self.total * 100 // self.expected_rows) if self.expected_rows else 0
 
 
 class ImportRowResult(models.Model):

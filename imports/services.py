@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
@@ -29,7 +30,7 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from core.errors import ApplicationError
-from core.jobs import job_claim, job_finish, job_heartbeat
+from core.jobs import job_claim, job_finish, job_heartbeat, job_held_for
 from core.tabular import FileRow, TableRejected, open_table
 from core.workflow import require_permission
 
@@ -81,11 +82,13 @@ def import_run(
     run: ImportRun | None = None,
     progress: Callable[[int], None] | None = None,
     schedule: tuple[str, BinaryIO] | None = None,
+    keep: tuple[bytes, bytes | None] | None = None,
 ) -> ImportRun:
     """Import ``source`` (a binary file object, seekable) as rows of ``kind``. Without
     ``run``: a dry run starts a new run; a real one resumes the unfinished run of the same
     kind and file, or starts one. ``progress`` is called with each line done. ``schedule``
-    (name, file): the loans' own schedules, a second file (``loans`` only). Raises
+    (name, file): the loans' own schedules, a second file (``loans`` only); ``keep``: the
+    files' bytes, stored with a new run (the admin's uploads). Raises
     ``ImportRefused`` (nothing written) for a kind, file or actor refused as a whole, and
     ``ImportBusy`` while another process imports the same file."""
     importer = importer_for(kind, actor)
@@ -102,7 +105,9 @@ def import_run(
         run = _run_for(kind, file_name, table.file_format, sha256, actor, dry_run)
         if schedule is not None and not run.schedule_file_name:
             run.schedule_file_name = schedule[0][:200]
-            run.save(update_fields=["schedule_file_name"])
+        if keep is not None and run.content is None:
+            run.content, run.schedule_content = keep
+        run.save(update_fields=["schedule_file_name", "content", "schedule_content"])
     if run.dry_run:
         return _import_rows(run, importer, table.rows, progress, job=None, schedule=schedule)
     job = job_claim(name=IMPORT_JOB, key=str(run.pk), lease=IMPORT_LEASE)
@@ -233,3 +238,98 @@ def import_results(run: ImportRun) -> Iterator[tuple[int, str, str, str, str]]:
     """Every row's result, by line: (line, status, key, field, reason)."""
     rows = run.results.order_by("line").values_list("line", "status", "key", "field", "reason")
     yield from rows.iterator(chunk_size=5000)
+
+
+# --- The admin's uploads: a preview (a dry run of the stored file), then the import as a task
+
+
+ADMIN_MAX_BYTES = 10 * 1024 * 1024
+ADMIN_MAX_ROWS = 10_000
+
+
+def import_preview(
+    *,
+    kind: str,
+    file_name: str,
+    content: bytes,
+    actor,
+    schedule: tuple[str, bytes] | None = None,
+) -> ImportRun:
+    """Store an uploaded file and dry-run it: every row's result, nothing of them written.
+    Raises ``ImportRefused`` (nothing stored) for a file refused as a whole, or larger than
+    the screen takes (``ADMIN_MAX_BYTES``, ``ADMIN_MAX_ROWS``: use ``import_data``)."""
+    importer = importer_for(kind, actor)
+    for content_of in filter(None, (content, schedule and schedule[1])):
+        if len(content_of) > ADMIN_MAX_BYTES:
+            raise ImportRefused(
+                f"The file is larger than {ADMIN_MAX_BYTES // 1024 // 1024} MB: "
+                "import it with the import_data command."
+            )
+    try:
+        table = open_table(name=file_name, source=io.BytesIO(content), columns=importer.columns())
+        rows = sum(1 for _ in table.rows)
+    except TableRejected as exc:
+        raise ImportRefused(exc.message) from None
+    if rows > ADMIN_MAX_ROWS:
+        raise ImportRefused(
+            f"The file has {rows:,} rows; the screen takes {ADMIN_MAX_ROWS:,}: split it, or "
+            "import it with the import_data command."
+        )
+    schedule_file = (schedule[0], io.BytesIO(schedule[1])) if schedule else None
+    return import_run(
+        kind=kind,
+        file_name=file_name,
+        source=io.BytesIO(content),
+        actor=actor,
+        dry_run=True,
+        schedule=schedule_file,
+        keep=(content, schedule[1] if schedule else None),
+    )
+
+
+def import_start(*, preview_id: int, actor) -> ImportRun:
+    """Import the file of a preview (a task does it): its unfinished run when there is one
+    (resumed), else a new run. Refused when the preview is not the actor's to see."""
+    from .selectors import import_runs_for  # the selectors read through these services
+
+    preview = import_runs_for(actor).get(pk=preview_id, dry_run=True)
+    importer_for(preview.kind, actor)
+    run = _run_for(
+        preview.kind, preview.file_name, preview.file_format, preview.sha256, actor, False
+    )
+    if run.content is None:
+        run.content = preview.content
+        run.schedule_content = preview.schedule_content
+        run.schedule_file_name = preview.schedule_file_name
+    run.expected_rows = preview.total
+    run.save(update_fields=["content", "schedule_content", "schedule_file_name", "expected_rows"])
+    from .tasks import import_run_task
+
+    import_run_task.delay_on_commit(run.pk)
+    return run
+
+
+def import_continue(*, run_id: int) -> ImportRun | None:
+    """Go on with a stored run (the task): None when it is done, or another worker has it."""
+    run = ImportRun.objects.select_related("actor").get(pk=run_id)
+    if run.status == ImportRun.Status.DONE or run.content is None:
+        return None
+    schedule = None
+    if run.schedule_content is not None:
+        schedule = (run.schedule_file_name, io.BytesIO(run.schedule_content))
+    try:
+        return import_run(
+            kind=run.kind,
+            file_name=run.file_name,
+            source=io.BytesIO(run.content),
+            actor=run.actor,
+            run=run,
+            schedule=schedule,
+        )
+    except ImportBusy:
+        return None
+
+
+def import_held(run: ImportRun) -> bool:
+    """Whether a worker is at the run now (else an unfinished run waits to be resumed)."""
+    return job_held_for(name=IMPORT_JOB, key=str(run.pk)) is not None
