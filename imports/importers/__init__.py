@@ -2,6 +2,7 @@
 
 from .base import Importer
 from .customers import CustomerImporter
+from .history import BalanceImporter, PaymentImporter
 from .loans import LoanImporter
 from .mandates import MandateImporter
 from .places import BranchImporter, UserImporter
@@ -14,6 +15,8 @@ IMPORTERS: dict[str, type[Importer]] = {
         CustomerImporter,
         LoanImporter,
         MandateImporter,
+        BalanceImporter,
+        PaymentImporter,
     )
 }
 
