@@ -26,6 +26,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from accounts.admin_base import ScopedModelAdmin
 from core.errors import ApplicationError
 from core.spreadsheets import csv_response
 
@@ -93,7 +94,7 @@ def person(user) -> str:
 
 
 @admin.register(ImportRun)
-class ImportRunAdmin(admin.ModelAdmin):
+class ImportRunAdmin(ScopedModelAdmin):
     list_display = [
         "__str__",
         "kind",
@@ -108,7 +109,7 @@ class ImportRunAdmin(admin.ModelAdmin):
         "refused",
     ]
     list_filter = ["kind", "status", "dry_run"]
-    list_select_related = ["actor"]
+    list_select_related = ["actor", "branch"]
     search_fields = ["file_name"]
     search_help_text = "File name."
     change_form_template = "admin/imports/importrun/detail.html"

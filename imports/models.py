@@ -9,6 +9,11 @@ from django.db.models import Q
 
 
 class ImportRun(models.Model):
+    """Seen by its actor, and in the branch scope of the actor's branch (a branch user's
+    runs by their managers; head office sees every run)."""
+
+    SCOPE_BRANCH_PATH = "branch"
+
     class Status(models.TextChoices):
         RUNNING = "RUNNING", "Running"
         DONE = "DONE", "Done"
@@ -22,6 +27,9 @@ class ImportRun(models.Model):
     dry_run = models.BooleanField(default=False)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    branch = models.ForeignKey(
+        "accounts.Branch", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     status = models.CharField(max_length=8, choices=Status, default=Status.RUNNING)
     # where a resumed run goes on: every row up to this line is committed with its result

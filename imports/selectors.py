@@ -1,8 +1,9 @@
-"""Reads of import runs: a user sees their own runs; who sees every branch sees all."""
+"""Reads of import runs: a user sees their own runs and those of the branches in their
+scope (``accounts.scoping``); who sees every branch sees all."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.scoping import visible_branch_ids
 
@@ -10,12 +11,13 @@ from .models import ImportRowResult, ImportRun
 
 
 def import_runs_for(user) -> QuerySet[ImportRun]:
-    runs = ImportRun.objects.select_related("actor").defer("content", "schedule_content")
+    runs = ImportRun.objects.select_related("actor", "branch").defer("content", "schedule_content")
     if not user.is_authenticated or not user.is_active:
         return runs.none()
-    if visible_branch_ids(user) is None:
+    branch_ids = visible_branch_ids(user)
+    if branch_ids is None:
         return runs
-    return runs.filter(actor=user)
+    return runs.filter(Q(actor=user) | Q(branch_id__in=sorted(branch_ids)))
 
 
 def import_run_results(run: ImportRun, *, problems_only: bool = False) -> QuerySet:

@@ -130,6 +130,7 @@ def _run_for(kind, file_name, file_format, sha256, actor, dry_run) -> ImportRun:
         "file_format": file_format,
         "sha256": sha256,
         "actor": actor,
+        "branch_id": actor.home_branch_id if actor is not None else None,
         "dry_run": dry_run,
     }
     if dry_run:

@@ -76,10 +76,10 @@ def test_a_file_refused_as_a_whole_is_a_field_error_and_stores_nothing(client):
     assert not ImportRun.objects.exists()
 
 
-def test_a_branch_manager_sees_only_their_runs_and_imports_only_their_branch(client):
-    mine = BranchFactory(code="PUN01")
-    BranchFactory(code="PUN02")
-    other_manager = UserFactory(role="Branch Manager", home_branch=mine)
+def test_a_branch_manager_imports_only_their_branch_and_their_branch_sees_the_run(client):
+    mine, other_branch = BranchFactory(code="PUN01"), BranchFactory(code="PUN02")
+    colleague = UserFactory(role="Branch Manager", home_branch=mine)
+    stranger = UserFactory(role="Branch Manager", home_branch=other_branch)
     manager = _client(client, UserFactory(role="Branch Manager", home_branch=mine))
     _upload(
         manager,
@@ -87,11 +87,18 @@ def test_a_branch_manager_sees_only_their_runs_and_imports_only_their_branch(cli
         csv_file("customers", [customer_row("L1", "PUN01"), customer_row("L2", "PUN02")]),
     )
     run = ImportRun.objects.get()
+    assert run.branch == mine
     assert [r.status for r in run.results.order_by("line")] == ["CREATED", "REFUSED"]
-    listing = manager.get(reverse("admin:imports_importrun_changelist")).content.decode()
-    assert "book.csv" in listing
+    assert "book.csv" in manager.get(reverse("admin:imports_importrun_changelist")).content.decode()
     client.logout()
-    other = _client(client, other_manager)
+    assert (
+        _client(client, colleague)
+        .get(reverse("admin:imports_importrun_result", args=[run.pk]))
+        .status_code
+        == 200
+    )
+    client.logout()
+    other = _client(client, stranger)
     assert other.get(reverse("admin:imports_importrun_change", args=[run.pk])).status_code == 302
     assert other.get(reverse("admin:imports_importrun_result", args=[run.pk])).status_code == 404
     assert not Customer.objects.exists()
