@@ -51,6 +51,8 @@ ROLES: dict[str, list[str]] = {
         "payments.request_reversal",
         "approvals.view_*",
         "audit.view_*",
+        "imports.add_importrun",  # bring in their branch's customers, loans, mandates
+        "imports.view_importrun",
     ],
     "Area Manager": [
         "@Branch Manager",
@@ -78,6 +80,8 @@ ROLES: dict[str, list[str]] = {
         "audit.view_*",
         "core.view_jobrun",  # the daily jobs' runs (head office only)
         "core.view_outboxmessage",  # the outbox: what waits to reach DynamoDB, and why
+        "imports.add_importrun",  # bring a book in: branches, staff, customers, loans, mandates
+        "imports.view_importrun",
     ],
     "Finance": [
         "loans.view_*",

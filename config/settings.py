@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "reconciliation",
     "desk",
     "streams",
+    "imports",
 ]
 
 MIDDLEWARE = [

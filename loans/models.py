@@ -529,6 +529,7 @@ class LoanCharge(models.Model):
 
     class Kind(models.TextChoices):
         BOUNCE = "BOUNCE", "Bounce charge"
+        MIGRATED = "MIGRATED", "Brought forward from the previous system"
 
     loan = models.ForeignKey(LoanAccount, on_delete=models.PROTECT, related_name="charges")
     instalment = models.ForeignKey(Instalment, on_delete=models.PROTECT, related_name="+")

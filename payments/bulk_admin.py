@@ -240,6 +240,7 @@ class BulkUploadAdmin(ScopedModelAdmin):
                 "status": upload.status,
                 "status_label": upload.get_status_display(),
                 "to_import": upload.to_import,
+                "max": upload.to_import,
                 "processed": upload.processed,
                 "percent": upload.percent,
                 "recorded": upload.recorded,

@@ -17,7 +17,7 @@ from core.outbox import outbox_pending_keys
 
 from .ddb_models import TransactionItem, branch_day_key
 from .models import REVERSAL_TOPIC, Posting
-from .services import TxnStatus
+from .services import MIGRATED, MIGRATED_MODE, TxnStatus
 
 
 @dataclass
@@ -53,13 +53,14 @@ def integrity_check(
     for branch, day in progress(keys):
         report.branch_days += 1
         for txn in TransactionItem.by_branch_day.query(branch_day_key(branch.pk, day)):
-            txns[txn.txn_id] = txn
+            if txn.source != MIGRATED:  # history brought in: its effect is the opening balance
+                txns[txn.txn_id] = txn
     report.transactions = len(txns)
     postings = {
         p.txn_id: p
-        for p in Posting.objects.filter(
-            business_date__range=(start, end), branch__in=branches
-        ).select_related("loan")
+        for p in Posting.objects.filter(business_date__range=(start, end), branch__in=branches)
+        .exclude(mode=MIGRATED_MODE)
+        .select_related("loan")
     }
     report.postings = len(postings)
     # A reversal whose outbox message is still pending has not reached DynamoDB yet.

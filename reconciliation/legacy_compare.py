@@ -27,15 +27,9 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from core.spreadsheets import csv_cell
+from core.tabular import TableRejected, open_table
 from loans.dues import dues_of
 from loans.models import Instalment, LoanAccount, LoanCharge
-from payments.bulk_file import (
-    cells_by_column,
-    header_positions,
-    iter_records,
-    tabular_format,
-)
-from payments.exceptions import BulkFileRejected
 from payments.models import Posting
 
 from .exceptions import LegacyExtractRejected
@@ -152,18 +146,13 @@ def parse_dpd(text: str) -> int:
 def _extract_rows(file: BinaryIO, name: str) -> Iterator[tuple]:
     """(line, loan number, figures..., branch code) per row, checked; the first bad cell
     raises ``LegacyExtractRejected`` naming its row and column."""
-    head = file.read(4)
-    file.seek(0)
     try:
-        records = iter_records(file, file_format=tabular_format(name=name, head=head))
-        first = next(records, None)
-        if first is None:
-            raise LegacyExtractRejected("The extract is empty.")
-        positions = header_positions(first[1], columns=COLUMNS, required=REQUIRED)
-        for line, cells in records:
-            row = cells_by_column(cells, positions, COLUMNS)
-            yield _checked(line, row)
-    except BulkFileRejected as exc:
+        table = open_table(
+            name=name, source=file, columns=[(key, key in REQUIRED) for key in COLUMNS]
+        )
+        for row in table.rows:
+            yield _checked(row.number, row.cells)
+    except TableRejected as exc:
         raise LegacyExtractRejected(str(exc)) from None
 
 

@@ -26,6 +26,7 @@ from core.models import JobRun, OutboxMessage
 from core.outbox import outbox_relay
 from desk.services import CollectInput, desk_collect
 from dynamo import registry
+from imports.services import import_preview
 from loans.models import CoBorrower, CustomerBankAccount, LoanCharge
 from loans.services import loan_charge_waiver_request
 from mandates import services as mandate_services
@@ -86,6 +87,13 @@ def _branch_objects(world: World, where: str, branch, people, account) -> None:
         f"{loan.loan_number},750.00,CASH,BULK-{where},Agent A\n".encode(),
         actor=people["staff"],
     )
+    import_run = import_preview(
+        kind="customers",
+        file_name=f"{where}.csv",
+        content=f"customer_number,branch_code,name,mobile,pan\nIMP-{where},{branch.code},"
+        "Imported Customer,9876543210,ABCDE1234F\n".encode(),
+        actor=people["manager"],
+    )
     objects = {
         "accounts.branch": branch,
         "accounts.area": branch.area,
@@ -105,6 +113,7 @@ def _branch_objects(world: World, where: str, branch, people, account) -> None:
         "reconciliation.deposit": deposit(branch, account, day=days_ago(1), actor=people["staff"]),
         "desk.deskreceipt": receipt,
         "payments.bulkupload": bulk_upload,
+        "imports.importrun": import_run,
     }
     for label, obj in objects.items():
         if where == "near" and label in ("accounts.area", "accounts.region"):
@@ -229,6 +238,7 @@ def build_access_world() -> World:
             "deposit": "reconciliation.deposit",
             "receipt": "desk.deskreceipt",
             "bulk": "payments.bulkupload",
+            "importrun": "imports.importrun",
         }.items():
             world.values[f"{name}.{where}"] = world.objects[label][where].pk
         loan = world.objects["loans.loanaccount"][where]

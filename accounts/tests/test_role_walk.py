@@ -105,6 +105,7 @@ payments.ledgerswitch              v     v     v     vc    vc    v     vc
 payments.transactionrecord         v     v     v     v     v     v     v
 payments.postingqueueentry         v     v     v     v     v     v     v
 payments.bulkupload                va    va    va    va    va    v     va
+imports.importrun                  -     va    va    va    -     v     va
 mandates.mandate                   vac   vac   vac   vac   v     v     vac
 mandates.bankholiday               v     v     v     vacd  v     v     vacd
 mandates.returncodepolicy          v     v     v     vac   v     v     vac
@@ -218,6 +219,14 @@ GET  /admin/payments/bulkupload/{bulk.own}/progress/         302 200 200 200 200
 GET  /admin/payments/bulkupload/{bulk.far}/progress/         302 404 404 404 200 200 200 200
 GET  /admin/payments/bulkupload/{bulk.own}/result/           302 200 200 200 200 200 200 200
 GET  /admin/payments/bulkupload/{bulk.far}/result/           302 404 404 404 200 200 200 200
+GET  /admin/imports/                                         302 404 200 200 200 404 200 200
+GET  /admin/imports/importrun/template/customers/            302 403 200 200 200 403 403 200
+GET  /admin/imports/importrun/{importrun.own}/import/         302 403 200 200 200 403 403 200
+GET  /admin/imports/importrun/{importrun.far}/import/         302 403 404 404 200 403 403 200
+GET  /admin/imports/importrun/{importrun.own}/progress/       302 403 200 200 200 403 200 200
+GET  /admin/imports/importrun/{importrun.far}/progress/       302 403 404 404 200 403 200 200
+GET  /admin/imports/importrun/{importrun.own}/result/         302 403 200 200 200 403 200 200
+GET  /admin/imports/importrun/{importrun.far}/result/         302 403 404 404 200 403 200 200
 GET  /admin/mandates/mandate/{mandate.own}/stop-request/     302 405 405 405 405 405 405 405
 POST /admin/mandates/mandate/{mandate.own}/stop-request/     302 403 200 200 200 403 403 200
 POST /admin/mandates/mandate/{mandate.far}/stop-request/     302 302 302 302 200 403 403 200

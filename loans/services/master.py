@@ -10,8 +10,15 @@ from django.db import connection, transaction
 from accounts.models import User
 
 from ..exceptions import CollectionOfficerRefused, CustomerChangeInvalid
-from ..models import Customer, Instalment, LoanAccount, collection_officer_problem
-from ..schedule import build_schedule
+from ..models import (
+    CoBorrower,
+    Customer,
+    CustomerBankAccount,
+    Instalment,
+    LoanAccount,
+    collection_officer_problem,
+)
+from ..schedule import ScheduledInstalment, build_schedule
 from .customer_change import GUARDED_FIELDS
 from .dues_refresh import loan_dues_refresh
 
@@ -34,12 +41,28 @@ def next_business_number(kind: str) -> str:
 
 
 @transaction.atomic
-def customer_create(*, actor: User | None, **fields) -> Customer:
+def customer_create(
+    *, actor: User | None, customer_number: str | None = None, **fields
+) -> Customer:
+    """A new customer, numbered from the sequence unless ``customer_number`` is given (a
+    book brought in from another system keeps its numbers: ``imports``)."""
     customer = Customer(**fields)
-    customer.customer_number = next_business_number("customer")
+    customer.customer_number = customer_number or next_business_number("customer")
     customer.full_clean()
     customer.save()
     return customer
+
+
+@transaction.atomic
+def customer_bank_account_add(
+    *, customer: Customer, actor: User | None, **fields
+) -> CustomerBankAccount:
+    """A new customer's first bank account (a change of one goes through maker-checker:
+    ``customer_change_request``)."""
+    account = CustomerBankAccount(customer=customer, **fields)
+    account.full_clean()
+    account.save()
+    return account
 
 
 @transaction.atomic
@@ -74,9 +97,13 @@ def loan_account_create(
     due_day: int,
     disbursed_on,
     interest_rate: Decimal | None = None,
+    loan_number: str | None = None,
+    schedule: tuple[Decimal, list[ScheduledInstalment]] | None = None,
     actor: User | None,
 ) -> LoanAccount:
-    """Open a loan account and generate its repayment schedule (reducing-balance EMI)."""
+    """Open a loan account with its repayment schedule: generated (reducing-balance EMI)
+    unless ``schedule`` (EMI, instalments) is given; numbered from the sequence unless
+    ``loan_number`` is given (an imported book keeps its numbers and schedules)."""
     loan = LoanAccount(
         customer=customer,
         product=product,
@@ -88,11 +115,25 @@ def loan_account_create(
         due_day=due_day,
         disbursed_on=disbursed_on,
     )
-    loan.loan_number = next_business_number("loan")
+    loan.loan_number = loan_number or next_business_number("loan")
     loan.full_clean()
     loan.save()
-    loan_schedule_generate(loan=loan)
+    if schedule is None:
+        loan_schedule_generate(loan=loan)
+    else:
+        emi_amount, rows = schedule
+        loan_schedule_set(loan=loan, emi_amount=emi_amount, rows=rows)
     return loan
+
+
+@transaction.atomic
+def loan_co_borrower_add(
+    *, loan: LoanAccount, customer: Customer, relationship: str, role: str, actor: User | None
+) -> CoBorrower:
+    co_borrower = CoBorrower(loan=loan, customer=customer, relationship=relationship, role=role)
+    co_borrower.full_clean()
+    co_borrower.save()
+    return co_borrower
 
 
 @transaction.atomic
@@ -123,9 +164,6 @@ def _collection_officer_check(loan: LoanAccount, officer: User | None, *, actor)
 
 def loan_schedule_generate(*, loan: LoanAccount) -> list[Instalment]:
     """(Re)build the schedule of a loan nothing has been paid on, and its outstanding totals."""
-    if Instalment.objects.filter(loan=loan).exclude(status=Instalment.Status.DUE).exists():
-        raise ValueError(f"{loan}: the schedule has payments and cannot be regenerated")
-    Instalment.objects.filter(loan=loan).delete()
     emi_amount, rows = build_schedule(
         principal=loan.disbursed_amount,
         annual_rate_percent=loan.interest_rate,
@@ -134,6 +172,17 @@ def loan_schedule_generate(*, loan: LoanAccount) -> list[Instalment]:
         disbursed_on=loan.disbursed_on,
         due_day=loan.due_day,
     )
+    return loan_schedule_set(loan=loan, emi_amount=emi_amount, rows=rows)
+
+
+def loan_schedule_set(
+    *, loan: LoanAccount, emi_amount: Decimal, rows: list[ScheduledInstalment]
+) -> list[Instalment]:
+    """Give a loan nothing has been paid on this schedule (generated, or another system's
+    for an imported loan), and its outstanding totals."""
+    if Instalment.objects.filter(loan=loan).exclude(status=Instalment.Status.DUE).exists():
+        raise ValueError(f"{loan}: the schedule has payments and cannot be regenerated")
+    Instalment.objects.filter(loan=loan).delete()
     instalments = Instalment.objects.bulk_create(
         Instalment(
             loan=loan,

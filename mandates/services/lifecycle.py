@@ -196,6 +196,38 @@ def mandate_resume(*, mandate_id: int, actor: User, remarks: str = "") -> Mandat
     return mandate
 
 
+@transaction.atomic
+def mandate_import(*, actor: User, umrn: str, status: str, **fields) -> Mandate:
+    """A mandate registered in another system, brought in as it stands there: ACTIVE (its
+    presentations scheduled) or SUSPENDED, with its UMRN. It skips the maker-checker
+    registration (the bank registered it already); its history says it was migrated."""
+    if status not in (S.ACTIVE, S.SUSPENDED):
+        raise MandateError(f"Only an active or suspended mandate is imported, not {status}.")
+    mandate = Mandate(created_by=actor, umrn=umrn, status=status, **fields)
+    active = Mandate.objects.filter(loan=mandate.loan, status=S.ACTIVE)
+    if status == S.ACTIVE and active.exists():
+        raise MandateError(
+            f"Loan {mandate.loan.loan_number} already has an active mandate.",
+            code="active_mandate_exists",
+            field="loan",
+        )
+    mandate.full_clean()
+    try:
+        with transaction.atomic():
+            mandate.save()
+    except IntegrityError:
+        raise MandateError(
+            f"Loan {mandate.loan.loan_number} already has an active mandate.",
+            code="active_mandate_exists",
+        ) from None
+    mandate.transitions.create(
+        from_status="", to_status=status, actor=actor, remarks=f"migrated, UMRN {umrn}"
+    )
+    if status == S.ACTIVE:
+        mandate_schedule_generate(mandate=mandate)
+    return mandate
+
+
 def mandates_expire(*, today: date) -> int:
     expired = 0
     for mandate_id in Mandate.objects.filter(status=S.ACTIVE, end_date__lt=today).values_list(

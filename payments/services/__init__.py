@@ -19,6 +19,15 @@ from .ingest import (
     transaction_body,
     transaction_get,
 )
+from .migration import (
+    MIGRATED,
+    MIGRATED_MODE,
+    HistoricalPayment,
+    OpeningBalanceRefused,
+    loan_opening_balance_post,
+    opening_txn_id,
+    payment_history_record,
+)
 from .posting import (
     POSTING_LEASE,
     ledger_post,
@@ -39,10 +48,14 @@ from .reversal import (
 
 __all__ = [
     "CLAIM_LEASE",
+    "MIGRATED",
+    "MIGRATED_MODE",
     "MODES",
     "POSTING",
     "POSTING_LEASE",
+    "HistoricalPayment",
     "IngestResult",
+    "OpeningBalanceRefused",
     "PaymentInput",
     "QueueStatus",
     "TxnStatus",
@@ -55,6 +68,9 @@ __all__ = [
     "ledger_post",
     "ledger_switch_problems",
     "ledger_switch_set",
+    "loan_opening_balance_post",
+    "opening_txn_id",
+    "payment_history_record",
     "payment_ingest",
     "payment_post_one",
     "payment_reversal_deliver",
