@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('loans', '0007_loan_collection_officer_sheet'),
+        ('loans', '0008_loan_sheet_officer_index'),
     ]
 
     operations = [
