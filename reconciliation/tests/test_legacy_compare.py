@@ -237,7 +237,7 @@ def test_a_loan_twice_in_the_extract_is_refused(book, tmp_path):
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("extract.csv", b"", "The extract is empty"),
+        ("extract.csv", b"", "The file is empty"),
         ("extract.csv", ",".join(COLUMNS).encode() + b"\n", "a header but no rows"),
         ("extract.csv", b"loan_number,dpd\nLN1,3\n", "Missing column(s): outstanding_principal"),
         ("extract.pdf", b"%PDF-1.4", "Upload a CSV file (.csv) or an Excel workbook"),
