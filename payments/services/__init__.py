@@ -11,7 +11,6 @@ from .bulk import (
     bulk_upload_preview,
 )
 from .ingest import (
-    CLAIM_LEASE,
     IngestResult,
     PaymentInput,
     ingest_outcome,
@@ -38,7 +37,6 @@ from .reversal import (
 )
 
 __all__ = [
-    "CLAIM_LEASE",
     "MODES",
     "POSTING",
     "POSTING_LEASE",

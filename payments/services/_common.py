@@ -1,4 +1,5 @@
-"""What more than one payments seam needs: statuses, the store call, the posting enqueue."""
+"""What more than one payments seam needs: statuses, the store call, the posting queue's
+new item and its enqueue."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pynamodb.exceptions import PynamoDBException
 
 from accounts.models import Branch
 from accounts.refdata import BranchRef
-from core.clock import business_date
+from core.clock import business_date, iso
 from dynamo.errors import is_unavailable
 
+from ..ddb_models import QueueItem, TransactionItem
 from ..exceptions import StoreUnavailable
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,22 @@ def _store_call(fn, *args, **kwargs):
         if is_unavailable(exc):
             raise StoreUnavailable("The payments store is unavailable; retry shortly.") from exc
         raise
+
+
+def queue_item_for(txn: TransactionItem, now: datetime) -> QueueItem:
+    """The posting work of a transaction just accepted: READY now. Ingestion builds its
+    queue item only here (the queue's keys belong to posting)."""
+    return QueueItem(
+        txn.txn_id,
+        queue_status=f"{POSTING}#{QueueStatus.READY}",
+        next_attempt_at=iso(now),
+        txn_id=txn.txn_id,
+        loan_number=txn.loan_number,
+        branch_id=txn.branch_id,
+        attempts=0,
+        created_at=iso(now),
+        updated_at=iso(now),
+    )
 
 
 def _enqueue_posting(txn_id: str) -> None:
