@@ -32,7 +32,6 @@ anyway). Exit status 1 when a request failed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import http.client
 import inspect
@@ -62,21 +61,15 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from tqdm import tqdm  # noqa: E402
-from ulid import ULID  # noqa: E402
 
 from accounts.models import Branch, User  # noqa: E402
 from api.principal import ApiPrincipal  # noqa: E402
 from api.services import api_client_create  # noqa: E402
-from core.clock import iso  # noqa: E402
-from core.money import to_paise  # noqa: E402
 from dynamo.connection import boto3_client  # noqa: E402
 from loans.models import LoanAccount  # noqa: E402
-from payments.ddb_models import DedupItem, TransactionItem, branch_day_key  # noqa: E402
 from payments.services import ingest  # noqa: E402
-from payments.services._common import queue_item_for  # noqa: E402
 
 HOST = "127.0.0.1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -137,82 +130,75 @@ def raw_transaction(loan: LoanAccount, key: str, body: bytes, principal) -> list
         mode=data["mode"],
         collector=data["collector"],
     )
-    now = timezone.now()
-    today = timezone.localdate()
-    txn = TransactionItem(
-        str(ULID()),
-        branch_day=branch_day_key(loan.branch_id, today),
-        created_at=iso(now),
-        loan_number=loan.loan_number,
-        loan_id=loan.pk,
-        branch_id=loan.branch_id,
-        business_date=today.isoformat(),
-        amount_paise=to_paise(payment.amount),
-        mode=payment.mode,
-        status="RECEIVED",
-        collector=payment.collector,
+    items = ingest.accepted_items(
+        payment,
+        loan=loan,
+        business_date=timezone.localdate(),
         source="bench:raw",
-    )
-    dedup = DedupItem(
-        ingest._dedup_key("bench:raw", key),
+        principal=principal,
+        dedup_key=ingest._dedup_key("bench:raw", key),
         request_hash=ingest._hash(payment.canonical()),
-        state="DONE",
-        txn_id=txn.txn_id,
-        response_status=201,
-        response_body=json.dumps(ingest.transaction_body(txn)),
-        created_at=iso(now),
-        expires_at=now + datetime.timedelta(days=settings.PAYMENTS_IDEMPOTENCY_DAYS),
+        now=timezone.now(),
     )
-    audit = ingest._intake_audit(txn, principal=principal, now=now)
-    items = []
-    for item in (dedup, txn, queue_item_for(txn, now), audit):
-        meta = item.Meta
-        hash_key = item._hash_key_attribute().attr_name
-        items.append(
-            {
-                "Put": {
-                    "TableName": meta.table_name,
-                    "Item": item.serialize(),
-                    "ConditionExpression": "attribute_not_exists(#k)",
-                    "ExpressionAttributeNames": {"#k": hash_key},
-                }
+    return [
+        {
+            "Put": {
+                "TableName": item.Meta.table_name,
+                "Item": item.serialize(),
+                "ConditionExpression": "attribute_not_exists(#k)",
+                "ExpressionAttributeNames": {"#k": item._hash_key_attribute().attr_name},
             }
-        )
-    return items
+        }
+        for item in items
+    ]
 
 
-def run_raw(transactions: list[list[dict]], clients: int, bar: tqdm) -> tuple[float, list]:
-    """Send each transaction once from ``clients`` threads; (seconds, latencies)."""
+def run_pool(work: list, clients: int, send, bar: tqdm) -> tuple[float, list[float]]:
+    """Send every item of ``work`` once, from ``clients`` threads, each with its own
+    ``send`` (``send()`` gives a thread's sender: item -> None, or an error text).
+    Returns (seconds, latencies); exits on an error."""
     todo: queue.SimpleQueue = queue.SimpleQueue()
-    for items in transactions:
-        todo.put(items)
+    for item in work:
+        todo.put(item)
     latencies: list[float] = []
     errors: list[str] = []
 
-    def writer() -> None:
-        client = boto3_client()
+    def thread() -> None:
+        sender = send()
         while True:
             try:
-                items = todo.get_nowait()
+                item = todo.get_nowait()
             except queue.Empty:
                 return
             began = time.perf_counter()
-            try:
-                client.transact_write_items(TransactItems=items)
-            except Exception as exc:  # counted and reported, never hidden
-                errors.append(repr(exc)[:200])
+            error = sender(item)
             latencies.append(time.perf_counter() - began)
+            if error:
+                errors.append(error)
             bar.update()
 
-    threads = [threading.Thread(target=writer) for _ in range(clients)]
+    threads = [threading.Thread(target=thread) for _ in range(clients)]
     began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    for each in threads:
+        each.start()
+    for each in threads:
+        each.join()
     if errors:
-        raise SystemExit(f"error: raw writes failed ({len(errors)}): {errors[0]}")
+        raise SystemExit(f"error: {len(errors)} failed: {errors[0]}")
     return time.perf_counter() - began, latencies
+
+
+def raw_sender():
+    client = boto3_client()
+
+    def send(items: list[dict]) -> str | None:
+        try:
+            client.transact_write_items(TransactItems=items)
+        except Exception as exc:  # counted and reported, never hidden
+            return repr(exc)[:200]
+        return None
+
+    return send
 
 
 # --- API: a real gunicorn --------------------------------------------------------------
@@ -291,39 +277,17 @@ def post(conn: http.client.HTTPConnection, api_key: str, key: str, body: bytes):
     return response.status, response.read()
 
 
-def run_api(port: int, api_key: str, payments, clients: int, bar: tqdm) -> tuple[float, list]:
-    todo: queue.SimpleQueue = queue.SimpleQueue()
-    for payment in payments:
-        todo.put(payment)
-    latencies: list[float] = []
-    errors: list[str] = []
-
-    def client() -> None:
+def api_sender(port: int, api_key: str):
+    def sender():
         conn = http.client.HTTPConnection(HOST, port, timeout=60)
-        try:
-            while True:
-                try:
-                    key, body = todo.get_nowait()
-                except queue.Empty:
-                    return
-                began = time.perf_counter()
-                status, answer = post(conn, api_key, key, body)
-                latencies.append(time.perf_counter() - began)
-                if status != 201:
-                    errors.append(f"{status} {answer[:200]!r}")
-                bar.update()
-        finally:
-            conn.close()
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise SystemExit(f"error: {len(errors)} requests failed: {errors[0]}")
-    return time.perf_counter() - began, latencies
+        def send(payment: tuple[str, bytes]) -> str | None:
+            status, answer = post(conn, api_key, *payment)
+            return None if status == 201 else f"{status} {answer[:200]!r}"
+
+        return send
+
+    return sender
 
 
 # --- the profile: CPU of each piece, in this process ------------------------------------
@@ -359,8 +323,6 @@ def _pieces():
 
 def profile(api_key: str, payments) -> list[tuple[str, float]]:
     """CPU milliseconds per request of each piece (inclusive of what it calls)."""
-    from django.core.handlers.wsgi import WSGIHandler
-
     totals: dict[str, float] = defaultdict(float)
     local = threading.local()
     restore = []
@@ -388,7 +350,8 @@ def profile(api_key: str, payments) -> list[tuple[str, float]]:
             wrapped = timed(label, original)
         restore.append((owner, name, original if name in vars(owner) else None))
         setattr(owner, name, wrapped)
-    app = WSGIHandler()
+    # imported after the wrapping: Django's handlers keep the functions they were built with
+    from config.wsgi import application as app
 
     def call(key: str, body: bytes) -> None:
         environ = {
@@ -461,6 +424,8 @@ def main() -> int:
         for label, ms in pieces:
             print(f"  {label:<34} {ms:6.2f} ms")
 
+    if not args.payments:  # --payments 0: the profile alone
+        return 0
     by_number = {loan.loan_number: loan for loan in loans}
     principal = ApiPrincipal(client)
     raw_payments = bodies(loans, args.payments, "raw")
@@ -469,17 +434,19 @@ def main() -> int:
         for key, body in raw_payments
     ]
     with tqdm(total=args.payments, desc="raw TransactWriteItems", unit="txn") as bar:
-        raw_s, raw_lat = run_raw(transactions, args.clients, bar)
+        raw_s, raw_lat = run_pool(transactions, args.clients, raw_sender, bar)
 
     server = start_gunicorn(args.port, args.web_workers, args.threads)
     try:
         api_payments = bodies(loans, args.payments, "api")
         warm = bodies(loans, 100, "warm")
         with tqdm(total=len(warm), desc="warm-up", unit="req", leave=False) as bar:
-            run_api(args.port, api_key, warm, args.clients, bar)
+            run_pool(warm, args.clients, api_sender(args.port, api_key), bar)
         cpu_before = server_cpu(server.pid)
         with tqdm(total=args.payments, desc="API ingestion", unit="req") as bar:
-            api_s, api_lat = run_api(args.port, api_key, api_payments, args.clients, bar)
+            api_s, api_lat = run_pool(
+                api_payments, args.clients, api_sender(args.port, api_key), bar
+            )
         cpu_after = server_cpu(server.pid)
     finally:
         stop(server)

@@ -45,6 +45,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.utils import timezone
@@ -329,6 +330,58 @@ def _intake_audit(txn: TransactionItem, *, principal, now: datetime) -> AuditEve
     )
 
 
+class AcceptedItems(NamedTuple):
+    txn: TransactionItem
+    dedup: DedupItem
+    queue_item: QueueItem
+    audit_item: AuditEventItem
+
+
+def accepted_items(
+    payment: PaymentInput,
+    *,
+    loan: LoanAccount,
+    business_date: date,
+    source: str,
+    principal,
+    dedup_key: str,
+    request_hash: str,
+    now: datetime,
+) -> AcceptedItems:
+    """What an accepted payment stores (but its uniqueness items): the transaction, its key
+    ``DONE`` with the response, its queue item and its intake audit event. Also what
+    ``bench/ingest.py`` writes raw, so that both write the same items."""
+    txn = TransactionItem(
+        str(ULID()),
+        branch_day=branch_day_key(loan.branch_id, business_date),
+        created_at=iso(now),
+        loan_number=loan.loan_number,
+        loan_id=loan.pk,
+        branch_id=loan.branch_id,
+        business_date=business_date.isoformat(),
+        amount_paise=to_paise(payment.amount),
+        mode=payment.mode,
+        status=TxnStatus.RECEIVED,
+        receipt_number=payment.receipt_number or None,
+        collector=payment.collector or None,
+        external_reference=payment.external_reference or None,
+        source=source,
+    )
+    dedup = DedupItem(
+        dedup_key,
+        request_hash=request_hash,
+        state="DONE",
+        txn_id=txn.txn_id,
+        response_status=201,
+        response_body=json.dumps(transaction_body(txn)),
+        created_at=iso(now),
+        expires_at=now + timedelta(days=settings.PAYMENTS_IDEMPOTENCY_DAYS),
+    )
+    return AcceptedItems(
+        txn, dedup, queue_item_for(txn, now), _intake_audit(txn, principal=principal, now=now)
+    )
+
+
 def payment_ingest(
     *, payment: PaymentInput, idempotency_key: str, principal, source: str
 ) -> IngestResult:
@@ -350,36 +403,18 @@ def payment_ingest(
             return known
         raise
     now = timezone.now()
-    txn_id = str(ULID())
-    txn = TransactionItem(
-        txn_id,
-        branch_day=branch_day_key(loan.branch_id, business_date),
-        created_at=iso(now),
-        loan_number=loan.loan_number,
-        loan_id=loan.pk,
-        branch_id=loan.branch_id,
-        business_date=business_date.isoformat(),
-        amount_paise=to_paise(payment.amount),
-        mode=payment.mode,
-        status=TxnStatus.RECEIVED,
-        receipt_number=payment.receipt_number or None,
-        collector=payment.collector or None,
-        external_reference=payment.external_reference or None,
+    txn, dedup, queue_item, audit_item = accepted_items(
+        payment,
+        loan=loan,
+        business_date=business_date,
         source=source,
-    )
-    body = transaction_body(txn)
-    dedup = DedupItem(
-        dedup_key,
+        principal=principal,
+        dedup_key=dedup_key,
         request_hash=request_hash,
-        state="DONE",
-        txn_id=txn_id,
-        response_status=201,
-        response_body=json.dumps(body),
-        created_at=iso(now),
-        expires_at=now + timedelta(days=settings.PAYMENTS_IDEMPOTENCY_DAYS),
+        now=now,
     )
-    queue_item = queue_item_for(txn, now)
-    audit_item = _intake_audit(txn, principal=principal, now=now)
+    txn_id = txn.txn_id
+    body = transaction_body(txn)
     uniques = _unique_keys(payment, branch_id=loan.branch_id, source=source)
 
     def build(tw) -> None:
