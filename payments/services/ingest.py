@@ -442,7 +442,10 @@ def payment_ingest(
             if reason is not None and reason.code == "ConditionalCheckFailed"
         }
         if "dedup" in failed:
-            return _taken_key_outcome(dedup_key, request_hash, failed["dedup"], txn_id)
+            outcome = _taken_key_outcome(dedup_key, request_hash, failed["dedup"], txn_id)
+            if not outcome.replayed:  # our own write after all (see _existing_outcome)
+                _enqueue_posting(txn_id)
+            return outcome
         taken = [unique for unique in uniques if unique in failed]
         if taken:
             raise _duplicate(taken[0], failed[taken[0]]) from exc
