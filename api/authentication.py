@@ -29,6 +29,16 @@ HEADER = "X-Api-Key"
 INVALID_KEY = "Invalid or inactive API key."
 
 
+def presents_api_key(environ) -> bool:
+    """Whether a WSGI request under /api/ presents an API key (well-formed or not): it is
+    then answered by its key alone, never by a session (``config.wsgi`` spares it the
+    browser's middleware)."""
+    return environ.get("PATH_INFO", "").startswith("/api/") and (
+        environ.get("HTTP_AUTHORIZATION", "")[: len(KEYWORD) + 1].lower() == "api-key "
+        or "HTTP_X_API_KEY" in environ
+    )
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     # An error while checking a key is reported with each frame's variables (the mail to
     # ADMINS, error trackers): these and every frame called from here show "****" instead.

@@ -73,7 +73,10 @@ class TransactionItem(Model):
 
 @register
 class DedupItem(Model):
-    """One idempotency key: the request's hash, a claim while in flight, then the response."""
+    """One idempotency key: the request's hash and the first response, written ``DONE`` in
+    the payment's own TransactWriteItems. ``IN_FLIGHT`` with ``claim_token`` and
+    ``lease_until`` is a claim of the earlier ingestion (a claim, then the transaction),
+    still understood during a rolling deploy and until such keys expire."""
 
     class Meta:
         table_name = "dedup"
@@ -81,8 +84,8 @@ class DedupItem(Model):
     dedup_key = UnicodeAttribute(hash_key=True)  # sha256(source + idempotency key)
     request_hash = UnicodeAttribute()
     state = UnicodeAttribute()  # IN_FLIGHT, DONE
-    claim_token = UnicodeAttribute()
-    lease_until = NumberAttribute()  # epoch seconds
+    claim_token = UnicodeAttribute(null=True)
+    lease_until = NumberAttribute(null=True)  # epoch seconds
     txn_id = UnicodeAttribute(null=True)
     response_status = NumberAttribute(null=True)
     response_body = UnicodeAttribute(null=True)

@@ -1,13 +1,15 @@
 """Payment ingestion and reads for integrations and staff.
 
 Writes need an ``Idempotency-Key`` header: the same key with the same body replays the
-first response (with ``Idempotent-Replayed: true``); with another body it is a 409
-``idempotency_key_reused``; while the first request is still being processed, a 409
-``request_in_flight`` with ``Retry-After``. A receipt number already recorded in the branch
-is a 409 ``duplicate_receipt``, an external reference the client already sent a 409
-``duplicate_external_reference``, each with ``details.txn_id`` of the recorded payment;
-nothing is stored and the key stays free (sent again, it gets the same 409; with a
-corrected body, it is accepted).
+first response (with ``Idempotent-Replayed: true``), also to a request sent while the first
+was still being processed (the key and the payment are written in one DynamoDB
+transaction: one of them wins, the other replays its answer); with another body it is a 409
+``idempotency_key_reused``. A 409 ``request_in_flight`` with ``Retry-After`` is now rare
+(see ``payments.services.ingest``): retry it with the same key. A receipt number already
+recorded in the branch is a 409 ``duplicate_receipt``, an external reference the client
+already sent a 409 ``duplicate_external_reference``, each with ``details.txn_id`` of the
+recorded payment; nothing is stored and the key stays free (sent again, it gets the same
+409; with a corrected body, it is accepted).
 """
 
 from __future__ import annotations

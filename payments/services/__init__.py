@@ -11,7 +11,6 @@ from .bulk import (
     bulk_upload_preview,
 )
 from .ingest import (
-    CLAIM_LEASE,
     IngestResult,
     PaymentInput,
     ingest_outcome,
@@ -47,7 +46,6 @@ from .reversal import (
 )
 
 __all__ = [
-    "CLAIM_LEASE",
     "MIGRATED",
     "MIGRATED_MODE",
     "MODES",

@@ -1,4 +1,4 @@
-"""What more than one payments seam needs: statuses, the store call, the posting enqueue."""
+"""What more than one payments seam needs: statuses, the store call, the posting's enqueue."""
 
 from __future__ import annotations
 

@@ -1,7 +1,40 @@
-"""Ingestion: claim the idempotency key (a conditional put, IN_FLIGHT with a lease) >
-validate against Postgres > one TransactWriteItems: the key DONE with the response, the
-transaction, the queue item, the audit event, and the uniqueness items of its receipt
-number (per branch) and external reference (per API client), each "absent".
+"""Ingestion: validate against PostgreSQL (one indexed query: the loan, its branch and the
+caller's scope) > ONE DynamoDB ``TransactWriteItems`` > respond. The transaction puts:
+
+- the idempotency key (``DedupItem``) already ``DONE`` with the response, on condition that
+  the key is free (absent or expired), returning the item it found (``ALL_OLD``) otherwise;
+- the transaction, its posting queue item and its intake audit event (new ids: "absent");
+- the uniqueness items of its receipt number (per branch) and external reference (per API
+  client), each "absent", also returning what they found.
+
+DynamoDB applies all of it or nothing, so a key is either free or ``DONE`` with its first
+answer: exactly one of two requests with the same key can write it. The common case, a
+new key, is one round trip. Only when the transaction is cancelled by a condition is
+the key looked at, from the item the cancellation returns (a consistent read when the store
+did not return it): the same body is a replay of the first response, another body a 409
+``idempotency_key_reused``. A refused payment (404, 422, a taken receipt number or
+reference) writes nothing; a refusal of validation first looks the key up, so that a
+retry of an accepted payment replays its answer even when its loan has closed since.
+
+**"In flight"** no longer exists as a stored state: there is no claim before the write.
+Two requests with one key at the same moment both validate and both send the
+transaction; one is applied and the other's is cancelled on the key (on AWS the two may
+first collide as a ``TransactionConflict``, retried with backoff by ``transact_write``), so
+the other reads the key and answers the same 201 as a replay. ``RequestInFlight`` (409
+``request_in_flight``, Retry-After) remains for a claim written by the earlier version
+of this module (``IN_FLIGHT`` with a lease, during a rolling deploy: taken over once its
+lease has run out, by the same request only) and for a key that expired between the
+cancellation and the read.
+
+**A crash between DynamoDB's accept and the caller's PostgreSQL work** (the branch desk
+records its ``DeskReceipt`` after ``payment_ingest`` returns, in its own transaction): the
+payment is stored with its key ``DONE`` and its queue item, so it is posted to the ledger
+whatever happens to the caller. The caller's retry with the same key gets the first
+response as a replay (``ingest_outcome`` serves one whose body changed meanwhile, e.g. a
+receipt number taken since), and records its side then; nothing is booked twice. A crash
+before or during the transaction leaves nothing: the retry is a first request. A lost
+answer of an applied transaction is retried with the same client request token, and a
+retry that meets its own write is recognised by its transaction id (201, not a replay).
 """
 
 from __future__ import annotations
@@ -9,14 +42,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.utils import timezone
-from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.expressions.condition import Condition
 from ulid import ULID
 
 from accounts.scoping import scope_queryset
@@ -55,9 +89,6 @@ from ._common import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-CLAIM_LEASE = timedelta(seconds=15)
 
 
 @dataclass(frozen=True)
@@ -123,73 +154,71 @@ def _dedup_get(dedup_key: str) -> DedupItem | None:
         item = _store_call(DedupItem.get, dedup_key, consistent_read=True)
     except DoesNotExist:
         return None
-    return None if item.expires_at <= timezone.now() else item
+    return _live(item, timezone.now())
 
 
-def _existing_outcome(item: DedupItem, request_hash: str) -> IngestResult:
+def _live(item: DedupItem, now: datetime) -> DedupItem | None:
+    """The key as it counts: an expired one (DynamoDB deletes them late) is free."""
+    return None if item.expires_at <= now else item
+
+
+def _key_free(request_hash: str, now: datetime) -> Condition:
+    """When the payment may take its key: absent, expired, or an abandoned claim of the
+    same request left by the earlier version of ingestion (``IN_FLIGHT`` past its lease)."""
+    abandoned = (
+        (DedupItem.state == "IN_FLIGHT")
+        & (DedupItem.lease_until < int(now.timestamp()))
+        & (DedupItem.request_hash == request_hash)
+    )
+    return DedupItem.dedup_key.does_not_exist() | (DedupItem.expires_at < now) | abandoned
+
+
+def _existing_outcome(item: DedupItem, request_hash: str, own_txn_id: str = "") -> IngestResult:
     """What a request whose key is already known gets: the first response, or a 409."""
     if item.request_hash != request_hash:
         raise IdempotencyKeyReused(
             "This Idempotency-Key was used for a different request; use a new key."
         )
     if item.state == "DONE":
-        return IngestResult(int(item.response_status), json.loads(item.response_body), True)
+        body = json.loads(item.response_body)
+        # our own write, applied by an attempt whose answer was lost: not a replay
+        mine = bool(own_txn_id) and item.txn_id == own_txn_id
+        return IngestResult(int(item.response_status), body, not mine)
+    # a claim of the earlier version (a rolling deploy), its lease still running
     raise RequestInFlight("A request with this Idempotency-Key is being processed; retry shortly.")
 
 
-def _claim(dedup_key: str, request_hash: str) -> str | IngestResult:
-    """Claim the key for this request; returns the claim token, or the outcome for a
-    request whose key is already known (raises 409s)."""
-    existing = _dedup_get(dedup_key)
+def _known_outcome(dedup_key: str, request_hash: str) -> IngestResult | None:
+    """The outcome of a key already used (replay or 409), None for a free key."""
+    item = _dedup_get(dedup_key)
+    return None if item is None else _existing_outcome(item, request_hash)
+
+
+def _taken_key_outcome(dedup_key: str, request_hash: str, reason, own_txn_id: str):
+    """The transaction was refused because the key is taken: its item comes with the
+    cancellation (``ALL_OLD``), or is read when the store did not return it."""
+    raw = getattr(reason, "raw_item", None)
     now = timezone.now()
-    if existing is not None and not (
-        existing.state == "IN_FLIGHT" and existing.lease_until < now.timestamp()
-    ):
-        return _existing_outcome(existing, request_hash)
-    if existing is not None and existing.request_hash != request_hash:
-        return _existing_outcome(existing, request_hash)
-    token = secrets.token_hex(16)
-    claim = DedupItem(
-        dedup_key,
-        request_hash=request_hash,
-        state="IN_FLIGHT",
-        claim_token=token,
-        lease_until=int((now + CLAIM_LEASE).timestamp()),
-        created_at=iso(now),
-        expires_at=now + timedelta(days=settings.PAYMENTS_IDEMPOTENCY_DAYS),
-    )
-    takeover = (
-        (DedupItem.state == "IN_FLIGHT")
-        & (DedupItem.lease_until < int(now.timestamp()))
-        & (DedupItem.request_hash == request_hash)
-    )
-    condition = DedupItem.dedup_key.does_not_exist() | (DedupItem.expires_at < now) | takeover
-    try:
-        _store_call(claim.save, condition=condition)
-    except PynamoDBException as exc:
-        if getattr(exc, "cause_response_code", None) != "ConditionalCheckFailedException":
-            raise
-        existing = _dedup_get(dedup_key)
-        if existing is None:  # expired between the two reads: the caller may retry
-            raise RequestInFlight("The Idempotency-Key is changing hands; retry.") from exc
-        return _existing_outcome(existing, request_hash)
-    return token
+    item = _live(DedupItem.from_raw_data(raw), now) if raw else _dedup_get(dedup_key)
+    if item is None:  # expired or removed between the write and the read
+        raise RequestInFlight("The Idempotency-Key is changing hands; retry.")
+    return _existing_outcome(item, request_hash, own_txn_id)
 
 
-def _release_claim(dedup_key: str, token: str) -> None:
-    """Give the key back after a refusal, so that a corrected request may use it."""
-    try:
-        DedupItem(dedup_key).delete(condition=DedupItem.claim_token == token)
-    except PynamoDBException:
-        logger.warning("could not release idempotency claim %s", dedup_key[:12])
+# What ingestion reads of a loan: fewer columns is less for the ORM to build and parse.
+_LOAN_FIELDS = ("id", "loan_number", "status", "branch_id", "branch__cutoff_time")
 
 
 def _validate(payment: PaymentInput, principal) -> tuple[LoanAccount, date]:
-    loan = (
+    """The loan, its branch's cut-off and the caller's scope in one indexed query (the
+    unique loan number; an API client's branches as a subquery)."""
+    found = (
         scope_queryset(LoanAccount.objects.select_related("branch"), principal)
+        .only(*_LOAN_FIELDS)
         .filter(loan_number=payment.loan_number.upper())
-        .first()
+        .order_by()[:1]
     )
+    loan = next(iter(found), None)
     if loan is None:
         raise LoanNotFound(loan_not_found_message(payment.loan_number))
     return loan, payable_business_date(loan, payment.business_date)
@@ -307,31 +336,29 @@ def _intake_audit(txn: TransactionItem, *, principal, now: datetime) -> AuditEve
     )
 
 
-def payment_ingest(
-    *, payment: PaymentInput, idempotency_key: str, principal, source: str
-) -> IngestResult:
-    """Accept one payment exactly once per (source, Idempotency-Key), and only once per
-    receipt number of a branch and external reference of an API client.
+class AcceptedItems(NamedTuple):
+    txn: TransactionItem
+    dedup: DedupItem
+    queue_item: QueueItem
+    audit_item: AuditEventItem
 
-    A refused payment (422, 404, or 409 ``duplicate_receipt`` /
-    ``duplicate_external_reference``) stores nothing and frees its key: the same key and
-    body then get the same refusal again (the receipt is still taken), and the same key
-    with a corrected receipt number is accepted."""
-    dedup_key = _dedup_key(source, idempotency_key)
-    request_hash = _hash(payment.canonical())
-    claimed = _claim(dedup_key, request_hash)
-    if isinstance(claimed, IngestResult):
-        return claimed
-    token = claimed
-    try:
-        loan, business_date = _validate(payment, principal)
-    except (LoanNotFound, PaymentRejected):
-        _release_claim(dedup_key, token)
-        raise
-    now = timezone.now()
-    txn_id = str(ULID())
+
+def accepted_items(
+    payment: PaymentInput,
+    *,
+    loan: LoanAccount,
+    business_date: date,
+    source: str,
+    principal,
+    dedup_key: str,
+    request_hash: str,
+    now: datetime,
+) -> AcceptedItems:
+    """What an accepted payment stores (but its uniqueness items): the transaction, its key
+    ``DONE`` with the response, its queue item and its intake audit event. Also what
+    ``bench/ingest.py`` writes raw, so that both write the same items."""
     txn = TransactionItem(
-        txn_id,
+        str(ULID()),
         branch_day=branch_day_key(loan.branch_id, business_date),
         created_at=iso(now),
         loan_number=loan.loan_number,
@@ -346,14 +373,60 @@ def payment_ingest(
         external_reference=payment.external_reference or None,
         source=source,
     )
-    queue_item = queue_item_for(txn)
+    dedup = DedupItem(
+        dedup_key,
+        request_hash=request_hash,
+        state="DONE",
+        txn_id=txn.txn_id,
+        response_status=201,
+        response_body=json.dumps(transaction_body(txn)),
+        created_at=iso(now),
+        expires_at=now + timedelta(days=settings.PAYMENTS_IDEMPOTENCY_DAYS),
+    )
+    return AcceptedItems(
+        txn, dedup, queue_item_for(txn), _intake_audit(txn, principal=principal, now=now)
+    )
+
+
+def payment_ingest(
+    *, payment: PaymentInput, idempotency_key: str, principal, source: str
+) -> IngestResult:
+    """Accept one payment exactly once per (source, Idempotency-Key), and only once per
+    receipt number of a branch and external reference of an API client.
+
+    A refused payment (422, 404, or 409 ``duplicate_receipt`` /
+    ``duplicate_external_reference``) stores nothing, so its key stays free: the same key
+    and body then get the same refusal again (the receipt is still taken), and the same key
+    with a corrected receipt number is accepted."""
+    dedup_key = _dedup_key(source, idempotency_key)
+    request_hash = _hash(payment.canonical())
+    try:
+        loan, business_date = _validate(payment, principal)
+    except (LoanNotFound, PaymentRejected):
+        # a key already used keeps its first answer (the loan may have closed since)
+        known = _known_outcome(dedup_key, request_hash)
+        if known is not None:
+            return known
+        raise
+    now = timezone.now()
+    txn, dedup, queue_item, audit_item = accepted_items(
+        payment,
+        loan=loan,
+        business_date=business_date,
+        source=source,
+        principal=principal,
+        dedup_key=dedup_key,
+        request_hash=request_hash,
+        now=now,
+    )
+    txn_id = txn.txn_id
     body = transaction_body(txn)
-    audit_item = _intake_audit(txn, principal=principal, now=now)
     uniques = _unique_keys(payment, branch_id=loan.branch_id, source=source)
 
     def build(tw) -> None:
-        # PynamoDB sends puts before updates, and DynamoDB gives the cancellation reasons
-        # in that order: see ``order`` below.
+        # All puts, sent (and their cancellation reasons given) in this order: see ``order``.
+        # A retried attempt sends the very same items (AWS checks that against the token).
+        tw.save(dedup, condition=_key_free(request_hash, now), return_values="ALL_OLD")
         tw.save(txn, condition=TransactionItem.txn_id.does_not_exist())
         tw.save(queue_item, condition=QueueItem.item_id.does_not_exist())
         tw.save(audit_item, condition=AuditEventItem.entity.does_not_exist())
@@ -363,33 +436,24 @@ def payment_ingest(
                 condition=UniqueKeyItem.unique_key.does_not_exist(),
                 return_values="ALL_OLD",
             )
-        tw.update(
-            DedupItem(dedup_key),
-            actions=[
-                DedupItem.state.set("DONE"),
-                DedupItem.txn_id.set(txn_id),
-                DedupItem.response_status.set(201),
-                DedupItem.response_body.set(json.dumps(body)),
-            ],
-            condition=(DedupItem.claim_token == token) & (DedupItem.state == "IN_FLIGHT"),
-        )
 
-    order = ["txn", "queue", "audit", *uniques, "dedup"]
+    order = ["dedup", "txn", "queue", "audit", *uniques]
     try:
-        transact_write(build, client_request_token=token)
+        # the token makes a retried attempt whose first try was applied a success on AWS
+        transact_write(build, client_request_token=txn_id)
     except TransactWriteError as exc:
         failed = {
             part: reason
-            for part, reason in zip(order, exc.cancellation_reasons, strict=False)
+            for part, reason in zip(order, exc.cancellation_reasons or (), strict=False)
             if reason is not None and reason.code == "ConditionalCheckFailed"
         }
         if "dedup" in failed:
-            raise RequestInFlight(
-                "Another request took over this Idempotency-Key; retry to get its result."
-            ) from exc
+            outcome = _taken_key_outcome(dedup_key, request_hash, failed["dedup"], txn_id)
+            if not outcome.replayed:  # our own write after all (see _existing_outcome)
+                _enqueue_posting(txn_id)
+            return outcome
         taken = [unique for unique in uniques if unique in failed]
         if taken:
-            _release_claim(dedup_key, token)
             raise _duplicate(taken[0], failed[taken[0]]) from exc
         # conflicts or throttling that outlasted the retries: the client retries later
         reasons = {code for code in cancellation_codes(exc) if code not in (None, "None")}

@@ -1,9 +1,17 @@
+import contextlib
+import datetime
 import threading
 from decimal import Decimal
 
 import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 from django.db import connection
+from django.utils import timezone
 
+from api.principal import ApiPrincipal
+from audit.ddb_models import AuditEventItem
+from core.clock import iso
 from loans.models import LoanAccount
 from payments.ddb_models import DedupItem, QueueItem, TransactionItem, UniqueKeyItem
 from payments.exceptions import (
@@ -12,10 +20,28 @@ from payments.exceptions import (
     PaymentRejected,
     RequestInFlight,
 )
-from payments.services import payment_ingest
-from tests.factories import BranchFactory, UserFactory, make_loan, payment
+from payments.services import ingest, payment_ingest
+from tests.factories import BranchFactory, UserFactory, make_api_client, make_loan, payment
 
 pytestmark = pytest.mark.django_db
+
+
+@contextlib.contextmanager
+def count_dynamodb_calls():
+    """The DynamoDB operations called meanwhile, in order (the calls go through)."""
+    calls: list[str] = []
+    original = BaseClient._make_api_call
+
+    def counted(client, operation, params):
+        if client.meta.service_model.service_name == "dynamodb":
+            calls.append(operation)
+        return original(client, operation, params)
+
+    BaseClient._make_api_call = counted
+    try:
+        yield calls
+    finally:
+        BaseClient._make_api_call = original
 
 
 def _ingest(loan, key="key-1", principal=None, **kw):
@@ -59,17 +85,102 @@ def test_same_key_different_body_is_a_conflict():
     assert TransactionItem.count() == 1
 
 
-def test_a_key_in_flight_gets_a_conflict():
-    loan = make_loan()
-    principal = UserFactory(is_superuser=True)
-    # A first request has claimed the key and not finished yet.
-    from payments.services import ingest
+def _legacy_claim(loan, *, lease_seconds: int, key="key-1", **kw) -> DedupItem:
+    """A claim the earlier ingestion wrote before its transaction (IN_FLIGHT with a lease):
+    still met during a rolling deploy."""
+    now = timezone.now()
+    claim = DedupItem(
+        ingest._dedup_key("test", key),
+        request_hash=ingest._hash(payment(loan, **kw).canonical()),
+        state="IN_FLIGHT",
+        claim_token="an-older-server",
+        lease_until=int(now.timestamp()) + lease_seconds,
+        created_at=iso(now),
+        expires_at=now + datetime.timedelta(days=1),
+    )
+    claim.save()
+    return claim
 
-    token = ingest._claim(ingest._hash("test\nkey-1"), ingest._hash(payment(loan).canonical()))
-    assert isinstance(token, str)
+
+def test_a_live_claim_of_the_earlier_version_gets_in_flight_and_stores_nothing():
+    loan = make_loan()
+    _legacy_claim(loan, lease_seconds=60)
     with pytest.raises(RequestInFlight):
-        _ingest(loan, principal=principal)
-    assert TransactionItem.count() == 0
+        _ingest(loan)
+    assert TransactionItem.count() == 0 and QueueItem.count() == 0
+
+
+def test_an_abandoned_claim_is_taken_over_by_the_same_request_only():
+    loan = make_loan()
+    _legacy_claim(loan, lease_seconds=-1)
+    with pytest.raises(IdempotencyKeyReused):
+        _ingest(loan, amount="7.00")
+    result = _ingest(loan)
+    assert result.status == 201 and not result.replayed
+    stored = DedupItem.get(ingest._dedup_key("test", "key-1"))
+    assert (stored.state, stored.txn_id) == ("DONE", result.body["txn_id"])
+    assert _ingest(loan).replayed
+
+
+def test_a_new_key_is_one_dynamodb_call_and_one_query(django_assert_num_queries):
+    branch = BranchFactory()
+    loan = make_loan(branch=branch)
+    api_client, _ = make_api_client(branches=[branch])
+    principal = ApiPrincipal(api_client)
+    with count_dynamodb_calls() as calls, django_assert_num_queries(1):
+        result = payment_ingest(
+            payment=payment(loan, receipt_number="R-9"),
+            idempotency_key="one-call-key",
+            principal=principal,
+            source=f"api:{api_client.pk}",
+        )
+    assert result.status == 201
+    assert calls == ["TransactWriteItems"]
+    assert UniqueKeyItem.count() == 1 and AuditEventItem.count() == 1
+
+
+def test_a_replay_reads_the_key_from_the_cancelled_write_alone():
+    loan = make_loan()
+    first = _ingest(loan)
+    with count_dynamodb_calls() as calls:
+        second = _ingest(loan)
+    assert second.replayed and second.body == first.body
+    assert calls == ["TransactWriteItems"]  # the key came back with the cancellation
+
+
+def test_an_accepted_payment_replays_after_its_loan_closed():
+    loan = make_loan()
+    first = _ingest(loan)
+    LoanAccount.objects.filter(pk=loan.pk).update(status="CLOSED")
+    replay = _ingest(loan)
+    assert replay.replayed and replay.body == first.body
+    with pytest.raises(IdempotencyKeyReused):
+        _ingest(loan, amount="5.00")
+    with pytest.raises(PaymentRejected):
+        _ingest(loan, key="key-2")
+
+
+def test_an_answer_lost_after_the_write_was_applied_is_retried_to_one_payment(monkeypatch):
+    """The transaction is applied but its answer never arrives (a dropped connection):
+    the retry (same client request token) ends in one payment, answered as a first 201."""
+    loan = make_loan()
+    original = BaseClient._make_api_call
+    lost = []
+
+    def answer_lost_once(client, operation, params):
+        response = original(client, operation, params)
+        if operation == "TransactWriteItems" and not lost:
+            lost.append(operation)
+            raise ClientError(
+                {"Error": {"Code": "ServiceUnavailable", "Message": "lost"}}, operation
+            )
+        return response
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", answer_lost_once)
+    result = _ingest(loan, receipt_number="RC-7")
+    assert lost and result.status == 201 and not result.replayed
+    assert TransactionItem.count() == 1 and QueueItem.count() == 1
+    assert TransactionItem.get(result.body["txn_id"]).receipt_number == "RC-7"
 
 
 def test_refused_payments_write_nothing_and_free_the_key():
@@ -90,8 +201,6 @@ def test_another_branchs_loan_is_not_found_for_branch_staff():
 
 
 def test_a_future_business_date_is_refused():
-    import datetime
-
     loan = make_loan()
     with pytest.raises(PaymentRejected) as caught:
         _ingest(loan, business_date=datetime.date.today() + datetime.timedelta(days=5))
@@ -99,7 +208,9 @@ def test_a_future_business_date_is_refused():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_duplicates_store_one_transaction():
+def test_concurrent_duplicates_store_one_transaction_and_all_get_its_answer():
+    """Eight threads send the same payment (a receipt number too) with one key at the same
+    moment: one is accepted, the seven others replay its answer; no 409, one of each item."""
     loan = make_loan()
     principal = UserFactory(is_superuser=True)
     results, errors = [], []
@@ -108,8 +219,8 @@ def test_concurrent_duplicates_store_one_transaction():
     def send():
         barrier.wait()
         try:
-            results.append(_ingest(loan, key="same-key", principal=principal))
-        except RequestInFlight as exc:
+            results.append(_ingest(loan, key="same-key", principal=principal, receipt_number="C-1"))
+        except Exception as exc:
             errors.append(exc)
         finally:
             connection.close()
@@ -119,33 +230,39 @@ def test_concurrent_duplicates_store_one_transaction():
         t.start()
     for t in threads:
         t.join()
-    assert TransactionItem.count() == 1
-    assert len(results) + len(errors) == 8
+    assert errors == [] and len(results) == 8
     assert len({r.body["txn_id"] for r in results}) == 1
-    assert sum(not r.replayed for r in results) <= 1
-    assert Decimal(results[0].body["amount"]) == Decimal("1000.00") if results else True
+    assert sum(not r.replayed for r in results) == 1
+    assert Decimal(results[0].body["amount"]) == Decimal("1000.00")
+    assert TransactionItem.count() == 1 and QueueItem.count() == 1
+    assert UniqueKeyItem.count() == 1 and DedupItem.count() == 1
 
 
-def test_a_request_whose_key_was_taken_over_meanwhile_stores_nothing_and_is_in_flight(
-    monkeypatch,
+@pytest.mark.parametrize("amount", ["1000.00", "999.00"])
+def test_a_request_beaten_to_its_key_stores_nothing_and_gets_the_winners_answer(
+    monkeypatch, amount
 ):
-    """The first request stalled past its claim's lease and a retry took the key over
-    (a new claim token): the first one's write is refused on the key (409 in flight, not
-    a 500), and neither its transaction nor its receipt number is stored."""
-    from payments.services import ingest
-
+    """Between this request's validation and its write, another request with the same key
+    (the same body, or another) is accepted: this one's write is refused on the key, it
+    stores nothing (neither its transaction nor its receipt number) and answers as a
+    replay of the winner, or a 409 for another body."""
     loan = make_loan()
     validate = ingest._validate
+    won = []
 
-    def stall_then_lose_the_key(payment, principal):
+    def beaten_meanwhile(payment, principal):
         result = validate(payment, principal)
-        DedupItem(ingest._hash("test\nkey-1")).update(
-            actions=[DedupItem.claim_token.set("the-retry's-claim")]
-        )
+        if not won:
+            monkeypatch.setattr(ingest, "_validate", validate)
+            won.append(_ingest(loan, amount=amount, receipt_number="RC-W"))
         return result
 
-    monkeypatch.setattr(ingest, "_validate", stall_then_lose_the_key)
-    with pytest.raises(RequestInFlight):
-        _ingest(loan, receipt_number="RC-1")
-    assert TransactionItem.count() == 0 and QueueItem.count() == 0
-    assert UniqueKeyItem.count() == 0
+    monkeypatch.setattr(ingest, "_validate", beaten_meanwhile)
+    if amount == "1000.00":
+        result = _ingest(loan, receipt_number="RC-W")
+        assert result.replayed and result.body == won[0].body
+    else:
+        with pytest.raises(IdempotencyKeyReused):
+            _ingest(loan, receipt_number="RC-W")
+    assert TransactionItem.count() == 1 and QueueItem.count() == 1
+    assert [u.txn_id for u in UniqueKeyItem.scan()] == [won[0].body["txn_id"]]
