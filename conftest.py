@@ -1,38 +1,43 @@
-"""Suite-wide fixtures: real DynamoDB Local tables under a per-run prefix, emptied between tests."""
+"""Suite-wide fixtures: real DynamoDB Local tables under a per-run prefix, emptied between
+tests (the tables a test wrote), and the test database flushed by deleting rows; see
+tests/stores.py."""
 
 import pytest
 from django.core.cache import cache
 
-from dynamo import registry, tables
+from dynamo import tables
+from tests.stores import EVERY_TABLE, DynamoWrites, empty_written, sql_flush_by_delete
 
 pytest_plugins = ["tests.world"]
+
+dynamo_writes = DynamoWrites()
 
 
 @pytest.fixture(scope="session", autouse=True)
 def dynamodb_tables():
     tables.ensure_all()
-    for model in registry.models():  # a run stopped midway leaves its items behind
-        _empty(model)
-    yield
-    tables.delete_all()
+    with dynamo_writes.watching():
+        dynamo_writes.note({EVERY_TABLE})  # a run stopped midway leaves its items behind
+        empty_written(dynamo_writes)
+        yield
+        tables.delete_all()
 
 
-def _empty(model) -> None:
-    key_names = [
-        name
-        for name, attr in model.get_attributes().items()
-        if attr.is_hash_key or attr.is_range_key
-    ]
-    with model.batch_write() as batch:
-        for item in model.scan(attributes_to_get=key_names):
-            batch.delete(item)
+@pytest.fixture(scope="session", autouse=True)
+def flush_by_delete():
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            DatabaseOperations, "sql_flush", sql_flush_by_delete(DatabaseOperations.sql_flush)
+        )
+        yield
 
 
 @pytest.fixture(autouse=True)
 def clean_stores():
     yield
-    for model in registry.models():
-        _empty(model)
+    empty_written(dynamo_writes)
     cache.clear()
 
 

@@ -54,6 +54,7 @@ from tests.factories import (
     make_customer,
     pay,
 )
+from tests.stores import empty_table
 from tests.world import WHERES, World, build_world
 
 __all__ = ["World", "build_access_world", "empty_dynamodb"]
@@ -251,6 +252,4 @@ def build_access_world() -> World:
 
 def empty_dynamodb() -> None:
     for model in registry.models():
-        with model.batch_write() as batch:
-            for item in model.scan():
-                batch.delete(item)
+        empty_table(model)
