@@ -28,6 +28,7 @@ from accounts.models import Branch
 from core.jobs import job_claim, job_finish
 from core.outbox import outbox_relay
 from desk.services import CollectInput, desk_collect
+from imports.models import ImportRun
 from loans.models import CoBorrower, CustomerBankAccount, LoanAccount, LoanCharge
 from loans.services import loan_charge_waiver_request
 from mandates import services as mandate_services
@@ -146,6 +147,15 @@ class Rows:
             actor=self.world.users["BS"],
         )
 
+    def import_run(self, i: int) -> None:
+        ImportRun.objects.create(
+            kind="customers",
+            file_name=f"customers-{i}.csv",
+            sha256=f"{i:064x}",
+            actor=self.world.users["BM"],
+            branch=self.own,
+        )
+
     def dcr(self, i: int) -> None:
         recon_services.dcr_build(branch_id=self.own.pk, business_date=days_ago(i + 2))
 
@@ -223,6 +233,7 @@ ROWS = {
     "mandates.presentationbatch": Rows.bounced,
     "mandates.executionresult": Rows.bounced,
     "desk.deskreceipt": Rows.desk_receipt,
+    "imports.importrun": Rows.import_run,
     "payments.bulkupload": Rows.bulk_upload,
     "reconciliation.dcr": Rows.dcr,
     "reconciliation.dbs": Rows.dcr,
@@ -255,7 +266,8 @@ PINS: dict[str, tuple[int, int | None]] = {
     "axes.accesslog": (7, None),
     "core.jobrun": (4, None),
     "core.outboxmessage": (3, None),  # one page: the roles' audit events of the migrate, and N
-    "desk.deskreceipt": (6, 9),  # + the branch filter's choices and the date hierarchy
+    "desk.deskreceipt": (6, 9),
+    "imports.importrun": (4, 7),  # + the branch filter's choices and the date hierarchy
     "loans.bankingpartner": (4, 7),
     "loans.coborrower": (3, 6),
     "loans.collectionaccount": (5, None),

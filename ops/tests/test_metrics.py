@@ -25,6 +25,7 @@ from core.clock import iso
 from dynamo.errors import DYNAMODB_ERRORS, error_kind, is_unavailable
 from dynamo.shards import shard_key
 from dynamo.tests.faults import inject
+from dynamo.transactions import MAX_ATTEMPTS
 from ops import metrics
 from ops.tasks import heartbeat_task
 from payments.ddb_models import QueueItem
@@ -238,7 +239,7 @@ def test_dynamodb_throttles_and_conflicts_are_counted_once_each(client):
             principal=UserFactory(is_superuser=True),
             source="t",
         )
-    with inject("GetItem", "throttling", times=100), pytest.raises(StoreUnavailable):
+    with inject("TransactWriteItems", "throttling", times=100), pytest.raises(StoreUnavailable):
         payment_ingest(
             payment=payment(loan),
             idempotency_key="k-3",
@@ -246,7 +247,10 @@ def test_dynamodb_throttles_and_conflicts_are_counted_once_each(client):
             source="t",
         )
     after = scrape(client)
-    assert count(after, name, kind="throttle") == count(before, name, kind="throttle") + 4
+    # 3 throttles, then every attempt of the write that ran out of them: once each
+    assert count(after, name, kind="throttle") == count(before, name, kind="throttle") + 3 + (
+        MAX_ATTEMPTS
+    )
     assert count(after, name, kind="conflict") == count(before, name, kind="conflict") + 2
     assert count(after, name, kind="error") == count(before, name, kind="error")
 
