@@ -41,8 +41,11 @@ class ReasonForm(forms.Form):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["reason"].help_text = self.reason_help
-        self.fields["reason"].widget.attrs["rows"] = self.reason_rows
+        reason = self.fields["reason"]
+        reason.help_text = self.reason_help
+        reason.widget.attrs["rows"] = self.reason_rows
+        # A blank reason (spaces too: the field strips them) says what the page asks for.
+        reason.error_messages = {**reason.error_messages, "required": self.reason_missing}
 
     def clean_reason(self) -> str:
         reason = self.cleaned_data["reason"].strip()

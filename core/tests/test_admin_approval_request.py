@@ -119,9 +119,11 @@ def test_a_blank_reason_is_a_field_message_and_nothing_is_written(use, world):
     response = _client(world.users["BM"]).post(url, {"reason": "   ", **spec.data})
     assert response.status_code == 200
     assert "admin/approval_request.html" in [t.name for t in response.templates]
-    assert response.context["form"].errors["reason"] == ["This field is required."]
+    missing = response.context["form"].reason_missing
+    assert missing.startswith("Give a reason")
+    assert response.context["form"].errors["reason"] == [missing]
     html = response.content.decode()
-    assert f'id="{spec.form_id}"' in html and "This field is required." in html
+    assert f'id="{spec.form_id}"' in html and missing in html
     assert not ApprovalRequest.objects.exists()
 
 
