@@ -126,6 +126,30 @@ def outbox_add(
     return message
 
 
+def outbox_add_many(
+    topic: str, messages: Iterable[tuple[str, Mapping[str, Any], str]], *, using=None
+) -> int:
+    """``outbox_add`` for many messages of a non-inline ``topic`` at once, each (key,
+    payload, ref): one multi-row insert, keys already there skipped; one relay kick for
+    them all. Returns how many were given (a bulk load: ``imports``' loans)."""
+    spec = _topic(topic)
+    if spec.inline:
+        raise ValueError(f"outbox topic {topic!r} is inline: add its messages one by one")
+    alias = using or DEFAULT_DB_ALIAS
+    now = timezone.now()
+    rows = [
+        OutboxMessage(
+            topic=topic, key=key, ref=ref[:200], payload=dict(payload), created_at=now,
+            available_at=now,
+        )
+        for key, payload, ref in messages
+    ]  # fmt: skip
+    OutboxMessage.objects.using(alias).bulk_create(rows, batch_size=2000, ignore_conflicts=True)
+    if rows:
+        _kick(spec, rows[0], alias)
+    return len(rows)
+
+
 def _insert_unless_present(message: OutboxMessage, alias: str) -> int | None:
     """``INSERT ... ON CONFLICT DO NOTHING RETURNING id``: one round trip, the new id or
     ``None`` for a key already there (the ORM's ``ignore_conflicts`` returns no id)."""

@@ -105,6 +105,7 @@ class Importer:
     examples: ClassVar[dict[str, str]]
     needs_actor: ClassVar[bool] = False
     takes_schedule: ClassVar[bool] = False  # a second file: the loans' schedules
+    chunk_rows: ClassVar[int] = 0  # rows a transaction when not the engine's (set-based)
 
     def __init__(self, *, actor) -> None:
         self.actor = actor
@@ -133,6 +134,13 @@ class Importer:
     def write(self, data: dict[str, Any]) -> str | tuple[str, str]:
         """Write the row: its status, or (status, a note for the result file)."""
         raise NotImplementedError
+
+    def import_chunk(self, rows: list) -> list | None:
+        """The set-based path: validate and write a whole chunk of rows at once and return
+        each row's status (as ``write``), or return None having written nothing (a row
+        would be refused, or the importer has no such path): the engine then imports the
+        chunk row by row."""
+        return None
 
     def prepare(self, run, schedule) -> None:
         """Before the rows of ``run`` (a resumed run too): read what the rows need."""
