@@ -29,6 +29,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from core.bulk import copy_rows, model_columns, model_values
 from core.errors import ApplicationError
 from core.jobs import job_claim, job_finish, job_heartbeat, job_held_for
 from core.tabular import FileRow, TableRejected, open_table
@@ -44,6 +45,7 @@ IMPORT_LEASE = datetime.timedelta(minutes=5)
 IMPORT_PERMISSION = "imports.add_importrun"
 CHUNK = 200  # rows a transaction (unless the importer says): results and last line with them
 Status = ImportRowResult.Status
+RESULT_COLUMNS = model_columns(ImportRowResult)[1:]  # all but the id
 
 
 class _DryRun(Exception):
@@ -174,7 +176,7 @@ def _commit_chunk(run: ImportRun, importer: Importer, chunk: list[FileRow], prog
         results = _chunk_results(run, importer, chunk)
         if results is None:
             results = [_row_result(run, importer, row) for row in chunk]
-        ImportRowResult.objects.bulk_create(results, batch_size=2000)
+        copy_rows(ImportRowResult, RESULT_COLUMNS, (model_values(r)[1:] for r in results))
         for result in results:
             field = result.status.lower()
             setattr(run, field, getattr(run, field) + 1)

@@ -110,6 +110,7 @@ class Importer:
     def __init__(self, *, actor) -> None:
         self.actor = actor
         self._branches: dict[str, Branch | None] = {}
+        self._form: forms.Form | None = None
 
     @classmethod
     def columns(cls) -> list[tuple[str, bool]]:
@@ -134,6 +135,16 @@ class Importer:
     def write(self, data: dict[str, Any]) -> str | tuple[str, str]:
         """Write the row: its status, or (status, a note for the result file)."""
         raise NotImplementedError
+
+    def clean_cells(self, cells: dict[str, str]) -> dict[str, Any] | None:
+        """The row's cells cleaned by the importer's form, or None when one is refused. One
+        form is bound again to each row (a set-based chunk validates thousands, and a new
+        form copies its every field): the same fields, the same checks as ``import_row``."""
+        if self._form is None:
+            self._form = self.form_class(data=cells)
+        else:
+            self._form.data, self._form._errors = cells, None
+        return self._form.cleaned_data if self._form.is_valid() else None
 
     def import_chunk(self, rows: list) -> list | None:
         """The set-based path: validate and write a whole chunk of rows at once and return

@@ -300,10 +300,10 @@ class LoanImporter(Importer):
         then imports the chunk row by row, which says why, line by line."""
         cleaned = []
         for row in rows:
-            form = self.form_class(data=row.cells)
-            if not form.is_valid():
+            data = self.clean_cells(row.cells)
+            if data is None:
                 return None
-            cleaned.append(form.cleaned_data)
+            cleaned.append(data)
         numbers = [data["loan_number"] for data in cleaned]
         if len(set(numbers)) != len(numbers):
             return None  # the same loan twice in a chunk: the row path says which is which

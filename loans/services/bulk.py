@@ -10,15 +10,15 @@ the caller's transaction writes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from django.db import connection, models
 from django.utils import timezone
 
 from audit.services import audit_creates_add
+from core.bulk import copy_rows, model_columns, model_values, reserve_ids
 
 from ..dues import dues_of
 from ..models import CoBorrower, Customer, Instalment, LoanAccount
@@ -69,7 +69,7 @@ def loan_accounts_bulk_add(
     as_of = as_of or timezone.localdate()
     now = timezone.now()
     accounts, instalment_rows, co_borrowers = [], [], []
-    loan_ids = _reserve_ids(LoanAccount, len(loans))
+    loan_ids = reserve_ids(LoanAccount, len(loans))
     for loan_id, new in zip(loan_ids, loans, strict=True):
         account = LoanAccount(id=loan_id, emi_amount=new.emi_amount, **new.fields)
         dues = [_Due(i.number, i.due_date, i.principal, i.interest) for i in new.instalments]
@@ -90,42 +90,11 @@ def loan_accounts_bulk_add(
             for customer, relationship, role in new.co_borrowers
         )
     for co_borrower, co_id in zip(
-        co_borrowers, _reserve_ids(CoBorrower, len(co_borrowers)), strict=True
+        co_borrowers, reserve_ids(CoBorrower, len(co_borrowers)), strict=True
     ):
         co_borrower.id = co_id
-    _copy(LoanAccount, _columns(LoanAccount), (_values(a) for a in accounts))
-    _copy(Instalment, INSTALMENT_COLUMNS, instalment_rows)
-    _copy(CoBorrower, _columns(CoBorrower), (_values(c) for c in co_borrowers))
+    copy_rows(LoanAccount, model_columns(LoanAccount), (model_values(a) for a in accounts))
+    copy_rows(Instalment, INSTALMENT_COLUMNS, instalment_rows)
+    copy_rows(CoBorrower, model_columns(CoBorrower), (model_values(c) for c in co_borrowers))
     audit_creates_add([*accounts, *co_borrowers], actor=actor)
     return accounts
-
-
-def _reserve_ids(model: type[models.Model], count: int) -> list[int]:
-    """``count`` new ids from the table's own sequence (what an insert would take)."""
-    if not count:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
-            [model._meta.db_table, count],
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _columns(model: type[models.Model]) -> list[str]:
-    return [f.attname for f in model._meta.concrete_fields]
-
-
-def _values(instance: models.Model) -> tuple:
-    return tuple(getattr(instance, f.attname) for f in instance._meta.concrete_fields)
-
-
-def _copy(model: type[models.Model], columns: list[str], rows: Iterable[tuple]) -> None:
-    """``COPY table (columns) FROM STDIN`` of ``rows`` (psycopg 3 adapts each value)."""
-    quote = connection.ops.quote_name
-    names = ", ".join(quote(model._meta.get_field(c).column) for c in columns)
-    # identifiers come from the model, never from input
-    sql = f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.copy(sql) as copy:
-        for row in rows:
-            copy.write_row(row)
