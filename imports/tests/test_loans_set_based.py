@@ -33,6 +33,11 @@ S = ImportRowResult.Status
 def book(db):
     branch = BranchFactory(code="PUN01")
     LoanProductFactory()
+    _customers(branch, range(1, 10))
+    return branch
+
+
+def _customers(branch, numbers) -> None:
     Customer.objects.bulk_create(
         Customer(
             customer_number=f"LEG{n}",
@@ -41,9 +46,8 @@ def book(db):
             pan="ABCDE1234F",
             branch=branch,
         )
-        for n in range(1, 10)
+        for n in numbers
     )
-    return branch
 
 
 @pytest.fixture
@@ -152,17 +156,7 @@ def _written() -> dict:
             if f.attname not in skip
         }
         values["instalments"] = list(
-            loan.instalments.order_by("number").values_list(
-                "number",
-                "due_date",
-                "principal_due",
-                "interest_due",
-                "charges_due",
-                "principal_paid",
-                "interest_paid",
-                "charges_paid",
-                "status",
-            )
+            loan.instalments.order_by("number").values_list(*Instalment.SCHEDULE_FIELDS, "status")
         )
         values["co_borrowers"] = sorted(
             loan.co_borrowers.values_list("customer__customer_number", "relationship", "role")
@@ -216,16 +210,7 @@ def test_an_import_killed_mid_run_resumes_after_its_last_committed_chunk(tmp_pat
     loans = 2500  # three chunks of 1,000
     branch = BranchFactory(code="PUN01")
     LoanProductFactory()
-    Customer.objects.bulk_create(
-        Customer(
-            customer_number=f"LEG{n}",
-            name=f"Customer {n}",
-            mobile="9876543210",
-            pan="ABCDE1234F",
-            branch=branch,
-        )
-        for n in range(loans)
-    )
+    _customers(branch, range(loans))
     rows = [loan_row(f"LN-{n}", f"LEG{n}", "PUN01") for n in range(loans)]
     path = tmp_path / "loans.csv"
     path.write_bytes(csv_file("loans", rows))
