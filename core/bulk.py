@@ -49,6 +49,7 @@ def copy_rows(
     quote = connection.ops.quote_name
     names = ", ".join(quote(model._meta.get_field(column).column) for column in columns)
     sql = f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN"  # names from the model
-    with connection.cursor() as cursor, cursor.copy(sql) as copy:
+    # the driver's errors as Django's (IntegrityError), as for a query
+    with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(sql) as copy:
         for row in rows:
             copy.write_row(row)

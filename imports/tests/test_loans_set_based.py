@@ -20,11 +20,11 @@ from core.models import JobRun
 from imports import services
 from imports.importers.loans import LoanImporter
 from imports.models import ImportRowResult, ImportRun
-from loans.models import CoBorrower, Customer, Instalment, LoanAccount
+from loans.models import CoBorrower, Instalment, LoanAccount
 from tests.factories import BranchFactory, LoanProductFactory, UserFactory
 from tests.processes import ROOT, environment
 
-from .helpers import csv_file, loan_row, results, run_import, schedule_file, statuses
+from .helpers import csv_file, customers_in, loan_row, results, run_import, schedule_file, statuses
 
 S = ImportRowResult.Status
 
@@ -33,21 +33,8 @@ S = ImportRowResult.Status
 def book(db):
     branch = BranchFactory(code="PUN01")
     LoanProductFactory()
-    _customers(branch, range(1, 10))
+    customers_in(branch, range(1, 10))
     return branch
-
-
-def _customers(branch, numbers) -> None:
-    Customer.objects.bulk_create(
-        Customer(
-            customer_number=f"LEG{n}",
-            name=f"Customer {n}",
-            mobile="9876543210",
-            pan="ABCDE1234F",
-            branch=branch,
-        )
-        for n in numbers
-    )
 
 
 @pytest.fixture
@@ -207,10 +194,10 @@ def test_the_set_based_and_row_by_row_paths_write_the_same_rows(book, chunks, mo
 
 @pytest.mark.django_db(transaction=True)
 def test_an_import_killed_mid_run_resumes_after_its_last_committed_chunk(tmp_path):
-    loans = 2500  # three chunks of 1,000
+    loans = 3500  # four chunks of 1,000
     branch = BranchFactory(code="PUN01")
     LoanProductFactory()
-    _customers(branch, range(loans))
+    customers_in(branch, range(loans))
     rows = [loan_row(f"LN-{n}", f"LEG{n}", "PUN01") for n in range(loans)]
     path = tmp_path / "loans.csv"
     path.write_bytes(csv_file("loans", rows))

@@ -63,10 +63,13 @@ def loan_accounts_bulk_add(
 ) -> list[LoanAccount]:
     """Open ``loans`` with ``COPY`` (see the module), in the caller's transaction: each with
     its outstanding totals and its dues as of ``as_of`` (today in IST), as
-    ``loan_account_create`` leaves a loan. Returns the loans (with their ids)."""
+    ``loan_account_create`` leaves a loan. Returns the loans (with their ids), by number."""
     if not loans:
         return []
     as_of = as_of or timezone.localdate()
+    # in the order of the unique loan number: two bulk loads sharing loans wait on each
+    # other's, they never deadlock
+    loans = sorted(loans, key=lambda new: new.fields["loan_number"])
     now = timezone.now()
     accounts, instalment_rows, co_borrowers = [], [], []
     loan_ids = reserve_ids(LoanAccount, len(loans))
