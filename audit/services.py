@@ -8,6 +8,7 @@ import datetime
 import ipaddress
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +19,7 @@ from pynamodb.exceptions import PutError, PynamoDBException
 from core import context
 from core.clock import iso
 from core.models import OutboxMessage
-from core.outbox import outbox_add
+from core.outbox import outbox_add, outbox_add_many
 
 from . import tracking
 from .ddb_models import AuditEventItem, calendar_day, day_key, day_shard
@@ -57,6 +58,28 @@ def audit_outbox_add(
     )
     message = outbox_add(AUDIT_TOPIC, event.event_id, event.payload, ref=event.entity, using=using)
     return _as_event(message)  # a new ULID: never there already, so always written
+
+
+def audit_creates_add(instances: Iterable[models.Model], *, actor: Any = None) -> int:
+    """The create events of rows written in bulk (``COPY``, ``bulk_create``: no signals),
+    as the change tracking would have written them one by one: every tracked field, masked.
+    Each instance must carry its primary key and its related objects (its ``str()`` runs).
+    Call it inside the transaction of the write; returns how many events were added."""
+    messages = []
+    for instance in instances:
+        spec = tracking.spec_for(type(instance))
+        if spec is None:
+            raise ValueError(f"{type(instance).__name__} is not tracked")
+        event = _event(
+            entity=tracking.entity_for(instance),
+            action="create",
+            changes=tracking.creation_changes(spec, instance),
+            entity_repr=spec.scrub(str(instance), instance),
+            remarks="",
+            actor=actor,
+        )
+        messages.append((event.key, event.payload, event.ref))
+    return outbox_add_many(AUDIT_TOPIC, messages)
 
 
 @transaction.atomic

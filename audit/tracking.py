@@ -218,6 +218,12 @@ def _mask_or_none(value: Any, keep: int) -> Any:
     return None if value is None else mask_value(value, keep)
 
 
+def creation_changes(spec: TrackSpec, instance: models.Model) -> dict[str, list]:
+    """The changes of a create event: every tracked field as ``[None, after]``, masked."""
+    after = _current_values(spec, instance, spec.fields)
+    return {name: spec.present(name, None, value) for name, value in after.items()}
+
+
 def _current_values(spec: TrackSpec, instance: models.Model, fields) -> dict[str, Any]:
     return {f.name: field_value(f, getattr(instance, f.attname)) for f in fields}
 
@@ -265,8 +271,7 @@ def _post_save(sender, instance, created, raw=False, using=None, update_fields=N
     if before is _NOTHING_TRACKED:
         return
     if created or before is None:
-        after = _current_values(spec, instance, spec.fields)
-        changes = {name: spec.present(name, None, value) for name, value in after.items()}
+        changes = creation_changes(spec, instance)
         action = "create" if created else "update"
     else:
         deferred = instance.get_deferred_fields()

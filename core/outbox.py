@@ -33,6 +33,7 @@ one message at the same time.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -40,11 +41,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import Count, Exists, Min
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
+from psycopg.types.json import Jsonb
 
+from .bulk import copy_rows
 from .models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -124,6 +128,32 @@ def outbox_add(
     message._state.adding, message._state.db = False, alias
     _kick(spec, message, alias)
     return message
+
+
+def outbox_add_many(
+    topic: str, messages: Iterable[tuple[str, Mapping[str, Any], str]], *, using=None
+) -> int:
+    """``outbox_add`` for many messages of a non-inline ``topic`` at once, each (key,
+    payload, ref), with ``COPY`` (``core.bulk``): the keys must be new (ULIDs), a key
+    already there raises ``IntegrityError``. One relay kick for them all. Returns how many
+    were written (a bulk load: ``imports``' loans)."""
+    spec = _topic(topic)
+    if spec.inline:
+        raise ValueError(f"outbox topic {topic!r} is inline: add its messages one by one")
+    alias = using or DEFAULT_DB_ALIAS
+    now = timezone.now()
+    rows = [
+        (topic, key, ref[:200], Jsonb(payload, dumps=_json_dumps), now, now, 0, "")
+        for key, payload, ref in messages
+    ]
+    copy_rows(OutboxMessage, [*_INSERT_FIELDS, "last_error"], rows, using=alias)
+    if rows:
+        _kick(spec, OutboxMessage(topic=topic, key=rows[0][1]), alias)
+    return len(rows)
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, cls=DjangoJSONEncoder)
 
 
 def _insert_unless_present(message: OutboxMessage, alias: str) -> int | None:

@@ -29,6 +29,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from audit.services import audit_record
+from core.bulk import copy_rows, model_columns, model_values
 from core.errors import ApplicationError
 from core.jobs import job_claim, job_finish, job_heartbeat, job_held_for
 from core.tabular import FileRow, TableRejected, open_table
@@ -42,8 +43,9 @@ from .models import ImportRowResult, ImportRun
 IMPORT_JOB = "imports.run"
 IMPORT_LEASE = datetime.timedelta(minutes=5)
 IMPORT_PERMISSION = "imports.add_importrun"
-CHUNK = 200  # rows a transaction: the result rows and the last line commit with them
+CHUNK = 200  # rows a transaction (unless the importer says): results and last line with them
 Status = ImportRowResult.Status
+RESULT_COLUMNS = model_columns(ImportRowResult)[1:]  # all but the id
 
 
 class _DryRun(Exception):
@@ -152,13 +154,14 @@ def _import_rows(
     run, importer, rows: Iterator[FileRow], progress, *, job, schedule=None
 ) -> ImportRun:
     chunk: list[FileRow] = []
+    size = importer.chunk_rows or CHUNK
     try:
         importer.prepare(run, schedule)
         for row in rows:
             if row.number <= run.last_line:
                 continue  # committed by an earlier attempt of this run
             chunk.append(row)
-            if len(chunk) >= CHUNK:
+            if len(chunk) >= size:
                 _commit_chunk(run, importer, chunk, progress, job)
                 chunk = []
         if chunk:
@@ -169,11 +172,11 @@ def _import_rows(
 
 
 def _commit_chunk(run: ImportRun, importer: Importer, chunk: list[FileRow], progress, job):
-    results = []
     with transaction.atomic():
-        for row in chunk:
-            results.append(_row_result(run, importer, row))
-        ImportRowResult.objects.bulk_create(results)
+        results = _chunk_results(run, importer, chunk)
+        if results is None:
+            results = [_row_result(run, importer, row) for row in chunk]
+        copy_rows(ImportRowResult, RESULT_COLUMNS, (model_values(r)[1:] for r in results))
         for result in results:
             field = result.status.lower()
             setattr(run, field, getattr(run, field) + 1)
@@ -186,8 +189,29 @@ def _commit_chunk(run: ImportRun, importer: Importer, chunk: list[FileRow], prog
         progress(len(chunk))
 
 
+def _chunk_results(run: ImportRun, importer: Importer, chunk: list[FileRow]):
+    """The chunk's results by the importer's set-based path (in a savepoint, rolled back
+    for a dry run), or None: the importer has none, a row would be refused, or a row was
+    written meanwhile by someone else (a constraint): then the chunk goes row by row."""
+    try:
+        with transaction.atomic():
+            statuses = importer.import_chunk(chunk)
+            if statuses is not None and run.dry_run:
+                raise _DryRun(statuses)
+    except _DryRun as rolled_back:
+        statuses = rolled_back.status
+    except IntegrityError:
+        return None
+    if statuses is None:
+        return None
+    return [
+        _result(run, importer, row, status, "", "")
+        for row, status in zip(chunk, statuses, strict=True)
+    ]
+
+
 def _row_result(run: ImportRun, importer: Importer, row: FileRow) -> ImportRowResult:
-    result = ImportRowResult(run=run, line=row.number, key=importer.key_of(row.cells))
+    field = reason = ""
     try:
         with transaction.atomic():
             status = importer.import_row(row.cells)
@@ -196,22 +220,30 @@ def _row_result(run: ImportRun, importer: Importer, row: FileRow) -> ImportRowRe
     except _DryRun as rolled_back:
         status = rolled_back.status
     except RowRefused as refused:
-        status, result.field, result.reason = Status.REFUSED, refused.field, refused.reason
+        status, field, reason = Status.REFUSED, refused.field, refused.reason
     except ValidationError as exc:
         refused = first_error(exc)
-        status, result.field, result.reason = Status.REFUSED, refused.field, refused.reason
+        status, field, reason = Status.REFUSED, refused.field, refused.reason
     except ApplicationError as exc:  # a service's refusal
-        status, result.field, result.reason = Status.REFUSED, exc.field or "", exc.message
+        status, field, reason = Status.REFUSED, exc.field or "", exc.message
     except IntegrityError as exc:  # a row written meanwhile by someone else, a constraint
-        status, result.reason = Status.REFUSED, f"The database refused the row: {exc}"
+        status, reason = Status.REFUSED, f"The database refused the row: {exc}"
     except DatabaseError:
         raise
+    return _result(run, importer, row, status, field, reason)
+
+
+def _result(run, importer, row: FileRow, status, field: str, reason: str) -> ImportRowResult:
     if isinstance(status, tuple):  # (status, a note for the result file)
-        status, result.reason = status
-    result.status = status
-    result.reason = result.reason[:500]
-    result.field = result.field[:60]
-    return result
+        status, reason = status
+    return ImportRowResult(
+        run=run,
+        line=row.number,
+        key=importer.key_of(row.cells),
+        status=status,
+        field=field[:60],
+        reason=reason[:500],
+    )
 
 
 @transaction.atomic

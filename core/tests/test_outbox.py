@@ -27,6 +27,7 @@ from core.outbox import (
     MAX_BACKOFF,
     backoff,
     outbox_add,
+    outbox_add_many,
     outbox_backlog,
     outbox_deliver,
     outbox_pending_exists,
@@ -125,6 +126,26 @@ def test_adding_the_same_key_twice_is_a_no_op(echo, monkeypatch):
     assert outbox_add("test.other", "k-1") is not None  # a key is unique per topic only
     with pytest.raises(IntegrityError), transaction.atomic():
         OutboxMessage.objects.create(topic=TOPIC, key="k-1")  # the database says so too
+
+
+@pytest.mark.django_db
+def test_many_messages_are_copied_at_once_with_one_kick_and_are_relayed(
+    echo, inline, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        added = outbox_add_many(
+            TOPIC,
+            [(f"k-{n}", {"amount": Decimal("10.50"), "n": n}, f"loans#{n}") for n in range(3)],
+        )
+    assert added == 3 and callbacks == [outbox._enqueue_relay]
+    stored = list(pending().order_by("key").values_list("key", "ref", "payload", "last_error"))
+    assert stored == [(f"k-{n}", f"loans#{n}", {"amount": "10.50", "n": n}, "") for n in range(3)]
+    assert outbox_relay(topics=[TOPIC])[TOPIC] == 3
+    assert sorted(echo.delivered) == ["k-0", "k-1", "k-2"]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        outbox_add_many(TOPIC, [("k-0", {}, "")])  # keys must be new: nothing written
+    with pytest.raises(ValueError, match="inline"):
+        outbox_add_many(INLINE, [("k-9", {}, "")])
 
 
 @pytest.mark.django_db

@@ -105,10 +105,12 @@ class Importer:
     examples: ClassVar[dict[str, str]]
     needs_actor: ClassVar[bool] = False
     takes_schedule: ClassVar[bool] = False  # a second file: the loans' schedules
+    chunk_rows: ClassVar[int] = 0  # rows a transaction when not the engine's (set-based)
 
     def __init__(self, *, actor) -> None:
         self.actor = actor
         self._branches: dict[str, Branch | None] = {}
+        self._form: forms.Form | None = None
 
     @classmethod
     def columns(cls) -> list[tuple[str, bool]]:
@@ -133,6 +135,23 @@ class Importer:
     def write(self, data: dict[str, Any]) -> str | tuple[str, str]:
         """Write the row: its status, or (status, a note for the result file)."""
         raise NotImplementedError
+
+    def clean_cells(self, cells: dict[str, str]) -> dict[str, Any] | None:
+        """The row's cells cleaned by the importer's form, or None when one is refused. One
+        form is bound again to each row (a set-based chunk validates thousands, and a new
+        form copies its every field): the same fields, the same checks as ``import_row``."""
+        if self._form is None:
+            self._form = self.form_class(data=cells)
+        else:
+            self._form.data, self._form._errors = cells, None
+        return self._form.cleaned_data if self._form.is_valid() else None
+
+    def import_chunk(self, rows: list) -> list | None:
+        """The set-based path: validate and write a whole chunk of rows at once and return
+        each row's status (as ``write``), or return None having written nothing (a row
+        would be refused, or the importer has no such path): the engine then imports the
+        chunk row by row."""
+        return None
 
     def prepare(self, run, schedule) -> None:
         """Before the rows of ``run`` (a resumed run too): read what the rows need."""

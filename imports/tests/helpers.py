@@ -10,6 +10,7 @@ from openpyxl import Workbook
 from imports.importers import IMPORTERS
 from imports.models import ImportRun
 from imports.services import import_run
+from loans.models import Customer
 
 
 def csv_file(kind: str, rows: list[dict], header: list[str] | None = None) -> bytes:
@@ -112,3 +113,17 @@ def loan_row(number: str, customer_number: str, branch_code: str, **overrides) -
         "disbursed_on": "02-01-2026",
         **overrides,
     }
+
+
+def customers_in(branch, numbers) -> None:
+    """Customers ``LEG{n}`` of ``branch`` for each n, bulk-created (the loans' borrowers)."""
+    Customer.objects.bulk_create(
+        Customer(
+            customer_number=f"LEG{n}",
+            name=f"Customer {n}",
+            mobile="9876543210",
+            pan="ABCDE1234F",
+            branch=branch,
+        )
+        for n in numbers
+    )

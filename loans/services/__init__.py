@@ -1,10 +1,12 @@
 """Every write to loan master data goes through these services. One module a seam: master
 (customers, loans, schedules, numbers), dues_refresh (a loan's balances and dues, and
 every loan's nightly), charges (raised, waived through maker-checker), customer_change
-(mobile, PAN and bank accounts through maker-checker).
+(mobile, PAN and bank accounts through maker-checker), bulk (a book's new loans at once,
+with COPY).
 """
 
 from ..exceptions import ChargeNotWaivable, CollectionOfficerRefused
+from .bulk import NewLoan, loan_accounts_bulk_add
 from .charges import APPROVAL_KINDS as CHARGE_KINDS
 from .charges import loan_charge_raise, loan_charge_waive, loan_charge_waiver_request
 from .customer_change import APPROVAL_KINDS as CUSTOMER_CHANGE_KINDS
@@ -63,6 +65,7 @@ __all__ = [
     "Change",
     "ChargeNotWaivable",
     "CollectionOfficerRefused",
+    "NewLoan",
     "customer_bank_account_add",
     "customer_change_apply",
     "customer_change_check",
@@ -71,6 +74,7 @@ __all__ = [
     "customer_create",
     "customer_update",
     "loan_account_create",
+    "loan_accounts_bulk_add",
     "loan_charge_raise",
     "loan_charge_waive",
     "loan_charge_waiver_request",
