@@ -21,8 +21,8 @@ sandbox bounce rule (NACH return 04, insufficient funds: retryable, charged). Pr
 of earlier runs still open are stopped, and the run date's run and batches removed.
 
 Then, in the same run:
-- raw PutItem: the very execution items (under ids of their own, ``raw-...``) the presentation writes (as they end, PRESENTED),
-  one conditional ``PutItem`` each (``attribute_not_exists``, as presenting needs),
+- raw PutItem: the very execution items the presentation writes (as they end, PRESENTED;
+  under ids of their own, ``raw-...``), one conditional ``PutItem`` each (``attribute_not_exists``, as presenting needs),
   ``--threads`` threads of boto3;
 - raw BatchWriteItem: the same items 25 a request (no condition), ``--threads`` threads;
 - raw TransactWriteItems: the same items 100 a request, each with the condition of PutItem
