@@ -22,8 +22,8 @@ of earlier runs still open are stopped, and the run date's run and batches remov
 
 Then, in the same run:
 - raw PutItem: the very execution items the presentation writes (as they end, PRESENTED;
-  under ids of their own, ``raw-...``), one conditional ``PutItem`` each (``attribute_not_exists``, as presenting needs),
-  ``--threads`` threads of boto3;
+  under ids of their own, ``raw-...``), one conditional ``PutItem`` each
+  (``attribute_not_exists``, as presenting needs), ``--threads`` threads of boto3;
 - raw BatchWriteItem: the same items 25 a request (no condition), ``--threads`` threads;
 - raw TransactWriteItems: the same items 100 a request, each with the condition of PutItem
   (the fastest write with the guarantee presenting needs), ``--threads`` threads;
