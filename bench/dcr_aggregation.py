@@ -38,7 +38,6 @@ import argparse
 import datetime
 import logging
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -53,27 +52,10 @@ os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 os.environ["DYNAMODB_TABLE_PREFIX"] = "bench_dcr_"  # never the development tables
 BENCH_DDB_PORT = "28100"
 
-
-def start_bench_dynamodb() -> str:
-    """The benchmark's own in-memory DynamoDB Local (started once, left running)."""
-    env = dict(
-        os.environ,
-        LOCAL_SERVICES_DIR=".local/bench",
-        LOCAL_DYNAMODB_PORT=BENCH_DDB_PORT,
-        LOCAL_DYNAMODB_IN_MEMORY="1",
-        LOCAL_DYNAMODB_HEAP="6g",
-    )
-    env.pop("DYNAMODB_ENDPOINT", None)
-    result = subprocess.run(  # noqa: S603 - our own script, fixed arguments
-        [str(ROOT / "bin" / "services"), "start", "dynamodb"], env=env, text=True
-    )
-    if result.returncode:
-        raise SystemExit("error: could not start the benchmark's DynamoDB Local")
-    return f"http://127.0.0.1:{BENCH_DDB_PORT}"
-
+from bench.local_dynamodb import start_in_memory  # noqa: E402
 
 os.environ["DYNAMODB_ENDPOINT"] = os.environ.get("BENCH_DYNAMODB_ENDPOINT") or (
-    start_bench_dynamodb()
+    start_in_memory(port=BENCH_DDB_PORT)
 )
 # DynamoDB Local under a bulk load answers slowly: wait rather than fail
 os.environ.setdefault("DYNAMODB_READ_TIMEOUT", "120")

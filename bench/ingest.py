@@ -37,7 +37,6 @@ import http.client
 import inspect
 import io
 import json
-import math
 import os
 import queue
 import subprocess
@@ -67,6 +66,7 @@ from tqdm import tqdm  # noqa: E402
 from accounts.models import Branch, User  # noqa: E402
 from api.principal import ApiPrincipal  # noqa: E402
 from api.services import api_client_create  # noqa: E402
+from bench.figures import machine, percentile  # noqa: E402
 from dynamo.connection import boto3_client  # noqa: E402
 from loans.models import LoanAccount  # noqa: E402
 from payments.services import ingest  # noqa: E402
@@ -105,17 +105,6 @@ def bodies(loans: list[LoanAccount], count: int, tag: str) -> list[tuple[str, by
         )
         for i in range(count)
     ]
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest rank."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def machine() -> str:
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{os.cpu_count()} CPUs, load average {load}"
 
 
 # --- raw: the same items in one TransactWriteItems each -----------------------------------

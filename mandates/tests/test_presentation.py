@@ -128,6 +128,58 @@ def test_a_run_killed_half_way_is_resumed_without_presenting_twice(presentable):
     assert MandateExecutionItem.count() == 1  # the same deterministic execution id
 
 
+def test_a_run_presents_chunk_by_chunk_and_leaves_executions_already_written(
+    presentable, monkeypatch
+):
+    """Chunks of 2, DynamoDB transactions of 2: a chunk whose transaction meets an execution
+    written before (a resumed run) writes the others one by one, and an execution whose
+    result came first keeps it; the lease is renewed after every chunk."""
+    monkeypatch.setattr(presentation, "CHUNK", 2)
+    monkeypatch.setattr(presentation, "TRANSACTION_ITEMS", 2)
+    heartbeats = []
+    renew = presentation.job_heartbeat
+    monkeypatch.setattr(
+        presentation, "job_heartbeat", lambda run, **kw: heartbeats.append(1) or renew(run, **kw)
+    )
+    day = presentable["first"].presentation_date
+    rows = list(
+        ScheduledPresentation.objects.filter(mandate=presentable["mandate"]).order_by("id")[:5]
+    )
+    ScheduledPresentation.objects.filter(pk__in=[r.pk for r in rows]).update(presentation_date=day)
+    answered = services.execution_id_for(rows[2], 1)
+    MandateExecutionItem(
+        answered,
+        mandate_id=str(presentable["mandate"].pk),
+        due_attempt=f"{rows[2].due_date.isoformat()}#01",
+        due_date_shard=f"{rows[2].due_date.isoformat()}#0",
+        presentation_id=rows[2].pk,
+        loan_number=presentable["loan"].loan_number,
+        branch_id=presentable["loan"].branch_id,
+        partner_code=presentable["mandate"].banking_partner.code,
+        umrn=presentable["mandate"].umrn,
+        due_date=rows[2].due_date.isoformat(),
+        attempt=1,
+        amount_paise=100,
+        status="SUCCESS",
+        created_at="2026-01-01T00:00:00+05:30",
+    ).save()
+
+    run = services.mandates_present_due(run_date=day)
+
+    assert run.counts["presented"] == 5 and len(heartbeats) == 3
+    assert set(
+        ScheduledPresentation.objects.filter(pk__in=[r.pk for r in rows]).values_list(
+            "status", "attempts"
+        )
+    ) == {("PRESENTED", 1)}
+    batch = PresentationBatch.objects.get()
+    assert batch.count == 5 and batch.total == sum(r.amount for r in rows)
+    items = {item.execution_id: item for item in MandateExecutionItem.scan()}
+    assert set(items) == {services.execution_id_for(r, 1) for r in rows}
+    assert items[answered].status == "SUCCESS" and items[answered].amount_paise == 100
+    assert {i.status for k, i in items.items() if k != answered} == {"PRESENTED"}
+
+
 def test_a_resumed_run_counts_the_notices_of_the_killed_one(presentable):
     day_before = presentable["first"].presentation_date - timedelta(days=1)
     killed = job_claim(name=services.PRESENTATION_JOB, key=day_before, lease=services.RUN_LEASE)
