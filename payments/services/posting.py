@@ -1,7 +1,8 @@
 """Posting: claim due queue items with a conditional update (lease) > post in one Postgres
 transaction (loan row locked, a posting unique per txn_id) > mark the transaction POSTED
-and the item DONE (which then expires). Every step can be repeated after a crash without
-changing the result.
+and the item DONE (which then expires), and store the customer's receipt, in one
+TransactWriteItems. Every step can be repeated after a crash without changing the result:
+a run that finds the posting made marks it, with the receipt the dead run did not store.
 """
 
 from __future__ import annotations
