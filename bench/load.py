@@ -4,11 +4,11 @@ Run it from the project folder (the local services must be running, the developm
 database loaded by ``bin/run`` or ``manage.py bootstrap``):
 
     .venv/bin/python bench/load.py [--seconds 180] [--clients 16] [--port 8100]
-        [--web-workers 2] [--posting-workers 2]
+        [--web-workers 2] [--posting-workers 2xCPUs]
 
 It starts its own gunicorn (production settings: ``DJANGO_DEBUG=0``, behind a pretend
 TLS proxy via ``X-Forwarded-Proto``) and its own Celery workers as ``bin/run`` starts them
-(the default queue, concurrency 2 or ``--posting-workers``; the background queue, 1), all
+(the default queue, two processes a core or ``--posting-workers``; the background queue, 1), all
 on the development stores, creates an API client with a new key and a session of the Operations user
 ``ops1``, and then, for ``--seconds``, ``--clients`` threads send this mix, each request
 as soon as the previous one answered:
@@ -313,7 +313,10 @@ def main() -> int:
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--drain-timeout", type=int, default=300)
     parser.add_argument(
-        "--posting-workers", type=int, default=2, help="the default queue's concurrency"
+        "--posting-workers",
+        type=int,
+        default=2 * (os.cpu_count() or 1),
+        help="the default queue's concurrency (bin/run's: two a core)",
     )
     args = parser.parse_args()
 

@@ -100,34 +100,24 @@ def notification_queue(
     Raises ``TemplateNotFound``, ``TemplateRenderError``, ``InvalidRecipient`` or
     ``NotificationStoreUnavailable`` (all ``NotificationError``).
     """
-    if channel not in Channel.values:
-        raise NotificationError(f"unknown channel {channel!r}")
     if scheduled_at is not None and timezone.is_naive(scheduled_at):
         raise NotificationError("scheduled_at must be timezone-aware")
-    address = recipient_clean(channel=channel, recipient=recipient)
-    rendered = template_render(code=template_code, channel=channel, context=context)
-    if rendered is None:
-        logger.info("notification %s/%s not queued: template switched off", template_code, channel)
-        return None
     now = timezone.now()
     due = scheduled_at or now
-    notification_id = str(ULID())
-    item = NotificationItem(
-        notification_id,
-        channel=channel,
+    item = _notification_item(
+        str(ULID()),
+        Status.PENDING,
         template_code=template_code,
-        recipient=address,
-        recipient_masked=recipient_mask(channel=channel, recipient=address),
-        subject=rendered.subject or None,
-        body=rendered.body,
-        entity=entity or None,
-        **status_keys(notification_id, Status.PENDING, channel),
-        scheduled_at=iso(due),
-        attempts=0,
-        created_at=now,
+        channel=channel,
+        recipient=recipient,
+        context=context,
+        entity=entity,
+        due=due,
         # a rolled-back caller leaves the item PENDING: gone after a day, not the retention
         expires_at=now + PENDING_TTL,
     )
+    if item is None:
+        return None
     try:
         item.save(condition=NotificationItem.notification_id.does_not_exist())
     except PynamoDBConnectionError as exc:
@@ -142,6 +132,79 @@ def notification_queue(
             # the after-commit step releases this very object: the caller's item shows it
             message.notification = item
     return item
+
+
+def _notification_item(
+    notification_id: str,
+    status: str,
+    *,
+    template_code: str,
+    channel: str,
+    recipient: str,
+    context: Mapping[str, Any],
+    entity: str,
+    due: dt.datetime,
+    expires_at: dt.datetime,
+) -> NotificationItem | None:
+    """The notification rendered and addressed, not stored; ``None`` when staff switched
+    its template off."""
+    if channel not in Channel.values:
+        raise NotificationError(f"unknown channel {channel!r}")
+    address = recipient_clean(channel=channel, recipient=recipient)
+    rendered = template_render(code=template_code, channel=channel, context=context)
+    if rendered is None:
+        logger.info("notification %s/%s not queued: template switched off", template_code, channel)
+        return None
+    return NotificationItem(
+        notification_id,
+        channel=channel,
+        template_code=template_code,
+        recipient=address,
+        recipient_masked=recipient_mask(channel=channel, recipient=address),
+        subject=rendered.subject or None,
+        body=rendered.body,
+        entity=entity or None,
+        **status_keys(notification_id, status, channel),
+        scheduled_at=iso(due),
+        attempts=0,
+        created_at=timezone.now(),
+        expires_at=expires_at,
+    )
+
+
+def notification_build(
+    *,
+    notification_id: str,
+    template_code: str,
+    channel: str,
+    recipient: str,
+    context: Mapping[str, Any],
+    entity: str = "",
+) -> NotificationItem | None:
+    """A notification QUEUED and due now, rendered but not stored, for a caller that stores
+    it in its own DynamoDB transaction (``notification_transact_put``) once its change has
+    committed, and then calls ``notification_send_enqueue``. ``notification_id`` is the
+    caller's (a ULID it owns, e.g. the payment's for its receipt), so that storing it again
+    is a no-op. ``None`` when the template is switched off; raises what
+    ``notification_queue`` raises."""
+    now = timezone.now()
+    return _notification_item(
+        notification_id,
+        Status.QUEUED,
+        template_code=template_code,
+        channel=channel,
+        recipient=recipient,
+        context=context,
+        entity=entity,
+        due=now,
+        expires_at=now + dt.timedelta(days=settings.NOTIFICATIONS_RETENTION_DAYS),
+    )
+
+
+def notification_transact_put(tw, item: NotificationItem) -> None:
+    """Add the put of ``item`` (from ``notification_build``) to the caller's
+    ``TransactWrite``, on the condition that it is not stored yet."""
+    tw.save(item, condition=NotificationItem.notification_id.does_not_exist())
 
 
 def notification_release_deliver(message: OutboxMessage) -> None:
@@ -173,11 +236,12 @@ def _release(item: NotificationItem, due: dt.datetime) -> bool:
             return False
         raise _store_unavailable(exc) from exc
     if due <= now:
-        _send_task_enqueue(item.notification_id)
+        notification_send_enqueue(item.notification_id)
     return True
 
 
-def _send_task_enqueue(notification_id: str) -> None:
+def notification_send_enqueue(notification_id: str) -> None:
+    """Send the QUEUED notification soon (the dispatcher sends it anyway if this is lost)."""
     from .tasks import notification_send_task
 
     try:
@@ -412,5 +476,5 @@ def notification_retry(*, notification_id: str, actor: Any = None) -> Notificati
     logger.info(
         "notification %s re-queued by %s", notification_id, getattr(actor, "pk", None) or "system"
     )
-    transaction.on_commit(lambda: _send_task_enqueue(notification_id), robust=True)
+    transaction.on_commit(lambda: notification_send_enqueue(notification_id), robust=True)
     return item

@@ -54,6 +54,17 @@ def loan_dues_refresh(*, loan: LoanAccount, as_of: date | None = None) -> LoanAc
     instalments = list(Instalment.objects.filter(loan=loan).only(*Instalment.SCHEDULE_FIELDS))
     if not instalments:
         return loan
+    loan.save(update_fields=[*loan_dues_set(loan=loan, instalments=instalments, as_of=as_of)])
+    return loan
+
+
+def loan_dues_set(
+    *, loan: LoanAccount, instalments: list[Instalment], as_of: date | None = None
+) -> tuple[str, ...]:
+    """``loan_dues_refresh`` without its read and its write, for a caller that holds the
+    loan's instalments (all of them, as it changed them) and saves the loan itself, in one
+    statement with its own changes: sets the balances and dues on ``loan`` and returns the
+    fields to save."""
     as_of = as_of or timezone.localdate()
     for component in ("principal", "interest", "charges"):
         setattr(
@@ -65,8 +76,7 @@ def loan_dues_refresh(*, loan: LoanAccount, as_of: date | None = None) -> LoanAc
     for name in DUES_FIELDS:
         setattr(loan, name, getattr(dues, name))
     loan.dues_as_of = as_of
-    loan.save(update_fields=[*BALANCE_FIELDS, "updated_at"])
-    return loan
+    return (*BALANCE_FIELDS, "updated_at")
 
 
 def _owed(inst: Instalment, component: str) -> Decimal:

@@ -1,7 +1,8 @@
 """Posting: claim due queue items with a conditional update (lease) > post in one Postgres
 transaction (loan row locked, a posting unique per txn_id) > mark the transaction POSTED
-and the item DONE (which then expires). Every step can be repeated after a crash without
-changing the result.
+and the item DONE (which then expires), and store the customer's receipt, in one
+TransactWriteItems. Every step can be repeated after a crash without changing the result:
+a run that finds the posting made marks it, with the receipt the dead run did not store.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from dynamo.errors import cancellation_codes, is_unavailable
 from dynamo.shards import in_parallel_settled
 from dynamo.transactions import transact_write
 from loans.models import Instalment, LoanAccount
-from loans.services import loan_dues_refresh
+from loans.services import loan_dues_set
+from notifications.services import (
+    notification_build,
+    notification_send_enqueue,
+    notification_transact_put,
+)
 
 from ..allocation import allocate
 from ..ddb_models import QueueItem, TransactionItem, queue_live, queue_query, queue_status_set
@@ -167,20 +173,22 @@ def _ledger_open() -> None:
 @transaction.atomic
 def ledger_post(*, txn: TransactionItem) -> tuple[Posting, bool]:
     """Post a transaction to its loan: (posting, True) when new, (posting, False) when it
-    had been posted already. Allocation: oldest dues first; charges, interest, principal."""
+    had been posted already; ``posting.loan`` is the loan with its customer. Allocation:
+    oldest dues first; charges, interest, principal. Six statements: the loan locked, the
+    posting looked for, the instalments locked (all of them: the dues are recomputed from
+    them, without reading them again), one update of the instalments paid, the posting, one
+    update of the loan."""
     _ledger_open()
     loan = LoanAccount.objects.select_for_update().select_related("customer").get(pk=txn.loan_id)
     existing = Posting.objects.filter(txn_id=txn.txn_id).first()
     if existing is not None:
+        existing.loan = loan
         return existing, False
     if loan.status != LoanAccount.Status.ACTIVE:
         raise PostingRefused(f"Loan {loan.loan_number} is {loan.get_status_display().lower()}.")
     amount = from_paise(txn.amount_paise)
-    instalments = list(
-        loan.instalments.select_for_update()
-        .exclude(status=Instalment.Status.PAID)
-        .order_by("due_date", "number")
-    )
+    schedule = list(loan.instalments.select_for_update().order_by("due_date", "number"))
+    instalments = [inst for inst in schedule if inst.status != Instalment.Status.PAID]
     allocations, excess = allocate(amount, instalments)
     by_id = {inst.pk: inst for inst in instalments}
     for allocation in allocations:
@@ -189,10 +197,11 @@ def ledger_post(*, txn: TransactionItem) -> tuple[Posting, bool]:
         inst.interest_paid += allocation.interest
         inst.principal_paid += allocation.principal
         inst.status = inst.derived_status
-    Instalment.objects.bulk_update(
-        [by_id[a.instalment_id] for a in allocations],
-        ["charges_paid", "interest_paid", "principal_paid", "status"],
-    )
+    if allocations:
+        Instalment.objects.bulk_update(
+            [by_id[a.instalment_id] for a in allocations],
+            ["charges_paid", "interest_paid", "principal_paid", "status"],
+        )
     posting = Posting.objects.create(
         txn_id=txn.txn_id,
         loan=loan,
@@ -206,8 +215,8 @@ def ledger_post(*, txn: TransactionItem) -> tuple[Posting, bool]:
         excess=excess,
         allocations=[a.as_json() for a in allocations],
     )
-    loan_dues_refresh(loan=loan)
-    changed = []
+    # a loan without a schedule keeps its figures (see loan_dues_refresh)
+    changed = list(loan_dues_set(loan=loan, instalments=schedule)) if schedule else []
     if loan.last_payment_date is None or posting.business_date >= loan.last_payment_date:
         loan.last_payment_date, loan.last_payment_amount = posting.business_date, amount
         changed += ["last_payment_date", "last_payment_amount"]
@@ -215,23 +224,23 @@ def ledger_post(*, txn: TransactionItem) -> tuple[Posting, bool]:
         loan.status = LoanAccount.Status.CLOSED
         changed.append("status")
     if changed:
-        loan.save(update_fields=[*changed, "updated_at"])
-    _receipt_queue(loan=loan, txn=txn, amount=amount)
+        loan.save(update_fields=sorted({*changed, "updated_at"}))
     return posting, True
 
 
-def _receipt_queue(*, loan: LoanAccount, txn: TransactionItem, amount: Decimal) -> None:
-    """The customer's receipt, released when the posting commits (so only once)."""
-    from notifications.services import notification_queue
-
+def _receipt(*, loan: LoanAccount, txn: TransactionItem):
+    """The customer's receipt of a posted payment, built to be stored with the write that
+    marks the payment POSTED (so once, and only for a payment posted); its id is the
+    payment's. ``None`` when it cannot be built: a receipt must never stop a posting."""
     try:
-        notification_queue(
+        return notification_build(
+            notification_id=txn.txn_id,
             template_code="receipt",
             channel="SMS",
             recipient=loan.customer.mobile,
             context={
                 "customer_name": loan.customer.name,
-                "amount": amount,
+                "amount": from_paise(txn.amount_paise),
                 "loan_number": loan.loan_number,
                 "paid_on": date.fromisoformat(txn.business_date),
                 "receipt_number": txn.receipt_number or txn.txn_id,
@@ -239,8 +248,9 @@ def _receipt_queue(*, loan: LoanAccount, txn: TransactionItem, amount: Decimal) 
             },
             entity=f"payments.transaction#{txn.txn_id}",
         )
-    except Exception:  # a receipt must never stop a posting
-        logger.exception("receipt for %s not queued", txn.txn_id)
+    except Exception:
+        logger.exception("receipt for %s not built", txn.txn_id)
+        return None
 
 
 def _queue_expiry(moment: datetime) -> datetime:
@@ -248,9 +258,11 @@ def _queue_expiry(moment: datetime) -> datetime:
     return moment + timedelta(days=settings.PAYMENTS_QUEUE_RETENTION_DAYS)
 
 
-def _mark(txn_id: str, item_id: str, *, status: str, reason: str | None = None) -> None:
-    """Transaction RECEIVED > POSTED or FAILED, and its queue item DONE (expiring), in one
-    write."""
+def _mark(
+    txn_id: str, item_id: str, *, status: str, reason: str | None = None, receipt=None
+) -> None:
+    """Transaction RECEIVED > POSTED or FAILED, its queue item DONE (expiring), and the
+    receipt of a posted one stored, in one write; then the receipt's send task."""
     moment = timezone.now()
     now = iso(moment)
     actions = [TransactionItem.status.set(status)]
@@ -274,14 +286,23 @@ def _mark(txn_id: str, item_id: str, *, status: str, reason: str | None = None) 
                 QueueItem.last_error.set(reason[:500]) if reason else QueueItem.last_error.remove(),
             ],
         )
+        if receipt is not None:
+            notification_transact_put(tw, receipt)
 
     try:
         transact_write(build)
     except TransactWriteError as exc:
-        if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+        codes = cancellation_codes(exc)
+        if codes[:1] == ["ConditionalCheckFailed"]:
             _queue_done(item_id)  # already marked by an earlier run: just finish the item
             return
+        if receipt is not None and "ConditionalCheckFailed" in codes[2:]:
+            # a receipt stored already (never without the mark, but never block a posting)
+            _mark(txn_id, item_id, status=status, reason=reason)
+            return
         raise
+    if receipt is not None:
+        notification_send_enqueue(receipt.notification_id)
 
 
 def _queue_done(item_id: str) -> None:
@@ -339,7 +360,7 @@ def queue_item_process(*, item: QueueItem) -> str:
         _queue_done(item.item_id)
         return "noop"
     try:
-        _, created = ledger_post(txn=txn)
+        posting, created = ledger_post(txn=txn)
     except LedgerUnavailable as exc:
         return _queue_release(item, str(exc))
     except (OperationalError, InterfaceError) as exc:
@@ -347,7 +368,8 @@ def queue_item_process(*, item: QueueItem) -> str:
     except PostingRefused as exc:
         _mark(txn.txn_id, item.item_id, status=TxnStatus.FAILED, reason=str(exc))
         return "failed"
-    _mark(txn.txn_id, item.item_id, status=TxnStatus.POSTED)
+    receipt = _receipt(loan=posting.loan, txn=txn)
+    _mark(txn.txn_id, item.item_id, status=TxnStatus.POSTED, receipt=receipt)
     return "posted" if created else "noop"
 
 

@@ -15,7 +15,9 @@ from payments import services
 from payments.ddb_models import QueueItem, TransactionItem
 from payments.exceptions import LedgerSwitchRefused
 from payments.models import LedgerSwitch, Posting
+from payments.refdata import ledger_state
 from payments.services import payment_ingest, payments_post_due
+from payments.tests.test_ingest import count_dynamodb_calls
 from tests.factories import UserFactory, make_loan, payment
 
 pytestmark = pytest.mark.django_db
@@ -55,14 +57,43 @@ def test_posting_pays_the_oldest_dues_first_interest_before_principal():
     assert QueueItem.get(txn_id).queue_status == "POSTING#DONE"
 
 
+def _receipts(txn_id):
+    return [n for n in NotificationItem.scan() if n.entity == f"payments.transaction#{txn_id}"]
+
+
 def test_posting_queues_a_receipt_for_the_customer():
     loan = make_loan()
     txn_id = _ingest(loan)
     payments_post_due()
-    receipts = [n for n in NotificationItem.scan() if n.entity == f"payments.transaction#{txn_id}"]
+    receipts = _receipts(txn_id)
     assert len(receipts) == 1
     assert receipts[0].template_code == "receipt"
     assert "1,000.00" in receipts[0].body
+    # stored with the mark, after the ledger committed: ready to send, its id the payment's
+    assert (receipts[0].notification_id, receipts[0].status) == (txn_id, "QUEUED")
+
+
+def test_a_posting_is_eight_statements_and_two_dynamodb_calls(django_assert_num_queries):
+    loan = make_loan()
+    txn_id = _ingest(loan)
+    ledger_state()  # cached for every posting after the first
+    # In the ledger's transaction: the loan locked, the posting looked for, the instalments
+    # locked, their update, the posting, the loan's update (its audit tracking reads the row
+    # before and adds an outbox message: 8). Around it: the savepoint that the test's own
+    # transaction makes of the atomic block (2). After it: the receipt's template (1).
+    with count_dynamodb_calls() as calls, django_assert_num_queries(8 + 2 + 1):
+        assert services.payment_post_one(txn_id=txn_id) == "posted"
+    # the lease, and the mark that stores the receipt with it
+    assert calls == ["UpdateItem", "TransactWriteItems"]
+    assert len(_receipts(txn_id)) == 1
+
+
+def test_a_refused_posting_stores_no_receipt():
+    loan = make_loan()
+    txn_id = _ingest(loan)
+    LoanAccount.objects.filter(pk=loan.pk).update(status="CLOSED")
+    assert payments_post_due() == {"failed": 1}
+    assert _receipts(txn_id) == []
 
 
 def test_posting_the_same_transaction_twice_changes_nothing():
@@ -90,6 +121,11 @@ def test_a_worker_dying_after_the_ledger_commit_is_finished_by_the_next_one():
     assert payments_post_due() == {"noop": 1}
     assert Posting.objects.count() == 1
     assert TransactionItem.get(txn_id).status == "POSTED"
+    # the dead worker stored no receipt; the run that finished its posting did, once
+    assert len(_receipts(txn_id)) == 1
+    assert payments_post_due() == {}
+    services.queue_item_process(item=QueueItem.get(txn_id))  # a late redelivery
+    assert len(_receipts(txn_id)) == 1
 
 
 def test_a_payment_on_a_loan_closed_meanwhile_ends_failed_with_its_reason():
