@@ -411,6 +411,9 @@ STREAMS_BATCH_SIZE = env.int("STREAMS_BATCH_SIZE", default=1000)  # records a re
 STREAMS_SYNC_SECONDS = env.int("STREAMS_SYNC_SECONDS", default=60)  # list the shards again
 # Where a shard without a checkpoint starts: TRIM_HORIZON (the oldest record kept) or LATEST.
 STREAMS_INITIAL_POSITION = env.str("STREAMS_INITIAL_POSITION", default="TRIM_HORIZON")
+# Tests only (0 otherwise): a wait between applying a batch and its checkpoint, in which the
+# tests kill a processor mid-batch (streams/tests/test_processes.py).
+STREAMS_CHECKPOINT_DELAY_SECONDS = env.float("STREAMS_CHECKPOINT_DELAY_SECONDS", default=0.0)
 
 # --- Auth, sessions, login lock-out -----------------------------------------------------
 

@@ -56,6 +56,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "WARNING"}}
+if os.environ.get("TEST_LOG_LEVEL"):  # a test's subprocess whose log the test reads
+    LOGGING["handlers"] = {"stderr": {"class": "logging.StreamHandler"}}
+    LOGGING["root"] = {"level": os.environ["TEST_LOG_LEVEL"], "handlers": ["stderr"]}
 
 # The live server's threads would keep pooled connections open past the test database's
 # teardown; tests open plain connections (the pool itself is exercised by bin/run). A server

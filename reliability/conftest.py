@@ -1,9 +1,10 @@
 """Fixtures of the fault-injection suite: real processes that join the test run.
 
-A subprocess joins the run through ``run_env()``: the pytest-django test database
-(``DATABASE_URL``), this run's Redis database and DynamoDB endpoint, and, through the
-``TEST_*`` variables of ``config/settings_test.py``, its DynamoDB table prefix, Celery
-queue and cache key prefix. What it writes, the test sees, and the other way round.
+A subprocess joins the run through ``run_env()`` (``tests/processes.py``, which the stream
+processor's tests share): the pytest-django test database (``DATABASE_URL``), this run's
+Redis database and DynamoDB endpoint, and, through the ``TEST_*`` variables of
+``config/settings_test.py``, its DynamoDB table prefix, Celery queue and cache key prefix.
+What it writes, the test sees, and the other way round.
 
 - ``celery_workers``: real ``celery -A config worker`` processes (and a beat) that post,
   present and build exactly as in production. ``kill()`` SIGKILLs a worker's whole process
@@ -27,27 +28,23 @@ Everything started is stopped when the test ends, and what is left on this run's
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
 import sys
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlparse
 
 import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests import processes
+from tests.processes import Process, run_env, spawn, wait_started
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent  # the virtualenv's bin: celery, gunicorn
-START_TIMEOUT = 60.0
 
 # Settings of the started processes that make recovery quick (all in seconds).
 FAST_RECOVERY = {
@@ -60,42 +57,6 @@ FAST_RECOVERY = {
     # the dead run's claim still held and do nothing
     "TEST_CELERY_VISIBILITY_TIMEOUT": "10",
 }
-
-
-def run_env(**overrides: str) -> dict[str, str]:
-    """The environment of a subprocess that shares this test run's stores."""
-    db = connection.settings_dict
-    credentials = quote(db["USER"] or "", safe="")
-    if db.get("PASSWORD"):
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    redis_db = urlparse(settings.REDIS_URL).path.lstrip("/") or "0"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "DATABASE_URL": f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "TEST_REDIS_DB": redis_db,
-        "DYNAMODB_ENDPOINT": settings.DYNAMODB_ENDPOINT or "",
-        "TEST_DYNAMODB_PREFIX": settings.DYNAMODB_TABLE_PREFIX,
-        "TEST_CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
-        "TEST_CACHE_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.update(overrides)
-    return env
-
-
-def _wait_until(
-    predicate: Callable[[], object], *, timeout: float, what: str, interval: float = 0.2
-) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f} s: {what}")
-        time.sleep(interval)
 
 
 @pytest.fixture
@@ -116,64 +77,10 @@ def ledger_agrees():
 @pytest.fixture
 def wait_until():
     """``wait_until(predicate, timeout=..., what=...)``: the predicate's first true value."""
-    return _wait_until
+    return processes.wait_until
 
 
 # --- Processes ------------------------------------------------------------------------
-
-
-@dataclass
-class Process:
-    """A started process, alone in its process group (so a kill takes its children too)."""
-
-    name: str
-    popen: subprocess.Popen
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def kill(self) -> None:
-        """SIGKILL, as the kernel's OOM killer or a lost machine would."""
-        if self.alive:
-            os.killpg(self.pid, signal.SIGKILL)
-        self.popen.wait(timeout=30)
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM (a Celery worker's warm shutdown), then SIGKILL if it lingers."""
-        if not self.alive:
-            return
-        os.killpg(self.pid, signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-
-def _spawn(name: str, args: list[str], env: dict[str, str], log: Path) -> Process:
-    with log.open("ab") as out:
-        popen = subprocess.Popen(  # noqa: S603 - our own virtualenv's programs
-            args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    return Process(name, popen, log)
-
-
-def _wait_started(process: Process, ready: Callable[[], bool]) -> Process:
-    deadline = time.monotonic() + START_TIMEOUT
-    while not ready():
-        if not process.alive or time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"{process.name} did not start:\n{process.log_text()[-3000:]}")
-        time.sleep(0.2)
-    return process
 
 
 @dataclass
@@ -196,9 +103,9 @@ class CeleryWorkers:
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
         log = self.directory / f"{name}.log"
-        process = _spawn(name, args, run_env(**{**FAST_RECOVERY, **overrides}), log)
+        process = spawn(name, args, run_env(**{**FAST_RECOVERY, **overrides}), log)
         self.processes.append(process)
-        return _wait_started(process, lambda: _answers_ping(f"{name}@{socket.gethostname()}"))
+        return wait_started(process, lambda: _answers_ping(f"{name}@{socket.gethostname()}"))
 
     def start_beat(self, **overrides: str) -> Process:
         """The production schedule (the 5-second posting sweep, the relays...), sent to
@@ -209,8 +116,8 @@ class CeleryWorkers:
             "-s", str(self.directory / "beat-schedule"), "--pidfile=",
         ]  # fmt: skip
         log = self.directory / "beat.log"
-        self.beat = _spawn("beat", args, run_env(**{**FAST_RECOVERY, **overrides}), log)
-        return _wait_started(self.beat, lambda: "is starting." in self.beat.log_text())
+        self.beat = spawn("beat", args, run_env(**{**FAST_RECOVERY, **overrides}), log)
+        return wait_started(self.beat, lambda: "is starting." in self.beat.log_text())
 
     def drop_queued(self) -> None:
         """Drop what waits on this run's queue (e.g. tasks sent while setting up)."""
@@ -301,7 +208,7 @@ def app_server(tmp_path):
             "--timeout", "120", "--log-level", "warning",
         ]  # fmt: skip
         log = tmp_path / f"gunicorn-{port}.log"
-        process = _spawn("gunicorn", args, run_env(TEST_DB_POOL="1", **overrides), log)
+        process = spawn("gunicorn", args, run_env(TEST_DB_POOL="1", **overrides), log)
         started.append(process)
         url = f"http://127.0.0.1:{port}"
 
@@ -312,7 +219,7 @@ def app_server(tmp_path):
             except OSError:
                 return False
 
-        _wait_started(process, answers)
+        wait_started(process, answers)
         return AppServer(url, process)
 
     yield start

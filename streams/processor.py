@@ -223,17 +223,18 @@ class StreamProcessor:
                 .exclude(pk__in=list(self.held))
                 .exclude(Exists(parent_open))
                 .order_by("shard_id")
-                .values_list("pk", "shard_id", "checkpoint")[:wanted]
+                .values_list("pk", "shard_id", "checkpoint", "owner")[:wanted]
             )
-            ShardLease.objects.filter(pk__in=[pk for pk, _, _ in free]).update(
+            ShardLease.objects.filter(pk__in=[pk for pk, *_ in free]).update(
                 owner=self.owner,
                 lease_expires_at=self._expiry(),
                 lease_counter=F("lease_counter") + 1,
             )
-        for pk, shard_id, checkpoint in free:
+        for pk, shard_id, checkpoint, holder in free:
             self.held[pk] = _Held(pk, shard_id, checkpoint)
-            logger.info("stream %s: took %s", self.source.name, shard_id)
-        return [shard_id for _, shard_id, _ in free]
+            taken_over = f" over from {holder}" if holder and holder != self.owner else ""
+            logger.info("stream %s: took %s%s", self.source.name, shard_id, taken_over)
+        return [shard_id for _, shard_id, *_ in free]
 
     def release(self) -> None:
         """Give the held leases up (a clean stop): another processor may take them at once."""
@@ -274,6 +275,13 @@ class StreamProcessor:
             if records:
                 records = [normalize(record) for record in records]
                 self.apply(records)
+                if settings.STREAMS_CHECKPOINT_DELAY_SECONDS:  # the tests' window for a kill
+                    logger.warning(
+                        "stream %s: %d record(s) of %s applied, checkpoint in %s s",
+                        self.source.name, len(records), held.shard_id,
+                        settings.STREAMS_CHECKPOINT_DELAY_SECONDS,
+                    )  # fmt: skip
+                    time.sleep(settings.STREAMS_CHECKPOINT_DELAY_SECONDS)
                 newest = records[-1]["dynamodb"].get("ApproximateCreationDateTime")
                 if newest is not None:
                     changes["behind_seconds"] = max(timezone.now().timestamp() - newest, 0.0)

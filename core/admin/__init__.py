@@ -7,6 +7,8 @@
 - ``rows``: the lean row renderer;
 - ``dynamo``: ``DynamoAdmin``, the base of the read-only screens over DynamoDB;
 - ``approval_request``: ``ReasonForm`` and the one "request an approval" page.
+- ``file_import``: ``FileImportAdmin`` and ``FileUploadForm``, the one file-import admin
+  (upload, preview, import with progress, result file) of the imports and bulk repayments.
 
 The scoped bases live beside the scoping function, in ``accounts.admin_base``.
 """

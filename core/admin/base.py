@@ -136,3 +136,16 @@ def is_set_filter(field: str, title: str, yes: str, no: str) -> type[admin.Simpl
     IsSetFilter.title = title
     IsSetFilter.__name__ = f"{title.capitalize()}Filter"
     return IsSetFilter
+
+
+def admin_page_context(model_admin, request, title: str, **extra) -> dict:
+    """The admin's context for a page of ``model_admin``'s own (not a changelist or change
+    form): the site's frame, the title, the model's options for the crumbs."""
+    request.current_app = model_admin.admin_site.name
+    return {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "subtitle": None,
+        "opts": model_admin.opts,
+        **extra,
+    }

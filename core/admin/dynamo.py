@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import QueryDict
 from django.urls import path
 
-from .base import BackOfficeModelAdmin, ReadOnlyAdminMixin
+from .base import BackOfficeModelAdmin, ReadOnlyAdminMixin, admin_page_context
 
 
 class DynamoAdmin(ReadOnlyAdminMixin, BackOfficeModelAdmin):
@@ -48,14 +48,7 @@ class DynamoAdmin(ReadOnlyAdminMixin, BackOfficeModelAdmin):
 
     def page_context(self, request, title: str, **extra) -> dict:
         """The admin's context for one of this screen's pages."""
-        request.current_app = self.admin_site.name
-        return {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "subtitle": None,
-            "opts": self.opts,
-            **extra,
-        }
+        return admin_page_context(self, request, title, **extra)
 
 
 def next_page_url(params: QueryDict, token: str | None, *, name: str = "cursor") -> str | None:

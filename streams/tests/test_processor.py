@@ -7,14 +7,10 @@ from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
 
-from approvals.services import approval_decide
-from core.outbox import outbox_relay
 from dynamo import tables
 from dynamo.connection import boto3_client
-from loans.models import LoanAccount
 from payments.ddb_models import TransactionItem
-from payments.models import REVERSAL_TOPIC
-from payments.services import business_date_for, payment_reversal_request, payments_post_due
+from payments.services import payments_post_due
 from reconciliation import services as recon
 from reconciliation.models import Dcr
 from reconciliation.selectors import branch_day_figures
@@ -22,64 +18,17 @@ from streams.metrics import StreamLagCollector, stream_lag_seconds
 from streams.models import ShardLease
 from streams.processor import StreamProcessor, leases_sync
 from streams.sources import TRANSACTIONS
+from streams.tests.cases import a_day_of_payments, open_day, snapshot
 from tests.concurrency import at_once
-from tests.factories import UserFactory, branch_with_loan, make_loan, pay
+from tests.factories import branch_with_loan, pay
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 D = Decimal
 
 
-@pytest.fixture
-def at_tip():
-    """The stream read to its end with nothing applied, so a test sees its own records."""
-    StreamProcessor(TRANSACTIONS, apply=lambda records: None).run(until_idle=True)
-    ShardLease.objects.update(records_applied=0)
-
-
 def process(**kwargs) -> int:
     return StreamProcessor(TRANSACTIONS, **kwargs).run(until_idle=True)
-
-
-def open_day(branch):
-    return business_date_for(branch, timezone.now())
-
-
-def snapshot(branch) -> tuple:
-    dcr = Dcr.objects.get(branch=branch, business_date=open_day(branch))
-    lines = sorted(dcr.lines.values_list("dimension", "key", "count", "amount"))
-    return (
-        dcr.collected_count, dcr.collected_amount, dcr.cash_amount, dcr.excluded_count,
-        dcr.excluded_amount, dcr.txn_ids, dcr.excluded_txn_ids, dcr.is_provisional, lines,
-    )  # fmt: skip
-
-
-def reverse(txn_id: str, branch) -> None:
-    manager = UserFactory(role="Branch Manager", home_branch=branch)
-    finance = UserFactory(role="Finance", level="HEAD_OFFICE")
-    request = payment_reversal_request(txn_id=txn_id, reason="cheque bounced", actor=manager)
-    approval_decide(request_id=request.pk, approve=True, actor=finance, remarks="ok")
-    outbox_relay(topics=[REVERSAL_TOPIC])
-    assert TransactionItem.get(txn_id).status == "REVERSED"
-
-
-def a_day_of_payments():
-    """Cash and UPI by two collectors, posted; one FAILED; one POSTED then REVERSED; one
-    still RECEIVED. Returns the branch and the txn ids by what became of them."""
-    branch, loan = branch_with_loan()
-    day = open_day(branch)
-    posted = [
-        pay(loan, "1000.00", collector="Agent A", day=day),
-        pay(loan, "250.50", mode="UPI", collector="Agent B", day=day),
-    ]
-    reversed_ = pay(loan, "400.00", collector="Agent B", day=day)
-    closed = make_loan(branch=branch)
-    failed = pay(closed, "700.00", day=day)
-    LoanAccount.objects.filter(pk=closed.pk).update(status="CLOSED")
-    payments_post_due()
-    reverse(reversed_, branch)
-    received = pay(loan, "99.00", mode="CHEQUE", collector="Agent A", day=day)
-    return branch, {"posted": posted, "reversed": reversed_, "failed": failed, "received": received}
 
 
 # --- Figures --------------------------------------------------------------------------------
