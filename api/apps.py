@@ -6,17 +6,18 @@ class ApiConfig(AppConfig):
     verbose_name = "API"
 
     def ready(self) -> None:
-        from django.db.models.signals import m2m_changed, post_delete, post_save
+        from django.db.models.signals import m2m_changed
 
         from audit.tracking import track
+        from refdata import cache as refdata
 
         from . import schema  # noqa: F401 - registers the Api-Key OpenAPI extension
         from .models import ApiClient
-        from .selectors import api_clients_changed
+        from .selectors import API_CLIENTS, api_clients_changed
 
-        # a client cached by authentication is forgotten as soon as it changes
-        for signal in (post_save, post_delete):
-            signal.connect(api_clients_changed, sender=ApiClient, dispatch_uid=f"api:{signal}")
+        # a client cached by authentication is read again from the next request after a
+        # change is committed (any process), at once in the changing transaction
+        refdata.register(API_CLIENTS, "api.ApiClient")
         m2m_changed.connect(
             api_clients_changed,
             sender=ApiClient.allowed_branches.through,

@@ -535,10 +535,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "api.schema.ApiAutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
 }
-# An API client's row is kept this long in each web process (api/selectors.py): a change
-# (a revoked or rotated key) is seen at once by the process that made it, by the others
-# within this many seconds. 0: read on every request.
-API_CLIENT_CACHE_SECONDS = env.int("API_CLIENT_CACHE_SECONDS", default=5)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Payments back-office API",
     "DESCRIPTION": (
