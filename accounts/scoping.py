@@ -3,7 +3,9 @@
 Every branch-owned model names the path from itself to its ``Branch`` in a class
 attribute ``SCOPE_BRANCH_PATH`` (``"branch"`` for a loan account, ``"loan__branch"``
 for an instalment, ``"id"`` for a branch itself). The admin, the workflow screens and
-the API all filter through :func:`scope_queryset`; nothing else filters by branch.
+the API all filter through :func:`scope_queryset`, or, on a path where the ORM costs too
+much (a payment's loan, read for every payment), through its raw-SQL form
+:func:`scope_sql`; nothing else filters by branch.
 
 - Branch staff and branch managers: their branch.
 - Area level: the branches of their area.
@@ -52,7 +54,11 @@ def visible_branch_ids(user: User) -> set[int] | None:
     if sees_everything(user):
         result = None
     elif getattr(user, "is_api_client", False):
-        result = set(user.api_client.allowed_branches.values_list("id", flat=True))
+        preloaded = getattr(user, "allowed_branch_ids", None)  # read with the client
+        if preloaded is not None:
+            result = set(preloaded)
+        else:
+            result = set(user.api_client.allowed_branches.values_list("id", flat=True))
     else:
         result = home_branch_ids(user)
     user._visible_branch_ids = result
@@ -97,6 +103,21 @@ def scope_queryset(queryset: QuerySet, user: User) -> QuerySet:
     return queryset.distinct() if "__id" in path else queryset
 
 
+def scope_sql(user: User, column: str) -> tuple[str, list]:
+    """:func:`scope_queryset` as a raw-SQL condition on ``column`` (a branch id column):
+    ``(condition, params)`` to AND into a query's WHERE; the same rule, one place."""
+    branch_ids = _unread_client_branches(user)
+    if branch_ids is not None:
+        subquery, params = branch_ids.query.sql_with_params()
+        return f"{column} IN ({subquery})", list(params)
+    branch_ids = visible_branch_ids(user)
+    if branch_ids is None:
+        return "TRUE", []
+    if not branch_ids:
+        return "FALSE", []
+    return f"{column} = ANY(%s)", [sorted(branch_ids)]
+
+
 def _unread_client_branches(user) -> QuerySet | None:
     """An API client limited to its branches, whose branches this request has not read:
     its allowed branches as a subquery, so that a scoped read (a payment's loan) is one
@@ -104,6 +125,8 @@ def _unread_client_branches(user) -> QuerySet | None:
     if not getattr(user, "is_api_client", False) or not user.is_active:
         return None
     if getattr(user, "_visible_branch_ids", False) is not False or sees_everything(user):
+        return None
+    if getattr(user, "allowed_branch_ids", None) is not None:  # read with the client
         return None
     return user.api_client.allowed_branches.values("id")
 

@@ -21,7 +21,7 @@ from rest_framework import authentication, exceptions
 from core import context
 
 from .principal import ApiPrincipal
-from .selectors import api_client_for_key
+from .selectors import api_client_for_key, api_client_remember_use
 from .services import api_client_touch
 
 KEYWORD = "Api-Key"
@@ -50,7 +50,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         client = api_client_for_key(raw_key)
         if client is None:
             raise exceptions.AuthenticationFailed(INVALID_KEY)
+        used = client.last_used_at
         api_client_touch(client=client)
+        if client.last_used_at != used:
+            api_client_remember_use(client)
         principal = ApiPrincipal(client)
         self._act_as(request, principal)
         return principal, client

@@ -61,6 +61,12 @@ class ApiPrincipal:
         return self.api_client.pk
 
     @property
+    def allowed_branch_ids(self) -> frozenset[int] | None:
+        """The ids of the client's allowed branches when authentication read them with the
+        client (``api.selectors``), else None: scoping then reads them."""
+        return getattr(self.api_client, "allowed_branch_ids", None)
+
+    @property
     def banking_partner_id(self) -> int | None:
         return self.api_client.banking_partner_id
 

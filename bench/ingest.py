@@ -39,7 +39,6 @@ import io
 import json
 import os
 import queue
-import subprocess
 import sys
 import threading
 import time
@@ -52,9 +51,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
-# as the server runs (the in-process profile included): production settings, warnings only
-SERVER_ENV = {"DJANGO_DEBUG": "0", "DJANGO_ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING"}
-os.environ.update(SERVER_ENV)
+from bench.servers import HOST, SERVER_ENV, server_cpu, start_gunicorn, stop  # noqa: E402
+
+os.environ.update(SERVER_ENV)  # the in-process profile runs as the server does
 
 import django  # noqa: E402
 
@@ -70,10 +69,6 @@ from bench.figures import machine, percentile  # noqa: E402
 from dynamo.connection import boto3_client  # noqa: E402
 from loans.models import LoanAccount  # noqa: E402
 from payments.services import ingest  # noqa: E402
-
-HOST = "127.0.0.1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
 
 # --- the payments ----------------------------------------------------------------------
 
@@ -119,6 +114,8 @@ def raw_transaction(loan: LoanAccount, key: str, body: bytes, principal) -> list
         mode=data["mode"],
         collector=data["collector"],
     )
+    request_hash = ingest._hash(payment.canonical())
+    now = timezone.now()
     items = ingest.accepted_items(
         payment,
         loan=loan,
@@ -126,20 +123,10 @@ def raw_transaction(loan: LoanAccount, key: str, body: bytes, principal) -> list
         source="bench:raw",
         principal=principal,
         dedup_key=ingest._dedup_key("bench:raw", key),
-        request_hash=ingest._hash(payment.canonical()),
-        now=timezone.now(),
+        request_hash=request_hash,
+        now=now,
     )
-    return [
-        {
-            "Put": {
-                "TableName": item.Meta.table_name,
-                "Item": item.serialize(),
-                "ConditionExpression": "attribute_not_exists(#k)",
-                "ExpressionAttributeNames": {"#k": item._hash_key_attribute().attr_name},
-            }
-        }
-        for item in items
-    ]
+    return [{"Put": put} for put in ingest.accepted_puts(items, request_hash=request_hash, now=now)]
 
 
 def run_pool(work: list, clients: int, send, bar: tqdm) -> tuple[float, list[float]]:
@@ -191,63 +178,6 @@ def raw_sender():
 
 
 # --- API: a real gunicorn --------------------------------------------------------------
-
-
-def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
-    env = dict(os.environ, **SERVER_ENV)
-    logs = ROOT / ".local" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    server = subprocess.Popen(  # noqa: S603 - fixed arguments
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "config.wsgi",
-            "--bind",
-            f"{HOST}:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--error-logfile",
-            str(logs / "bench-ingest-web.log"),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(150):
-        try:
-            conn = http.client.HTTPConnection(HOST, port, timeout=2)
-            conn.request("GET", "/health/live")
-            if conn.getresponse().status == 200 and len(worker_pids(server.pid)) == workers:
-                return server
-        except OSError:
-            pass
-        time.sleep(0.2)
-    stop(server)
-    raise SystemExit(f"error: gunicorn did not answer on port {port}; see .local/logs/")
-
-
-def stop(server: subprocess.Popen) -> None:
-    server.terminate()
-    try:
-        server.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.kill()
-
-
-def worker_pids(master: int) -> list[int]:
-    children = Path(f"/proc/{master}/task/{master}/children")
-    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def server_cpu(master: int) -> float:
-    return sum(cpu_seconds(pid) for pid in [master, *worker_pids(master)])
 
 
 def post(conn: http.client.HTTPConnection, api_key: str, key: str, body: bytes):
@@ -304,7 +234,7 @@ def _pieces():
         ("  payment_ingest", views, "payment_ingest"),
         ("    PostgreSQL validation read", ingest, "_validate"),
         ("    audit event item", ingest, "_intake_audit"),
-        ("    TransactWriteItems", ingest, "transact_write"),
+        ("    TransactWriteItems", ingest, "transact_put"),
         ("    broker publish", ingest, "_enqueue_posting"),
         ("  response rendering", Response, "rendered_content"),
     ]
@@ -425,7 +355,7 @@ def main() -> int:
     with tqdm(total=args.payments, desc="raw TransactWriteItems", unit="txn") as bar:
         raw_s, raw_lat = run_pool(transactions, args.clients, raw_sender, bar)
 
-    server = start_gunicorn(args.port, args.web_workers, args.threads)
+    server = start_gunicorn(args.port, args.web_workers, args.threads, name="ingest")
     try:
         api_payments = bodies(loans, args.payments, "api")
         warm = bodies(loans, 100, "warm")
@@ -438,7 +368,7 @@ def main() -> int:
             )
         cpu_after = server_cpu(server.pid)
     finally:
-        stop(server)
+        stop([server])
 
     raw_rate, api_rate = args.payments / raw_s, args.payments / api_s
     cpu_ms = 1000 * (cpu_after - cpu_before) / args.payments

@@ -69,6 +69,7 @@ from django.utils import timezone  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from api.services import api_client_create  # noqa: E402
+from bench.servers import SERVER_ENV, logs_dir, start_gunicorn, stop  # noqa: E402
 from core.clock import iso, parse_iso  # noqa: E402
 from dynamo.connection import boto3_client  # noqa: E402
 from loans.models import Instalment, LoanAccount  # noqa: E402
@@ -99,31 +100,9 @@ def admin_session(username: str) -> str:
 
 
 def start_server(port: int, workers: int, posting_workers: int) -> list[subprocess.Popen]:
-    env = dict(
-        os.environ,
-        DJANGO_DEBUG="0",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1",
-        LOG_LEVEL="WARNING",
-    )
-    logs = ROOT / ".local" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    web = subprocess.Popen(  # noqa: S603 - fixed arguments
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            "4",
-            "--error-logfile",
-            str(logs / "bench-load-web.log"),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = dict(os.environ, **SERVER_ENV)
+    logs = logs_dir()
+    web = start_gunicorn(port, workers, 4, name="load")
     # The workers as bin/run starts them: money work, and notifications and audit apart.
     celery_workers = [
         subprocess.Popen(  # noqa: S603 - fixed arguments
@@ -147,25 +126,7 @@ def start_server(port: int, workers: int, posting_workers: int) -> list[subproce
             (settings.BACKGROUND_QUEUE, 1),
         )
     ]
-    http = urllib3.PoolManager()
-    for _ in range(150):
-        try:
-            if http.request("GET", f"http://127.0.0.1:{port}/health/live", retries=False).status:
-                return [web, *celery_workers]
-        except urllib3.exceptions.HTTPError:
-            time.sleep(0.2)
-    stop([web, *celery_workers])
-    raise SystemExit(f"error: gunicorn did not answer on port {port}; see .local/logs/")
-
-
-def stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    return [web, *celery_workers]
 
 
 class Load:

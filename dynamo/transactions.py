@@ -3,6 +3,12 @@
 PynamoDB does not retry a cancelled transaction; AWS cancels one on a conflict with
 another transaction or on throttling. Those are retried here with exponential backoff
 and jitter; a cancellation by a failed condition is the caller's business and raised.
+
+``transact_write`` builds the items with PynamoDB's ``TransactWrite``; ``transact_put``
+sends puts the caller built in DynamoDB's wire form (``{"TableName", "Item",
+"ConditionExpression", ...}``) through the same connection, for a path where building them
+through PynamoDB's models and expressions costs too much (a payment's ingestion). Both
+raise the same ``TransactWriteError`` with its cancellation reasons.
 """
 
 from __future__ import annotations
@@ -28,14 +34,36 @@ def transact_write(
 
     A ``client_request_token`` makes a retried call idempotent on AWS for 10 minutes.
     """
-    for attempt in range(MAX_ATTEMPTS):
+
+    def attempt() -> None:
+        with TransactWrite(
+            connection=pynamodb_connection(), client_request_token=client_request_token
+        ) as tw:
+            build(tw)
+
+    _with_retries(attempt)
+
+
+def transact_put(puts: list[dict], *, client_request_token: str | None = None) -> None:
+    """One TransactWriteItems of these puts (wire form), retrying transient cancellations
+    as :func:`transact_write` does; a cancellation's reasons come in the order of ``puts``."""
+    _with_retries(
+        lambda: pynamodb_connection().transact_write_items(
+            condition_check_items=(),
+            delete_items=(),
+            put_items=puts,
+            update_items=(),
+            client_request_token=client_request_token,
+        )
+    )
+
+
+def _with_retries(attempt: Callable[[], object]) -> None:
+    for number in range(MAX_ATTEMPTS):
         try:
-            with TransactWrite(
-                connection=pynamodb_connection(), client_request_token=client_request_token
-            ) as tw:
-                build(tw)
+            attempt()
             return
         except TransactWriteError as exc:
-            if attempt == MAX_ATTEMPTS - 1 or not is_retryable_transaction(exc):
+            if number == MAX_ATTEMPTS - 1 or not is_retryable_transaction(exc):
                 raise
-            time.sleep(BASE_DELAY * 2**attempt * (0.5 + random.random()))
+            time.sleep(BASE_DELAY * 2**number * (0.5 + random.random()))

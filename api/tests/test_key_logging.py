@@ -237,6 +237,9 @@ def test_no_api_key_in_gunicorn_access_and_error_logs(tmp_path):
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "DATABASE_POOL": "0",
         "REDIS_URL": settings.REDIS_URL,
+        # the run's cache keys, as the processes of one deployment share them (a client's
+        # revocation is announced there)
+        "CACHE_KEY_PREFIX": settings.CACHES["default"]["KEY_PREFIX"],
         "DYNAMODB_ENDPOINT": settings.DYNAMODB_ENDPOINT or "",
         "DYNAMODB_TABLE_PREFIX": settings.DYNAMODB_TABLE_PREFIX,
         "LOG_LEVEL": "DEBUG",

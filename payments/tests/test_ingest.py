@@ -122,6 +122,51 @@ def test_an_abandoned_claim_is_taken_over_by_the_same_request_only():
     assert _ingest(loan).replayed
 
 
+def test_an_expired_key_is_free_for_another_payment():
+    """DynamoDB deletes expired keys late: one past its expiry counts as absent."""
+    loan = make_loan()
+    first = _ingest(loan, amount="100.00")
+    stored = DedupItem.get(ingest._dedup_key("test", "key-1"))
+    stored.update(actions=[DedupItem.expires_at.set(timezone.now() - datetime.timedelta(days=1))])
+    second = _ingest(loan, amount="200.00")
+    assert second.status == 201 and not second.replayed
+    assert second.body["txn_id"] != first.body["txn_id"] and TransactionItem.count() == 2
+
+
+def test_the_wire_puts_are_the_models_own_items():
+    """Ingestion sends its items in wire form without PynamoDB's TransactWrite: each is its
+    model's serialisation, and each is read back as that model."""
+    loan = make_loan()
+    result = _ingest(loan, receipt_number="RC-9", collector="Asha")
+    txn = TransactionItem.get(result.body["txn_id"])
+    dedup = DedupItem.get(ingest._dedup_key("test", "key-1"))
+    now = timezone.now()
+    puts = ingest.accepted_puts(
+        ingest.AcceptedItems(
+            txn,
+            dedup,
+            QueueItem.get(txn.txn_id),
+            next(AuditEventItem.query(f"payments.transaction#{txn.txn_id}")),
+        ),
+        request_hash=dedup.request_hash,
+        now=now,
+        unique_items=[UniqueKeyItem("receipt#1#RC-9", txn_id=txn.txn_id, created_at=iso(now))],
+    )
+    assert [put["TableName"] for put in puts] == [
+        model.Meta.table_name
+        for model in (DedupItem, TransactionItem, QueueItem, AuditEventItem, UniqueKeyItem)
+    ]
+    assert puts[1]["Item"] == txn.serialize() and puts[0]["Item"] == dedup.serialize()
+    assert all(p["ConditionExpression"].startswith("attribute_not_exists(#k)") for p in puts)
+    assert [p.get("ReturnValuesOnConditionCheckFailure") for p in puts] == [
+        "ALL_OLD",
+        None,
+        None,
+        None,
+        "ALL_OLD",
+    ]
+
+
 def test_a_new_key_is_one_dynamodb_call_and_one_query(django_assert_num_queries):
     branch = BranchFactory()
     loan = make_loan(branch=branch)
