@@ -18,9 +18,11 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.conf import settings
+from django.core import signing
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from accounts.models import Branch
 from audit.services import audit_record
@@ -347,14 +349,42 @@ def _ingest_numbered(
 # --- Show a receipt ---------------------------------------------------------------------
 
 
+# The confirmation's own showing of its receipt: the redirect after confirming carries a
+# token bound to the receipt and the user who confirmed; with it, and within this long of
+# the confirmation, the page (its reloads, the same form sent again, its PDF) is the
+# original. Every other showing is a reprint.
+ISSUE_WINDOW = datetime.timedelta(minutes=15)
+_ISSUE_SALT = "desk.receipt.issued"
+
+
+def receipt_issue_token(*, receipt: DeskReceipt, actor) -> str:
+    """The token of the confirmation's redirect to its receipt (stable: a reload, or the
+    same form sent again, lands on the same address)."""
+    return signing.Signer(salt=_ISSUE_SALT).signature(f"{receipt.pk}:{actor.pk}")
+
+
+def _is_issue(receipt: DeskReceipt, actor, token: str) -> bool:
+    return (
+        bool(token)
+        and receipt.collector_id == actor.pk
+        and timezone.now() - receipt.created_at <= ISSUE_WINDOW
+        and constant_time_compare(token, receipt_issue_token(receipt=receipt, actor=actor))
+    )
+
+
 @transaction.atomic
-def receipt_show(*, receipt: DeskReceipt, actor, fmt: str = "html") -> bool:
-    """Count one showing of a receipt (the page or the PDF); True when it is a reprint (any
-    showing after the first), which is audited."""
+def receipt_show(*, receipt: DeskReceipt, actor, fmt: str = "html", issue_token: str = "") -> bool:
+    """Count one showing of a receipt (the page or the PDF); True when it is a reprint,
+    which is counted and audited.
+
+    Not a reprint: the receipt's first showing ever, and a showing with the confirmation's
+    token (``receipt_issue_token``) by the user who confirmed it, within ``ISSUE_WINDOW`` of
+    the confirmation. A reprint: everything else (the Reprint button, the receipt found by
+    number or opened from the list, another user, a later reload)."""
     first = DeskReceipt.objects.filter(pk=receipt.pk, first_shown_at__isnull=True).update(
         first_shown_at=timezone.now()
     )
-    if first:
+    if first or _is_issue(receipt, actor, issue_token):
         return False
     DeskReceipt.objects.filter(pk=receipt.pk).update(reprint_count=F("reprint_count") + 1)
     receipt.refresh_from_db(fields=["reprint_count"])

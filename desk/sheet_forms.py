@@ -4,14 +4,15 @@ above a branch), bucket and collection officer."""
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from accounts.models import Branch, User
+from accounts.models import Area, Branch, User
 from core.clock import business_date
-from core.forms import AsciiDateField, AsciiModelChoiceField
+from core.forms import AsciiDateField, AsciiModelChoiceField, refuse_non_ascii
 from loans.models import LoanAccount
 
-from .sheet_selectors import UNASSIGNED, SheetFilters, sheet_areas, sheet_branches, sheet_collectors
+from .sheet_selectors import UNASSIGNED, SheetFilters, sheet_branches, sheet_collectors
 
 
 def branch_business_date(branch: Branch):
@@ -22,6 +23,29 @@ def branch_business_date(branch: Branch):
 
 def person(user: User) -> str:
     return user.get_full_name() or user.username
+
+
+class LoadedChoiceField(AsciiModelChoiceField):
+    """A model choice among instances already loaded (``load``): validating and rendering
+    it ask the database nothing. Messages as Django's ``ModelChoiceField``."""
+
+    def load(self, objects, label=str) -> None:
+        self.loaded = {str(obj.pk): obj for obj in objects}
+        shown = ((key, label(obj)) for key, obj in self.loaded.items())
+        self.choices = [("", self.empty_label), *shown]
+
+    def to_python(self, value):
+        refuse_non_ascii(value)
+        if value in self.empty_values:
+            return None
+        found = self.loaded.get(str(value).strip())
+        if found is None:
+            raise ValidationError(
+                self.error_messages["invalid_choice"],
+                code="invalid_choice",
+                params={"value": value},
+            )
+        return found
 
 
 class SheetFilterForm(forms.Form):
@@ -36,8 +60,12 @@ class SheetFilterForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="Today's (after the branch's cut-off: the next day's) when left empty.",
     )
-    area = AsciiModelChoiceField(queryset=None, required=False, empty_label="All my areas")
-    branch = AsciiModelChoiceField(queryset=None, required=False, empty_label="Pick a branch")
+    area = LoadedChoiceField(
+        queryset=Area.objects.none(), required=False, empty_label="All my areas"
+    )
+    branch = LoadedChoiceField(
+        queryset=Branch.objects.none(), required=False, empty_label="Pick a branch"
+    )
     bucket = forms.ChoiceField(
         choices=[("", "All buckets"), *LoanAccount.Bucket.choices], required=False
     )
@@ -47,13 +75,16 @@ class SheetFilterForm(forms.Form):
         super().__init__(data)
         self.user = user
         self.home_branch: Branch | None = None
+        self.branches: list[Branch] = []
         if user.level == User.Level.BRANCH:
             self.home_branch = sheet_branches(user=user).filter(pk=user.home_branch_id).first()
             del self.fields["area"], self.fields["branch"]
         else:
-            self.fields["area"].queryset = sheet_areas(user=user)
-            self.fields["branch"].queryset = sheet_branches(user=user)
-            self.fields["branch"].label_from_instance = lambda b: f"{b.code} {b.name}"
+            # One query for both lists: the user's branches with their areas.
+            self.branches = list(sheet_branches(user=user))
+            areas = {branch.area_id: branch.area for branch in self.branches}
+            self.fields["area"].load(sorted(areas.values(), key=lambda a: (a.name, a.pk)))
+            self.fields["branch"].load(self.branches, label=lambda b: f"{b.code} {b.name}")
         branch = self.home_branch or self._raw_branch()
         officers = sheet_collectors(branch_id=branch.pk) if branch else []
         self.fields["collector"].choices = [
@@ -65,9 +96,7 @@ class SheetFilterForm(forms.Form):
     def _raw_branch(self) -> Branch | None:
         """The branch asked for, to offer its staff as collectors (validated in clean)."""
         value = (self.data.get("branch") or "").strip()
-        if not value.isascii() or not value.isdigit():
-            return None
-        return self.fields["branch"].queryset.filter(pk=int(value)).first()
+        return self.fields["branch"].loaded.get(value)
 
     def clean(self):
         cleaned = super().clean()
@@ -85,8 +114,7 @@ class SheetFilterForm(forms.Form):
         if branch is not None:
             return branch
         area = self.cleaned_data.get("area")
-        choices = sheet_branches(user=self.user, area_id=area.pk if area else None)
-        only = list(choices[:2])
+        only = [b for b in self.branches if area is None or b.area_id == area.pk][:2]
         return only[0] if len(only) == 1 else None
 
     def filters(self, branch: Branch) -> SheetFilters:

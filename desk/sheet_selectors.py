@@ -50,7 +50,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Concat
 
-from accounts.models import Area, Branch, User
+from accounts.models import Branch, User
 from accounts.scoping import can_see_branch, scope_queryset
 from core.errors import ApplicationError
 from core.money import from_paise
@@ -117,12 +117,6 @@ def sheet_branches(*, user: User, area_id: int | None = None) -> QuerySet[Branch
     if area_id is not None:
         branches = branches.filter(area_id=area_id)
     return branches.select_related("area").order_by("code")
-
-
-def sheet_areas(*, user: User) -> QuerySet[Area]:
-    """The areas of the branches ``user`` may see (for a user above a branch)."""
-    branch_ids = sheet_branches(user=user).values("id")
-    return Area.objects.filter(branches__in=branch_ids).distinct().order_by("name")
 
 
 def sheet_branch(*, user: User, branch_id: int) -> Branch:

@@ -26,7 +26,7 @@ from core.errors import ApplicationError, NotFound
 
 from . import selectors
 from .forms import CollectForm, form_token
-from .services import CollectInput, desk_collect, receipt_show
+from .services import CollectInput, desk_collect, receipt_issue_token, receipt_show
 
 COLLECT = "desk.collect_payment"
 VIEW_RECEIPT = "desk.view_deskreceipt"
@@ -101,7 +101,8 @@ def _collect(request):
         else:
             form.add_error(None, str(exc))
         return _preview_page(request, loan, form, collect)
-    return HttpResponseRedirect(reverse("desk:receipt", args=[receipt.pk]))
+    token = receipt_issue_token(receipt=receipt, actor=user)
+    return HttpResponseRedirect(f"{reverse('desk:receipt', args=[receipt.pk])}?issued={token}")
 
 
 def _collect_page(request, loan, form: CollectForm, *, step: str, **extra) -> TemplateResponse:
@@ -183,7 +184,10 @@ def _receipt(request, pk: int):
     except NotFound:
         raise Http404("No such receipt that you may see.") from None
     pdf = request.GET.get("format") == "pdf"
-    duplicate = receipt_show(receipt=receipt, actor=request.user, fmt="pdf" if pdf else "html")
+    issued = request.GET.get("issued", "")
+    duplicate = receipt_show(
+        receipt=receipt, actor=request.user, fmt="pdf" if pdf else "html", issue_token=issued
+    )
     context = _context(
         request,
         f"Receipt {receipt.receipt_number}",
@@ -191,6 +195,7 @@ def _receipt(request, pk: int):
         loan=receipt.loan,
         state=selectors.receipt_state(receipt=receipt, user=request.user),
         duplicate=duplicate,
+        issued=issued if not duplicate else "",
         lender_name=settings.LENDER_NAME,
     )
     if pdf:

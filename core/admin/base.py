@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
+from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.core.paginator import Paginator
 from django.db import connections, models
 from django.utils.functional import cached_property
@@ -36,13 +37,30 @@ def money_column(field: str, description: str | None = None):
 
 class EstimatedCountPaginator(Paginator):
     """Counts exactly up to ``EXACT_UP_TO`` rows (a bounded count), and beyond that
-    uses the planner's estimate instead of a full ``COUNT(*)`` over a large table."""
+    uses the planner's estimate instead of a full ``COUNT(*)`` over a large table.
+
+    With ``one_page_first`` (a search: usually a few rows) it first reads the ids of a
+    page and one more; when they are all there are, they are the count and the rows
+    (``all_ids``, read by :class:`LargeTableChangeList`), so the search runs once, not
+    once to count and again for the rows; when there are more, they are page 1's ids."""
 
     EXACT_UP_TO = 10_000
+
+    def __init__(self, *args, one_page_first: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.one_page_first = one_page_first and not self.orphans
+        self.all_ids: list | None = None
+        self._first_page_ids: list | None = None
 
     @cached_property
     def count(self) -> int:
         queryset = self.object_list
+        if self.one_page_first:
+            ids = list(queryset.values_list("pk", flat=True)[: self.per_page + 1])
+            self._first_page_ids = ids[: self.per_page]  # page 1 needs no second look
+            if len(ids) <= self.per_page:
+                self.all_ids = ids
+                return len(ids)
         bounded = queryset.order_by()[: self.EXACT_UP_TO + 1].count()
         if bounded <= self.EXACT_UP_TO:
             return bounded
@@ -54,7 +72,10 @@ class EstimatedCountPaginator(Paginator):
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         queryset = self.object_list
-        ids = list(queryset.values_list("pk", flat=True)[bottom : bottom + self.per_page])
+        if number == 1 and self._first_page_ids is not None:
+            ids = self._first_page_ids
+        else:
+            ids = list(queryset.values_list("pk", flat=True)[bottom : bottom + self.per_page])
         rows = {obj.pk: obj for obj in queryset.filter(pk__in=ids)}
         return self._get_page([rows[pk] for pk in ids if pk in rows], number, self)
 
@@ -98,6 +119,17 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class LargeTableChangeList(ChangeList):
+    """A list that fits on one page whose ids the paginator read already
+    (``EstimatedCountPaginator.all_ids``) fetches its rows by those ids."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        ids = getattr(self.paginator, "all_ids", None)
+        if ids is not None and not self.multi_page:
+            self.result_list = self.queryset.filter(pk__in=ids)
+
+
 class LargeTableAdmin(BackOfficeModelAdmin):
     """A changelist over a table that may hold millions of rows: a bounded count and a
     deferred join (:class:`EstimatedCountPaginator`), no second count of the whole table,
@@ -116,6 +148,15 @@ class LargeTableAdmin(BackOfficeModelAdmin):
         super().__init__(model, admin_site)
         if self.lean_rows and not self.change_list_template:
             self.change_list_template = "admin/lean_change_list.html"
+
+    def get_changelist(self, request, **kwargs):
+        return LargeTableChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        searched = bool(request.GET.get(SEARCH_VAR, "").strip())
+        return self.paginator(
+            queryset, per_page, orphans, allow_empty_first_page, one_page_first=searched
+        )
 
 
 def is_set_filter(field: str, title: str, yes: str, no: str) -> type[admin.SimpleListFilter]:

@@ -17,7 +17,14 @@ from core.models import OutboxMessage
 from desk import selectors, services
 from desk.exceptions import CashLimitExceeded, CollectRefused, DuplicateNotConfirmed
 from desk.models import DeskReceipt, ReceiptSeries
-from desk.services import CollectInput, desk_collect, financial_year, receipt_show
+from desk.services import (
+    ISSUE_WINDOW,
+    CollectInput,
+    desk_collect,
+    financial_year,
+    receipt_issue_token,
+    receipt_show,
+)
 from loans.models import LoanAccount
 from payments.ddb_models import TransactionItem
 from payments.exceptions import LoanNotFound, PaymentRejected
@@ -319,6 +326,41 @@ def test_a_reprint_is_counted_and_audited(world):
     assert len(events) == 2
     assert events[0]["changes"]["reprint_count"] == [0, 1]
     assert "DUPLICATE" in events[0]["remarks"]
+
+
+def test_the_confirmation_s_own_showings_are_not_reprints_but_an_explicit_reprint_is(world):
+    staff, manager = world.users["BS"], world.users["BM"]
+    receipt = collect(world.loans["own"], staff)
+    token = receipt_issue_token(receipt=receipt, actor=staff)
+    assert token == receipt_issue_token(receipt=receipt, actor=staff)  # a reload: same address
+    # The redirect after confirming, its reloads and its PDF: the original.
+    for fmt in ("html", "html", "pdf", "html"):
+        assert receipt_show(receipt=receipt, actor=staff, fmt=fmt, issue_token=token) is False
+    # Without the token (the Reprint button, found by number), a forged token, the token
+    # in another user's hands: reprints.
+    assert receipt_show(receipt=receipt, actor=staff) is True
+    assert receipt_show(receipt=receipt, actor=staff, issue_token=token + "x") is True
+    assert receipt_show(receipt=receipt, actor=manager, issue_token=token) is True
+    manager_token = receipt_issue_token(receipt=receipt, actor=manager)  # not the collector
+    assert receipt_show(receipt=receipt, actor=manager, issue_token=manager_token) is True
+    receipt.refresh_from_db()
+    assert receipt.reprint_count == 4
+    reprints = [
+        m for m in OutboxMessage.objects.filter(ref=f"desk.deskreceipt#{receipt.pk}")
+        if "reprint_count" in m.payload.get("changes", {})
+    ]  # fmt: skip
+    assert len(reprints) == 4
+
+
+def test_the_confirmation_s_token_no_longer_counts_after_the_issue_window(world):
+    staff = world.users["BS"]
+    receipt = collect(world.loans["own"], staff)
+    token = receipt_issue_token(receipt=receipt, actor=staff)
+    assert receipt_show(receipt=receipt, actor=staff, issue_token=token) is False
+    later = receipt.created_at - ISSUE_WINDOW - datetime.timedelta(seconds=1)
+    DeskReceipt.objects.filter(pk=receipt.pk).update(created_at=later)
+    receipt.refresh_from_db()
+    assert receipt_show(receipt=receipt, actor=staff, issue_token=token) is True
 
 
 def test_the_receipt_shows_the_preview_until_posted_then_the_posting(world):

@@ -187,6 +187,23 @@ def test_the_page_takes_the_same_queries_for_n_and_2n_rows(
     assert response.content.decode().count('class="sheet-row') == rows
 
 
+def test_head_office_picking_a_branch_takes_as_few_queries_as_the_branch(
+    client, world, sheet, django_assert_num_queries
+):
+    login(client, world.users["OP"])
+    query = {"branch": world.branches["own"].pk}
+    client.get(URL, query)  # the session and the sidebar's caches
+
+    # the user, permissions 2, the user's branches with their areas (both lists and the
+    # choice), officers, totals 3, the page
+    with django_assert_num_queries(9):
+        response = client.get(URL, query)
+
+    html = response.content.decode()
+    assert sheet.due.loan_number in html
+    assert f'<option value="{world.branches["own"].pk}" selected>' in html
+
+
 def test_the_branch_manager_assigns_a_collection_officer_of_the_branch_only(world, sheet):
     manager, staff = world.users["BM"], world.users["BS"]
     stranger = UserFactory(role="Branch Staff", home_branch=world.branches["near"])

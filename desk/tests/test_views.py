@@ -49,15 +49,25 @@ def test_preview_then_confirm_records_and_shows_the_receipt(client, world):
     assert not DeskReceipt.objects.exists()
     done = client.post(url, {**data, "action": "confirm"})
     receipt = DeskReceipt.objects.get()
-    assert done.status_code == 302 and done["Location"] == reverse(
-        "desk:receipt", args=[receipt.pk]
-    )
+    bare = reverse("desk:receipt", args=[receipt.pk])
+    assert done.status_code == 302 and done["Location"].startswith(f"{bare}?issued=")
     page = client.get(done["Location"]).content.decode()
     assert "Sangam Finance Ltd" in page and receipt.receipt_number in page
     assert "DUPLICATE" not in page and "provisional" in page
     again = client.post(url, {**data, "action": "confirm"})  # the same form once more
     assert again["Location"] == done["Location"] and DeskReceipt.objects.count() == 1
-    assert "DUPLICATE" in client.get(done["Location"]).content.decode()
+    # The same confirmation's page again (a reload, the form sent again): not a reprint.
+    reload = client.get(done["Location"]).content.decode()
+    assert "DUPLICATE" not in reload and f'href="{bare}" id="receipt-reprint"' in reload
+    assert client.get(done["Location"] + "&format=pdf").content[:5] == b"%PDF-"
+    receipt.refresh_from_db()
+    assert receipt.reprint_count == 0
+    # The Reprint button (the receipt's own address) and a receipt found by number: reprints.
+    assert "DUPLICATE" in client.get(bare).content.decode()
+    found = client.get(reverse("desk:receipt_find"), {"number": receipt.receipt_number})
+    assert found["Location"] == bare and "DUPLICATE" in client.get(bare).content.decode()
+    receipt.refresh_from_db()
+    assert receipt.reprint_count == 2
 
 
 def test_the_confirm_reads_the_loan_and_the_form_key_once(client, world):

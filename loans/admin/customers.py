@@ -43,9 +43,31 @@ def customer_key_lookup(term: str, prefix: str = "") -> dict[str, str] | None:
     return None
 
 
-class CustomerBankAccountInline(admin.TabularInline):
+class MaskedAccountNumberMixin:
+    """Where a bank account is only shown (read-only), its number is masked to the last four
+    digits, as in lists, the customer's summary and the audit trail."""
+
+    @admin.display(description="account number")
+    def account_number_masked(self, obj):
+        return obj.account_number_masked if obj is not None and obj.pk else ""
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if self.has_change_permission(request, obj):
+            return fields
+        shown = ("account_number_masked" if name == "account_number" else name for name in fields)
+        return list(dict.fromkeys(shown))
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if self.has_change_permission(request, obj):
+            return fields
+        return [*fields, "account_number_masked"]
+
+
+class CustomerBankAccountInline(MaskedAccountNumberMixin, admin.TabularInline):
     """A new customer's bank accounts are entered with the customer; afterwards they change
-    only through a change request (maker-checker): read-only here."""
+    only through a change request (maker-checker): read-only here, the number masked."""
 
     model = CustomerBankAccount
     extra = 0
@@ -120,7 +142,7 @@ class CustomerChangePage(ApprovalRequestPage):
             rows.append(
                 (
                     "Account",
-                    f"{account.bank_name} {account.account_number} ({account.ifsc}), "
+                    f"{account.bank_name} {account.account_number_masked} ({account.ifsc}), "
                     f"{account.holder_name}{', primary' if account.is_primary else ''}",
                 )
             )
@@ -228,16 +250,12 @@ class CustomerAdmin(ScopedModelAdmin):
 
 
 @admin.register(CustomerBankAccount)
-class CustomerBankAccountAdmin(ReadOnlyAdminMixin, ScopedModelAdmin):
-    """Read-only: a customer's bank accounts are entered with the customer and change only
-    through a change request on the customer's page (maker-checker)."""
+class CustomerBankAccountAdmin(ReadOnlyAdminMixin, MaskedAccountNumberMixin, ScopedModelAdmin):
+    """Read-only (the number masked): a customer's bank accounts are entered with the customer
+    and change only through a change request on the customer's page (maker-checker)."""
 
     list_display = ["customer", "bank_name", "account_number_masked", "ifsc", "account_type"]
     list_select_related = ["customer"]
     list_filter = ["account_type"]
     autocomplete_fields = ["customer"]
     search_fields = ["=customer__customer_number", "=ifsc"]
-
-    @admin.display(description="account number")
-    def account_number_masked(self, obj):
-        return obj.account_number_masked

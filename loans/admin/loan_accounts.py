@@ -5,14 +5,13 @@ instalments."""
 import re
 
 from django.contrib import admin
-from django.contrib.admin.views.main import ChangeList
 from django.db import transaction
 from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.admin_base import ScopedModelAdmin, ScopedRelatedFilter
 from accounts.models import User
-from core.admin.base import ReadOnlyAdminMixin
+from core.admin.base import LargeTableChangeList, ReadOnlyAdminMixin
 from core.money import inr
 from core.templatetags.formats import day
 
@@ -125,7 +124,7 @@ class BucketFilter(admin.SimpleListFilter):
         return queryset if high is None else queryset.filter(dpd__lte=high)
 
 
-class DuesChangeList(ChangeList):
+class DuesChangeList(LargeTableChangeList):
     """The loan list's changelist: it tells the bucket filter whether the list is sorted by
     DPD, and ties of a sort by one column go by id in the same direction (Django adds
     ``-pk`` whatever the direction), so that one index serves each column both ways: the

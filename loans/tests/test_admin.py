@@ -307,3 +307,39 @@ def test_the_branch_filter_offers_active_visible_branches_and_a_chosen_closed_on
     foreign = client.get(url, {"branch__id__exact": branch_loans["other"].pk})
     assert str(branch_loans["other"]) not in _branch_choices(foreign)
     assert list(foreign.context["cl"].result_list) == []
+
+
+def test_a_search_that_fits_on_a_page_runs_once_and_a_longer_one_pages(client, branch_loans):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    own = branch_loans["own"]
+    few = [make_loan(customer=make_customer(branch=own, name="Zoya Qureshi")) for _ in range(3)]
+    many = [make_loan(customer=make_customer(branch=own, name="Yash Rane")) for _ in range(53)]
+    client.force_login(UserFactory(role="Branch Staff", home_branch=own))
+    url = reverse("admin:loans_loanaccount_changelist")
+
+    def searched(query):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url, query)
+        # a search over the table, not a fetch of rows by their ids
+        names = [
+            q["sql"]
+            for q in queries
+            if 'UPPER("loans_customer"."name"' in q["sql"]
+            and '"loans_loanaccount"."id" IN' not in q["sql"]
+        ]
+        return response.context["cl"], names
+
+    cl, runs = searched({"q": "zoya qureshi"})
+    assert sorted(obj.pk for obj in cl.result_list) == sorted(loan.pk for loan in few)
+    assert cl.result_count == 3 and len(runs) == 1  # no second search for the rows
+
+    cl, runs = searched({"q": "yash rane"})
+    assert cl.result_count == 53 and cl.multi_page
+    first = [obj.pk for obj in cl.result_list]
+    assert first == sorted((loan.pk for loan in many), reverse=True)[: cl.list_per_page]
+    assert len(runs) == 2  # page 1's ids (and one more), then the bounded count
+    cl, _ = searched({"q": "yash rane", "p": "2"})
+    rest = sorted((loan.pk for loan in many), reverse=True)[cl.list_per_page :]
+    assert [obj.pk for obj in cl.result_list] == rest[: cl.list_per_page]

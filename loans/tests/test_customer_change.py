@@ -250,6 +250,29 @@ def test_guarded_fields_are_read_only_on_the_customers_page(client, world):
     assert (fresh.mobile, fresh.pan) == (customer.mobile, customer.pan)
 
 
+def test_bank_account_numbers_are_masked_wherever_they_are_only_shown(client, world):
+    customer = world.loans["own"].customer
+    account = _account(customer, number="123456789012")
+    pages = [
+        reverse("admin:loans_customer_change", args=[customer.pk]),  # the read-only inline
+        reverse("admin:loans_customerbankaccount_change", args=[account.pk]),
+        reverse("admin:loans_customer_request_change", args=[customer.pk])
+        + f"?change=bank_remove&account={account.pk}",
+    ]
+    for code in ("BS", "BM", "OP", "AU"):
+        client.force_login(world.users[code])
+        for url in pages[:2] + (pages[2:] if code == "BS" else []):
+            body = client.get(url).content.decode()
+            assert "123456789012" not in body, (code, url)
+            assert "XXXXXXXX9012" in body, (code, url)
+    # Entering a new customer's account is typing it: an input, unmasked.
+    client.force_login(world.users["BS"])
+    add = client.get(reverse("admin:loans_customer_add")).content.decode()
+    assert 'name="bank_accounts-0-account_number"' in add or (
+        'name="bank_accounts-__prefix__-account_number"' in add
+    )
+
+
 def test_the_request_page_masks_values_except_for_the_maker_and_checkers(client, world):
     request = _ask(world, change=Change.PAN, new={"pan": "MMMPM7777M"})
     url = reverse("approvals:detail", args=[request.pk])
