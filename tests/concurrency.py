@@ -15,7 +15,7 @@ from core.outbox import outbox_relay
 
 
 def in_threads(
-    *calls: Callable[[], Any], timeout: float = 60, raise_errors: bool = False
+    *calls: Callable[[], Any], timeout: float = 120, raise_errors: bool = False
 ) -> list[Any]:
     """Run the calls at the same moment, each in a thread of its own (released together by
     a barrier, closing its own database connection at the end); returns each call's
