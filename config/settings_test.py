@@ -8,6 +8,7 @@ import os
 import uuid
 from urllib.parse import urlparse, urlunparse
 
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from .settings import *  # noqa: F403
@@ -18,8 +19,21 @@ SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
 ALLOWED_HOSTS = ["*"]
 
+# Under pytest-xdist (``bin/test -n 2``) each worker ("gw0", "gw1"...) has stores of its own:
+# pytest-django suffixes the test database's name, the table prefix gets the worker's id
+# and the Redis database is the worker's entry of TEST_REDIS_DB, a comma-separated list
+# (a test empties its whole Redis database). A subprocess that inherits the variables
+# lands on its worker's stores.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+_redis_dbs = [db.strip() for db in os.environ.get("TEST_REDIS_DB", "15,14,13,12").split(",")]
+_worker_index = int(_WORKER[2:]) if _WORKER.startswith("gw") else 0
+if _worker_index >= len(_redis_dbs):
+    raise ImproperlyConfigured(
+        f"TEST_REDIS_DB names {len(_redis_dbs)} Redis database(s) ({','.join(_redis_dbs)}): "
+        f"xdist worker {_WORKER} needs one of its own; name one more, comma-separated"
+    )
 _redis = urlparse(REDIS_URL)
-REDIS_URL = urlunparse(_redis._replace(path=f"/{os.environ.get('TEST_REDIS_DB', '15')}"))
+REDIS_URL = urlunparse(_redis._replace(path=f"/{_redis_dbs[_worker_index]}"))
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -45,6 +59,8 @@ if os.environ.get("TEST_CELERY_VISIBILITY_TIMEOUT"):  # a killed worker's task c
     }
 
 DYNAMODB_TABLE_PREFIX = os.environ.get("TEST_DYNAMODB_PREFIX") or f"test_{uuid.uuid4().hex[:10]}_"
+if _WORKER:
+    DYNAMODB_TABLE_PREFIX = f"{DYNAMODB_TABLE_PREFIX}{_WORKER}_"
 
 # The test client's address; not left to DJANGO_DEBUG in .env (the tests run with DEBUG off).
 METRICS_ALLOWED_NETWORKS = ["127.0.0.1/32"]

@@ -5,6 +5,7 @@ the races the job guard, the outbox's relays, the approvers and the dispatchers 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,51 +14,38 @@ from django.db import connection
 from core.outbox import outbox_relay
 
 
-def in_threads(*calls: Callable[[], object]) -> list:
-    """Run the calls at the same moment; each one's result, or the exception it raised."""
+def in_threads(
+    *calls: Callable[[], Any], timeout: float = 120, raise_errors: bool = False
+) -> list[Any]:
+    """Run the calls at the same moment, each in a thread of its own (released together by
+    a barrier, closing its own database connection at the end); returns each call's
+    result in the order of the calls. A call's exception is its result, or, with
+    ``raise_errors``, the first one is raised here. A thread still running after
+    ``timeout`` seconds fails the test (rather than leaving a ``None`` result)."""
     barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
+    results: list[Any] = [None] * len(calls)
+    raised: list[BaseException] = []
 
-    def run(index: int, call: Callable[[], object]) -> None:
+    def run(index: int, call: Callable[[], Any]) -> None:
         try:
             barrier.wait()
             results[index] = call()
-        except Exception as exc:
+        except BaseException as exc:
             results[index] = exc
+            raised.append(exc)
         finally:
             connection.close()
 
     threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + timeout
     for thread in threads:
-        thread.join(60)
-    return results
-
-
-def at_once(work: Callable[[], Any], *, threads: int = 2, timeout: float = 120) -> list[Any]:
-    """Run ``work()`` in ``threads`` threads released together; returns what each returned.
-    Each thread closes its own database connection; an error in one is raised here."""
-    start = threading.Barrier(threads)
-    results: list[Any] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            start.wait()
-            results.append(work())
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout)
-    if errors:
-        raise errors[0]
+        thread.join(max(0.0, deadline - time.monotonic()))
+    hung = sum(thread.is_alive() for thread in threads)
+    assert not hung, f"{hung} of {len(calls)} threads still running after {timeout} s"
+    if raise_errors and raised:
+        raise raised[0]
     return results
 
 

@@ -62,7 +62,8 @@ def run_env(**overrides: str) -> dict[str, str]:
         credentials += ":" + quote(db["PASSWORD"], safe="")
     redis_db = urlparse(settings.REDIS_URL).path.lstrip("/") or "0"
     env = {
-        **os.environ,
+        # not an xdist worker: the process reads the stores given here
+        **{name: value for name, value in os.environ.items() if name != "PYTEST_XDIST_WORKER"},
         "DJANGO_SETTINGS_MODULE": "config.settings_test",
         "DATABASE_URL": f"postgres://{credentials}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,

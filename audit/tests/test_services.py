@@ -4,6 +4,7 @@ twice."""
 import datetime
 import json
 import socket
+from functools import partial
 
 import pytest
 from django.test import override_settings
@@ -14,7 +15,7 @@ from audit.models import AuditMessage
 from audit.services import audit_record, event_item
 from core.outbox import backoff, outbox_purge, outbox_relay
 from dynamo.connection import boto3_client
-from tests.concurrency import at_once, relay_all
+from tests.concurrency import in_threads, relay_all
 from tests.factories import UserFactory
 
 
@@ -129,7 +130,8 @@ def test_pii_and_secrets_never_reach_the_stored_item():
 def test_concurrent_relays_share_the_rows_and_never_duplicate():
     AuditMessage.objects.all().delete()
     record_events(60)
-    counts = at_once(lambda: relay_all("audit", limit=7))
+    relay = partial(relay_all, "audit", limit=7)
+    counts = in_threads(relay, relay, raise_errors=True)
     assert sum(counts) == 60
     assert not AuditMessage.objects.filter(done_at__isnull=True).exists()
     assert stored_count() == 60

@@ -7,6 +7,7 @@ import datetime as dt
 import threading
 import time
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from celery.contrib.testing.worker import start_worker
@@ -38,7 +39,7 @@ from core.outbox import (
 from core.tasks import outbox_purge_task, outbox_relay_task
 from mandates.models import ExecutionResult, ScheduledPresentation
 from payments.models import Posting
-from tests.concurrency import at_once, relay_all
+from tests.concurrency import in_threads, relay_all
 from tests.factories import (
     UserFactory,
     active_mandate,
@@ -368,7 +369,8 @@ def test_two_relays_at_once_never_deliver_one_message_twice(monkeypatch):
         for key in keys:
             outbox_add(TOPIC, key)
         connection.run_on_commit = []  # no kick: the two relays do it all
-    counts = at_once(lambda: relay_all(TOPIC, limit=7))
+    relay = partial(relay_all, TOPIC, limit=7)
+    counts = in_threads(relay, relay, raise_errors=True)
     assert not overlaps
     assert sorted(delivered) == keys  # each once
     assert sum(counts) == 60 and all(counts), counts  # and the two shared the work

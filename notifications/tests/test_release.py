@@ -3,6 +3,7 @@ released even when the release after the commit is lost; one whose transaction r
 never is."""
 
 import datetime as dt
+from functools import partial
 
 import pytest
 from django.db import connection, transaction
@@ -15,7 +16,7 @@ from notifications.channels import development_outbox
 from notifications.models import RELEASE_TOPIC, Channel, NotificationStatus
 from notifications.services import notification_queue
 from notifications.tasks import notifications_dispatch_task
-from tests.concurrency import at_once
+from tests.concurrency import in_threads
 from tests.factories import MOBILE, receipt_context, reload, templates_seed
 
 Status = NotificationStatus
@@ -116,7 +117,8 @@ def test_two_relays_at_once_release_each_notification_once():
         items = [_queue() for _ in range(20)]
         connection.run_on_commit = []  # the process dies right after its commit
     assert {reload(i).status for i in items} == {Status.PENDING}
-    results = at_once(lambda: relay_releases(limit=20), timeout=30)
+    relay = partial(relay_releases, limit=20)
+    results = in_threads(relay, relay, timeout=30, raise_errors=True)
     assert sum(results) == 20 and len(results) == 2
     assert {reload(i).status for i in items} == {Status.QUEUED}
     assert not RELEASES.filter(done_at__isnull=True).exists()

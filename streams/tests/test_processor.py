@@ -19,7 +19,7 @@ from streams.models import ShardLease
 from streams.processor import StreamProcessor, leases_sync
 from streams.sources import TRANSACTIONS
 from streams.tests.cases import a_day_of_payments, open_day, snapshot
-from tests.concurrency import at_once
+from tests.concurrency import in_threads
 from tests.factories import branch_with_loan, pay
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -157,7 +157,7 @@ def test_two_processors_started_at_once_never_read_the_same_shard(at_tip):
         )
         return sum(processor.run_once().records for _ in range(8))
 
-    applied = at_once(work)
+    applied = in_threads(work, work, raise_errors=True)
 
     assert len({owner for owner, _ in reads}) == 1  # one shard, one reader
     assert sorted(applied) == [0, 6]
