@@ -173,6 +173,9 @@ class FileImportAdmin:
             rows_page = Paginator(rows, self.rows_per_page).get_page(request.GET.get("page"))
             may_import = request.user.has_perm(self.import_permission)
             extra = {
+                # the page's "finished" state from this read of the object, the one its
+                # figures come from (the admin reads it again, maybe after the worker's end)
+                "finished": obj.status == "DONE",
                 "prefix": self.page_prefix,
                 "problem_rows": self.problem_rows,
                 "problems_only": problems_only,
