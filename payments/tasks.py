@@ -11,6 +11,12 @@ def payment_post_task(txn_id: str) -> str:
 
 
 @shared_task(acks_late=True, ignore_result=True)
+def payments_post_these_task(txn_ids: list[str]) -> dict:
+    """Post the payments a web process accepted together (the sweep covers what it misses)."""
+    return services.payments_post_these(txn_ids=txn_ids)
+
+
+@shared_task(acks_late=True, ignore_result=True)
 def payments_post_due_task() -> dict:
     """The sweep: due and backed-off items, leases of dead workers."""
     return services.payments_post_due(limit=200)

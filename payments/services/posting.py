@@ -407,6 +407,16 @@ def payment_post_one(*, txn_id: str) -> str:
     return queue_item_process(item=item)
 
 
+def payments_post_these(*, txn_ids: list[str]) -> dict[str, int]:
+    """Post these transactions now where their items are due: the payments one web process
+    accepted in the last moments, published together (``ingest``'s publisher)."""
+    outcomes: dict[str, int] = {}
+    for txn_id in txn_ids:
+        outcome = payment_post_one(txn_id=txn_id)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
 def queue_item_retry(*, item_id: str, actor) -> None:
     """Staff send a dead letter back to the queue, with its attempts reset."""
     now = timezone.now()
