@@ -365,6 +365,9 @@ NOTIFICATIONS_QUEUE_SHARDS = env.int("NOTIFICATIONS_QUEUE_SHARDS", default=16)
 PAYMENTS_MAX_AMOUNT = env.str("PAYMENTS_MAX_AMOUNT", default="1000000.00")  # Decimal string
 PAYMENTS_BACKDATE_DAYS = env.int("PAYMENTS_BACKDATE_DAYS", default=3)
 PAYMENTS_IDEMPOTENCY_DAYS = env.int("PAYMENTS_IDEMPOTENCY_DAYS", default=7)
+# The payments a process accepts within this many milliseconds are published to the posting
+# workers as one task, off the request (0: each at once, in the request).
+PAYMENTS_PUBLISH_WINDOW_MS = env.int("PAYMENTS_PUBLISH_WINDOW_MS", default=20)
 # A posting that finds the ledger unavailable retries after 5 s, 10 s, 20 s... (capped at
 # 15 minutes) and becomes a dead letter after the last attempt.
 PAYMENTS_POSTING_BACKOFF_SECONDS = env.int("PAYMENTS_POSTING_BACKOFF_SECONDS", default=5)

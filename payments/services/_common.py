@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime
 
+from django.conf import settings
 from pynamodb.exceptions import PynamoDBException
 
 from accounts.models import Branch
 from accounts.refdata import BranchRef
+from core.batching import Batcher
 from core.clock import business_date
 from dynamo.errors import is_unavailable
 
@@ -43,11 +45,23 @@ def _store_call(fn, *args, **kwargs):
         raise
 
 
-def _enqueue_posting(txn_id: str) -> None:
-    """Post soon; if the broker is down, the periodic sweep posts it anyway."""
-    from ..tasks import payment_post_task
+def _publish_postings(txn_ids: list[str]) -> None:
+    from ..tasks import payments_post_these_task
 
     try:
-        payment_post_task.delay(txn_id)
-    except Exception:  # the queue item in DynamoDB is the source of truth
-        logger.warning("could not enqueue posting of %s; the sweep will post it", txn_id)
+        payments_post_these_task.delay(txn_ids)
+    except Exception:  # the queue items in DynamoDB are the source of truth
+        logger.warning(
+            "could not enqueue posting of %s; the sweep will post them", ", ".join(txn_ids)
+        )
+
+
+# The payments a process accepts in the same moments are published as one task, by one
+# thread, off the request (settings.PAYMENTS_PUBLISH_WINDOW_MS; 0 publishes each at once).
+_postings = Batcher(_publish_postings, window_s=settings.PAYMENTS_PUBLISH_WINDOW_MS / 1000)
+
+
+def _enqueue_posting(txn_id: str) -> None:
+    """Post soon; if the broker is down (or the process ends before it publishes), the
+    periodic sweep posts it anyway."""
+    _postings.add(txn_id)
