@@ -6,9 +6,9 @@ and jitter; a cancellation by a failed condition is the caller's business and ra
 
 ``transact_write`` builds the items with PynamoDB's ``TransactWrite``; ``transact_put``
 sends puts the caller built in DynamoDB's wire form (``{"TableName", "Item",
-"ConditionExpression", ...}``) through the same connection, for a path where building them
-through PynamoDB's models and expressions costs too much (a payment's ingestion). Both
-raise the same ``TransactWriteError`` with its cancellation reasons.
+"ConditionExpression", ...}``) signed and sent by hand (``dynamo.wire``), for a path where
+PynamoDB's models, expressions and botocore's generic request cost too much (a payment's
+ingestion). Both raise the same ``TransactWriteError`` with its cancellation reasons.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ import random
 import time
 from collections.abc import Callable
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from .connection import pynamodb_connection
 from .errors import is_retryable_transaction
+from .wire import wire_client
 
 MAX_ATTEMPTS = 6
 BASE_DELAY = 0.05
@@ -47,15 +49,17 @@ def transact_write(
 def transact_put(puts: list[dict], *, client_request_token: str | None = None) -> None:
     """One TransactWriteItems of these puts (wire form), retrying transient cancellations
     as :func:`transact_write` does; a cancellation's reasons come in the order of ``puts``."""
-    _with_retries(
-        lambda: pynamodb_connection().transact_write_items(
-            condition_check_items=(),
-            delete_items=(),
-            put_items=puts,
-            update_items=(),
-            client_request_token=client_request_token,
-        )
-    )
+    body: dict = {"TransactItems": [{"Put": put} for put in puts]}
+    if client_request_token is not None:
+        body["ClientRequestToken"] = client_request_token
+
+    def attempt() -> None:
+        try:
+            wire_client().call("TransactWriteItems", body)
+        except (BotoCoreError, ClientError) as exc:  # as PynamoDB wraps botocore's errors
+            raise TransactWriteError("Failed to write transaction items", exc) from exc
+
+    _with_retries(attempt)
 
 
 def _with_retries(attempt: Callable[[], object]) -> None:

@@ -2,7 +2,8 @@
 
 DynamoDB: every DynamoDB call of this process (PynamoDB's and boto3's, from any thread:
 the live server's, the embedded Celery worker's) goes through botocore's
-``BaseClient._make_api_call``; :class:`DynamoWrites` notes the tables that a call other
+``BaseClient._make_api_call``, or, sent by hand, ``dynamo.wire.WireClient.call``;
+:class:`DynamoWrites` notes the tables that a call other
 than a read names, and after a test only those tables are emptied (a scan of each of the
 eight tables after each test was about a tenth of the suite's time). A call that names no
 table it can read, or a process started by the test (a subprocess may write with this
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from botocore.client import BaseClient
 
 from dynamo import registry
+from dynamo.wire import WireClient
 
 READS = frozenset(
     {
@@ -99,6 +101,7 @@ class DynamoWrites:
     @contextmanager
     def watching(self) -> Iterator[DynamoWrites]:
         original_call = BaseClient._make_api_call
+        original_wire = WireClient.call
         original_popen = subprocess.Popen.__init__
         writes = self
 
@@ -107,16 +110,22 @@ class DynamoWrites:
                 writes.note(written_tables(operation_name, params))
             return original_call(client, operation_name, params)
 
+        def wire_call(client, operation_name, body):
+            writes.note(written_tables(operation_name, body))
+            return original_wire(client, operation_name, body)
+
         def popen(process, *args, **kwargs):
             writes.note({EVERY_TABLE})
             original_popen(process, *args, **kwargs)
 
         BaseClient._make_api_call = make_api_call
+        WireClient.call = wire_call
         subprocess.Popen.__init__ = popen
         try:
             yield self
         finally:
             BaseClient._make_api_call = original_call
+            WireClient.call = original_wire
             subprocess.Popen.__init__ = original_popen
 
 

@@ -2,7 +2,9 @@
 
 ``inject(operation, fault, times)`` makes the next ``times`` calls of a DynamoDB operation
 fail as AWS answers them (a ``ClientError`` with AWS's error shape, parsed by PynamoDB as
-for a real answer), above botocore's own retries. For the reliability tests only.
+for a real answer), above botocore's own retries, and likewise for the calls sent by hand
+(``dynamo.wire``: the error its client builds from AWS's JSON answer). For the reliability
+tests only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
+
+from dynamo.wire import WireClient, client_error
 
 FAULTS = {
     "throttling": ("ThrottlingException", "Rate of requests exceeds the allowed throughput."),
@@ -58,19 +62,37 @@ def inject(operation: str, fault: str, times: int) -> Iterator[Injection]:
     injection = Injection(operation, fault, times)
     original = BaseClient._make_api_call
 
-    def failing(client, operation_name, params):
-        if client.meta.service_model.service_name == "dynamodb" and operation_name == operation:
-            with _lock:
-                fire = injection.remaining > 0
-                if fire:
-                    injection.remaining -= 1
-                    injection.raised += 1
+    def fires() -> bool:
+        with _lock:
+            fire = injection.remaining > 0
             if fire:
-                raise ClientError(_response(fault, operation_name, params), operation_name)
+                injection.remaining -= 1
+                injection.raised += 1
+        return fire
+
+    def failing(client, operation_name, params):
+        dynamodb = client.meta.service_model.service_name == "dynamodb"
+        if dynamodb and operation_name == operation and fires():
+            raise ClientError(_response(fault, operation_name, params), operation_name)
         return original(client, operation_name, params)
 
+    original_wire = WireClient.call
+
+    def failing_wire(client, operation_name, body):
+        if operation_name == operation and fires():
+            response = _response(fault, operation_name, body)
+            answer = {  # AWS's JSON answer of the same error
+                "__type": f"com.amazonaws.dynamodb.v20120810#{response['Error']['Code']}",
+                "message": response["Error"]["Message"],
+                "CancellationReasons": response.get("CancellationReasons", []),
+            }
+            raise client_error(operation_name, 400, answer)
+        return original_wire(client, operation_name, body)
+
     BaseClient._make_api_call = failing
+    WireClient.call = failing_wire
     try:
         yield injection
     finally:
         BaseClient._make_api_call = original
+        WireClient.call = original_wire

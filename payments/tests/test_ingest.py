@@ -5,13 +5,14 @@ from decimal import Decimal
 
 import pytest
 from botocore.client import BaseClient
-from botocore.exceptions import ClientError
+from botocore.exceptions import EndpointConnectionError
 from django.db import connection
 from django.utils import timezone
 
 from api.principal import ApiPrincipal
 from audit.ddb_models import AuditEventItem
 from core.clock import iso
+from dynamo.wire import WireClient, _Retry, client_error
 from loans.models import LoanAccount
 from payments.ddb_models import DedupItem, QueueItem, TransactionItem, UniqueKeyItem
 from payments.exceptions import (
@@ -28,20 +29,28 @@ pytestmark = pytest.mark.django_db
 
 @contextlib.contextmanager
 def count_dynamodb_calls():
-    """The DynamoDB operations called meanwhile, in order (the calls go through)."""
+    """The DynamoDB operations called meanwhile, through botocore or sent by hand
+    (``dynamo.wire``), in order (the calls go through)."""
     calls: list[str] = []
     original = BaseClient._make_api_call
+    original_wire = WireClient.call
 
     def counted(client, operation, params):
         if client.meta.service_model.service_name == "dynamodb":
             calls.append(operation)
         return original(client, operation, params)
 
+    def counted_wire(client, operation, body):
+        calls.append(operation)
+        return original_wire(client, operation, body)
+
     BaseClient._make_api_call = counted
+    WireClient.call = counted_wire
     try:
         yield calls
     finally:
         BaseClient._make_api_call = original
+        WireClient.call = original_wire
 
 
 def _ingest(loan, key="key-1", principal=None, **kw):
@@ -205,23 +214,37 @@ def test_an_accepted_payment_replays_after_its_loan_closed():
         _ingest(loan, key="key-2")
 
 
-def test_an_answer_lost_after_the_write_was_applied_is_retried_to_one_payment(monkeypatch):
-    """The transaction is applied but its answer never arrives (a dropped connection):
-    the retry (same client request token) ends in one payment, answered as a first 201."""
+@pytest.mark.parametrize("where", ["connection", "answer"])
+def test_an_answer_lost_after_the_write_was_applied_is_retried_to_one_payment(monkeypatch, where):
+    """The transaction is applied but its answer never arrives (a dropped connection, or
+    an error answer of the service): the retry (same client request token) ends in one
+    payment, answered as a first 201."""
     loan = make_loan()
-    original = BaseClient._make_api_call
     lost = []
+    if where == "connection":  # the sender's own retry
+        original = WireClient._attempt
 
-    def answer_lost_once(client, operation, params):
-        response = original(client, operation, params)
-        if operation == "TransactWriteItems" and not lost:
-            lost.append(operation)
-            raise ClientError(
-                {"Error": {"Code": "ServiceUnavailable", "Message": "lost"}}, operation
-            )
-        return response
+        def answer_lost_once(client, operation, payload):
+            response = original(client, operation, payload)
+            if operation == "TransactWriteItems" and not lost:
+                lost.append(operation)
+                raise _Retry(EndpointConnectionError(endpoint_url="lost", error="dropped"))
+            return response
 
-    monkeypatch.setattr(BaseClient, "_make_api_call", answer_lost_once)
+        monkeypatch.setattr(WireClient, "_attempt", answer_lost_once)
+    else:  # the transaction's retry (dynamo.transactions)
+        original_call = WireClient.call
+
+        def answer_lost_once(client, operation, body):
+            response = original_call(client, operation, body)
+            if operation == "TransactWriteItems" and not lost:
+                lost.append(operation)
+                raise client_error(
+                    operation, 503, {"__type": "x#ServiceUnavailable", "message": "lost"}
+                )
+            return response
+
+        monkeypatch.setattr(WireClient, "call", answer_lost_once)
     result = _ingest(loan, receipt_number="RC-7")
     assert lost and result.status == 201 and not result.replayed
     assert TransactionItem.count() == 1 and QueueItem.count() == 1
