@@ -367,7 +367,7 @@ PAYMENTS_BACKDATE_DAYS = env.int("PAYMENTS_BACKDATE_DAYS", default=3)
 PAYMENTS_IDEMPOTENCY_DAYS = env.int("PAYMENTS_IDEMPOTENCY_DAYS", default=7)
 # The payments a process accepts within this many milliseconds are published to the posting
 # workers as one task, off the request (0: each at once, in the request).
-PAYMENTS_PUBLISH_WINDOW_MS = env.int("PAYMENTS_PUBLISH_WINDOW_MS", default=20)
+PAYMENTS_PUBLISH_WINDOW_MS = env.int("PAYMENTS_PUBLISH_WINDOW_MS", default=50)
 # A posting that finds the ledger unavailable retries after 5 s, 10 s, 20 s... (capped at
 # 15 minutes) and becomes a dead letter after the last attempt.
 PAYMENTS_POSTING_BACKOFF_SECONDS = env.int("PAYMENTS_POSTING_BACKOFF_SECONDS", default=5)
@@ -444,7 +444,7 @@ SESSIONS_DDB_CACHE_SECONDS = env.int("SESSIONS_DDB_CACHE_SECONDS", default=300)
 # higher, as an office's staff share its address). Both for AXES_COOLOFF_HOURS.
 AXES_HANDLER = "accounts.lockout.LoginLockoutHandler"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=20)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=50)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.5)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
