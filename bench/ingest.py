@@ -21,8 +21,9 @@ It prints the machine (CPU count, load average), each rate, p50/p99 latency, the
 API/raw (goal >= 0.8) and the server CPU per payment (goal <= 2 ms). With ``--profile N``
 it first sends N payments through the WSGI handler in this process and prints the CPU of
 each piece of a request (middleware, authentication, parsing, the PostgreSQL read, the
-items, the DynamoDB call, the broker publish, the response), measured by wrapping those
-functions with a per-thread CPU clock.
+items, the DynamoDB call, the hand-over to the process's publisher, the response), and the
+publisher thread's broker publish (a task for the payments of each 50 ms), per payment,
+measured by wrapping those functions with a per-thread CPU clock.
 
 No Celery worker is started: the payments stay RECEIVED in the development stores until
 ``bin/run``'s workers post them (their posting tasks wait in Redis; the sweep posts them
@@ -221,6 +222,7 @@ def _pieces():
     from rest_framework.views import APIView
 
     from api.authentication import ApiKeyAuthentication
+    from core.batching import Batcher
     from payments.api import views
     from payments.api.serializers import PaymentInSerializer
 
@@ -235,8 +237,9 @@ def _pieces():
         ("    PostgreSQL validation read", ingest, "_validate"),
         ("    audit event item", ingest, "_intake_audit"),
         ("    TransactWriteItems", ingest, "transact_put"),
-        ("    broker publish", ingest, "_enqueue_posting"),
+        ("    hand-over to the publisher", ingest, "_enqueue_posting"),
         ("  response rendering", Response, "rendered_content"),
+        ("broker publish (the publisher's thread)", Batcher, "_hand_on"),
     ]
 
 
@@ -271,6 +274,7 @@ def profile(api_key: str, payments) -> list[tuple[str, float]]:
         setattr(owner, name, wrapped)
     # imported after the wrapping: Django's handlers keep the functions they were built with
     from config.wsgi import application as app
+    from payments.services import _common as postings
 
     def call(key: str, body: bytes) -> None:
         environ = {
@@ -303,6 +307,7 @@ def profile(api_key: str, payments) -> list[tuple[str, float]]:
         measured = payments[warm:]
         for key, body in tqdm(measured, desc="profile", unit="req", leave=False):
             call(key, body)
+        postings._postings.drain()  # what still waits is published (and counted) now
     finally:
         for owner, name, original in restore:
             if original is None:
