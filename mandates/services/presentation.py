@@ -21,6 +21,7 @@ presentation (and each pre-debit notice on its row), so it resumes with what is 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import date, timedelta
 from decimal import Decimal
@@ -37,7 +38,7 @@ from core.jobs import job_finish, job_heartbeat, job_held_for, job_run
 from core.models import JobRun
 from core.money import to_paise
 from dynamo.errors import cancellation_codes
-from dynamo.shards import in_parallel
+from dynamo.shards import in_parallel_begun
 from dynamo.transactions import transact_put
 from loans.models import BankingPartner
 
@@ -53,8 +54,9 @@ P = ScheduledPresentation.Status
 PRESENTATION_JOB = "mandates_presentation"
 RUN_LEASE = timedelta(seconds=settings.MANDATES_PRESENTATION_LEASE_SECONDS)
 # Presentations handed to the partner (and recorded) in one Postgres transaction, and the
-# executions written in one DynamoDB transaction (its limit is 100 items).
-CHUNK = 1000
+# executions written in one DynamoDB transaction (its limit is 100 items): a chunk is one
+# transaction for each of the 8 threads of the shared pool (``dynamo.shards``), all at once.
+CHUNK = 800
 TRANSACTION_ITEMS = 100
 CONDITION_FAILED = "ConditionalCheckFailed"
 # A due presentation as the run reads it: values, not model objects (building 100,000
@@ -120,20 +122,42 @@ def execution_id_for(row, attempt: int) -> str:
 def _present_batch(run_date: date, partner: BankingPartner, rows: list, run: JobRun) -> int:
     """One partner's due presentations, ``CHUNK`` at a time: each chunk's executions written,
     then handed to the partner and recorded in one Postgres transaction; the run's lease
-    renewed after each chunk."""
+    renewed after each chunk. The next chunk's executions are written while this one's
+    transaction runs (DynamoDB's threads never wait for Postgres); a run killed there
+    leaves two chunks' executions not presented, which its resumed run presents."""
     batch, _ = PresentationBatch.objects.get_or_create(
         partner=partner,
         run_date=run_date,
         defaults={"reference": f"{partner.code.upper()}-{run_date:%Y%m%d}"},
     )
-    for start in range(0, len(rows), CHUNK):
-        _present_chunk(partner, batch, rows[start : start + CHUNK])
-        job_heartbeat(run)
+    chunks = [rows[start : start + CHUNK] for start in range(0, len(rows), CHUNK)]
+    now = iso(timezone.now())
+    requests = _requests(chunks[0], partner, batch, now)
+    written = in_parallel_begun(_write_executions, _groups(requests[0]))
+    for number, chunk in enumerate(chunks):
+        written()  # an error stops the run before this chunk is presented
+        debits, written = requests[1], _nothing
+        if number + 1 < len(chunks):
+            requests = _requests(chunks[number + 1], partner, batch, now)
+            written = in_parallel_begun(_write_executions, _groups(requests[0]))
+        try:
+            _hand_over(partner, batch, chunk, debits)
+            job_heartbeat(run)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                written()  # none of the run's writes is left running behind it
+            raise
     return len(rows)
 
 
-def _present_chunk(partner: BankingPartner, batch: PresentationBatch, rows: list) -> None:
-    now = iso(timezone.now())
+def _nothing() -> list:
+    return []
+
+
+def _requests(
+    rows: list, partner: BankingPartner, batch: PresentationBatch, now: str
+) -> tuple[list[dict], list[DebitRequest]]:
+    """A chunk's execution puts (conditional on absence) and the partner's debits."""
     table = MandateExecutionItem.Meta.table_name
     puts, debits = [], []
     for row in rows:
@@ -159,19 +183,23 @@ def _present_chunk(partner: BankingPartner, batch: PresentationBatch, rows: list
                 due_date=due_date,
             )
         )
-    # Written before the hand-over, so that every result the partner sends finds its
-    # execution. An error stops the run before anything of the chunk is presented (the next
-    # claim resumes it); an execution a killed run wrote is kept as it is.
-    in_parallel(_write_executions, _groups(puts))
-    with transaction.atomic():
-        adapter_for(partner.code).present(batch_reference=batch.reference, debits=debits)
-        ScheduledPresentation.objects.filter(
-            pk__in=[row.pk for row in rows], status__in=[P.SCHEDULED, P.RETRY_SCHEDULED]
-        ).update(status=P.PRESENTED, attempts=F("attempts") + 1)
-        total = sum((row.amount for row in rows), Decimal("0.00"))
-        PresentationBatch.objects.filter(pk=batch.pk).update(
-            count=F("count") + len(rows), total=F("total") + total, acknowledged_at=timezone.now()
-        )
+    return puts, debits
+
+
+@transaction.atomic
+def _hand_over(
+    partner: BankingPartner, batch: PresentationBatch, rows: list, debits: list[DebitRequest]
+) -> None:
+    """The chunk handed to the partner and its presentations marked PRESENTED, in one
+    transaction: the moment the chunk's executions (written before) are presented."""
+    adapter_for(partner.code).present(batch_reference=batch.reference, debits=debits)
+    ScheduledPresentation.objects.filter(
+        pk__in=[row.pk for row in rows], status__in=[P.SCHEDULED, P.RETRY_SCHEDULED]
+    ).update(status=P.PRESENTED, attempts=F("attempts") + 1)
+    total = sum((row.amount for row in rows), Decimal("0.00"))
+    PresentationBatch.objects.filter(pk=batch.pk).update(
+        count=F("count") + len(rows), total=F("total") + total, acknowledged_at=timezone.now()
+    )
 
 
 def _execution_item(
