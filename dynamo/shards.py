@@ -85,6 +85,28 @@ def in_parallel_settled(fn: Callable[[T], object], args: Iterable[T]) -> list:
     return list(_pool().map(settled, args))
 
 
+def in_parallel_begun(fn: Callable[[T], object], args: Iterable[T]) -> Callable[[], list]:
+    """:func:`in_parallel` begun now and ended later, so that the caller works meanwhile:
+    ``fn(arg)`` for every arg submitted to the shared pool; the call returned waits for all
+    of them and returns their results in the args' order, or raises the first error once
+    all have finished."""
+    futures = [_pool().submit(fn, arg) for arg in args]
+
+    def end() -> list:
+        results = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except Exception as exc:  # raised below, once every call has finished
+                results.append(exc)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    return end
+
+
 DONE = "done"  # a shard with nothing more to read, in a merged page's state
 
 

@@ -33,7 +33,7 @@ from core.templatetags.formats import inr, person
 from loans.models import Instalment
 
 from .ddb_models import MandateExecutionItem
-from .models import RESULT_TOPIC, ExecutionResult, Mandate
+from .models import RESULT_TOPIC, ExecutionResult, Mandate, ScheduledPresentation
 
 logger = logging.getLogger(__name__)
 
@@ -115,19 +115,43 @@ class ExecutionRow:
     txn_id: str
 
 
+NOT_PRESENTED = "NOT PRESENTED"
+
+
+def presented_attempts(presentation_ids) -> dict[int, int]:
+    """``{presentation id: attempts}``: how many times each was handed to its partner.
+    The presentation rows are the truth of what was presented: an execution item whose
+    attempt is above its presentation's was written by a run that died before handing it
+    over (its resumed run presents it under the same id), or is being handed over now."""
+    return dict(
+        ScheduledPresentation.objects.filter(pk__in=set(presentation_ids)).values_list(
+            "pk", "attempts"
+        )
+    )
+
+
+def execution_presented(item: MandateExecutionItem, attempts: dict[int, int]) -> bool:
+    return attempts.get(int(item.presentation_id), 0) >= int(item.attempt)
+
+
 def mandate_executions(*, mandate: Mandate, limit: int = 100) -> list[ExecutionRow]:
     """The mandate's presentations and their results, newest due date first: one Query
-    on the ``by_mandate`` index. Raises PynamoDBException when DynamoDB is down."""
-    items = MandateExecutionItem.by_mandate.query(
-        str(mandate.pk), scan_index_forward=False, limit=limit
+    on the ``by_mandate`` index, and the presentations' attempts from Postgres (an
+    execution not handed over reads NOT PRESENTED, whatever its item says). Raises
+    PynamoDBException when DynamoDB is down."""
+    items = list(
+        MandateExecutionItem.by_mandate.query(
+            str(mandate.pk), scan_index_forward=False, limit=limit
+        )
     )
+    attempts = presented_attempts(item.presentation_id for item in items)
     return [
         ExecutionRow(
             execution_id=item.execution_id,
             due_date=item.due_date,
             attempt=int(item.attempt),
             amount=from_paise(int(item.amount_paise)),
-            status=item.status,
+            status=item.status if execution_presented(item, attempts) else NOT_PRESENTED,
             return_code=item.return_code or "",
             return_reason=item.return_reason or "",
             batch_reference=item.batch_reference or "",
@@ -140,7 +164,8 @@ def mandate_executions(*, mandate: Mandate, limit: int = 100) -> list[ExecutionR
 
 
 def executions_by_id(execution_ids: list[str]) -> dict[str, MandateExecutionItem]:
-    """The executions of these ids that exist (BatchGetItem, consistent reads)."""
+    """The executions of these ids that were presented (BatchGetItem, consistent reads;
+    then their presentations' attempts from Postgres)."""
     found: dict[str, MandateExecutionItem] = {}
     unique = list(dict.fromkeys(execution_ids))
     for start in range(0, len(unique), 100):
@@ -148,7 +173,8 @@ def executions_by_id(execution_ids: list[str]) -> dict[str, MandateExecutionItem
             unique[start : start + 100], consistent_read=True
         ):
             found[item.execution_id] = item
-    return found
+    attempts = presented_attempts(item.presentation_id for item in found.values())
+    return {eid: item for eid, item in found.items() if execution_presented(item, attempts)}
 
 
 def recorded_results(execution_ids: list[str]) -> dict[str, tuple[str, str]]:

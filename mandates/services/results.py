@@ -154,6 +154,10 @@ def _apply_in_ledger(item, status: str, return_code: str, reason: str, policy) -
         if recorded != (status, return_code or ""):
             raise execution_result_conflict(item.execution_id, recorded)
         return "duplicate"
+    if row.attempts < int(item.attempt):
+        # Written by a presentation run that died before handing its chunk over: never
+        # presented (the presentation rows are the truth), so no result can be its.
+        raise NotFound(f"No execution {item.execution_id}.", code="execution_not_found")
     ExecutionResult.objects.create(
         execution_id=item.execution_id,
         presentation=row,

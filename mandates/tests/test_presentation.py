@@ -9,14 +9,14 @@ from django.utils import timezone
 
 from accounts.models import User
 from approvals.services import approval_decide
-from core.errors import Conflict
+from core.errors import Conflict, NotFound
 from core.jobs import job_claim
 from core.models import JobRun, OutboxMessage
 from core.outbox import outbox_deliver
 from loans.models import Instalment, LoanCharge
 from loans.services import loan_charge_waiver_request
-from mandates import sandbox, services
-from mandates.ddb_models import MandateExecutionItem
+from mandates import sandbox, selectors, services
+from mandates.ddb_models import DUE_DATE_SHARDS, MandateExecutionItem
 from mandates.exceptions import ResultRejected
 from mandates.models import (
     RESULT_TOPIC,
@@ -32,6 +32,7 @@ from notifications.ddb_models import NotificationItem
 from payments.ddb_models import TransactionItem
 from payments.models import Posting
 from payments.services import payments_post_due
+from payments.tests.test_ingest import count_dynamodb_calls
 from tests.factories import UserFactory, active_mandate
 
 pytestmark = pytest.mark.django_db
@@ -132,8 +133,8 @@ def test_a_run_presents_chunk_by_chunk_and_leaves_executions_already_written(
     presentable, monkeypatch
 ):
     """Chunks of 2, DynamoDB transactions of 2: a chunk whose transaction meets an execution
-    written before (a resumed run) writes the others one by one, and an execution whose
-    result came first keeps it; the lease is renewed after every chunk."""
+    written before (a resumed run) is sent again without it, and the execution written
+    before (here with a result) is kept as it is; the lease is renewed after every chunk."""
     monkeypatch.setattr(presentation, "CHUNK", 2)
     monkeypatch.setattr(presentation, "TRANSACTION_ITEMS", 2)
     heartbeats = []
@@ -164,9 +165,13 @@ def test_a_run_presents_chunk_by_chunk_and_leaves_executions_already_written(
         created_at="2026-01-01T00:00:00+05:30",
     ).save()
 
-    run = services.mandates_present_due(run_date=day)
+    with count_dynamodb_calls() as calls:
+        run = services.mandates_present_due(run_date=day)
 
     assert run.counts["presented"] == 5 and len(heartbeats) == 3
+    # 3 chunks, the second's sent again without the item found: one write an execution
+    assert calls.count("TransactWriteItems") == 4
+    assert not {"PutItem", "UpdateItem"} & set(calls)
     assert set(
         ScheduledPresentation.objects.filter(pk__in=[r.pk for r in rows]).values_list(
             "status", "attempts"
@@ -178,6 +183,171 @@ def test_a_run_presents_chunk_by_chunk_and_leaves_executions_already_written(
     assert set(items) == {services.execution_id_for(r, 1) for r in rows}
     assert items[answered].status == "SUCCESS" and items[answered].amount_paise == 100
     assert {i.status for k, i in items.items() if k != answered} == {"PRESENTED"}
+
+
+def test_an_execution_is_written_once_as_presented(presentable):
+    """One conditional put an execution, already in its presented form (no second write
+    to mark it PRESENTED), that the model reads back whole."""
+    with count_dynamodb_calls() as calls:
+        _present(presentable)
+    assert [c for c in calls if c in {"TransactWriteItems", "PutItem", "UpdateItem"}] == [
+        "TransactWriteItems"
+    ]
+    first, mandate, loan = presentable["first"], presentable["mandate"], presentable["loan"]
+    item = MandateExecutionItem.get(_execution(presentable), consistent_read=True)
+    due = first.due_date.isoformat()
+    assert item.created_at and item.presented_at == item.created_at
+    assert {k: v for k, v in item.attribute_values.items() if not k.endswith("_at")} == {
+        "execution_id": f"{first.pk}-1",
+        "mandate_id": str(mandate.pk),
+        "due_attempt": f"{due}#01",
+        "due_date_shard": f"{due}#{first.pk % DUE_DATE_SHARDS}",
+        "presentation_id": first.pk,
+        "loan_number": loan.loan_number,
+        "branch_id": loan.branch_id,
+        "partner_code": mandate.banking_partner.code,
+        "batch_reference": PresentationBatch.objects.get().reference,
+        "umrn": mandate.umrn,
+        "due_date": due,
+        "attempt": 1,
+        "amount_paise": int(first.amount * 100),
+        "status": "PRESENTED",
+    }
+
+
+class _Killed(Exception):
+    """The worker's death, at the partner's hand-over: the chunk's executions are written,
+    its Postgres transaction (the hand-over, the presentations marked) never commits."""
+
+
+def _partner_dies_at_hand_over(monkeypatch, *, call: int) -> list[tuple[list[str], bool]]:
+    """The partner's hand-overs as they come, ``(execution ids, committed)``: the
+    ``call``-th one dies; the run's job is then left as a killed worker leaves it
+    (RUNNING, its lease run out)."""
+    handed: list[tuple[list[str], bool]] = []
+    real = presentation.adapter_for
+
+    class Dying:
+        def __init__(self, code):
+            self.adapter = real(code)
+
+        def present(self, *, batch_reference, debits):
+            ids = [d.execution_id for d in debits]
+            if len(handed) + 1 == call:
+                handed.append((ids, False))
+                raise _Killed
+            handed.append((ids, True))
+            self.adapter.present(batch_reference=batch_reference, debits=debits)
+
+    monkeypatch.setattr(presentation, "adapter_for", Dying)
+    return handed
+
+
+def _as_if_killed():
+    JobRun.objects.update(
+        state="RUNNING", finished_at=None, lease_until=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def test_a_run_killed_between_the_dynamodb_writes_and_the_commit_presents_on_resume(
+    presentable, monkeypatch
+):
+    """The execution is written PRESENTED, then the worker dies before the Postgres commit:
+    nothing was presented, and until the resumed run presents it no reader takes the
+    item's word for it (a result is refused, the response file's check does not know it,
+    the mandate's page reads NOT PRESENTED). The resumed run presents it under the same id,
+    keeps the item written before, and counts it once."""
+    first, mandate = presentable["first"], presentable["mandate"]
+    execution_id, partner = services.execution_id_for(first, 1), mandate.banking_partner.code
+    handed = _partner_dies_at_hand_over(monkeypatch, call=1)
+    with pytest.raises(_Killed):
+        services.mandates_present_due(run_date=first.presentation_date)
+    _as_if_killed()
+
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == ("SCHEDULED", 0)
+    assert PresentationBatch.objects.get().count == 0
+    written = MandateExecutionItem.get(execution_id, consistent_read=True)
+    assert written.status == "PRESENTED"  # the item's word, not the truth
+    with pytest.raises(NotFound) as refused:
+        services.execution_result_apply(
+            partner_code=partner, execution_id=execution_id, status="SUCCESS"
+        )
+    assert refused.value.code == "execution_not_found"
+    assert not ExecutionResult.objects.exists()
+    assert not OutboxMessage.objects.filter(topic=RESULT_TOPIC).exists()
+    assert selectors.executions_by_id([execution_id]) == {}
+    assert [(r.execution_id, r.status) for r in selectors.mandate_executions(mandate=mandate)] == [
+        (execution_id, selectors.NOT_PRESENTED)
+    ]
+
+    run = services.mandates_present_due(run_date=first.presentation_date)
+
+    assert run.counts["presented"] == 1
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == ("PRESENTED", 1)
+    assert PresentationBatch.objects.get().count == 1
+    assert handed == [([execution_id], False), ([execution_id], True)]  # the same id again
+    (item,) = list(MandateExecutionItem.scan())
+    assert item.execution_id == execution_id and item.created_at == written.created_at
+    assert [(r.execution_id, r.status) for r in selectors.mandate_executions(mandate=mandate)] == [
+        (execution_id, "PRESENTED")
+    ]
+    assert set(selectors.executions_by_id([execution_id])) == {execution_id}
+    assert (
+        services.execution_result_apply(
+            partner_code=partner, execution_id=execution_id, status="SUCCESS"
+        )
+        == "applied"
+    )
+    assert MandateExecutionItem.get(execution_id, consistent_read=True).status == "SUCCESS"
+
+
+def test_a_run_killed_at_its_second_chunk_presents_each_execution_once_on_resume(
+    presentable, monkeypatch
+):
+    """Five due, chunks of 2: killed at the second chunk's hand-over (the first chunk
+    committed; the second's executions written, and the third's, written while the
+    second's transaction ran). The resumed run presents the second and third chunks only;
+    each execution is handed over in one committed transaction, written to DynamoDB once,
+    and counted once."""
+    monkeypatch.setattr(presentation, "CHUNK", 2)
+    monkeypatch.setattr(presentation, "TRANSACTION_ITEMS", 2)
+    day = presentable["first"].presentation_date
+    rows = list(
+        ScheduledPresentation.objects.filter(mandate=presentable["mandate"]).order_by("id")[:5]
+    )
+    ids = [r.pk for r in rows]
+    ScheduledPresentation.objects.filter(pk__in=ids).update(presentation_date=day)
+    executions = [services.execution_id_for(r, 1) for r in rows]
+    handed = _partner_dies_at_hand_over(monkeypatch, call=2)
+    with pytest.raises(_Killed):
+        services.mandates_present_due(run_date=day)
+    _as_if_killed()
+    statuses = dict(ScheduledPresentation.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert [statuses[pk] for pk in ids] == ["PRESENTED"] * 2 + ["SCHEDULED"] * 3
+    assert {i.execution_id for i in MandateExecutionItem.scan()} == set(executions)
+
+    with count_dynamodb_calls() as calls:
+        run = services.mandates_present_due(run_date=day)
+
+    assert run.counts["presented"] == 5
+    assert handed == [
+        (executions[0:2], True),
+        (executions[2:4], False),
+        (executions[2:4], True),
+        (executions[4:5], True),
+    ]
+    committed = [eid for ids_, ok in handed if ok for eid in ids_]
+    assert sorted(committed) == sorted(executions)  # each once
+    assert set(
+        ScheduledPresentation.objects.filter(pk__in=ids).values_list("status", "attempts")
+    ) == {("PRESENTED", 1)}
+    batch = PresentationBatch.objects.get()
+    assert batch.count == 5 and batch.total == sum(r.amount for r in rows)
+    assert sorted(i.execution_id for i in MandateExecutionItem.scan()) == sorted(executions)
+    # the second and third chunks' transactions found theirs written: nothing sent again
+    assert calls.count("TransactWriteItems") == 2
 
 
 def test_a_resumed_run_counts_the_notices_of_the_killed_one(presentable):

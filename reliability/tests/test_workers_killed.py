@@ -27,6 +27,7 @@ from core.money import from_paise
 from loans.models import Instalment, LoanAccount
 from mandates.ddb_models import MandateExecutionItem
 from mandates.models import ExecutionResult, PresentationBatch, ScheduledPresentation
+from mandates.selectors import executions_by_id
 from mandates.services import PRESENTATION_JOB, execution_id_for
 from mandates.tasks import mandates_daily_task
 from notifications.ddb_models import NotificationItem
@@ -169,10 +170,11 @@ def test_a_worker_killed_while_presenting_resumes_without_presenting_twice(
     celery_workers, row_locks, wait_until, ledger_agrees
 ):
     """Two banking partners, one batch each. The daily task presents partner A's batch
-    (committed), then writes partner B's executions to DynamoDB and, in one Postgres
-    transaction, marks B's presentations PRESENTED: the test locks one of those rows, so
-    the worker waits there with half of B marked and nothing of it committed. Killed
-    there, it leaves the day's run claimed and its task unacknowledged. The broker
+    (committed), then writes partner B's executions to DynamoDB (already in their presented
+    form; the presentations in Postgres are the truth of what was presented) and, in one
+    Postgres transaction, marks B's presentations PRESENTED: the test locks one of those
+    rows, so the worker waits there with half of B marked and nothing of it committed.
+    Killed there, it leaves the day's run claimed and its task unacknowledged. The broker
     delivers the task again to the next worker after the visibility timeout (10 s here),
     once the run's lease (5 s here) has run out: the resumed run presents only B, with
     the same deterministic execution ids. The sandbox partner's results then come back,
@@ -211,6 +213,11 @@ def test_a_worker_killed_while_presenting_resumes_without_presenting_twice(
     assert statuses == {(partner_a.pk, "PRESENTED"), (partner_b.pk, "SCHEDULED")}
     executions_at_kill = MandateExecutionItem.count()
     assert executions_at_kill == total  # B's were written to DynamoDB, not yet committed
+    # written PRESENTED, yet not presented: the uncommitted rows are the truth, and the
+    # check of a partner's results knows none of B's
+    b_executions = [execution_id_for(r, 1) for r in of_b]
+    assert {MandateExecutionItem.get(e).status for e in b_executions} == {"PRESENTED"}
+    assert executions_by_id(b_executions) == {}
     presentation_run = JobRun.objects.filter(name=PRESENTATION_JOB, key=today.isoformat())
     assert presentation_run.get().finished_at is None
     first_worker.kill()
