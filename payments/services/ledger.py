@@ -10,7 +10,9 @@ from datetime import date
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 
+from audit.services import audit_updates_add
 from core.money import from_paise
 from loans.models import Instalment, LoanAccount
 from loans.services import loan_dues_set
@@ -21,6 +23,7 @@ from ..exceptions import LedgerSwitchRefused, LedgerUnavailable, PostingRefused
 from ..models import LedgerSwitch, Posting
 from ..refdata import ledger_state
 
+LOAN_FIELDS = LoanAccount._meta.concrete_fields
 INSTALMENT_PAID_FIELDS = ["charges_paid", "interest_paid", "principal_paid", "status"]
 
 # What one payment's posting gives: the posting and whether it is new, or why it was refused.
@@ -81,12 +84,11 @@ def ledger_post_many(*, txns: list[TransactionItem]) -> dict[str, PostingResult]
     customer. Allocation: oldest dues first; charges, interest, principal; a loan's
     payments one after the other, as if posted one by one.
 
-    Whatever the batch, six statements and one more per loan's audit event: the loans
-    locked (in id order, so two batches never deadlock on them), the postings looked for,
-    the instalments of the loans to post to locked (all of them: the dues are recomputed
-    from them, without reading them again), one update of the instalments paid, one insert
-    of the postings, one update per loan (its tracking reads the row before and writes an
-    outbox message)."""
+    Six statements and one more a loan: the loans locked (in id order, so that two batches
+    never deadlock on them), the postings looked for, the instalments of the loans to post
+    to locked (all of them: the dues are recomputed from them, without reading them again),
+    one update of the instalments paid, one insert of the postings, an update a loan, and
+    one outbox write of the loans' audit events."""
     _ledger_open()
     loans = {
         loan.pk: loan
@@ -126,11 +128,14 @@ def ledger_post_many(*, txns: list[TransactionItem]) -> dict[str, PostingResult]
     paid: dict[int, Instalment] = {}
     postings: list[Posting] = []
     changed: dict[int, set[str]] = defaultdict(set)
+    before: dict[int, dict] = {}
     for txn, loan in to_post:
         if loan.status != LoanAccount.Status.ACTIVE:  # also closed by an earlier payment here
             status = loan.get_status_display().lower()
             results[txn.txn_id] = PostingRefused(f"Loan {loan.loan_number} is {status}.")
             continue
+        if loan.pk not in before:
+            before[loan.pk] = {f.attname: getattr(loan, f.attname) for f in LOAN_FIELDS}
         posting = _post_one(txn, loan, schedules[loan.pk], paid=paid, changed=changed[loan.pk])
         postings.append(posting)
         results[txn.txn_id] = (posting, True)
@@ -138,10 +143,26 @@ def ledger_post_many(*, txns: list[TransactionItem]) -> dict[str, PostingResult]
         Instalment.objects.bulk_update(list(paid.values()), INSTALMENT_PAID_FIELDS)
     if postings:
         Posting.objects.bulk_create(postings)
-    for loan_id, fields in changed.items():
-        if fields:
-            loans[loan_id].save(update_fields=sorted({*fields, "updated_at"}))
+    _loans_save([(loans[loan_id], before[loan_id], fields) for loan_id, fields in changed.items()])
     return results
+
+
+def _loans_save(changes: list[tuple[LoanAccount, dict, set[str]]]) -> None:
+    """Each loan's changed fields in one UPDATE, and their audit events (what the change
+    tracking would write, from the values read under the lock) in one outbox write: no
+    read of the row before, as ``save()`` would make for its tracking."""
+    now = timezone.now()
+    written = []
+    for loan, before, fields in changes:
+        if not fields:
+            continue
+        loan.updated_at = now
+        names = sorted({*fields, "updated_at"})
+        LoanAccount.objects.filter(pk=loan.pk).update(
+            **{name: getattr(loan, name) for name in names}
+        )
+        written.append((loan, before, names))
+    audit_updates_add(written)
 
 
 def _post_one(

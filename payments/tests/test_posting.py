@@ -73,15 +73,16 @@ def test_posting_queues_a_receipt_for_the_customer():
     assert (receipts[0].notification_id, receipts[0].status) == (txn_id, "QUEUED")
 
 
-def test_a_posting_is_eight_statements_and_two_dynamodb_calls(django_assert_num_queries):
+def test_a_posting_is_seven_statements_and_two_dynamodb_calls(django_assert_num_queries):
     loan = make_loan()
     txn_id = _ingest(loan)
     ledger_state()  # cached for every posting after the first
     # In the ledger's transaction: the loan locked, the posting looked for, the instalments
-    # locked, their update, the posting, the loan's update (its audit tracking reads the row
-    # before and adds an outbox message: 8). Around it: the savepoint that the test's own
-    # transaction makes of the atomic block (2). After it: the receipt's template (1).
-    with count_dynamodb_calls() as calls, django_assert_num_queries(8 + 2 + 1):
+    # locked, their update, the posting, the loan's update, its audit event's outbox message
+    # (7: the loan's values before come from the locked read, not another). Around it: the
+    # savepoint that the test's own transaction makes of the atomic block (2). After it:
+    # the receipt's template (1).
+    with count_dynamodb_calls() as calls, django_assert_num_queries(7 + 2 + 1):
         assert services.payment_post_one(txn_id=txn_id) == "posted"
     # the lease, and the mark that stores the receipt with it
     assert calls == ["UpdateItem", "TransactWriteItems"]
@@ -315,10 +316,9 @@ def test_a_batch_posts_several_payments_of_a_loan_as_one_by_one_would(
     events_before = list(AuditMessage.objects.values_list("pk", flat=True))
     principal_before = LoanAccount.objects.get(pk=batched.pk).outstanding_principal
     # the ledger's transaction: the loans locked, the postings looked for, the instalments
-    # locked, their update, the postings' insert, and each loan's update (its tracking reads
-    # the row and adds an outbox message: 3 a loan) = 5 + 2 x 3; the test's savepoint (2);
-    # each receipt's template (4)
-    with count_dynamodb_calls() as calls, django_assert_num_queries(5 + 2 * 3 + 2 + 4):
+    # locked, their update, the postings' insert, the loans' audit events, and an update a
+    # loan = 6 + 2; the test's savepoint (2); each receipt's template (4)
+    with count_dynamodb_calls() as calls, django_assert_num_queries(6 + 2 + 2 + 4):
         assert services.payments_post_these(txn_ids=batch_ids) == {"posted": 4}
     # a lease each, and one mark for them all (with their receipts)
     assert calls == ["UpdateItem"] * 4 + ["TransactWriteItems"]
