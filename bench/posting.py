@@ -12,10 +12,10 @@ in your Redis database after it, so that no worker posts them first):
 
 Each round posts ``--per-round`` READY payments one at a time, then the same number in
 batches of each ``--batch`` size, and prints the median CPU (``time.process_time``) per
-payment over the rounds, with the pieces: the lease (a conditional UpdateItem each, in
-parallel threads for a batch; each piece counts its own thread's CPU), the ledger's PostgreSQL transaction,
-the receipt's rendering, the mark (TransactWriteItems), and the Celery publishes (the
-receipt's send task, the outbox relay's kick). CPU only: the wall time here is mostly
+payment over the rounds, with the pieces, each counting its own thread's CPU: the lease
+(a conditional UpdateItem each, in parallel threads for a batch), the ledger's PostgreSQL
+transaction, the receipt's rendering, the mark (TransactWriteItems), and the Celery
+publishes (the receipt's send task, the outbox relay's kick). CPU only: the wall time here is mostly
 DynamoDB Local, whose writes to a table with a stream (``transactions``) take it tens of
 milliseconds of its own CPU each. Production settings (``DJANGO_DEBUG=0``).
 """

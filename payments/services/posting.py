@@ -210,11 +210,13 @@ def _mark(mark: _Mark) -> None:
     try:
         transact_write(lambda tw: _mark_into(tw, mark, timezone.now()))
     except TransactWriteError as exc:
-        codes = cancellation_codes(exc)
-        if codes[:1] == ["ConditionalCheckFailed"]:
+        # the reasons in the order PynamoDB sends the items: the puts (the receipt) first
+        codes = [*cancellation_codes(exc), None, None]
+        receipt_code, txn_code = (codes[0], codes[1]) if mark.receipt else (None, codes[0])
+        if txn_code == "ConditionalCheckFailed":
             _queue_done(mark.item_id)  # already marked by an earlier run: just finish the item
             return
-        if mark.receipt is not None and "ConditionalCheckFailed" in codes[2:]:
+        if receipt_code == "ConditionalCheckFailed":
             # a receipt stored already (never without the mark, but never block a posting)
             _mark(replace(mark, receipt=None))
             return

@@ -480,3 +480,27 @@ def test_concurrent_batches_and_sweeps_post_each_payment_exactly_once():
     assert all(len(_receipts(t)) == 1 for t in txn_ids)
     for loan in loans:
         assert sum(i.total_paid for i in loan.instalments.all()) == Decimal("1250.00")
+
+
+def test_a_payment_posted_without_a_receipt_and_met_again_is_finished_without_one():
+    from notifications.models import NotificationTemplate
+
+    loan = make_loan()
+    txn_id = _ingest(loan)
+    receipts = NotificationTemplate.objects.filter(code="receipt", channel="SMS")
+    receipts.update(is_active=False)  # staff switched the receipt off: posted without one
+    assert services.payment_post_one(txn_id=txn_id) == "posted"
+    receipts.update(is_active=True)
+    # met again (a lease ran out): the mark with a receipt now is refused by the payment's
+    # condition only, and the item is finished; no receipt for a payment posted before
+    QueueItem(txn_id).update(
+        actions=[
+            QueueItem.queue_status.set("POSTING#READY"),
+            QueueItem.next_attempt_at.set(iso(timezone.now() - timedelta(seconds=1))),
+        ]
+    )
+    assert services.payment_post_one(txn_id=txn_id) == "noop"
+    assert QueueItem.get(txn_id).queue_status == "POSTING#DONE"
+    assert TransactionItem.get(txn_id).status == "POSTED"
+    assert _receipts(txn_id) == []
+    assert Posting.objects.count() == 1
