@@ -8,7 +8,7 @@ import datetime
 import ipaddress
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -80,6 +80,36 @@ def audit_creates_add(instances: Iterable[models.Model], *, actor: Any = None) -
         )
         messages.append((event.key, event.payload, event.ref))
     return outbox_add_many(AUDIT_TOPIC, messages)
+
+
+def audit_updates_add(
+    updates: Iterable[tuple[models.Model, Mapping[str, Any], Iterable[str]]],
+    *,
+    actor: Any = None,
+) -> int:
+    """The update events of rows written without signals (``QuerySet.update()``,
+    ``bulk_update``), as the change tracking would have written them: for each (instance
+    as written, its values before by attname, the fields written), the tracked fields that
+    changed, masked; no event for a row that did not change. One ``COPY`` for them all.
+    Call it inside the transaction of the write; returns how many events were added."""
+    messages = []
+    for instance, before, fields in updates:
+        spec = tracking.spec_for(type(instance))
+        if spec is None:
+            raise ValueError(f"{type(instance).__name__} is not tracked")
+        changes = tracking.update_changes(spec, instance, before, fields)
+        if not changes:
+            continue
+        event = _event(
+            entity=tracking.entity_for(instance),
+            action="update",
+            changes=changes,
+            entity_repr=spec.scrub(str(instance), instance),
+            remarks="",
+            actor=actor,
+        )
+        messages.append((event.key, event.payload, event.ref))
+    return outbox_add_many(AUDIT_TOPIC, messages) if messages else 0
 
 
 @transaction.atomic

@@ -224,6 +224,26 @@ def creation_changes(spec: TrackSpec, instance: models.Model) -> dict[str, list]
     return {name: spec.present(name, None, value) for name, value in after.items()}
 
 
+def update_changes(
+    spec: TrackSpec,
+    instance: models.Model,
+    before: Mapping[str, Any],
+    update_fields: Iterable[str] | None,
+) -> dict[str, list]:
+    """The changes of an update event: the tracked fields among ``update_fields`` (all when
+    ``None``) whose value differs from ``before`` (by attname), masked."""
+    deferred = instance.get_deferred_fields()
+    changes = {}
+    for f in spec.fields_for(update_fields):
+        if f.attname in deferred:
+            continue
+        old = field_value(f, before.get(f.attname))
+        new = field_value(f, getattr(instance, f.attname))
+        if old != new:
+            changes[f.name] = spec.present(f.name, old, new)
+    return changes
+
+
 def _current_values(spec: TrackSpec, instance: models.Model, fields) -> dict[str, Any]:
     return {f.name: field_value(f, getattr(instance, f.attname)) for f in fields}
 
@@ -274,14 +294,7 @@ def _post_save(sender, instance, created, raw=False, using=None, update_fields=N
         changes = creation_changes(spec, instance)
         action = "create" if created else "update"
     else:
-        deferred = instance.get_deferred_fields()
-        fields = [f for f in spec.fields_for(update_fields) if f.attname not in deferred]
-        changes = {}
-        for f in fields:
-            old = field_value(f, before.get(f.attname))
-            new = field_value(f, getattr(instance, f.attname))
-            if old != new:
-                changes[f.name] = spec.present(f.name, old, new)
+        changes = update_changes(spec, instance, before, update_fields)
         if not changes:
             return
         action = "update"

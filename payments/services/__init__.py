@@ -1,6 +1,6 @@
 """Payments: idempotent ingestion into DynamoDB, exactly-once posting to the loan ledger,
 reversal through maker-checker, bulk repayment files. One module a seam: ingest, posting,
-reversal, bulk.
+reversal, bulk; the ledger's side of posting in ledger.
 """
 
 from ._common import MODES, POSTING, QueueStatus, TxnStatus, business_date_for
@@ -18,6 +18,7 @@ from .ingest import (
     transaction_body,
     transaction_get,
 )
+from .ledger import ledger_post, ledger_post_many, ledger_switch_problems, ledger_switch_set
 from .migration import (
     MIGRATED,
     MIGRATED_MODE,
@@ -28,16 +29,15 @@ from .migration import (
     payment_history_record,
 )
 from .posting import (
+    POSTING_BATCH,
     POSTING_LEASE,
-    ledger_post,
-    ledger_switch_problems,
-    ledger_switch_set,
     payment_post_one,
     payments_post_due,
     payments_post_these,
     queue_claim_due,
     queue_item_process,
     queue_item_retry,
+    queue_items_process,
 )
 from .reversal import (
     payment_reversal_deliver,
@@ -51,6 +51,7 @@ __all__ = [
     "MIGRATED_MODE",
     "MODES",
     "POSTING",
+    "POSTING_BATCH",
     "POSTING_LEASE",
     "HistoricalPayment",
     "IngestResult",
@@ -65,6 +66,7 @@ __all__ = [
     "business_date_for",
     "ingest_outcome",
     "ledger_post",
+    "ledger_post_many",
     "ledger_switch_problems",
     "ledger_switch_set",
     "loan_opening_balance_post",
@@ -81,6 +83,7 @@ __all__ = [
     "queue_claim_due",
     "queue_item_process",
     "queue_item_retry",
+    "queue_items_process",
     "transaction_body",
     "transaction_get",
 ]

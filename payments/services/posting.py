@@ -1,18 +1,21 @@
-"""Posting: claim due queue items with a conditional update (lease) > post in one Postgres
-transaction (loan row locked, a posting unique per txn_id) > mark the transaction POSTED
-and the item DONE (which then expires), and store the customer's receipt, in one
-TransactWriteItems. Every step can be repeated after a crash without changing the result:
-a run that finds the posting made marks it, with the receipt the dead run did not store.
+"""Posting: claim due queue items with a conditional update each (lease) > post them, up to
+``POSTING_BATCH`` at a time, in one Postgres transaction (``ledger``: loan rows locked, a
+posting unique per txn_id) > mark their transactions POSTED and their items DONE (which
+then expire), and store the customers' receipts, in one TransactWriteItems. Every step can
+be repeated after a crash without changing the result: a run that finds a posting made
+marks it, with the receipt the dead run did not store.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 from pynamodb.exceptions import PynamoDBException, TransactWriteError
 from pynamodb.expressions.condition import Condition
@@ -24,31 +27,28 @@ from core.money import from_paise
 from dynamo.errors import cancellation_codes, is_unavailable
 from dynamo.shards import in_parallel_settled
 from dynamo.transactions import transact_write
-from loans.models import Instalment, LoanAccount
-from loans.services import loan_dues_set
+from loans.models import LoanAccount
 from notifications.services import (
     notification_build,
     notification_send_enqueue,
     notification_transact_put,
 )
 
-from ..allocation import allocate
 from ..ddb_models import QueueItem, TransactionItem, queue_live, queue_query, queue_status_set
-from ..exceptions import (
-    LedgerSwitchRefused,
-    LedgerUnavailable,
-    PaymentRejected,
-    PostingRefused,
-    StoreUnavailable,
-)
-from ..models import LedgerSwitch, Posting
-from ..refdata import ledger_state
+from ..exceptions import LedgerUnavailable, PaymentRejected, PostingRefused, StoreUnavailable
 from ._common import POSTING, QueueStatus, TxnStatus, _enqueue_posting, _store_call
+from .ledger import ledger_post_many
+
+if TYPE_CHECKING:
+    from notifications.ddb_models import NotificationItem
 
 logger = logging.getLogger(__name__)
 
 
 POSTING_LEASE = timedelta(seconds=settings.PAYMENTS_POSTING_LEASE_SECONDS)
+# Payments posted in one ledger transaction and marked in one TransactWriteItems. A batch
+# holds its loans' locks until it commits, so it stays small.
+POSTING_BATCH = 20
 
 
 def _backoff(attempts: int) -> timedelta:
@@ -134,100 +134,6 @@ def queue_claim_due(*, limit: int, worker: str) -> list[QueueItem]:
     return claimed
 
 
-def ledger_switch_problems(
-    *, maintenance: bool, reason: str, current: LedgerSwitch | None
-) -> dict[str, str]:
-    """Why the switch cannot be set so, by field: switching maintenance on or off needs a
-    reason of its own (not the one it had), and maintenance needs one while on."""
-    reason = reason.strip()
-    was_on, had_reason = (current.maintenance, current.reason) if current else (False, "")
-    if maintenance != was_on and (not reason or reason == had_reason):
-        return {"reason": "Say why you switch maintenance on or off."}
-    if maintenance and not reason:
-        return {"reason": "Say why the ledger is in maintenance."}
-    return {}
-
-
-@transaction.atomic
-def ledger_switch_set(*, maintenance: bool, reason: str, actor) -> LedgerSwitch:
-    """Switch ledger maintenance on or off, or give it another reason, under the row's lock.
-    Audited by the change tracking; postings see it once it commits (the cached state gets a
-    new version then)."""
-    current = LedgerSwitch.objects.select_for_update().filter(pk=1).first()
-    problems = ledger_switch_problems(maintenance=maintenance, reason=reason, current=current)
-    if problems:
-        (field, message), *_ = problems.items()
-        raise LedgerSwitchRefused(message, field=field)
-    switch = current or LedgerSwitch(pk=1)
-    switch.maintenance, switch.reason = maintenance, reason.strip()
-    switch.save()
-    return switch
-
-
-def _ledger_open() -> None:
-    switch = ledger_state()  # cached: read by every posting, changed once in a while
-    if switch.maintenance:
-        raise LedgerUnavailable(f"The ledger is in maintenance: {switch.reason or 'no reason'}")
-
-
-@transaction.atomic
-def ledger_post(*, txn: TransactionItem) -> tuple[Posting, bool]:
-    """Post a transaction to its loan: (posting, True) when new, (posting, False) when it
-    had been posted already; ``posting.loan`` is the loan with its customer. Allocation:
-    oldest dues first; charges, interest, principal. Six statements: the loan locked, the
-    posting looked for, the instalments locked (all of them: the dues are recomputed from
-    them, without reading them again), one update of the instalments paid, the posting, one
-    update of the loan."""
-    _ledger_open()
-    loan = LoanAccount.objects.select_for_update().select_related("customer").get(pk=txn.loan_id)
-    existing = Posting.objects.filter(txn_id=txn.txn_id).first()
-    if existing is not None:
-        existing.loan = loan
-        return existing, False
-    if loan.status != LoanAccount.Status.ACTIVE:
-        raise PostingRefused(f"Loan {loan.loan_number} is {loan.get_status_display().lower()}.")
-    amount = from_paise(txn.amount_paise)
-    schedule = list(loan.instalments.select_for_update().order_by("due_date", "number"))
-    instalments = [inst for inst in schedule if inst.status != Instalment.Status.PAID]
-    allocations, excess = allocate(amount, instalments)
-    by_id = {inst.pk: inst for inst in instalments}
-    for allocation in allocations:
-        inst = by_id[allocation.instalment_id]
-        inst.charges_paid += allocation.charges
-        inst.interest_paid += allocation.interest
-        inst.principal_paid += allocation.principal
-        inst.status = inst.derived_status
-    if allocations:
-        Instalment.objects.bulk_update(
-            [by_id[a.instalment_id] for a in allocations],
-            ["charges_paid", "interest_paid", "principal_paid", "status"],
-        )
-    posting = Posting.objects.create(
-        txn_id=txn.txn_id,
-        loan=loan,
-        branch_id=loan.branch_id,
-        business_date=date.fromisoformat(txn.business_date),
-        mode=txn.mode,
-        amount=amount,
-        charges=sum((a.charges for a in allocations), Decimal("0.00")),
-        interest=sum((a.interest for a in allocations), Decimal("0.00")),
-        principal=sum((a.principal for a in allocations), Decimal("0.00")),
-        excess=excess,
-        allocations=[a.as_json() for a in allocations],
-    )
-    # a loan without a schedule keeps its figures (see loan_dues_refresh)
-    changed = list(loan_dues_set(loan=loan, instalments=schedule)) if schedule else []
-    if loan.last_payment_date is None or posting.business_date >= loan.last_payment_date:
-        loan.last_payment_date, loan.last_payment_amount = posting.business_date, amount
-        changed += ["last_payment_date", "last_payment_amount"]
-    if loan.total_outstanding == 0:
-        loan.status = LoanAccount.Status.CLOSED
-        changed.append("status")
-    if changed:
-        loan.save(update_fields=sorted({*changed, "updated_at"}))
-    return posting, True
-
-
 def _receipt(*, loan: LoanAccount, txn: TransactionItem):
     """The customer's receipt of a posted payment, built to be stored with the write that
     marks the payment POSTED (so once, and only for a payment posted); its id is the
@@ -258,51 +164,93 @@ def _queue_expiry(moment: datetime) -> datetime:
     return moment + timedelta(days=settings.PAYMENTS_QUEUE_RETENTION_DAYS)
 
 
-def _mark(
-    txn_id: str, item_id: str, *, status: str, reason: str | None = None, receipt=None
-) -> None:
-    """Transaction RECEIVED > POSTED or FAILED, its queue item DONE (expiring), and the
-    receipt of a posted one stored, in one write; then the receipt's send task."""
-    moment = timezone.now()
+@dataclass(frozen=True)
+class _Mark:
+    """How a posted or refused payment ends: its transaction POSTED (with the receipt) or
+    FAILED (with the reason), its queue item DONE."""
+
+    txn_id: str
+    item_id: str
+    status: str
+    reason: str | None = None
+    receipt: NotificationItem | None = None
+
+
+def _mark_into(tw, mark: _Mark, moment: datetime) -> None:
+    """The writes of ``mark``, added to ``tw``: transaction RECEIVED > POSTED or FAILED,
+    its queue item DONE (expiring), and the receipt of a posted one stored."""
     now = iso(moment)
-    actions = [TransactionItem.status.set(status)]
-    if status == TxnStatus.POSTED:
+    actions = [TransactionItem.status.set(mark.status)]
+    if mark.status == TxnStatus.POSTED:
         actions.append(TransactionItem.posted_at.set(now))
-    if reason:
-        actions.append(TransactionItem.failure_reason.set(reason[:500]))
+    if mark.reason:
+        actions.append(TransactionItem.failure_reason.set(mark.reason[:500]))
+    tw.update(
+        TransactionItem(mark.txn_id),
+        actions=actions,
+        condition=TransactionItem.status == TxnStatus.RECEIVED,
+    )
+    tw.update(
+        QueueItem(mark.item_id),
+        actions=[
+            *queue_status_set(mark.item_id, QueueStatus.DONE),
+            QueueItem.updated_at.set(now),
+            QueueItem.expires_at.set(_queue_expiry(moment)),
+            QueueItem.last_error.set(mark.reason[:500])
+            if mark.reason
+            else QueueItem.last_error.remove(),
+        ],
+    )
+    if mark.receipt is not None:
+        notification_transact_put(tw, mark.receipt)
+
+
+def _mark(mark: _Mark) -> None:
+    """One payment's mark in one write; then the receipt's send task."""
+    try:
+        transact_write(lambda tw: _mark_into(tw, mark, timezone.now()))
+    except TransactWriteError as exc:
+        # the reasons in the order PynamoDB sends the items: the puts (the receipt) first
+        codes = [*cancellation_codes(exc), None, None]
+        receipt_code, txn_code = (codes[0], codes[1]) if mark.receipt else (None, codes[0])
+        if txn_code == "ConditionalCheckFailed":
+            _queue_done(mark.item_id)  # already marked by an earlier run: just finish the item
+            return
+        if receipt_code == "ConditionalCheckFailed":
+            # a receipt stored already (never without the mark, but never block a posting)
+            _mark(replace(mark, receipt=None))
+            return
+        raise
+    if mark.receipt is not None:
+        notification_send_enqueue(mark.receipt.notification_id)
+
+
+def _mark_many(marks: list[_Mark]) -> None:
+    """The marks of a batch in one TransactWriteItems (at most 3 writes a payment, so
+    ``POSTING_BATCH`` stays far below DynamoDB's 100); when a condition refuses it (a
+    payment marked already by an earlier run, a receipt stored already), each on its own,
+    as ``_mark`` finishes such a one. Then the receipts' send tasks."""
+    if len(marks) <= 1:
+        for mark in marks:
+            _mark(mark)
+        return
+    moment = timezone.now()
 
     def build(tw) -> None:
-        tw.update(
-            TransactionItem(txn_id),
-            actions=actions,
-            condition=TransactionItem.status == TxnStatus.RECEIVED,
-        )
-        tw.update(
-            QueueItem(item_id),
-            actions=[
-                *queue_status_set(item_id, QueueStatus.DONE),
-                QueueItem.updated_at.set(now),
-                QueueItem.expires_at.set(_queue_expiry(moment)),
-                QueueItem.last_error.set(reason[:500]) if reason else QueueItem.last_error.remove(),
-            ],
-        )
-        if receipt is not None:
-            notification_transact_put(tw, receipt)
+        for mark in marks:
+            _mark_into(tw, mark, moment)
 
     try:
         transact_write(build)
     except TransactWriteError as exc:
-        codes = cancellation_codes(exc)
-        if codes[:1] == ["ConditionalCheckFailed"]:
-            _queue_done(item_id)  # already marked by an earlier run: just finish the item
-            return
-        if receipt is not None and "ConditionalCheckFailed" in codes[2:]:
-            # a receipt stored already (never without the mark, but never block a posting)
-            _mark(txn_id, item_id, status=status, reason=reason)
-            return
-        raise
-    if receipt is not None:
-        notification_send_enqueue(receipt.notification_id)
+        if "ConditionalCheckFailed" not in cancellation_codes(exc):
+            raise
+        for mark in marks:
+            _mark(mark)
+        return
+    for mark in marks:
+        if mark.receipt is not None:
+            notification_send_enqueue(mark.receipt.notification_id)
 
 
 def _queue_done(item_id: str) -> None:
@@ -354,67 +302,115 @@ def _transaction_of(item: QueueItem) -> TransactionItem:
 
 def queue_item_process(*, item: QueueItem) -> str:
     """Post one item just leased (``item`` as the lease's update returned it). Returns
-    posted, noop, failed, retry or dead."""
-    txn = _transaction_of(item)
-    if txn.status != TxnStatus.RECEIVED:
-        _queue_done(item.item_id)
-        return "noop"
+    posted, noop, failed, retry, dead or interrupted."""
+    return queue_items_process(items=[item])[0]
+
+
+def queue_items_process(*, items: list[QueueItem]) -> list[str]:
+    """Post items just leased, ``POSTING_BATCH`` at a time (in their order): each batch in
+    one ledger transaction and one mark. Returns each item's outcome, in order: posted,
+    noop, failed, retry, dead, or interrupted (by DynamoDB: its lease runs out and another
+    run takes it)."""
+    outcomes: list[str] = []
+    for start in range(0, len(items), POSTING_BATCH):
+        outcomes += _batch_process(items[start : start + POSTING_BATCH])
+    return outcomes
+
+
+def _batch_process(items: list[QueueItem]) -> list[str]:
     try:
-        posting, created = ledger_post(txn=txn)
-    except LedgerUnavailable as exc:
-        return _queue_release(item, str(exc))
-    except (OperationalError, InterfaceError) as exc:
-        return _queue_release(item, f"ledger database unavailable: {exc}".splitlines()[0])
-    except PostingRefused as exc:
-        _mark(txn.txn_id, item.item_id, status=TxnStatus.FAILED, reason=str(exc))
-        return "failed"
-    receipt = _receipt(loan=posting.loan, txn=txn)
-    _mark(txn.txn_id, item.item_id, status=TxnStatus.POSTED, receipt=receipt)
-    return "posted" if created else "noop"
+        return _batch_post(items)
+    except PynamoDBException as exc:  # the leases run out and another run retries
+        logger.warning("posting %d item(s) interrupted by DynamoDB: %s", len(items), exc)
+        return ["interrupted"] * len(items)
+    except DatabaseError as exc:
+        if len(items) > 1:
+            # one payment's statement failed: each on its own, so that it holds back no other
+            return [outcome for item in items for outcome in _batch_process([item])]
+        return [_queue_release(items[0], f"ledger database error: {exc}".splitlines()[0])]
+
+
+def _batch_post(items: list[QueueItem]) -> list[str]:
+    outcomes: dict[str, str] = {}
+    pending: list[tuple[QueueItem, TransactionItem]] = []
+    for item in items:
+        txn = _transaction_of(item)
+        if txn.status == TxnStatus.RECEIVED:
+            pending.append((item, txn))
+        else:
+            _queue_done(item.item_id)
+            outcomes[item.item_id] = "noop"
+    if pending:
+        try:
+            results = ledger_post_many(txns=[txn for _, txn in pending])
+        except LedgerUnavailable as exc:
+            results = {txn.txn_id: str(exc) for _, txn in pending}
+        except (OperationalError, InterfaceError) as exc:
+            error = f"ledger database unavailable: {exc}".splitlines()[0]
+            results = {txn.txn_id: error for _, txn in pending}
+        marks = []
+        for item, txn in pending:
+            result = results[txn.txn_id]
+            if isinstance(result, str):  # the ledger could not be reached: back off
+                outcomes[item.item_id] = _queue_release(item, result)
+            elif isinstance(result, PostingRefused):
+                marks.append(_Mark(txn.txn_id, item.item_id, TxnStatus.FAILED, reason=str(result)))
+                outcomes[item.item_id] = "failed"
+            else:
+                posting, created = result
+                receipt = _receipt(loan=posting.loan, txn=txn)
+                marks.append(_Mark(txn.txn_id, item.item_id, TxnStatus.POSTED, receipt=receipt))
+                outcomes[item.item_id] = "posted" if created else "noop"
+        _mark_many(marks)
+    return [outcomes[item.item_id] for item in items]
 
 
 def payments_post_due(*, limit: int = 100, worker: str | None = None) -> dict[str, int]:
     """Claim and post what is due. Safe to run in any number of workers at once."""
-    worker = worker or worker_id()
-    outcomes: dict[str, int] = {}
-    for item in queue_claim_due(limit=limit, worker=worker):
-        try:
-            outcome = queue_item_process(item=item)
-        except PynamoDBException as exc:  # the lease runs out and another run retries
-            logger.warning("posting %s interrupted by DynamoDB: %s", item.item_id, exc)
-            outcome = "interrupted"
-        except DatabaseError as exc:
-            outcome = _queue_release(item, f"ledger database error: {exc}".splitlines()[0])
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
+    claimed = queue_claim_due(limit=limit, worker=worker or worker_id())
+    return dict(Counter(queue_items_process(items=claimed)))
 
 
-def payment_post_one(*, txn_id: str) -> str:
-    """Post one transaction now if its item is due (used right after ingestion)."""
-    now = timezone.now()
+def _lease_due(txn_id: str, *, worker: str, now: datetime) -> QueueItem | None:
+    """The transaction's item leased if it is READY and due, else None."""
     try:
-        item = _lease(
+        return _lease(
             txn_id,
             condition=(QueueItem.queue_status == f"{POSTING}#{QueueStatus.READY}")
             & (QueueItem.next_attempt_at <= iso(now)),
-            worker=worker_id(),
+            worker=worker,
             now=now,
         )
     except PynamoDBException as exc:
         if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
-            return "not_due"
+            return None
         raise
-    return queue_item_process(item=item)
+
+
+def payment_post_one(*, txn_id: str) -> str:
+    """Post one transaction now if its item is due (used right after ingestion)."""
+    (outcome,) = payments_post_these(txn_ids=[txn_id])
+    return outcome
 
 
 def payments_post_these(*, txn_ids: list[str]) -> dict[str, int]:
     """Post these transactions now where their items are due: the payments one web process
-    accepted in the last moments, published together (``ingest``'s publisher)."""
-    outcomes: dict[str, int] = {}
-    for txn_id in txn_ids:
-        outcome = payment_post_one(txn_id=txn_id)
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
+    accepted in the last moments, published together (``ingest``'s publisher). Their items
+    are leased at once (each by its conditional update), then posted together
+    (``queue_items_process``); ``not_due`` counts those leased or finished elsewhere. A
+    lease that DynamoDB refused is raised once the others are posted (the sweep posts it)."""
+    now, worker = timezone.now(), worker_id()
+    leases = in_parallel_settled(
+        lambda txn_id: _lease_due(txn_id, worker=worker, now=now), list(dict.fromkeys(txn_ids))
+    )
+    leased = [lease for lease in leases if isinstance(lease, QueueItem)]
+    outcomes = Counter(queue_items_process(items=leased))
+    if not_due := sum(lease is None for lease in leases):
+        outcomes["not_due"] = not_due
+    errors = [lease for lease in leases if isinstance(lease, Exception)]
+    if errors:
+        raise errors[0]
+    return dict(outcomes)
 
 
 def queue_item_retry(*, item_id: str, actor) -> None:

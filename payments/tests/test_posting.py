@@ -18,7 +18,7 @@ from payments.models import LedgerSwitch, Posting
 from payments.refdata import ledger_state
 from payments.services import payment_ingest, payments_post_due
 from payments.tests.test_ingest import count_dynamodb_calls
-from tests.factories import UserFactory, make_loan, payment
+from tests.factories import UserFactory, make_loan, payment, templates_seed
 
 pytestmark = pytest.mark.django_db
 
@@ -73,15 +73,16 @@ def test_posting_queues_a_receipt_for_the_customer():
     assert (receipts[0].notification_id, receipts[0].status) == (txn_id, "QUEUED")
 
 
-def test_a_posting_is_eight_statements_and_two_dynamodb_calls(django_assert_num_queries):
+def test_a_posting_is_seven_statements_and_two_dynamodb_calls(django_assert_num_queries):
     loan = make_loan()
     txn_id = _ingest(loan)
     ledger_state()  # cached for every posting after the first
     # In the ledger's transaction: the loan locked, the posting looked for, the instalments
-    # locked, their update, the posting, the loan's update (its audit tracking reads the row
-    # before and adds an outbox message: 8). Around it: the savepoint that the test's own
-    # transaction makes of the atomic block (2). After it: the receipt's template (1).
-    with count_dynamodb_calls() as calls, django_assert_num_queries(8 + 2 + 1):
+    # locked, their update, the posting, the loan's update, its audit event's outbox message
+    # (7: the loan's values before come from the locked read, not another). Around it: the
+    # savepoint that the test's own transaction makes of the atomic block (2). After it:
+    # the receipt's template (1).
+    with count_dynamodb_calls() as calls, django_assert_num_queries(7 + 2 + 1):
         assert services.payment_post_one(txn_id=txn_id) == "posted"
     # the lease, and the mark that stores the receipt with it
     assert calls == ["UpdateItem", "TransactWriteItems"]
@@ -287,3 +288,219 @@ def test_the_ledger_switch_is_set_through_its_service_with_a_reason_and_audited(
         ref="payments.ledgerswitch#1", payload__action="update"
     ).values_list("payload__changes", flat=True)
     assert changes["maintenance"] == [True, False]
+
+
+# --- Batches: several payments in one ledger transaction and one mark ---------------------
+
+
+def _ledger_of(loan) -> list[tuple]:
+    return list(
+        loan.instalments.order_by("number").values_list(
+            "charges_paid", "interest_paid", "principal_paid", "status"
+        )
+    )
+
+
+def test_a_batch_posts_several_payments_of_a_loan_as_one_by_one_would(
+    django_assert_num_queries,
+):
+    amounts = ["9000.00", "700.00", "12000.00"]
+    one_by_one, batched = make_loan(), make_loan()
+    single_ids = [_ingest(one_by_one, amount=a) for a in amounts]
+    for txn_id in single_ids:
+        assert services.payment_post_one(txn_id=txn_id) == "posted"
+    batch_ids = [_ingest(batched, amount=a) for a in amounts]
+    other = make_loan()
+    batch_ids.append(_ingest(other, amount="500.00"))
+    ledger_state()
+    events_before = list(AuditMessage.objects.values_list("pk", flat=True))
+    principal_before = LoanAccount.objects.get(pk=batched.pk).outstanding_principal
+    # the ledger's transaction: the loans locked, the postings looked for, the instalments
+    # locked, their update, the postings' insert, the loans' audit events, and an update a
+    # loan = 6 + 2; the test's savepoint (2); each receipt's template (4)
+    with count_dynamodb_calls() as calls, django_assert_num_queries(6 + 2 + 2 + 4):
+        assert services.payments_post_these(txn_ids=batch_ids) == {"posted": 4}
+    # a lease each, and one mark for them all (with their receipts)
+    assert calls == ["UpdateItem"] * 4 + ["TransactWriteItems"]
+    assert _ledger_of(batched) == _ledger_of(one_by_one)
+    singles = Posting.objects.filter(txn_id__in=single_ids).order_by("amount")
+    batch = Posting.objects.filter(txn_id__in=batch_ids[:3]).order_by("amount")
+    assert [(p.amount, p.charges, p.interest, p.principal, p.excess) for p in batch] == [
+        (p.amount, p.charges, p.interest, p.principal, p.excess) for p in singles
+    ]
+    one_by_one.refresh_from_db()
+    batched.refresh_from_db()
+    assert batched.outstanding_principal == one_by_one.outstanding_principal
+    assert batched.outstanding_interest == one_by_one.outstanding_interest
+    assert {TransactionItem.get(t).status for t in batch_ids} == {"POSTED"}
+    assert {QueueItem.get(t).queue_status for t in batch_ids} == {"POSTING#DONE"}
+    assert all(len(_receipts(t)) == 1 for t in batch_ids)
+    # the loan's balances moved once in the batch: one audit event for it, from before to after
+    (changes,) = (
+        AuditMessage.objects.filter(ref=f"loans.loanaccount#{batched.pk}", payload__action="update")
+        .exclude(pk__in=events_before)
+        .values_list("payload__changes", flat=True)
+    )
+    assert Decimal(changes["outstanding_principal"][0]) == principal_before
+    assert Decimal(changes["outstanding_principal"][1]) == batched.outstanding_principal
+
+
+def test_a_payment_after_the_one_that_closes_its_loan_in_the_same_batch_is_refused():
+    loan = make_loan(disbursed_amount=Decimal("1200.00"), sanctioned_amount=Decimal("1200.00"))
+    owed = sum(i.total_due for i in loan.instalments.all())
+    closing = _ingest(loan, amount=str(owed))
+    late = _ingest(loan, amount="10.00")
+    assert services.payments_post_these(txn_ids=[closing, late]) == {"posted": 1, "failed": 1}
+    loan.refresh_from_db()
+    assert loan.status == "CLOSED" and loan.total_outstanding == 0
+    assert TransactionItem.get(closing).status == "POSTED"
+    refused = TransactionItem.get(late)
+    assert refused.status == "FAILED" and "closed" in refused.failure_reason
+    assert list(Posting.objects.values_list("txn_id", flat=True)) == [closing]
+    assert _receipts(late) == []
+
+
+def test_a_batch_with_a_payment_marked_already_finishes_it_and_marks_the_others():
+    loan = make_loan()
+    first, second, third = (_ingest(loan, amount="100.00") for _ in range(3))
+    assert services.payment_post_one(txn_id=first) == "posted"
+    # its item back to READY, as if a redelivery met it: the batch's one mark is refused by
+    # its condition, and each payment is marked on its own
+    QueueItem(first).update(
+        actions=[
+            QueueItem.queue_status.set("POSTING#READY"),
+            QueueItem.next_attempt_at.set(iso(timezone.now() - timedelta(seconds=1))),
+        ]
+    )
+    outcomes = services.payments_post_these(txn_ids=[first, second, third])
+    assert outcomes == {"noop": 1, "posted": 2}
+    assert Posting.objects.count() == 3
+    assert {TransactionItem.get(t).status for t in (first, second, third)} == {"POSTED"}
+    assert {QueueItem.get(t).queue_status for t in (first, second, third)} == {"POSTING#DONE"}
+    assert [len(_receipts(t)) for t in (first, second, third)] == [1, 1, 1]
+
+
+def test_a_batch_leases_only_the_due_items_and_posts_each_once():
+    loan = make_loan()
+    txn_ids = [_ingest(loan, amount="100.00") for _ in range(3)]
+    assert services.payment_post_one(txn_id=txn_ids[0]) == "posted"
+    # posted already, and named twice: neither is posted again
+    outcomes = services.payments_post_these(txn_ids=[*txn_ids, txn_ids[1]])
+    assert outcomes == {"posted": 2, "not_due": 1}
+    assert Posting.objects.count() == 3
+
+
+def test_maintenance_backs_off_every_payment_of_a_batch(settings):
+    settings.PAYMENTS_POSTING_BACKOFF_SECONDS = 60
+    LedgerSwitch.objects.create(pk=1, maintenance=True, reason="month-end")
+    loan = make_loan()
+    txn_ids = [_ingest(loan, amount="100.00") for _ in range(2)]
+    assert services.payments_post_these(txn_ids=txn_ids) == {"retry": 2}
+    for txn_id in txn_ids:
+        item = QueueItem.get(txn_id)
+        assert item.queue_status == "POSTING#READY" and "maintenance" in item.last_error
+    assert not Posting.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_meeting_in_the_ledger_with_one_batch_post_each_payment_once():
+    """Two workers that both hold the same payments (a lease ran out while the first was
+    still posting) post them at once, in opposite orders, over the same loans: the loans
+    are locked in id order (no deadlock) and each payment is posted exactly once."""
+    templates_seed()  # the receipt's: an earlier transactional test's flush removed it
+    loans = [make_loan() for _ in range(3)]
+    principal = UserFactory(is_superuser=True)
+    txn_ids = [_ingest(loans[i % 3], amount="250.00", principal=principal) for i in range(12)]
+    txns = [TransactionItem.get(t) for t in txn_ids]
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def work(order):
+        barrier.wait()
+        try:
+            results.append(services.ledger_post_many(txns=order))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=work, args=(txns,)),
+        threading.Thread(target=work, args=(txns[::-1],)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    created = [t for result in results for t, (_, new) in result.items() if new]
+    assert sorted(created) == sorted(txn_ids)  # each by exactly one of the two
+    assert Posting.objects.count() == 12
+    for loan in loans:
+        assert sum(i.total_paid for i in loan.instalments.all()) == Decimal("1000.00")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_and_sweeps_post_each_payment_exactly_once():
+    templates_seed()  # the receipt's: an earlier transactional test's flush removed it
+    loans = [make_loan() for _ in range(4)]
+    principal = UserFactory(is_superuser=True)
+    txn_ids = [_ingest(loans[i % 4], amount="125.00", principal=principal) for i in range(40)]
+    barrier = threading.Barrier(4)
+    outcomes, errors = [], []
+
+    def work(kind, index):
+        barrier.wait()
+        try:
+            if kind == "these":  # overlapping batches, as two web processes could publish
+                for start in range(0, 40, 8):
+                    ids = txn_ids[start : start + 8 + 4 * index]
+                    outcomes.append(services.payments_post_these(txn_ids=ids))
+            else:
+                for _ in range(4):
+                    outcomes.append(payments_post_due(limit=6))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=work, args=(kind, index))
+        for index, kind in enumerate(["these", "these", "due", "due"])
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    payments_post_due()
+    assert errors == []
+    assert sum(o.get("posted", 0) for o in outcomes) <= 40
+    assert Posting.objects.count() == 40
+    assert {TransactionItem.get(t).status for t in txn_ids} == {"POSTED"}
+    assert all(len(_receipts(t)) == 1 for t in txn_ids)
+    for loan in loans:
+        assert sum(i.total_paid for i in loan.instalments.all()) == Decimal("1250.00")
+
+
+def test_a_payment_posted_without_a_receipt_and_met_again_is_finished_without_one():
+    from notifications.models import NotificationTemplate
+
+    loan = make_loan()
+    txn_id = _ingest(loan)
+    receipts = NotificationTemplate.objects.filter(code="receipt", channel="SMS")
+    receipts.update(is_active=False)  # staff switched the receipt off: posted without one
+    assert services.payment_post_one(txn_id=txn_id) == "posted"
+    receipts.update(is_active=True)
+    # met again (a lease ran out): the mark with a receipt now is refused by the payment's
+    # condition only, and the item is finished; no receipt for a payment posted before
+    QueueItem(txn_id).update(
+        actions=[
+            QueueItem.queue_status.set("POSTING#READY"),
+            QueueItem.next_attempt_at.set(iso(timezone.now() - timedelta(seconds=1))),
+        ]
+    )
+    assert services.payment_post_one(txn_id=txn_id) == "noop"
+    assert QueueItem.get(txn_id).queue_status == "POSTING#DONE"
+    assert TransactionItem.get(txn_id).status == "POSTED"
+    assert _receipts(txn_id) == []
+    assert Posting.objects.count() == 1
