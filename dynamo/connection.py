@@ -6,11 +6,15 @@ real AWS); table administration and health checks use a boto3 client.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import boto3
 from botocore.config import Config
 from django.conf import settings
 from pynamodb.connection import Connection
 
+T = TypeVar("T")
 _connections: dict[tuple, Connection] = {}
 
 
@@ -26,13 +30,19 @@ def settings_key() -> tuple:
     )
 
 
+def for_settings(built: dict[tuple, T], build: Callable[[], T]) -> T:
+    """The process's shared client in ``built`` for the settings now, built on first use
+    (a settings change in tests gets a new one)."""
+    key = settings_key()
+    client = built.get(key)
+    if client is None:
+        client = built[key] = build()
+    return client
+
+
 def pynamodb_connection() -> Connection:
     """A shared Connection (its botocore client is thread-safe and costly to build)."""
-    key = settings_key()
-    connection = _connections.get(key)
-    if connection is None:
-        connection = _connections[key] = _new_connection()
-    return connection
+    return for_settings(_connections, _new_connection)
 
 
 def _new_connection() -> Connection:

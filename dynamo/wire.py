@@ -37,7 +37,7 @@ from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from django.conf import settings
 from pynamodb.exceptions import CancellationReason, VerboseClientError
 
-from .connection import settings_key
+from .connection import for_settings
 
 SERVICE = "dynamodb"
 TARGET = "DynamoDB_20120810"
@@ -247,8 +247,4 @@ _clients: dict[tuple, WireClient] = {}
 
 def wire_client() -> WireClient:
     """The process's client for the settings now (a settings change in tests gets a new one)."""
-    key = settings_key()
-    client = _clients.get(key)
-    if client is None:
-        client = _clients[key] = WireClient()
-    return client
+    return for_settings(_clients, WireClient)

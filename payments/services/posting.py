@@ -389,7 +389,7 @@ def _lease_due(txn_id: str, *, worker: str, now: datetime) -> QueueItem | None:
 
 def payment_post_one(*, txn_id: str) -> str:
     """Post one transaction now if its item is due (used right after ingestion)."""
-    (outcome,) = payments_post_these(txn_ids=[txn_id])
+    (outcome,) = payments_post_these(txn_ids=[txn_id]).keys()  # {outcome: 1}
     return outcome
 
 
